@@ -1,0 +1,58 @@
+// LayerNorm without affine parameters over the last dimension, one workgroup per row.
+// Two passes over the row (mean, then the mean of squared deviations) rather than E[x²]-E[x]²,
+// which loses precision when |mean| is large against the spread.
+
+struct Params {
+    rows: u32,
+    d: u32,
+    eps: f32,
+    off_x: u32,
+    off_out: u32,
+}
+
+const WG: u32 = {{WG}}u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+
+fn reduce_sum(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = p.off_x + row * p.d;
+    var s = 0.0;
+    for (var c = lid; c < p.d; c += WG) {
+        s += x[base + c];
+    }
+    let mean = reduce_sum(s, lid) / f32(p.d);
+    var v = 0.0;
+    for (var c = lid; c < p.d; c += WG) {
+        let dx = x[base + c] - mean;
+        v += dx * dx;
+    }
+    let rstd = inverseSqrt(reduce_sum(v, lid) / f32(p.d) + p.eps);
+    let ob = p.off_out + row * p.d;
+    for (var c = lid; c < p.d; c += WG) {
+        out[ob + c] = (x[base + c] - mean) * rstd;
+    }
+}

@@ -1,0 +1,119 @@
+// C[b, m, n] = sum_k A[b, m, k] * W[b or 0, n, k] (+ bias[n])
+//
+// W is stored (out, in) as PyTorch stores a Linear, so both operands are read along k with
+// unit stride. Each invocation computes a 4x4 block of C from registers; there is no
+// workgroup memory: barriers are very expensive on software GPUs and the two operands are
+// already contiguous along k. Rows and columns past the edge are clamped on load and masked
+// on store, so any M, N, K work.
+//
+// VEC4: K is a multiple of 4 and every offset is 16-byte aligned: the operands are bound as
+// vec4 arrays.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    ldc: u32,
+    off_a: u32,
+    off_w: u32,
+    off_bias: u32,
+    off_c: u32,
+    a_batch: u32,
+    w_batch: u32,
+    c_batch: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+#if VEC4
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
+#else
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+#endif
+#if BIAS
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+#else
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+#endif
+
+#if VEC4
+fn load_a(i: u32) -> vec4<f32> { return a[i / 4u]; }
+fn load_w(i: u32) -> vec4<f32> { return w[i / 4u]; }
+#else
+fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(a[i], a[i + 1u], a[i + 2u], a[i + 3u]); }
+fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]); }
+#endif
+
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n0 = gid.x * 4u;
+    let m0 = gid.y * 4u;
+    if (n0 >= p.n || m0 >= p.m) {
+        return;
+    }
+    let ab = p.off_a + gid.z * p.a_batch;
+    let wb = p.off_w + gid.z * p.w_batch;
+    let a0 = ab + min(m0, p.m - 1u) * p.k;
+    let a1 = ab + min(m0 + 1u, p.m - 1u) * p.k;
+    let a2 = ab + min(m0 + 2u, p.m - 1u) * p.k;
+    let a3 = ab + min(m0 + 3u, p.m - 1u) * p.k;
+    let w0 = wb + min(n0, p.n - 1u) * p.k;
+    let w1 = wb + min(n0 + 1u, p.n - 1u) * p.k;
+    let w2 = wb + min(n0 + 2u, p.n - 1u) * p.k;
+    let w3 = wb + min(n0 + 3u, p.n - 1u) * p.k;
+
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    let k4 = p.k & ~3u;
+    for (var kk = 0u; kk < k4; kk += 4u) {
+        let x0 = load_a(a0 + kk);
+        let x1 = load_a(a1 + kk);
+        let x2 = load_a(a2 + kk);
+        let x3 = load_a(a3 + kk);
+        let y0 = load_w(w0 + kk);
+        let y1 = load_w(w1 + kk);
+        let y2 = load_w(w2 + kk);
+        let y3 = load_w(w3 + kk);
+        c0 += vec4<f32>(dot(x0, y0), dot(x0, y1), dot(x0, y2), dot(x0, y3));
+        c1 += vec4<f32>(dot(x1, y0), dot(x1, y1), dot(x1, y2), dot(x1, y3));
+        c2 += vec4<f32>(dot(x2, y0), dot(x2, y1), dot(x2, y2), dot(x2, y3));
+        c3 += vec4<f32>(dot(x3, y0), dot(x3, y1), dot(x3, y2), dot(x3, y3));
+    }
+#if VEC4
+#else
+    for (var kk = k4; kk < p.k; kk += 1u) {
+        let y = vec4<f32>(w[w0 + kk], w[w1 + kk], w[w2 + kk], w[w3 + kk]);
+        c0 += a[a0 + kk] * y;
+        c1 += a[a1 + kk] * y;
+        c2 += a[a2 + kk] * y;
+        c3 += a[a3 + kk] * y;
+    }
+#endif
+
+    var b = vec4<f32>(0.0);
+#if BIAS
+    b = vec4<f32>(
+        bias[p.off_bias + min(n0, p.n - 1u)],
+        bias[p.off_bias + min(n0 + 1u, p.n - 1u)],
+        bias[p.off_bias + min(n0 + 2u, p.n - 1u)],
+        bias[p.off_bias + min(n0 + 3u, p.n - 1u)]);
+#endif
+    let cb = p.off_c + gid.z * p.c_batch;
+    let rows = array<vec4<f32>, 4>(c0 + b, c1 + b, c2 + b, c3 + b);
+    for (var i = 0u; i < 4u; i += 1u) {
+        let m = m0 + i;
+        if (m < p.m) {
+            let r = rows[i];
+            let base = cb + m * p.ldc + n0;
+            for (var j = 0u; j < 4u; j += 1u) {
+                if (n0 + j < p.n) {
+                    c[base + j] = r[j];
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+// adaLN modulation: out = x * (1 + scale) + shift, where for the batch b that row r belongs to
+//   shift = mods[b, SHIFT_M] + table[SHIFT_T],  scale = mods[b, SCALE_M] + table[SCALE_T].
+// Adding the learned table here saves a pass over (B, C, D) per block.
+
+struct Params {
+    rows: u32,
+    d: u32,
+    row0: u32,
+    rows_per_batch: u32,
+    mod_chunks: u32,
+    shift_m: u32,
+    scale_m: u32,
+    shift_t: u32,
+    scale_t: u32,
+    off_x: u32,
+    off_mod: u32,
+    off_table: u32,
+    off_out: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mods: array<f32>;
+@group(0) @binding(3) var<storage, read> table: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if (i >= p.rows * p.d) {
+        return;
+    }
+    let r = i / p.d;
+    let c = i - r * p.d;
+    let b = (p.row0 + r) / p.rows_per_batch;
+    let mb = p.off_mod + b * p.mod_chunks * p.d + c;
+    let shift = mods[mb + p.shift_m * p.d] + table[p.off_table + p.shift_t * p.d + c];
+    let scale = mods[mb + p.scale_m * p.d] + table[p.off_table + p.scale_t * p.d + c];
+    out[p.off_out + i] = x[p.off_x + i] * (1.0 + scale) + shift;
+}

@@ -1,0 +1,57 @@
+// Softmax over the last dimension, one workgroup per row, max-subtracted for stability.
+
+struct Params {
+    rows: u32,
+    d: u32,
+    off_x: u32,
+    off_out: u32,
+}
+
+const WG: u32 = {{WG}}u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = p.off_x + row * p.d;
+    var m = -3.402823e38;
+    for (var c = lid; c < p.d; c += WG) {
+        m = max(m, x[base + c]);
+    }
+    red[lid] = m;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    m = red[0];
+    workgroupBarrier();
+    var sum = 0.0;
+    for (var c = lid; c < p.d; c += WG) {
+        sum += exp(x[base + c] - m);
+    }
+    red[lid] = sum;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let inv = 1.0 / red[0];
+    let ob = p.off_out + row * p.d;
+    for (var c = lid; c < p.d; c += WG) {
+        out[ob + c] = exp(x[base + c] - m) * inv;
+    }
+}

@@ -1,0 +1,274 @@
+//! The WebGPU device the engine runs on: created by us, or borrowed from a host (a game).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::shaders::Kernel;
+
+/// A compiled kernel and the layout of its bind group.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// Where the device came from. A borrowed device belongs to the host: we never destroy it and
+/// never replace its callbacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    Owned,
+    Borrowed,
+}
+
+/// The adapter and device facts a user (and `ptdit info`) wants to see.
+#[derive(Clone, Debug)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub features: wgpu::Features,
+    pub limits: wgpu::Limits,
+}
+
+/// A device + queue and what the engine may use on it.
+#[derive(Clone)]
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub report: AdapterReport,
+    pub ownership: Ownership,
+    lost: Arc<Mutex<Option<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    pipelines: Arc<Mutex<HashMap<String, Pipeline>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.report.name)
+            .field("backend", &self.report.backend)
+            .field("ownership", &self.ownership)
+            .finish()
+    }
+}
+
+impl GpuContext {
+    /// Creates a device on the best adapter. `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and
+    /// `WGPU_POWER_PREF` select another one (native only).
+    pub async fn new() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
+        #[cfg(not(target_arch = "wasm32"))]
+        let adapter = wgpu::util::initialize_adapter_from_env_or_default(&instance, None).await;
+        #[cfg(target_arch = "wasm32")]
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await;
+        let adapter = adapter.map_err(|e| Error::NoAdapter(e.to_string()))?;
+        Self::from_adapter(&adapter).await
+    }
+
+    /// Blocking version of [`GpuContext::new`] for native programs and tests.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking() -> Result<Self> {
+        pollster::block_on(Self::new())
+    }
+
+    /// Creates a device on a given adapter, asking for everything the adapter offers that the
+    /// engine can use (its best limits, `shader-f16`, timestamp queries) and requiring nothing.
+    pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
+        let required_features = adapter.features() & wanted;
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("ptdit"),
+            required_features,
+            required_limits: adapter.limits(),
+            ..Default::default()
+        };
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| Error::Device {
+                    adapter: info.name.clone(),
+                    reason: e.to_string(),
+                })?;
+        let lost = Arc::new(Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = flag.lock() {
+                *slot = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        // wgpu's default handler panics; on our own device, errors are kept and returned by the
+        // next call that checks them.
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(GpuContext {
+            report: report(&info, &device),
+            device,
+            queue,
+            ownership: Ownership::Owned,
+            lost,
+            errors,
+            pipelines: Default::default(),
+        })
+    }
+
+    /// Wraps a host's device and queue (a game engine's). The engine uses what the device was
+    /// created with and never destroys it or replaces its callbacks.
+    pub fn borrowed(device: wgpu::Device, queue: wgpu::Queue, info: &wgpu::AdapterInfo) -> Self {
+        GpuContext {
+            report: report(info, &device),
+            device,
+            queue,
+            ownership: Ownership::Borrowed,
+            lost: Arc::new(Mutex::new(None)),
+            errors: Default::default(),
+            pipelines: Default::default(),
+        }
+    }
+
+    /// True when `shader-f16` is enabled on the device.
+    pub fn has_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Largest byte range one storage binding may cover on this device.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.device.limits().max_storage_buffer_binding_size
+    }
+
+    /// Returns the first GPU error recorded since the last check (own devices only; a host's
+    /// device reports through the host's handler).
+    pub fn take_errors(&self, during: &str) -> Result<()> {
+        self.check_alive()?;
+        let errs = match self.errors.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => Vec::new(),
+        };
+        match errs.into_iter().next() {
+            Some(detail) => Err(Error::Gpu {
+                during: during.to_string(),
+                detail,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The compiled pipeline of a kernel variant, built once per device and shared by every
+    /// graph compiled on it.
+    pub fn pipeline(&self, kernel: &Kernel) -> Result<Pipeline> {
+        let key = kernel.key();
+        if let Ok(cache) = self.pipelines.lock() {
+            if let Some(p) = cache.get(&key) {
+                return Ok(p.clone());
+            }
+        }
+        let wgsl = kernel.wgsl().map_err(|e| Error::Gpu {
+            during: format!("preparing shader {key}"),
+            detail: e,
+        })?;
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&key),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            });
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for i in 0..=kernel.reads {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: i < kernel.reads,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(&key),
+                entries: &entries,
+            });
+        let pl = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&key),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&key),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        let p = Pipeline { pipeline, layout };
+        if let Ok(mut cache) = self.pipelines.lock() {
+            cache.insert(key, p.clone());
+        }
+        Ok(p)
+    }
+
+    /// Drops cached pipelines (after a failed compile, so a broken one is not reused).
+    pub(crate) fn forget_pipelines(&self, keys: &[String]) {
+        if let Ok(mut cache) = self.pipelines.lock() {
+            for k in keys {
+                cache.remove(k);
+            }
+        }
+    }
+
+    /// Fails with [`Error::DeviceLost`] once the device is gone, so callers stop early with a
+    /// clear message instead of recording work that will never run.
+    pub fn check_alive(&self) -> Result<()> {
+        match self.lost.lock() {
+            Ok(slot) => match slot.as_ref() {
+                Some(reason) => Err(Error::DeviceLost(reason.clone())),
+                None => Ok(()),
+            },
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+fn report(info: &wgpu::AdapterInfo, device: &wgpu::Device) -> AdapterReport {
+    AdapterReport {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        features: device.features(),
+        limits: device.limits(),
+    }
+}

@@ -1,0 +1,6 @@
+//! Everything that talks to WebGPU directly: the device, shader sources and pipelines.
+
+mod context;
+pub mod shaders;
+
+pub use context::{AdapterReport, GpuContext, Ownership, Pipeline};

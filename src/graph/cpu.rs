@@ -1,0 +1,74 @@
+//! Runs a graph with every op's plain-Rust reference: the ground truth the GPU is tested
+//! against, and the CPU reference forward of whole models.
+
+use std::collections::HashMap;
+
+use super::{Graph, Source, TensorId};
+use crate::error::{Error, Result};
+use crate::tensor::{HostTensor, TensorDesc};
+
+/// Evaluates `graph` on the CPU. `feeds` gives every input and param by name; returns every
+/// output by name.
+pub fn run(graph: &Graph, feeds: &HashMap<String, HostTensor>) -> Result<HashMap<String, HostTensor>> {
+    let n = graph.tensors.len();
+    let mut values: Vec<Option<HostTensor>> = vec![None; n];
+    let mut last_use = vec![None; n];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for t in &node.inputs {
+            last_use[graph.root(*t).0] = Some(i);
+        }
+    }
+    for (i, t) in graph.tensors.iter().enumerate() {
+        match &t.source {
+            Source::Input | Source::Param => {
+                let v = feeds
+                    .get(&t.name)
+                    .ok_or_else(|| Error::Graph(format!("no value given for `{}`", t.name)))?;
+                graph.check_feed(&t.name, v)?;
+                values[i] = Some(v.clone());
+            }
+            Source::Constant(v) => values[i] = Some(v.clone()),
+            Source::Op(_) | Source::View(_) => {}
+        }
+    }
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let out_desc: &TensorDesc = &graph.tensors[node.output.0].desc;
+        let out = {
+            // Views are the root's data under another shape.
+            let ins: Vec<HostTensor> = node
+                .inputs
+                .iter()
+                .map(|t| {
+                    let v = values[graph.root(*t).0].as_ref().ok_or_else(|| {
+                        Error::Graph(format!("`{}` read after it was freed", graph.tensors[t.0].name))
+                    })?;
+                    let mut v = v.clone();
+                    v.shape = graph.tensors[t.0].desc.shape.clone();
+                    Ok(v)
+                })
+                .collect::<Result<_>>()?;
+            let refs: Vec<&HostTensor> = ins.iter().collect();
+            node.op.cpu(&refs, out_desc)
+        };
+        values[node.output.0] = Some(out);
+        // Free what no later op reads, so large reference runs stay within memory.
+        for t in &node.inputs {
+            let r = graph.root(*t);
+            let info = &graph.tensors[r.0];
+            if last_use[r.0] == Some(i) && !info.is_output && matches!(info.source, Source::Op(_)) {
+                values[r.0] = None;
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for (i, t) in graph.tensors.iter().enumerate() {
+        if t.is_output {
+            if let Some(v) = values[graph.root(TensorId(i)).0].as_ref() {
+                let mut v = v.clone();
+                v.shape = t.desc.shape.clone();
+                out.insert(t.name.clone(), v);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,385 @@
+//! Runs a graph on the GPU.
+//!
+//! Compiling does all the work that does not depend on the data, once: the memory plan, one
+//! buffer per slab, every dispatch's pipeline and bind group, and every dispatch's parameters in
+//! a single uniform buffer (bound with dynamic offsets). A run is then one command encoder, one
+//! compute pass and one submission. WebGPU cannot replay command buffers, so this pre-resolved
+//! list is the cheapest thing to record again.
+
+use std::collections::HashMap;
+
+use super::encode::{Dispatch, EncodeCx, TensorArg};
+use super::planner::{self, MemoryPlan};
+use super::{Graph, Source, TensorId};
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::tensor::{DType, HostTensor, TensorDesc};
+
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    /// Binding limit to plan for instead of the device's (tests use a tiny one to prove that
+    /// every op splits its work correctly).
+    pub max_binding_bytes: Option<u64>,
+}
+
+struct Step {
+    pipeline: usize,
+    bind_group: wgpu::BindGroup,
+    uniform_offset: u32,
+    groups: [u32; 3],
+}
+
+/// A graph compiled for one device: buffers allocated, pipelines and bind groups resolved.
+pub struct Executable {
+    ctx: GpuContext,
+    names: HashMap<String, TensorId>,
+    descs: Vec<TensorDesc>,
+    sources: Vec<Source>,
+    outputs: Vec<bool>,
+    buffers: Vec<wgpu::Buffer>,
+    buffer_of: Vec<usize>,
+    pipelines: Vec<wgpu::ComputePipeline>,
+    steps: Vec<Step>,
+    _uniforms: wgpu::Buffer,
+    pub memory: MemoryPlan,
+    /// Number of dispatches one run records.
+    pub dispatches: usize,
+}
+
+impl Executable {
+    /// Compiles `graph` for `ctx`. Errors name the op that cannot run on this device.
+    pub async fn new(ctx: &GpuContext, graph: &Graph) -> Result<Self> {
+        Self::with_options(ctx, graph, &ExecOptions::default()).await
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking(ctx: &GpuContext, graph: &Graph) -> Result<Self> {
+        pollster::block_on(Self::new(ctx, graph))
+    }
+
+    pub async fn with_options(ctx: &GpuContext, graph: &Graph, opts: &ExecOptions) -> Result<Self> {
+        ctx.check_alive()?;
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let mut kernels = Vec::new();
+        let built = Self::build(ctx, graph, opts, &mut kernels);
+        let oom_err = oom.pop().await;
+        let val_err = scope.pop().await;
+        if built.is_err() || oom_err.is_some() || val_err.is_some() {
+            ctx.forget_pipelines(&kernels);
+        }
+        let exe = built?;
+        if let Some(e) = oom_err.or(val_err) {
+            return Err(Error::Gpu {
+                during: "compiling the graph".into(),
+                detail: e.to_string(),
+            });
+        }
+        ctx.take_errors("compiling the graph")?;
+        Ok(exe)
+    }
+
+    fn build(ctx: &GpuContext, graph: &Graph, opts: &ExecOptions, kernels: &mut Vec<String>) -> Result<Self> {
+        let dev = &ctx.device;
+        let limits = dev.limits();
+        let limit = opts
+            .max_binding_bytes
+            .unwrap_or(u64::MAX)
+            .min(limits.max_storage_buffer_binding_size);
+        let align = limits.min_storage_buffer_offset_alignment as u64;
+        let memory = planner::plan(graph);
+
+        // Buffers: one per slab, one per fixed or output tensor.
+        let usage =
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let mut buffers = Vec::new();
+        let make = |size: u64, label: &str| -> Result<wgpu::Buffer> {
+            if size > limits.max_buffer_size {
+                return Err(Error::Limit {
+                    op: "memory plan",
+                    detail: format!(
+                        "`{label}` needs a buffer of {size} bytes; this device allows at most {}",
+                        limits.max_buffer_size
+                    ),
+                });
+            }
+            Ok(dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            }))
+        };
+        for (i, size) in memory.slabs.iter().enumerate() {
+            buffers.push(make(*size, &format!("slab {i}"))?);
+        }
+        let mut buffer_of = Vec::with_capacity(graph.tensors.len());
+        for (i, t) in graph.tensors.iter().enumerate() {
+            match (memory.slab_of[i], &t.source) {
+                (Some(s), _) => buffer_of.push(s),
+                (None, Source::View(r)) => buffer_of.push(buffer_of[r.0]),
+                (None, _) => {
+                    buffers.push(make(planner::align(t.desc.bytes()), &t.name)?);
+                    buffer_of.push(buffers.len() - 1);
+                }
+            }
+        }
+        for (i, t) in graph.tensors.iter().enumerate() {
+            if let Source::Constant(v) = &t.source {
+                ctx.queue.write_buffer(&buffers[buffer_of[i]], 0, v.bytes());
+            }
+        }
+
+        // Dispatches of every op.
+        let max_groups = limits.max_compute_workgroups_per_dimension;
+        let mut dispatches: Vec<Dispatch> = Vec::new();
+        for node in &graph.nodes {
+            let mut cx = EncodeCx::new(node.op.name(), limit, align, max_groups);
+            let arg = |t: &TensorId| TensorArg {
+                id: *t,
+                desc: graph.tensors[t.0].desc.clone(),
+            };
+            let ins: Vec<TensorArg> = node.inputs.iter().map(arg).collect();
+            node.op.encode(&mut cx, &ins, &arg(&node.output))?;
+            dispatches.append(&mut cx.out);
+        }
+
+        // Parameters of every dispatch in one uniform buffer.
+        let ualign = limits.min_uniform_buffer_offset_alignment as usize;
+        let mut arena: Vec<u8> = Vec::new();
+        let mut offsets = Vec::with_capacity(dispatches.len());
+        for d in &dispatches {
+            offsets.push(arena.len());
+            arena.extend_from_slice(bytemuck::cast_slice(&d.params));
+            let padded = arena.len().div_ceil(ualign).max(1) * ualign;
+            arena.resize(padded, 0);
+        }
+        if arena.is_empty() {
+            arena.resize(ualign, 0);
+        }
+        let uniforms = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: arena.len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        ctx.queue.write_buffer(&uniforms, 0, &arena);
+
+        let mut pipelines = Vec::new();
+        let mut pipeline_index: HashMap<String, usize> = HashMap::new();
+        let mut layouts = Vec::new();
+        let mut steps = Vec::with_capacity(dispatches.len());
+        for (d, off) in dispatches.iter().zip(offsets) {
+            let key = d.kernel.key();
+            let pi = match pipeline_index.get(&key) {
+                Some(i) => *i,
+                None => {
+                    kernels.push(key.clone());
+                    let p = ctx.pipeline(&d.kernel)?;
+                    pipelines.push(p.pipeline);
+                    layouts.push(p.layout);
+                    pipeline_index.insert(key, pipelines.len() - 1);
+                    pipelines.len() - 1
+                }
+            };
+            let params_size = (d.params.len().max(1) * 4).div_ceil(16) as u64 * 16;
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &uniforms,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(params_size),
+                }),
+            }];
+            for (i, b) in d.bindings.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &buffers[buffer_of[b.tensor.0]],
+                        offset: b.offset,
+                        size: wgpu::BufferSize::new(b.size),
+                    }),
+                });
+            }
+            let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &layouts[pi],
+                entries: &entries,
+            });
+            steps.push(Step {
+                pipeline: pi,
+                bind_group,
+                uniform_offset: off as u32,
+                groups: d.groups,
+            });
+        }
+
+        Ok(Executable {
+            ctx: ctx.clone(),
+            names: graph
+                .tensors()
+                .map(|(id, t)| (t.name.clone(), id))
+                .collect(),
+            descs: graph.tensors.iter().map(|t| t.desc.clone()).collect(),
+            sources: graph.tensors.iter().map(|t| t.source.clone()).collect(),
+            outputs: graph.tensors.iter().map(|t| t.is_output).collect(),
+            dispatches: steps.len(),
+            buffers,
+            buffer_of,
+            pipelines,
+            steps,
+            _uniforms: uniforms,
+            memory,
+        })
+    }
+
+    fn lookup(&self, name: &str) -> Result<TensorId> {
+        self.names
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::Graph(format!("no tensor named `{name}`")))
+    }
+
+    /// Uploads an input or a param. Shapes, dtypes and finiteness are checked.
+    pub fn write(&self, name: &str, value: &HostTensor) -> Result<()> {
+        let id = self.lookup(name)?;
+        if !matches!(self.sources[id.0], Source::Input | Source::Param) {
+            return Err(Error::Graph(format!(
+                "`{name}` is not an input or a param; it cannot be written"
+            )));
+        }
+        let want = &self.descs[id.0];
+        if &value.desc() != want {
+            return Err(Error::Graph(format!(
+                "`{name}` expects {:?} {} but got {:?} {}",
+                want.dtype,
+                want.shape,
+                value.desc().dtype,
+                value.shape
+            )));
+        }
+        if want.dtype == DType::F32 {
+            if let Some(i) = value.as_f32().iter().position(|x| !x.is_finite()) {
+                return Err(Error::Input(format!(
+                    "`{name}` holds a non-finite value at element {i}"
+                )));
+            }
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.buffers[self.buffer_of[id.0]], 0, value.bytes());
+        Ok(())
+    }
+
+    /// Records the whole graph into one command encoder and submits it.
+    pub fn run(&self) -> Result<()> {
+        self.ctx.check_alive()?;
+        let mut enc = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+        self.record(&mut enc);
+        self.ctx.queue.submit([enc.finish()]);
+        Ok(())
+    }
+
+    /// Records the graph's dispatches into a caller's encoder (hosts that batch their own work).
+    pub fn record(&self, enc: &mut wgpu::CommandEncoder) {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("ptdit"),
+            timestamp_writes: None,
+        });
+        let mut current = usize::MAX;
+        for s in &self.steps {
+            if s.pipeline != current {
+                pass.set_pipeline(&self.pipelines[s.pipeline]);
+                current = s.pipeline;
+            }
+            pass.set_bind_group(0, &s.bind_group, &[s.uniform_offset]);
+            pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
+        }
+    }
+
+    /// Reads a tensor back. Only outputs, inputs and params can be read: other intermediates
+    /// share memory and are overwritten during the run.
+    pub async fn read(&self, name: &str) -> Result<HostTensor> {
+        let id = self.lookup(name)?;
+        if matches!(self.sources[id.0], Source::Op(_) | Source::View(_)) && !self.outputs[id.0] {
+            return Err(Error::Graph(format!(
+                "`{name}` is an intermediate whose memory is reused; mark it as an output to read it"
+            )));
+        }
+        let desc = &self.descs[id.0];
+        let size = desc.bytes();
+        let dev = &self.ctx.device;
+        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("readback"),
+        });
+        enc.copy_buffer_to_buffer(&self.buffers[self.buffer_of[id.0]], 0, &staging, 0, size);
+        self.ctx.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        #[cfg(not(target_arch = "wasm32"))]
+        dev.poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                during: format!("waiting for `{name}`"),
+                detail: e.to_string(),
+            })?;
+        let mapped = rx.await.map_err(|_| Error::DeviceLost("readback was cancelled".into()))?;
+        self.ctx.take_errors(&format!("the run that produced `{name}`"))?;
+        mapped.map_err(|e| Error::Gpu {
+            during: format!("reading `{name}`"),
+            detail: e.to_string(),
+        })?;
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu {
+                during: format!("reading `{name}`"),
+                detail: e.to_string(),
+            })?;
+        let out = match desc.dtype {
+            DType::F32 => {
+                HostTensor::f32(desc.shape.clone(), bytemuck::cast_slice(&view).to_vec())
+            }
+            DType::U32 => {
+                HostTensor::u32(desc.shape.clone(), bytemuck::cast_slice(&view).to_vec())
+            }
+        };
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_blocking(&self, name: &str) -> Result<HostTensor> {
+        pollster::block_on(self.read(name))
+    }
+
+    /// Waits until all submitted work is done (native; the browser resolves reads instead).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait(&self) -> Result<()> {
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                during: "waiting for the GPU".into(),
+                detail: e.to_string(),
+            })?;
+        self.ctx.take_errors("the last run")
+    }
+
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+}

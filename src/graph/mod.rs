@@ -1,0 +1,224 @@
+//! The engine's intermediate representation: tensors (shape, dtype) and the ops between them.
+//!
+//! A [`Graph`] is built with methods named after the ops (`g.matmul(..)`, `g.layer_norm(..)`,
+//! defined next to each op in `crate::ops`). Shapes are checked as the graph is built, so a
+//! mistake is reported with the op and the shapes, not as garbage at run time. The same graph
+//! runs on the GPU ([`Executable`]) or on the CPU reference ([`cpu::run`]).
+
+pub mod cpu;
+pub mod encode;
+mod executor;
+pub mod planner;
+
+pub use encode::{EncodeCx, Params, TensorArg};
+pub use executor::{ExecOptions, Executable};
+pub use planner::MemoryPlan;
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::ops::Op;
+use crate::tensor::{DType, HostTensor, Shape, TensorDesc};
+
+/// A tensor of a graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub(crate) usize);
+
+/// Where a tensor's data comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Written by the caller before each run (latents, timesteps, text embeddings).
+    Input,
+    /// Written once by the caller (weights).
+    Param,
+    /// Known when the graph is built (positional embeddings, masks, index maps).
+    Constant(HostTensor),
+    /// Computed by the op of this index in [`Graph::nodes`].
+    Op(usize),
+    /// Another shape of the same memory (a free reshape).
+    View(TensorId),
+}
+
+#[derive(Clone, Debug)]
+pub struct TensorInfo {
+    pub name: String,
+    pub desc: TensorDesc,
+    pub source: Source,
+    /// Outputs keep their memory after the run so they can be read back.
+    pub is_output: bool,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub op: Box<dyn Op>,
+    pub inputs: Vec<TensorId>,
+    pub output: TensorId,
+}
+
+/// A graph of ops in execution order (every op's inputs exist before it is added).
+#[derive(Debug, Default)]
+pub struct Graph {
+    pub(crate) tensors: Vec<TensorInfo>,
+    pub(crate) nodes: Vec<Node>,
+    names: HashMap<String, TensorId>,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add_tensor(&mut self, name: String, desc: TensorDesc, source: Source) -> Result<TensorId> {
+        if desc.shape.dims().contains(&0) {
+            return Err(Error::Graph(format!(
+                "tensor `{name}` has an empty shape {}",
+                desc.shape
+            )));
+        }
+        if self.names.contains_key(&name) {
+            return Err(Error::Graph(format!("two tensors are named `{name}`")));
+        }
+        let id = TensorId(self.tensors.len());
+        self.names.insert(name.clone(), id);
+        self.tensors.push(TensorInfo {
+            name,
+            desc,
+            source,
+            is_output: false,
+        });
+        Ok(id)
+    }
+
+    /// A tensor the caller writes before each run.
+    pub fn input(&mut self, name: &str, desc: TensorDesc) -> Result<TensorId> {
+        self.add_tensor(name.to_string(), desc, Source::Input)
+    }
+
+    /// A weight, written once after the graph is compiled.
+    pub fn param(&mut self, name: &str, shape: impl Into<Shape>) -> Result<TensorId> {
+        self.add_tensor(name.to_string(), TensorDesc::f32(shape), Source::Param)
+    }
+
+    /// A tensor whose value is known now; uploaded when the graph is compiled.
+    pub fn constant(&mut self, name: &str, value: HostTensor) -> Result<TensorId> {
+        let desc = value.desc();
+        self.add_tensor(name.to_string(), desc, Source::Constant(value))
+    }
+
+    /// The same data with another shape of the same element count; no copy.
+    pub fn reshape(&mut self, x: TensorId, shape: impl Into<Shape>) -> Result<TensorId> {
+        let shape = shape.into();
+        let from = &self.tensors[x.0].desc;
+        if shape.numel() != from.shape.numel() {
+            return Err(Error::shape("reshape", format!("{} cannot be viewed as {shape}", from.shape)));
+        }
+        let desc = TensorDesc { shape, dtype: from.dtype };
+        let name = format!("view#{}", self.tensors.len());
+        self.add_tensor(name, desc, Source::View(self.root(x)))
+    }
+
+    /// The tensor that owns the memory `t` is a view of (`t` itself if it is not a view).
+    pub fn root(&self, t: TensorId) -> TensorId {
+        match self.tensors[t.0].source {
+            Source::View(r) => r,
+            _ => t,
+        }
+    }
+
+    /// Keeps `t` after the run under `name`, so it can be read back.
+    pub fn output(&mut self, t: TensorId, name: &str) -> Result<()> {
+        let old = self.tensors[t.0].name.clone();
+        if old != name {
+            if self.names.contains_key(name) {
+                return Err(Error::Graph(format!("two tensors are named `{name}`")));
+            }
+            self.names.remove(&old);
+            self.names.insert(name.to_string(), t);
+            self.tensors[t.0].name = name.to_string();
+        }
+        self.tensors[t.0].is_output = true;
+        let root = self.root(t);
+        self.tensors[root.0].is_output = true;
+        Ok(())
+    }
+
+    /// Adds an op; its output shape is inferred and checked now.
+    pub fn push(&mut self, op: impl Op + 'static, inputs: &[TensorId]) -> Result<TensorId> {
+        let descs: Vec<&TensorDesc> = inputs.iter().map(|t| &self.tensors[t.0].desc).collect();
+        let desc = op.infer(&descs)?;
+        let name = format!("{}#{}", op.name(), self.nodes.len());
+        let id = self.add_tensor(name, desc, Source::Op(self.nodes.len()))?;
+        self.nodes.push(Node {
+            op: Box::new(op),
+            inputs: inputs.to_vec(),
+            output: id,
+        });
+        Ok(id)
+    }
+
+    pub fn desc(&self, t: TensorId) -> &TensorDesc {
+        &self.tensors[t.0].desc
+    }
+    pub fn shape(&self, t: TensorId) -> &Shape {
+        &self.tensors[t.0].desc.shape
+    }
+    pub fn info(&self, t: TensorId) -> &TensorInfo {
+        &self.tensors[t.0]
+    }
+    pub fn find(&self, name: &str) -> Option<TensorId> {
+        self.names.get(name).copied()
+    }
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+    pub fn tensors(&self) -> impl Iterator<Item = (TensorId, &TensorInfo)> {
+        self.tensors.iter().enumerate().map(|(i, t)| (TensorId(i), t))
+    }
+    /// The tensors the caller must write (inputs and params), with their descriptions.
+    pub fn feeds(&self) -> impl Iterator<Item = &TensorInfo> {
+        self.tensors
+            .iter()
+            .filter(|t| matches!(t.source, Source::Input | Source::Param))
+    }
+
+    /// Floating-point operations of one run (2 per multiply-add), as the ops count them.
+    pub fn flops(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let ins: Vec<&TensorDesc> = n.inputs.iter().map(|t| self.desc(*t)).collect();
+                n.op.flops(&ins, self.desc(n.output))
+            })
+            .sum()
+    }
+
+    pub(crate) fn check_feed(&self, name: &str, value: &HostTensor) -> Result<TensorId> {
+        let id = self
+            .find(name)
+            .ok_or_else(|| Error::Graph(format!("no tensor named `{name}`")))?;
+        let info = &self.tensors[id.0];
+        if !matches!(info.source, Source::Input | Source::Param) {
+            return Err(Error::Graph(format!(
+                "`{name}` is not an input or a param; it cannot be written"
+            )));
+        }
+        if value.desc() != info.desc {
+            return Err(Error::Graph(format!(
+                "`{name}` expects {:?} {} but got {:?} {}",
+                info.desc.dtype,
+                info.desc.shape,
+                value.desc().dtype,
+                value.shape
+            )));
+        }
+        if info.desc.dtype == DType::F32 {
+            if let Some(i) = value.as_f32().iter().position(|x| !x.is_finite()) {
+                return Err(Error::Input(format!(
+                    "`{name}` holds a non-finite value ({}) at element {i}",
+                    value.as_f32()[i]
+                )));
+            }
+        }
+        Ok(id)
+    }
+}

@@ -1,0 +1,20 @@
+//! ptdit: a WebGPU runtime for the Proxy Token Diffusion Transformer (PT-DiT, Qihoo-T2X).
+//!
+//! Layers, bottom up (see ARCHITECTURE.md):
+//! - [`gpu`]: the device (own or a host's), WGSL sources, pipelines.
+//! - [`graph`]: the tensor graph IR, the memory planner, the GPU executor and the CPU reference
+//!   interpreter.
+//! - [`ops`]: one module per op: shapes, CPU reference, kernel dispatch.
+//! - [`model`]: PT-DiT built from ops, its config and weights.
+
+pub mod error;
+pub mod gpu;
+pub mod graph;
+pub mod ops;
+pub mod rng;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::GpuContext;
+pub use graph::{Executable, Graph, TensorId};
+pub use tensor::{DType, HostTensor, Shape, TensorDesc};

@@ -1,0 +1,175 @@
+//! `C = A · Wᵀ + bias`: a Linear layer with the weight stored `(out, in)` as PyTorch stores it.
+//!
+//! A is `(..., M, K)`; W is `(N, K)` (shared) or `(B, N, K)` (one per batch, then A must be
+//! `(B, M, K)`); bias is `(N,)`. The output is `(..., M, N)`.
+//!
+//! Splitting for the binding limit: rows of A and C go in chunks of M, rows of W (and bias) in
+//! chunks of N; a chunk of C covers whole rows and the kernel writes the chunk's columns.
+
+use super::{chunks, expect_inputs, Op};
+use crate::error::{Error, Result};
+use crate::gpu::shaders::Kernel;
+use crate::graph::encode::TensorArg;
+use crate::graph::{EncodeCx, Graph, Params, TensorId};
+use crate::tensor::{HostTensor, Shape, TensorDesc};
+
+#[derive(Clone, Debug)]
+pub struct Matmul {
+    pub bias: bool,
+}
+
+struct Dims {
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    w_batched: bool,
+}
+
+fn dims(a: &Shape, w: &Shape) -> Dims {
+    let k = a.last();
+    let n = w.dims()[w.rank() - 2];
+    if w.rank() == 3 {
+        let batch = a.dims()[0];
+        Dims { batch, m: a.numel() / (batch * k), n, k, w_batched: true }
+    } else {
+        Dims { batch: 1, m: a.numel() / k, n, k, w_batched: false }
+    }
+}
+
+impl Op for Matmul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+
+    fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
+        expect_inputs("matmul", inputs, 2 + self.bias as usize)?;
+        let (a, w) = (&inputs[0].shape, &inputs[1].shape);
+        let bad = |why: &str| Error::shape("matmul", format!("a {a} and weight {w}: {why}"));
+        if a.rank() < 2 {
+            return Err(bad("a must have at least 2 dimensions"));
+        }
+        match w.rank() {
+            2 => {}
+            3 if a.rank() == 3 && a.dims()[0] == w.dims()[0] => {}
+            3 => return Err(bad("a batched weight (B, N, K) needs a of shape (B, M, K)")),
+            _ => return Err(bad("the weight must be (N, K) or (B, N, K)")),
+        }
+        if a.last() != w.last() {
+            return Err(bad(&format!("inner dimensions differ ({} vs {})", a.last(), w.last())));
+        }
+        let n = w.dims()[w.rank() - 2];
+        if self.bias {
+            let b = &inputs[2].shape;
+            if b.dims() != [n] {
+                return Err(Error::shape("matmul", format!("bias {b} must be ({n},) for weight {w}")));
+            }
+        }
+        let mut out = a.dims().to_vec();
+        let last = out.len() - 1;
+        out[last] = n;
+        Ok(TensorDesc::f32(out))
+    }
+
+    fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {
+        let d = dims(&inputs[0].shape, &inputs[1].shape);
+        let (a, w) = (inputs[0].as_f32(), inputs[1].as_f32());
+        let bias = if self.bias { Some(inputs[2].as_f32()) } else { None };
+        let mut c = vec![0f32; out.shape.numel()];
+        for b in 0..d.batch {
+            let wb = if d.w_batched { b * d.n * d.k } else { 0 };
+            for m in 0..d.m {
+                let arow = &a[(b * d.m + m) * d.k..][..d.k];
+                for n in 0..d.n {
+                    let wrow = &w[wb + n * d.k..][..d.k];
+                    let s = dot(arow, wrow) + bias.map_or(0.0, |bv| bv[n]);
+                    c[(b * d.m + m) * d.n + n] = s;
+                }
+            }
+        }
+        HostTensor::f32(out.shape.clone(), c)
+    }
+
+    fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
+        let (a, w) = (&inputs[0], &inputs[1]);
+        let d = dims(&a.desc.shape, &w.desc.shape);
+        let vec4 = d.k % 4 == 0;
+        let kernel = Kernel::new("matmul", 2 + self.bias as u32)
+            .flag("BIAS", self.bias)
+            .flag("VEC4", vec4);
+        let all_fit = inputs.iter().chain([out]).all(|t| cx.fits(t));
+        let tile = 32;
+        if all_fit && d.m.div_ceil(tile) <= cx.max_groups as usize {
+            let oa = cx.bind_all(a)?;
+            let ow = cx.bind_all(w)?;
+            let ob = if self.bias { cx.bind_all(&inputs[2])? } else { 0 };
+            let oc = cx.bind_all(out)?;
+            let params = Params::new()
+                .u(d.m).u(d.n).u(d.k).u(d.n)
+                .u(oa).u(ow).u(ob).u(oc)
+                .u(d.m * d.k).u(if d.w_batched { d.n * d.k } else { 0 }).u(d.m * d.n);
+            let groups = [d.n.div_ceil(tile) as u32, d.m.div_ceil(tile) as u32, d.batch as u32];
+            return cx.dispatch(kernel, params, groups);
+        }
+        // Chunked: per batch, rows of A/C by chunks of M, rows of W by chunks of N.
+        let m_rows = cx
+            .rows_per_chunk("the input", d.k)?
+            .min(cx.rows_per_chunk("the output", d.n)?)
+            .min(cx.max_groups as usize * tile);
+        let n_rows = cx.rows_per_chunk("the weight", d.k)?;
+        for b in 0..d.batch {
+            let wbase = if d.w_batched { b * d.n } else { 0 };
+            for (m0, m1) in chunks(d.m, m_rows) {
+                for (n0, n1) in chunks(d.n, n_rows) {
+                    let oa = cx.bind(a, (b * d.m + m0) * d.k, (m1 - m0) * d.k)?;
+                    let ow = cx.bind(w, (wbase + n0) * d.k, (n1 - n0) * d.k)?;
+                    let ob = if self.bias { cx.bind(&inputs[2], n0, n1 - n0)? } else { 0 };
+                    let oc = cx.bind(out, (b * d.m + m0) * d.n, (m1 - m0) * d.n)?;
+                    let params = Params::new()
+                        .u(m1 - m0).u(n1 - n0).u(d.k).u(d.n)
+                        .u(oa).u(ow).u(ob).u(oc as usize + n0)
+                        .u(0).u(0).u(0);
+                    let groups = [(n1 - n0).div_ceil(tile) as u32, (m1 - m0).div_ceil(tile) as u32, 1];
+                    let vec4_ok = vec4 && oa % 4 == 0 && ow % 4 == 0;
+                    let k = kernel.clone().flag("VEC4", vec4_ok);
+                    cx.dispatch(k, params, groups)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flops(&self, inputs: &[&TensorDesc], _out: &TensorDesc) -> u64 {
+        let d = dims(&inputs[0].shape, &inputs[1].shape);
+        2 * (d.batch * d.m * d.n * d.k) as u64
+    }
+}
+
+/// f32 dot product with eight independent partial sums: plain Rust that the compiler can
+/// vectorise, and closer to the exact sum than one running total.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+impl Graph {
+    /// `x · wᵀ + bias`, the weight stored `(out, in)`.
+    pub fn matmul(&mut self, x: TensorId, w: TensorId, bias: Option<TensorId>) -> Result<TensorId> {
+        match bias {
+            Some(b) => self.push(Matmul { bias: true }, &[x, w, b]),
+            None => self.push(Matmul { bias: false }, &[x, w]),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The ops of the engine. Each module holds one op: its shape rules and graph-builder method,
+//! its plain-Rust CPU reference, and how it dispatches its WGSL kernel (`shaders/<op>.wgsl`).
+//!
+//! | op | kernel | used for |
+//! |---|---|---|
+//! | [`matmul`] | `matmul.wgsl` | every Linear (weight stored `(out, in)`), batched |
+//! | [`binary`] | `binary.wgsl` | add / mul with a repeated (broadcast) right side |
+//! | [`unary`] | `unary.wgsl` | SiLU, GELU (tanh) |
+//! | [`modulate`] | `modulate.wgsl` | adaLN `x * (1 + scale) + shift`, per batch |
+//! | [`gate`] | `gate.wgsl` | `x + gate * y` (or `gate * y`), per batch |
+//! | [`layer_norm`] | `layer_norm.wgsl` | LayerNorm without affine |
+//! | [`softmax`] | `softmax.wgsl` | row softmax |
+//! | [`attention`] | `attention.wgsl` | multi-head attention, online softmax, bias, row maps |
+//! | [`window_mean`] | `window_mean.wgsl` | mean over groups of rows; PT-DiT proxy tokens |
+//! | [`reindex`] | `reindex.wgsl` | permute / roll / window partition / patchify |
+
+pub mod attention;
+pub mod binary;
+pub mod gate;
+pub mod layer_norm;
+pub mod matmul;
+pub mod modulate;
+pub mod reindex;
+pub mod softmax;
+pub mod unary;
+pub mod window_mean;
+
+use crate::error::{Error, Result};
+use crate::graph::encode::TensorArg;
+use crate::graph::EncodeCx;
+use crate::tensor::{DType, HostTensor, TensorDesc};
+
+/// An op: shape inference, CPU reference, GPU encoding.
+pub trait Op: std::fmt::Debug + Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The output's description, or an error naming the op and the offending shapes.
+    fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc>;
+    /// The reference result, computed plainly on the CPU.
+    fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor;
+    /// Emits the op's dispatches, split so that every binding respects the device's limit.
+    fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()>;
+    /// Floating-point operations (a multiply-add counts 2).
+    fn flops(&self, _inputs: &[&TensorDesc], _out: &TensorDesc) -> u64 {
+        0
+    }
+}
+
+pub(crate) fn expect_inputs(op: &'static str, inputs: &[&TensorDesc], n: usize) -> Result<()> {
+    if inputs.len() != n {
+        return Err(Error::shape(op, format!("takes {n} inputs, got {}", inputs.len())));
+    }
+    for (i, t) in inputs.iter().enumerate() {
+        if t.dtype != DType::F32 {
+            return Err(Error::shape(op, format!("input {i} must be f32, got {:?}", t.dtype)));
+        }
+    }
+    Ok(())
+}
+
+/// Splits `n` rows into chunks of at most `per` rows.
+pub(crate) fn chunks(n: usize, per: usize) -> impl Iterator<Item = (usize, usize)> {
+    let per = per.max(1);
+    (0..n.div_ceil(per)).map(move |c| (c * per, ((c + 1) * per).min(n)))
+}

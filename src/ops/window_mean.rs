@@ -1,0 +1,113 @@
+//! Mean over groups of rows: each group is a window of `WF×WH×WW` tokens, and each window
+//! yields `SF·SH·SW` means over dilated sub-grids (PT-DiT's proxy tokens, spec §2.7). With
+//! `window = (1, 1, S)` and `strides = (1, 1, 1)` it is the plain mean of every `S` rows.
+
+use super::{chunks, expect_inputs, Op};
+use crate::error::{Error, Result};
+use crate::gpu::shaders::Kernel;
+use crate::graph::encode::TensorArg;
+use crate::graph::{EncodeCx, Graph, Params, TensorId};
+use crate::tensor::{HostTensor, TensorDesc};
+
+#[derive(Clone, Debug)]
+pub struct WindowMean {
+    /// Window size `(f, h, w)` in tokens.
+    pub window: [usize; 3],
+    /// Proxies per window along each axis; each must divide the window's size.
+    pub strides: [usize; 3],
+}
+
+impl WindowMean {
+    fn s(&self) -> usize {
+        self.window.iter().product()
+    }
+    fn k(&self) -> usize {
+        self.strides.iter().product()
+    }
+}
+
+impl Op for WindowMean {
+    fn name(&self) -> &'static str {
+        "window_mean"
+    }
+
+    fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
+        expect_inputs("window_mean", inputs, 1)?;
+        let x = &inputs[0].shape;
+        for a in 0..3 {
+            if self.strides[a] == 0 || self.window[a] == 0 || self.window[a] % self.strides[a] != 0 {
+                return Err(Error::shape("window_mean", format!(
+                    "proxies per window {:?} must divide the window {:?}", self.strides, self.window)));
+            }
+        }
+        if x.rank() < 2 || x.rows() % self.s() != 0 {
+            return Err(Error::shape("window_mean", format!(
+                "x {x} must have a multiple of {} rows (windows of {:?})", self.s(), self.window)));
+        }
+        let g = x.rows() / self.s();
+        Ok(TensorDesc::f32([g * self.k(), x.last()]))
+    }
+
+    fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {
+        let x = inputs[0].as_f32();
+        let d = out.shape.last();
+        let [wf, wh, ww] = self.window;
+        let [sf, sh, sw] = self.strides;
+        let groups = out.shape.rows() / self.k();
+        let n = (self.s() / self.k()) as f64;
+        let mut o = vec![0f32; out.shape.numel()];
+        for g in 0..groups {
+            for a in 0..sf {
+                for b in 0..sh {
+                    for c in 0..sw {
+                        let kk = (a * sh + b) * sw + c;
+                        for ch in 0..d {
+                            let mut s = 0f64;
+                            for f in (a..wf).step_by(sf) {
+                                for h in (b..wh).step_by(sh) {
+                                    for w in (c..ww).step_by(sw) {
+                                        let t = (f * wh + h) * ww + w;
+                                        s += x[(g * self.s() + t) * d + ch] as f64;
+                                    }
+                                }
+                            }
+                            o[(g * self.k() + kk) * d + ch] = (s / n) as f32;
+                        }
+                    }
+                }
+            }
+        }
+        HostTensor::f32(out.shape.clone(), o)
+    }
+
+    fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
+        let d = out.desc.shape.last();
+        let groups = out.desc.shape.rows() / self.k();
+        let per = cx.rows_per_chunk("one window", self.s() * d)?;
+        for (g0, g1) in chunks(groups, per) {
+            let ox = cx.bind(&inputs[0], g0 * self.s() * d, (g1 - g0) * self.s() * d)?;
+            let oo = cx.bind(out, g0 * self.k() * d, (g1 - g0) * self.k() * d)?;
+            let [wf, wh, ww] = self.window;
+            let [sf, sh, sw] = self.strides;
+            let params = Params::new().u(g1 - g0).u(d).u(wf).u(wh).u(ww).u(sf).u(sh).u(sw).u(ox).u(oo);
+            let grid = cx.grid(((g1 - g0) * self.k() * d).div_ceil(256));
+            cx.dispatch(Kernel::new("window_mean", 1), params, grid)?;
+        }
+        Ok(())
+    }
+
+    fn flops(&self, inputs: &[&TensorDesc], _out: &TensorDesc) -> u64 {
+        inputs[0].shape.numel() as u64
+    }
+}
+
+impl Graph {
+    /// Means over windows of `window` tokens, `strides` dilated means per window.
+    pub fn window_mean(&mut self, x: TensorId, window: [usize; 3], strides: [usize; 3]) -> Result<TensorId> {
+        self.push(WindowMean { window, strides }, &[x])
+    }
+    /// The mean of every `group` consecutive rows.
+    pub fn group_mean(&mut self, x: TensorId, group: usize) -> Result<TensorId> {
+        self.window_mean(x, [1, 1, group], [1, 1, 1])
+    }
+}

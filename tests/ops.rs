@@ -1,0 +1,248 @@
+//! Every op on the GPU against its CPU reference, on random data and awkward shapes (sizes that
+//! are not multiples of the tile, 1-sized dimensions), in the spirit of ggml's
+//! test-backend-ops. Each case also runs under a 2 KiB storage-binding limit, which forces the
+//! op to split its work into many dispatches; the result must not change.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{check, feeds, rand, F32_TOL};
+use ptdit::graph::ExecOptions;
+use ptdit::ops::attention::AttentionExtras;
+use ptdit::{Graph, HostTensor, TensorDesc};
+
+type Case = (Graph, HashMap<String, HostTensor>);
+
+/// A binding limit far below every test tensor's size.
+const TINY: u64 = 2048;
+
+/// For each case: `name` compares with the CPU at the device's limits; `name_tiny_binding`
+/// does the same under [`TINY`] and checks that the work was really split.
+/// A case may name a larger limit when a part the op binds whole by design (the keys of one
+/// attention sequence, a bias) is larger than [`TINY`]; the split parts still split.
+macro_rules! op_tests {
+    ($($name:ident => $case:expr $(, limit $limit:expr)?;)*) => {
+        mod at_device_limits {
+            use super::*;
+            $(#[test] fn $name() { let (g, f): Case = $case; check(&g, &f, F32_TOL, &ExecOptions::default()); })*
+        }
+        mod under_tiny_binding_limit {
+            use super::*;
+            $(#[test] fn $name() {
+                let (g, f): Case = $case;
+                #[allow(unused_variables)]
+                let limit = TINY;
+                $(let limit: u64 = $limit;)?
+                let normal = check(&g, &f, F32_TOL, &ExecOptions::default());
+                let tiny = check(&g, &f, F32_TOL, &ExecOptions { max_binding_bytes: Some(limit) });
+                let big = g.tensors().any(|(_, t)| t.desc.bytes() > limit);
+                if big {
+                    assert!(tiny.dispatches > normal.dispatches,
+                        "a tensor exceeds {limit} bytes but the op was not split ({} dispatches)", tiny.dispatches);
+                }
+            })*
+        }
+    };
+}
+
+fn matmul(m: usize, k: usize, n: usize, bias: bool, lead: &[usize]) -> Case {
+    let mut g = Graph::new();
+    let mut a_shape = lead.to_vec();
+    a_shape.extend([m, k]);
+    let a = g.input("a", TensorDesc::f32(a_shape.clone())).unwrap();
+    let w = g.param("w", [n, k]).unwrap();
+    let b = if bias { Some(g.param("b", [n]).unwrap()) } else { None };
+    let y = g.matmul(a, w, b).unwrap();
+    g.output(y, "y").unwrap();
+    let mut f = vec![("a", rand(&a_shape, 1, 1.0)), ("w", rand(&[n, k], 2, 0.5))];
+    if bias {
+        f.push(("b", rand(&[n], 3, 1.0)));
+    }
+    (g, feeds(f))
+}
+
+fn matmul_batched_weight(b: usize, m: usize, k: usize, n: usize) -> Case {
+    let mut g = Graph::new();
+    let a = g.input("a", TensorDesc::f32([b, m, k])).unwrap();
+    let w = g.input("w", TensorDesc::f32([b, n, k])).unwrap();
+    let y = g.matmul(a, w, None).unwrap();
+    g.output(y, "y").unwrap();
+    (g, feeds(vec![("a", rand(&[b, m, k], 4, 1.0)), ("w", rand(&[b, n, k], 5, 1.0))]))
+}
+
+fn binary(add: bool, a: &[usize], b: &[usize]) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32(a.to_vec())).unwrap();
+    let y = g.input("y", TensorDesc::f32(b.to_vec())).unwrap();
+    let z = if add { g.add(x, y) } else { g.mul(x, y) }.unwrap();
+    g.output(z, "z").unwrap();
+    (g, feeds(vec![("x", rand(a, 6, 1.0)), ("y", rand(b, 7, 1.0))]))
+}
+
+fn unary(gelu: bool, n: usize) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([n])).unwrap();
+    let y = if gelu { g.gelu_tanh(x) } else { g.silu(x) }.unwrap();
+    g.output(y, "y").unwrap();
+    // A wide range: saturated tails on both sides must not overflow.
+    (g, feeds(vec![("x", rand(&[n], 8, 12.0))]))
+}
+
+fn modulate(b: usize, rows: usize, d: usize) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([b * rows, d])).unwrap();
+    let m = g.input("m", TensorDesc::f32([b, 6, d])).unwrap();
+    let t = g.param("t", [3, d]).unwrap();
+    let y = g.modulate(x, m, t, (4, 1), (5, 2)).unwrap();
+    g.output(y, "y").unwrap();
+    (g, feeds(vec![("x", rand(&[b * rows, d], 9, 1.0)), ("m", rand(&[b, 6, d], 10, 0.5)), ("t", rand(&[3, d], 11, 0.5))]))
+}
+
+fn gate(b: usize, rows: usize, d: usize, residual: bool) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([b, rows, d])).unwrap();
+    let y = g.input("y", TensorDesc::f32([b, rows, d])).unwrap();
+    let m = g.input("m", TensorDesc::f32([b, 6, d])).unwrap();
+    let t = g.param("t", [6, d]).unwrap();
+    let z = if residual { g.gated_residual(x, y, m, t, (2, 2)) } else { g.gated(y, m, t, (5, 0)) }.unwrap();
+    g.output(z, "z").unwrap();
+    let mut f = vec![("y", rand(&[b, rows, d], 13, 1.0)), ("m", rand(&[b, 6, d], 14, 0.5)), ("t", rand(&[6, d], 15, 0.5))];
+    f.push(("x", rand(&[b, rows, d], 12, 1.0)));
+    (g, feeds(f))
+}
+
+fn layer_norm(rows: usize, d: usize, offset: f32) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([rows, d])).unwrap();
+    let y = g.layer_norm(x, 1e-6).unwrap();
+    g.output(y, "y").unwrap();
+    let mut v = rand(&[rows, d], 16, 2.0);
+    if let ptdit::tensor::HostData::F32(data) = &mut v.data {
+        data.iter_mut().for_each(|x| *x += offset);
+    }
+    (g, feeds(vec![("x", v)]))
+}
+
+fn softmax(rows: usize, d: usize) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([rows, d])).unwrap();
+    let y = g.softmax(x).unwrap();
+    g.output(y, "y").unwrap();
+    (g, feeds(vec![("x", rand(&[rows, d], 17, 4.0))]))
+}
+
+/// Attention with `z` sequences, `heads` × `dh`, query/key lengths, and optional parts:
+/// a bias `(zb, 1 or lq, lk)`, a row map permuting rows within groups of `map_group`.
+fn attention(z: usize, lq: usize, lk: usize, heads: usize, dh: usize, bias: Option<(usize, bool)>, map_group: Option<usize>) -> Case {
+    let hd = heads * dh;
+    let mut g = Graph::new();
+    let q = g.input("q", TensorDesc::f32([z, lq, hd])).unwrap();
+    let k = g.input("k", TensorDesc::f32([z, lk, hd])).unwrap();
+    let v = g.input("v", TensorDesc::f32([z, lk, hd])).unwrap();
+    let mut f = vec![("q", rand(&[z, lq, hd], 18, 1.0)), ("k", rand(&[z, lk, hd], 19, 1.0)), ("v", rand(&[z, lk, hd], 20, 1.0))];
+    let mut extras = AttentionExtras::default();
+    if let Some((zb, per_q)) = bias {
+        let shape = [zb, if per_q { lq } else { 1 }, lk];
+        let b = g.input("bias", TensorDesc::f32(shape)).unwrap();
+        // Mostly zero, some strongly negative (masked) entries, like the model's masks.
+        let mut r = ptdit::rng::Rng::new(21);
+        let n: usize = shape.iter().product();
+        let vals = (0..n).map(|_| if r.uniform() < 0.3 { -10000.0 } else { r.normal() }).collect();
+        f.push(("bias", HostTensor::f32(shape.to_vec(), vals)));
+        extras.bias = Some(b);
+    }
+    if let Some(group) = map_group {
+        // Reverse the rows inside each group of `group` sequences: a permutation that crosses
+        // sequence boundaries within the group, as shifted windows do.
+        let span = group * lq;
+        let map: Vec<u32> = (0..z * lq).map(|i| ((i / span) * span + span - 1 - i % span) as u32).collect();
+        let m = g.constant("map", HostTensor::u32([z * lq], map)).unwrap();
+        extras.map = Some((m, group));
+    }
+    let o = g.attention(q, k, v, heads, extras).unwrap();
+    g.output(o, "o").unwrap();
+    (g, feeds(f))
+}
+
+fn window_mean(groups: usize, window: [usize; 3], strides: [usize; 3], d: usize) -> Case {
+    let s: usize = window.iter().product();
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([groups, s, d])).unwrap();
+    let y = g.window_mean(x, window, strides).unwrap();
+    g.output(y, "y").unwrap();
+    (g, feeds(vec![("x", rand(&[groups, s, d], 22, 1.0))]))
+}
+
+fn permute(shape: &[usize], perm: &[usize]) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32(shape.to_vec())).unwrap();
+    let y = g.permute(x, perm).unwrap();
+    g.output(y, "y").unwrap();
+    (g, feeds(vec![("x", rand(shape, 23, 1.0))]))
+}
+
+fn roll(shape: &[usize], shifts: &[i64]) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32(shape.to_vec())).unwrap();
+    let y = g.roll(x, shifts).unwrap();
+    g.output(y, "y").unwrap();
+    (g, feeds(vec![("x", rand(shape, 24, 1.0))]))
+}
+
+fn window_partition(b: usize, f: usize, h: usize, w: usize, d: usize, win: [usize; 3]) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([b, f, h, w, d])).unwrap();
+    let y = g.window_partition(x, win).unwrap();
+    g.output(y, "y").unwrap();
+    (g, feeds(vec![("x", rand(&[b, f, h, w, d], 25, 1.0))]))
+}
+
+fn permute_u32(shape: &[usize], perm: &[usize]) -> Case {
+    let mut g = Graph::new();
+    let n: usize = shape.iter().product();
+    let x = g.constant("x", HostTensor::u32(shape.to_vec(), (0..n as u32).collect())).unwrap();
+    let y = g.permute(x, perm).unwrap();
+    g.output(y, "y").unwrap();
+    (g, HashMap::new())
+}
+
+op_tests! {
+    matmul_1x1x1 => matmul(1, 1, 1, false, &[]);
+    matmul_odd_shapes_bias => matmul(37, 67, 29, true, &[]);
+    matmul_k_multiple_of_4 => matmul(33, 64, 65, true, &[]);
+    matmul_leading_dims => matmul(5, 12, 7, true, &[2, 3]);
+    matmul_tall => matmul(130, 20, 3, false, &[]);
+    matmul_weight_per_batch => matmul_batched_weight(3, 9, 10, 11);
+    add_same_shape => binary(true, &[7, 33], &[7, 33]);
+    add_row_broadcast => binary(true, &[2, 301, 5], &[5]);
+    add_table_broadcast => binary(true, &[3, 6, 40], &[6, 40]);
+    mul_broadcast => binary(false, &[700], &[700]);
+    mul_large_right_side => binary(false, &[2, 900], &[900]);
+    silu => unary(false, 1001);
+    gelu_tanh => unary(true, 1001);
+    modulate_per_batch => modulate(2, 37, 13);
+    modulate_batch_1 => modulate(1, 50, 24);
+    gate_residual => gate(2, 19, 21, true);
+    gate_no_residual => gate(3, 11, 16, false);
+    layer_norm_d1 => layer_norm(4, 1, 0.0);
+    layer_norm_odd => layer_norm(9, 13, 0.0);
+    layer_norm_wide_offset => layer_norm(5, 400, 100.0);
+    softmax_d1 => softmax(3, 1);
+    softmax_odd => softmax(11, 300);
+    attention_head_72_cross => attention(2, 70, 33, 2, 72, None, None), limit 24 << 10;
+    attention_lq1_lk1 => attention(3, 1, 1, 4, 16, None, None);
+    attention_text_bias => attention(2, 65, 12, 4, 16, Some((2, false)), None), limit 4 << 10;
+    attention_bias_per_query_per_window => attention(6, 16, 16, 2, 8, Some((3, true)), None), limit 4 << 10;
+    attention_row_map => attention(16, 16, 16, 2, 8, Some((4, true)), Some(4)), limit 6 << 10;
+    attention_one_long_sequence => attention(1, 200, 9, 2, 8, None, None);
+    attention_head_dim_odd => attention(2, 9, 7, 3, 5, None, None);
+    window_mean_one_proxy => window_mean(6, [1, 4, 4], [1, 1, 1], 9);
+    window_mean_dilated_proxies => window_mean(3, [2, 4, 4], [1, 2, 2], 7);
+    group_mean => window_mean(5, [1, 1, 3], [1, 1, 1], 40);
+    permute_3d => permute(&[3, 17, 11], &[2, 0, 1]);
+    permute_1_sized => permute(&[1, 5, 1, 130], &[3, 1, 2, 0]);
+    roll_2d => roll(&[9, 13, 4], &[-4, 3, 0]);
+    window_partition_video => window_partition(2, 4, 8, 12, 3, [2, 4, 4]);
+    permute_u32_index_map => permute_u32(&[4, 6, 5], &[1, 2, 0]);
+}
