@@ -52,7 +52,11 @@ fn matmul(m: usize, k: usize, n: usize, bias: bool, lead: &[usize]) -> Case {
     a_shape.extend([m, k]);
     let a = g.input("a", TensorDesc::f32(a_shape.clone())).unwrap();
     let w = g.param("w", [n, k]).unwrap();
-    let b = if bias { Some(g.param("b", [n]).unwrap()) } else { None };
+    let b = if bias {
+        Some(g.param("b", [n]).unwrap())
+    } else {
+        None
+    };
     let y = g.matmul(a, w, b).unwrap();
     g.output(y, "y").unwrap();
     let mut f = vec![("a", rand(&a_shape, 1, 1.0)), ("w", rand(&[n, k], 2, 0.5))];
@@ -68,7 +72,13 @@ fn matmul_batched_weight(b: usize, m: usize, k: usize, n: usize) -> Case {
     let w = g.input("w", TensorDesc::f32([b, n, k])).unwrap();
     let y = g.matmul(a, w, None).unwrap();
     g.output(y, "y").unwrap();
-    (g, feeds(vec![("a", rand(&[b, m, k], 4, 1.0)), ("w", rand(&[b, n, k], 5, 1.0))]))
+    (
+        g,
+        feeds(vec![
+            ("a", rand(&[b, m, k], 4, 1.0)),
+            ("w", rand(&[b, n, k], 5, 1.0)),
+        ]),
+    )
 }
 
 fn binary(add: bool, a: &[usize], b: &[usize]) -> Case {
@@ -77,7 +87,10 @@ fn binary(add: bool, a: &[usize], b: &[usize]) -> Case {
     let y = g.input("y", TensorDesc::f32(b.to_vec())).unwrap();
     let z = if add { g.add(x, y) } else { g.mul(x, y) }.unwrap();
     g.output(z, "z").unwrap();
-    (g, feeds(vec![("x", rand(a, 6, 1.0)), ("y", rand(b, 7, 1.0))]))
+    (
+        g,
+        feeds(vec![("x", rand(a, 6, 1.0)), ("y", rand(b, 7, 1.0))]),
+    )
 }
 
 fn unary(gelu: bool, n: usize) -> Case {
@@ -96,7 +109,14 @@ fn modulate(b: usize, rows: usize, d: usize) -> Case {
     let t = g.param("t", [3, d]).unwrap();
     let y = g.modulate(x, m, t, (4, 1), (5, 2)).unwrap();
     g.output(y, "y").unwrap();
-    (g, feeds(vec![("x", rand(&[b * rows, d], 9, 1.0)), ("m", rand(&[b, 6, d], 10, 0.5)), ("t", rand(&[3, d], 11, 0.5))]))
+    (
+        g,
+        feeds(vec![
+            ("x", rand(&[b * rows, d], 9, 1.0)),
+            ("m", rand(&[b, 6, d], 10, 0.5)),
+            ("t", rand(&[3, d], 11, 0.5)),
+        ]),
+    )
 }
 
 fn gate(b: usize, rows: usize, d: usize, residual: bool) -> Case {
@@ -105,9 +125,18 @@ fn gate(b: usize, rows: usize, d: usize, residual: bool) -> Case {
     let y = g.input("y", TensorDesc::f32([b, rows, d])).unwrap();
     let m = g.input("m", TensorDesc::f32([b, 6, d])).unwrap();
     let t = g.param("t", [6, d]).unwrap();
-    let z = if residual { g.gated_residual(x, y, m, t, (2, 2)) } else { g.gated(y, m, t, (5, 0)) }.unwrap();
+    let z = if residual {
+        g.gated_residual(x, y, m, t, (2, 2))
+    } else {
+        g.gated(y, m, t, (5, 0))
+    }
+    .unwrap();
     g.output(z, "z").unwrap();
-    let mut f = vec![("y", rand(&[b, rows, d], 13, 1.0)), ("m", rand(&[b, 6, d], 14, 0.5)), ("t", rand(&[6, d], 15, 0.5))];
+    let mut f = vec![
+        ("y", rand(&[b, rows, d], 13, 1.0)),
+        ("m", rand(&[b, 6, d], 14, 0.5)),
+        ("t", rand(&[6, d], 15, 0.5)),
+    ];
     f.push(("x", rand(&[b, rows, d], 12, 1.0)));
     (g, feeds(f))
 }
@@ -134,13 +163,25 @@ fn softmax(rows: usize, d: usize) -> Case {
 
 /// Attention with `z` sequences, `heads` × `dh`, query/key lengths, and optional parts:
 /// a bias `(zb, 1 or lq, lk)`, a row map permuting rows within groups of `map_group`.
-fn attention(z: usize, lq: usize, lk: usize, heads: usize, dh: usize, bias: Option<(usize, bool)>, map_group: Option<usize>) -> Case {
+fn attention(
+    z: usize,
+    lq: usize,
+    lk: usize,
+    heads: usize,
+    dh: usize,
+    bias: Option<(usize, bool)>,
+    map_group: Option<usize>,
+) -> Case {
     let hd = heads * dh;
     let mut g = Graph::new();
     let q = g.input("q", TensorDesc::f32([z, lq, hd])).unwrap();
     let k = g.input("k", TensorDesc::f32([z, lk, hd])).unwrap();
     let v = g.input("v", TensorDesc::f32([z, lk, hd])).unwrap();
-    let mut f = vec![("q", rand(&[z, lq, hd], 18, 1.0)), ("k", rand(&[z, lk, hd], 19, 1.0)), ("v", rand(&[z, lk, hd], 20, 1.0))];
+    let mut f = vec![
+        ("q", rand(&[z, lq, hd], 18, 1.0)),
+        ("k", rand(&[z, lk, hd], 19, 1.0)),
+        ("v", rand(&[z, lk, hd], 20, 1.0)),
+    ];
     let mut extras = AttentionExtras::default();
     if let Some((zb, per_q)) = bias {
         let shape = [zb, if per_q { lq } else { 1 }, lk];
@@ -148,7 +189,15 @@ fn attention(z: usize, lq: usize, lk: usize, heads: usize, dh: usize, bias: Opti
         // Mostly zero, some strongly negative (masked) entries, like the model's masks.
         let mut r = ptdit::rng::Rng::new(21);
         let n: usize = shape.iter().product();
-        let vals = (0..n).map(|_| if r.uniform() < 0.3 { -10000.0 } else { r.normal() }).collect();
+        let vals = (0..n)
+            .map(|_| {
+                if r.uniform() < 0.3 {
+                    -10000.0
+                } else {
+                    r.normal()
+                }
+            })
+            .collect();
         f.push(("bias", HostTensor::f32(shape.to_vec(), vals)));
         extras.bias = Some(b);
     }
@@ -156,7 +205,9 @@ fn attention(z: usize, lq: usize, lk: usize, heads: usize, dh: usize, bias: Opti
         // Reverse the rows inside each group of `group` sequences: a permutation that crosses
         // sequence boundaries within the group, as shifted windows do.
         let span = group * lq;
-        let map: Vec<u32> = (0..z * lq).map(|i| ((i / span) * span + span - 1 - i % span) as u32).collect();
+        let map: Vec<u32> = (0..z * lq)
+            .map(|i| ((i / span) * span + span - 1 - i % span) as u32)
+            .collect();
         let m = g.constant("map", HostTensor::u32([z * lq], map)).unwrap();
         extras.map = Some((m, group));
     }
@@ -201,7 +252,12 @@ fn window_partition(b: usize, f: usize, h: usize, w: usize, d: usize, win: [usiz
 fn permute_u32(shape: &[usize], perm: &[usize]) -> Case {
     let mut g = Graph::new();
     let n: usize = shape.iter().product();
-    let x = g.constant("x", HostTensor::u32(shape.to_vec(), (0..n as u32).collect())).unwrap();
+    let x = g
+        .constant(
+            "x",
+            HostTensor::u32(shape.to_vec(), (0..n as u32).collect()),
+        )
+        .unwrap();
     let y = g.permute(x, perm).unwrap();
     g.output(y, "y").unwrap();
     (g, HashMap::new())

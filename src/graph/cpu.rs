@@ -9,7 +9,10 @@ use crate::tensor::{HostTensor, TensorDesc};
 
 /// Evaluates `graph` on the CPU. `feeds` gives every input and param by name; returns every
 /// output by name.
-pub fn run(graph: &Graph, feeds: &HashMap<String, HostTensor>) -> Result<HashMap<String, HostTensor>> {
+pub fn run(
+    graph: &Graph,
+    feeds: &HashMap<String, HostTensor>,
+) -> Result<HashMap<String, HostTensor>> {
     let n = graph.tensors.len();
     let mut values: Vec<Option<HostTensor>> = vec![None; n];
     let mut last_use = vec![None; n];
@@ -40,7 +43,10 @@ pub fn run(graph: &Graph, feeds: &HashMap<String, HostTensor>) -> Result<HashMap
                 .iter()
                 .map(|t| {
                     let v = values[graph.root(*t).0].as_ref().ok_or_else(|| {
-                        Error::Graph(format!("`{}` read after it was freed", graph.tensors[t.0].name))
+                        Error::Graph(format!(
+                            "`{}` read after it was freed",
+                            graph.tensors[t.0].name
+                        ))
                     })?;
                     let mut v = v.clone();
                     v.shape = graph.tensors[t.0].desc.shape.clone();

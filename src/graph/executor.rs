@@ -79,7 +79,12 @@ impl Executable {
         Ok(exe)
     }
 
-    fn build(ctx: &GpuContext, graph: &Graph, opts: &ExecOptions, kernels: &mut Vec<String>) -> Result<Self> {
+    fn build(
+        ctx: &GpuContext,
+        graph: &Graph,
+        opts: &ExecOptions,
+        kernels: &mut Vec<String>,
+    ) -> Result<Self> {
         let dev = &ctx.device;
         let limits = dev.limits();
         let limit = opts
@@ -90,8 +95,9 @@ impl Executable {
         let memory = planner::plan(graph);
 
         // Buffers: one per slab, one per fixed or output tensor.
-        let usage =
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC;
         let mut buffers = Vec::new();
         let make = |size: u64, label: &str| -> Result<wgpu::Buffer> {
             if size > limits.max_buffer_size {
@@ -324,19 +330,20 @@ impl Executable {
         enc.copy_buffer_to_buffer(&self.buffers[self.buffer_of[id.0]], 0, &staging, 0, size);
         self.ctx.queue.submit([enc.finish()]);
         let (tx, rx) = futures_channel::oneshot::channel();
-        staging
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
         #[cfg(not(target_arch = "wasm32"))]
         dev.poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu {
                 during: format!("waiting for `{name}`"),
                 detail: e.to_string(),
             })?;
-        let mapped = rx.await.map_err(|_| Error::DeviceLost("readback was cancelled".into()))?;
-        self.ctx.take_errors(&format!("the run that produced `{name}`"))?;
+        let mapped = rx
+            .await
+            .map_err(|_| Error::DeviceLost("readback was cancelled".into()))?;
+        self.ctx
+            .take_errors(&format!("the run that produced `{name}`"))?;
         mapped.map_err(|e| Error::Gpu {
             during: format!("reading `{name}`"),
             detail: e.to_string(),
@@ -349,12 +356,8 @@ impl Executable {
                 detail: e.to_string(),
             })?;
         let out = match desc.dtype {
-            DType::F32 => {
-                HostTensor::f32(desc.shape.clone(), bytemuck::cast_slice(&view).to_vec())
-            }
-            DType::U32 => {
-                HostTensor::u32(desc.shape.clone(), bytemuck::cast_slice(&view).to_vec())
-            }
+            DType::F32 => HostTensor::f32(desc.shape.clone(), bytemuck::cast_slice(&view).to_vec()),
+            DType::U32 => HostTensor::u32(desc.shape.clone(), bytemuck::cast_slice(&view).to_vec()),
         };
         drop(view);
         staging.unmap();

@@ -110,9 +110,15 @@ impl Graph {
         let shape = shape.into();
         let from = &self.tensors[x.0].desc;
         if shape.numel() != from.shape.numel() {
-            return Err(Error::shape("reshape", format!("{} cannot be viewed as {shape}", from.shape)));
+            return Err(Error::shape(
+                "reshape",
+                format!("{} cannot be viewed as {shape}", from.shape),
+            ));
         }
-        let desc = TensorDesc { shape, dtype: from.dtype };
+        let desc = TensorDesc {
+            shape,
+            dtype: from.dtype,
+        };
         let name = format!("view#{}", self.tensors.len());
         self.add_tensor(name, desc, Source::View(self.root(x)))
     }
@@ -172,7 +178,10 @@ impl Graph {
         &self.nodes
     }
     pub fn tensors(&self) -> impl Iterator<Item = (TensorId, &TensorInfo)> {
-        self.tensors.iter().enumerate().map(|(i, t)| (TensorId(i), t))
+        self.tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (TensorId(i), t))
     }
     /// The tensors the caller must write (inputs and params), with their descriptions.
     pub fn feeds(&self) -> impl Iterator<Item = &TensorInfo> {

@@ -49,7 +49,12 @@ struct Dims {
 
 fn dims(q: &TensorDesc, k: &TensorDesc) -> Dims {
     let (qs, ks) = (q.shape.dims(), k.shape.dims());
-    Dims { z: qs[0], lq: qs[1], lk: ks[1], ld: qs[2] }
+    Dims {
+        z: qs[0],
+        lq: qs[1],
+        lk: ks[1],
+        ld: qs[2],
+    }
 }
 
 impl Attention {
@@ -72,36 +77,70 @@ impl Op for Attention {
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
         let n = self.n_in();
         if inputs.len() != n {
-            return Err(Error::shape("attention", format!("takes {n} inputs, got {}", inputs.len())));
+            return Err(Error::shape(
+                "attention",
+                format!("takes {n} inputs, got {}", inputs.len()),
+            ));
         }
-        expect_inputs("attention", &inputs[..3 + self.bias as usize], 3 + self.bias as usize)?;
+        expect_inputs(
+            "attention",
+            &inputs[..3 + self.bias as usize],
+            3 + self.bias as usize,
+        )?;
         let (q, k, v) = (&inputs[0].shape, &inputs[1].shape, &inputs[2].shape);
         let hd = self.heads * self.head_dim;
         if self.heads == 0 || self.head_dim == 0 {
-            return Err(Error::shape("attention", "heads and head_dim must be positive"));
+            return Err(Error::shape(
+                "attention",
+                "heads and head_dim must be positive",
+            ));
         }
         for (name, t) in [("q", q), ("k", k), ("v", v)] {
             if t.rank() != 3 || t.dims()[2] != hd {
-                return Err(Error::shape("attention", format!(
-                    "{name} {t} must be (sequences, length, {hd}) for {} heads of {}", self.heads, self.head_dim)));
+                return Err(Error::shape(
+                    "attention",
+                    format!(
+                        "{name} {t} must be (sequences, length, {hd}) for {} heads of {}",
+                        self.heads, self.head_dim
+                    ),
+                ));
             }
         }
         if k != v || k.dims()[0] != q.dims()[0] {
-            return Err(Error::shape("attention", format!("q {q}, k {k} and v {v} disagree on sequences or key length")));
+            return Err(Error::shape(
+                "attention",
+                format!("q {q}, k {k} and v {v} disagree on sequences or key length"),
+            ));
         }
         let d = dims(inputs[0], inputs[1]);
         if self.bias {
             let b = &inputs[3].shape;
-            let ok = b.rank() == 3 && d.z % b.dims()[0] == 0 && (b.dims()[1] == 1 || b.dims()[1] == d.lq) && b.dims()[2] == d.lk;
+            let ok = b.rank() == 3
+                && d.z % b.dims()[0] == 0
+                && (b.dims()[1] == 1 || b.dims()[1] == d.lq)
+                && b.dims()[2] == d.lk;
             if !ok {
-                return Err(Error::shape("attention", format!(
-                    "bias {b} must be (ZB, 1 or {}, {}) with ZB dividing {} sequences", d.lq, d.lk, d.z)));
+                return Err(Error::shape(
+                    "attention",
+                    format!(
+                        "bias {b} must be (ZB, 1 or {}, {}) with ZB dividing {} sequences",
+                        d.lq, d.lk, d.z
+                    ),
+                ));
             }
         }
         if let Some(g) = self.map_group {
             let m = inputs[n - 1];
             if m.dtype != DType::U32 || m.shape.numel() != d.z * d.lq {
-                return Err(Error::shape("attention", format!("map must be u32 with {} entries, got {:?} {}", d.z * d.lq, m.dtype, m.shape)));
+                return Err(Error::shape(
+                    "attention",
+                    format!(
+                        "map must be u32 with {} entries, got {:?} {}",
+                        d.z * d.lq,
+                        m.dtype,
+                        m.shape
+                    ),
+                ));
             }
             if d.lq != d.lk || g == 0 || d.z % g != 0 {
                 return Err(Error::shape("attention", format!(
@@ -116,7 +155,8 @@ impl Op for Attention {
         let (q, k, v) = (inputs[0].as_f32(), inputs[1].as_f32(), inputs[2].as_f32());
         let bias = self.bias.then(|| inputs[3]);
         let map = self.map_group.map(|_| inputs[self.n_in() - 1].as_u32());
-        let row = |z: usize, i: usize, len: usize| map.map_or(z * len + i, |m| m[z * len + i] as usize);
+        let row =
+            |z: usize, i: usize, len: usize| map.map_or(z * len + i, |m| m[z * len + i] as usize);
         let dh = self.head_dim;
         let mut o = vec![0f32; out.shape.numel()];
         let mut s = vec![0f64; d.lk];
@@ -188,9 +228,12 @@ impl Op for Attention {
                 d.lq, d.ld, cx.limit) });
         } else {
             if 4 * d.ld * d.lk > room {
-                return Err(Error::Limit { op: "attention", detail: format!(
+                return Err(Error::Limit {
+                    op: "attention",
+                    detail: format!(
                     "the keys of one sequence ({} rows of {} floats) exceed the device's storage \
-                     binding limit of {} bytes", d.lk, d.ld, cx.limit) });
+                     binding limit of {} bytes", d.lk, d.ld, cx.limit),
+                });
             }
             let rows = cx.rows_per_chunk("q", d.ld)?;
             for z in 0..d.z {
@@ -213,7 +256,11 @@ impl Op for Attention {
             let oq = cx.bind(&inputs[0], q_start, q_len)?;
             let ok = cx.bind(&inputs[1], z0 * d.lk * d.ld, zn * d.lk * d.ld)?;
             let ov = cx.bind(&inputs[2], z0 * d.lk * d.ld, zn * d.lk * d.ld)?;
-            let ob = if self.bias { cx.bind_all(&inputs[3])? } else { 0 };
+            let ob = if self.bias {
+                cx.bind_all(&inputs[3])?
+            } else {
+                0
+            };
             let om = if self.map_group.is_some() {
                 cx.bind(&inputs[self.n_in() - 1], z0 * d.lq, zn * d.lq)?
             } else {
@@ -221,11 +268,26 @@ impl Op for Attention {
             };
             let oo = cx.bind(out, q_start, q_len)?;
             let params = Params::new()
-                .u(d.lq).u(d.lk).u(self.heads).u(z0)
-                .u(d.ld).u(d.ld).u(d.ld).u(d.ld)
-                .u(oq).u(ok).u(ov).u(oo)
-                .u(ob).u(bias_seqs).u(bias_per_q).u(om)
-                .u(z0 * d.lq).u(i0).u(nq).f(self.scale);
+                .u(d.lq)
+                .u(d.lk)
+                .u(self.heads)
+                .u(z0)
+                .u(d.ld)
+                .u(d.ld)
+                .u(d.ld)
+                .u(d.ld)
+                .u(oq)
+                .u(ok)
+                .u(ov)
+                .u(oo)
+                .u(ob)
+                .u(bias_seqs)
+                .u(bias_per_q)
+                .u(om)
+                .u(z0 * d.lq)
+                .u(i0)
+                .u(nq)
+                .f(self.scale);
             let groups = [nq.div_ceil(64) as u32, self.heads as u32, zn as u32];
             cx.dispatch(kernel.clone(), params, groups)?;
         }
@@ -240,10 +302,20 @@ impl Op for Attention {
 
 impl Graph {
     /// Scaled-dot-product attention with `heads` heads (scale `1/sqrt(head_dim)`).
-    pub fn attention(&mut self, q: TensorId, k: TensorId, v: TensorId, heads: usize, extras: AttentionExtras) -> Result<TensorId> {
+    pub fn attention(
+        &mut self,
+        q: TensorId,
+        k: TensorId,
+        v: TensorId,
+        heads: usize,
+        extras: AttentionExtras,
+    ) -> Result<TensorId> {
         let hd = self.shape(q).last();
         if heads == 0 || hd % heads != 0 {
-            return Err(Error::shape("attention", format!("width {hd} does not split into {heads} heads")));
+            return Err(Error::shape(
+                "attention",
+                format!("width {hd} does not split into {heads} heads"),
+            ));
         }
         let head_dim = hd / heads;
         let mut ins = vec![q, k, v];
@@ -269,8 +341,10 @@ impl Graph {
             let span = group * len;
             for (i, r) in v.as_u32().iter().enumerate() {
                 if span == 0 || (*r as usize) / span != i / span {
-                    return Err(Error::shape("attention", format!(
-                        "row map entry {i} = {r} leaves its group of {group} sequences")));
+                    return Err(Error::shape(
+                        "attention",
+                        format!("row map entry {i} = {r} leaves its group of {group} sequences"),
+                    ));
                 }
             }
         }

@@ -51,7 +51,11 @@ impl Op for Binary {
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {
         let (a, b) = (inputs[0].as_f32(), inputs[1].as_f32());
-        let v = a.iter().enumerate().map(|(i, x)| self.apply(*x, b[i % b.len()])).collect();
+        let v = a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| self.apply(*x, b[i % b.len()]))
+            .collect();
         HostTensor::f32(out.shape.clone(), v)
     }
 
@@ -97,10 +101,20 @@ impl Op for Binary {
 impl Graph {
     /// `a + b`, with `b` repeated over `a`'s leading dimensions.
     pub fn add(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> {
-        self.push(Binary { kind: BinaryKind::Add }, &[a, b])
+        self.push(
+            Binary {
+                kind: BinaryKind::Add,
+            },
+            &[a, b],
+        )
     }
     /// `a * b`, with `b` repeated over `a`'s leading dimensions.
     pub fn mul(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> {
-        self.push(Binary { kind: BinaryKind::Mul }, &[a, b])
+        self.push(
+            Binary {
+                kind: BinaryKind::Mul,
+            },
+            &[a, b],
+        )
     }
 }

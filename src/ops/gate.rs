@@ -25,7 +25,13 @@ impl Op for Gate {
         expect_inputs("gate", inputs, 3 + self.residual as usize)?;
         check_mods("gate", inputs[0], inputs[1], inputs[2], &[self.gate])?;
         if self.residual && inputs[3].shape != inputs[0].shape {
-            return Err(Error::shape("gate", format!("residual {} and y {} differ", inputs[3].shape, inputs[0].shape)));
+            return Err(Error::shape(
+                "gate",
+                format!(
+                    "residual {} and y {} differ",
+                    inputs[3].shape, inputs[0].shape
+                ),
+            ));
         }
         Ok(inputs[0].clone())
     }
@@ -53,7 +59,13 @@ impl Op for Gate {
     }
 
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
-        let (b, c, _, d) = check_mods("gate", &inputs[0].desc, &inputs[1].desc, &inputs[2].desc, &[])?;
+        let (b, c, _, d) = check_mods(
+            "gate",
+            &inputs[0].desc,
+            &inputs[1].desc,
+            &inputs[2].desc,
+            &[],
+        )?;
         let rows = out.desc.shape.rows();
         let per = cx.rows_per_chunk("y", d)?;
         let kernel = Kernel::new("gate", 3 + self.residual as u32).flag("RESIDUAL", self.residual);
@@ -62,12 +74,25 @@ impl Op for Gate {
             let oy = cx.bind(&inputs[0], r0 * d, n)?;
             let om = cx.bind_all(&inputs[1])?;
             let ot = cx.bind_all(&inputs[2])?;
-            let ox = if self.residual { cx.bind(&inputs[3], r0 * d, n)? } else { 0 };
+            let ox = if self.residual {
+                cx.bind(&inputs[3], r0 * d, n)?
+            } else {
+                0
+            };
             let oo = cx.bind(out, r0 * d, n)?;
             let params = Params::new()
-                .u(r1 - r0).u(d).u(r0).u(rows / b).u(c)
-                .u(self.gate.0).u(self.gate.1)
-                .u(oy).u(om).u(ot).u(ox).u(oo);
+                .u(r1 - r0)
+                .u(d)
+                .u(r0)
+                .u(rows / b)
+                .u(c)
+                .u(self.gate.0)
+                .u(self.gate.1)
+                .u(oy)
+                .u(om)
+                .u(ot)
+                .u(ox)
+                .u(oo);
             let groups = cx.grid(n.div_ceil(256));
             cx.dispatch(kernel.clone(), params, groups)?;
         }
@@ -81,11 +106,36 @@ impl Op for Gate {
 
 impl Graph {
     /// `x + gate * y` with `gate = mods[b, gate.0] + table[gate.1]` per batch item.
-    pub fn gated_residual(&mut self, x: TensorId, y: TensorId, mods: TensorId, table: TensorId, gate: Chunk) -> Result<TensorId> {
-        self.push(Gate { gate, residual: true }, &[y, mods, table, x])
+    pub fn gated_residual(
+        &mut self,
+        x: TensorId,
+        y: TensorId,
+        mods: TensorId,
+        table: TensorId,
+        gate: Chunk,
+    ) -> Result<TensorId> {
+        self.push(
+            Gate {
+                gate,
+                residual: true,
+            },
+            &[y, mods, table, x],
+        )
     }
     /// `gate * y` (no residual), as before PT-DiT's `linear_2`.
-    pub fn gated(&mut self, y: TensorId, mods: TensorId, table: TensorId, gate: Chunk) -> Result<TensorId> {
-        self.push(Gate { gate, residual: false }, &[y, mods, table])
+    pub fn gated(
+        &mut self,
+        y: TensorId,
+        mods: TensorId,
+        table: TensorId,
+        gate: Chunk,
+    ) -> Result<TensorId> {
+        self.push(
+            Gate {
+                gate,
+                residual: false,
+            },
+            &[y, mods, table],
+        )
     }
 }

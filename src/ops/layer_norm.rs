@@ -24,7 +24,10 @@ impl Op for LayerNorm {
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
         expect_inputs("layer_norm", inputs, 1)?;
         if !(self.eps.is_finite() && self.eps >= 0.0) {
-            return Err(Error::shape("layer_norm", format!("eps must be a finite non-negative number, got {}", self.eps)));
+            return Err(Error::shape(
+                "layer_norm",
+                format!("eps must be a finite non-negative number, got {}", self.eps),
+            ));
         }
         Ok(inputs[0].clone())
     }
@@ -53,7 +56,11 @@ impl Op for LayerNorm {
             let oo = cx.bind(out, r0 * d, (r1 - r0) * d)?;
             let params = Params::new().u(r1 - r0).u(d).f(self.eps).u(ox).u(oo);
             let groups = cx.grid(r1 - r0);
-            cx.dispatch(Kernel::new("layer_norm", 1).define("WG", WG), params, groups)?;
+            cx.dispatch(
+                Kernel::new("layer_norm", 1).define("WG", WG),
+                params,
+                groups,
+            )?;
         }
         Ok(())
     }

@@ -31,9 +31,21 @@ fn dims(a: &Shape, w: &Shape) -> Dims {
     let n = w.dims()[w.rank() - 2];
     if w.rank() == 3 {
         let batch = a.dims()[0];
-        Dims { batch, m: a.numel() / (batch * k), n, k, w_batched: true }
+        Dims {
+            batch,
+            m: a.numel() / (batch * k),
+            n,
+            k,
+            w_batched: true,
+        }
     } else {
-        Dims { batch: 1, m: a.numel() / k, n, k, w_batched: false }
+        Dims {
+            batch: 1,
+            m: a.numel() / k,
+            n,
+            k,
+            w_batched: false,
+        }
     }
 }
 
@@ -56,13 +68,20 @@ impl Op for Matmul {
             _ => return Err(bad("the weight must be (N, K) or (B, N, K)")),
         }
         if a.last() != w.last() {
-            return Err(bad(&format!("inner dimensions differ ({} vs {})", a.last(), w.last())));
+            return Err(bad(&format!(
+                "inner dimensions differ ({} vs {})",
+                a.last(),
+                w.last()
+            )));
         }
         let n = w.dims()[w.rank() - 2];
         if self.bias {
             let b = &inputs[2].shape;
             if b.dims() != [n] {
-                return Err(Error::shape("matmul", format!("bias {b} must be ({n},) for weight {w}")));
+                return Err(Error::shape(
+                    "matmul",
+                    format!("bias {b} must be ({n},) for weight {w}"),
+                ));
             }
         }
         let mut out = a.dims().to_vec();
@@ -74,7 +93,11 @@ impl Op for Matmul {
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {
         let d = dims(&inputs[0].shape, &inputs[1].shape);
         let (a, w) = (inputs[0].as_f32(), inputs[1].as_f32());
-        let bias = if self.bias { Some(inputs[2].as_f32()) } else { None };
+        let bias = if self.bias {
+            Some(inputs[2].as_f32())
+        } else {
+            None
+        };
         let mut c = vec![0f32; out.shape.numel()];
         for b in 0..d.batch {
             let wb = if d.w_batched { b * d.n * d.k } else { 0 };
@@ -102,13 +125,29 @@ impl Op for Matmul {
         if all_fit && d.m.div_ceil(tile) <= cx.max_groups as usize {
             let oa = cx.bind_all(a)?;
             let ow = cx.bind_all(w)?;
-            let ob = if self.bias { cx.bind_all(&inputs[2])? } else { 0 };
+            let ob = if self.bias {
+                cx.bind_all(&inputs[2])?
+            } else {
+                0
+            };
             let oc = cx.bind_all(out)?;
             let params = Params::new()
-                .u(d.m).u(d.n).u(d.k).u(d.n)
-                .u(oa).u(ow).u(ob).u(oc)
-                .u(d.m * d.k).u(if d.w_batched { d.n * d.k } else { 0 }).u(d.m * d.n);
-            let groups = [d.n.div_ceil(tile) as u32, d.m.div_ceil(tile) as u32, d.batch as u32];
+                .u(d.m)
+                .u(d.n)
+                .u(d.k)
+                .u(d.n)
+                .u(oa)
+                .u(ow)
+                .u(ob)
+                .u(oc)
+                .u(d.m * d.k)
+                .u(if d.w_batched { d.n * d.k } else { 0 })
+                .u(d.m * d.n);
+            let groups = [
+                d.n.div_ceil(tile) as u32,
+                d.m.div_ceil(tile) as u32,
+                d.batch as u32,
+            ];
             return cx.dispatch(kernel, params, groups);
         }
         // Chunked: per batch, rows of A/C by chunks of M, rows of W by chunks of N.
@@ -123,13 +162,29 @@ impl Op for Matmul {
                 for (n0, n1) in chunks(d.n, n_rows) {
                     let oa = cx.bind(a, (b * d.m + m0) * d.k, (m1 - m0) * d.k)?;
                     let ow = cx.bind(w, (wbase + n0) * d.k, (n1 - n0) * d.k)?;
-                    let ob = if self.bias { cx.bind(&inputs[2], n0, n1 - n0)? } else { 0 };
+                    let ob = if self.bias {
+                        cx.bind(&inputs[2], n0, n1 - n0)?
+                    } else {
+                        0
+                    };
                     let oc = cx.bind(out, (b * d.m + m0) * d.n, (m1 - m0) * d.n)?;
                     let params = Params::new()
-                        .u(m1 - m0).u(n1 - n0).u(d.k).u(d.n)
-                        .u(oa).u(ow).u(ob).u(oc as usize + n0)
-                        .u(0).u(0).u(0);
-                    let groups = [(n1 - n0).div_ceil(tile) as u32, (m1 - m0).div_ceil(tile) as u32, 1];
+                        .u(m1 - m0)
+                        .u(n1 - n0)
+                        .u(d.k)
+                        .u(d.n)
+                        .u(oa)
+                        .u(ow)
+                        .u(ob)
+                        .u(oc as usize + n0)
+                        .u(0)
+                        .u(0)
+                        .u(0);
+                    let groups = [
+                        (n1 - n0).div_ceil(tile) as u32,
+                        (m1 - m0).div_ceil(tile) as u32,
+                        1,
+                    ];
                     let vec4_ok = vec4 && oa % 4 == 0 && ow % 4 == 0;
                     let k = kernel.clone().flag("VEC4", vec4_ok);
                     cx.dispatch(k, params, groups)?;

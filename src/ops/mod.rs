@@ -47,11 +47,17 @@ pub trait Op: std::fmt::Debug + Send + Sync {
 
 pub(crate) fn expect_inputs(op: &'static str, inputs: &[&TensorDesc], n: usize) -> Result<()> {
     if inputs.len() != n {
-        return Err(Error::shape(op, format!("takes {n} inputs, got {}", inputs.len())));
+        return Err(Error::shape(
+            op,
+            format!("takes {n} inputs, got {}", inputs.len()),
+        ));
     }
     for (i, t) in inputs.iter().enumerate() {
         if t.dtype != DType::F32 {
-            return Err(Error::shape(op, format!("input {i} must be f32, got {:?}", t.dtype)));
+            return Err(Error::shape(
+                op,
+                format!("input {i} must be f32, got {:?}", t.dtype),
+            ));
         }
     }
     Ok(())

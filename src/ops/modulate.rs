@@ -33,18 +33,33 @@ pub(crate) fn check_mods(
     let (xs, ms, ts) = (&x.shape, &mods.shape, &table.shape);
     let d = xs.last();
     if ms.rank() != 3 || ms.dims()[2] != d {
-        return Err(Error::shape(op, format!("mods {ms} must be (B, C, {d}) for x {xs}")));
+        return Err(Error::shape(
+            op,
+            format!("mods {ms} must be (B, C, {d}) for x {xs}"),
+        ));
     }
     if ts.rank() != 2 || ts.dims()[1] != d {
-        return Err(Error::shape(op, format!("table {ts} must be (T, {d}) for x {xs}")));
+        return Err(Error::shape(
+            op,
+            format!("table {ts} must be (T, {d}) for x {xs}"),
+        ));
     }
     let (b, c, t) = (ms.dims()[0], ms.dims()[1], ts.dims()[0]);
     if xs.rows() % b != 0 {
-        return Err(Error::shape(op, format!("x {xs} has {} rows, not a multiple of the batch {b} of mods {ms}", xs.rows())));
+        return Err(Error::shape(
+            op,
+            format!(
+                "x {xs} has {} rows, not a multiple of the batch {b} of mods {ms}",
+                xs.rows()
+            ),
+        ));
     }
     for (m, tt) in chunks_used {
         if *m >= c || *tt >= t {
-            return Err(Error::shape(op, format!("chunk ({m}, {tt}) is outside mods {ms} / table {ts}")));
+            return Err(Error::shape(
+                op,
+                format!("chunk ({m}, {tt}) is outside mods {ms} / table {ts}"),
+            ));
         }
     }
     Ok((b, c, t, d))
@@ -57,7 +72,13 @@ impl Op for Modulate {
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
         expect_inputs("modulate", inputs, 3)?;
-        check_mods("modulate", inputs[0], inputs[1], inputs[2], &[self.shift, self.scale])?;
+        check_mods(
+            "modulate",
+            inputs[0],
+            inputs[1],
+            inputs[2],
+            &[self.shift, self.scale],
+        )?;
         Ok(inputs[0].clone())
     }
 
@@ -81,7 +102,13 @@ impl Op for Modulate {
     }
 
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
-        let (b, c, _, d) = check_mods("modulate", &inputs[0].desc, &inputs[1].desc, &inputs[2].desc, &[])?;
+        let (b, c, _, d) = check_mods(
+            "modulate",
+            &inputs[0].desc,
+            &inputs[1].desc,
+            &inputs[2].desc,
+            &[],
+        )?;
         let rows = out.desc.shape.rows();
         let per = cx.rows_per_chunk("x", d)?;
         for (r0, r1) in chunks(rows, per) {
@@ -91,9 +118,19 @@ impl Op for Modulate {
             let ot = cx.bind_all(&inputs[2])?;
             let oo = cx.bind(out, r0 * d, n)?;
             let params = Params::new()
-                .u(r1 - r0).u(d).u(r0).u(rows / b).u(c)
-                .u(self.shift.0).u(self.scale.0).u(self.shift.1).u(self.scale.1)
-                .u(ox).u(om).u(ot).u(oo);
+                .u(r1 - r0)
+                .u(d)
+                .u(r0)
+                .u(rows / b)
+                .u(c)
+                .u(self.shift.0)
+                .u(self.scale.0)
+                .u(self.shift.1)
+                .u(self.scale.1)
+                .u(ox)
+                .u(om)
+                .u(ot)
+                .u(oo);
             let groups = cx.grid(n.div_ceil(256));
             cx.dispatch(Kernel::new("modulate", 3), params, groups)?;
         }
@@ -108,7 +145,14 @@ impl Op for Modulate {
 impl Graph {
     /// `x * (1 + scale) + shift` with `shift = mods[b, shift.0] + table[shift.1]` (and scale
     /// likewise), for the batch item `b` each row of `x` belongs to.
-    pub fn modulate(&mut self, x: TensorId, mods: TensorId, table: TensorId, shift: Chunk, scale: Chunk) -> Result<TensorId> {
+    pub fn modulate(
+        &mut self,
+        x: TensorId,
+        mods: TensorId,
+        table: TensorId,
+        shift: Chunk,
+        scale: Chunk,
+    ) -> Result<TensorId> {
         self.push(Modulate { shift, scale }, &[x, mods, table])
     }
 }

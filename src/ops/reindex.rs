@@ -7,7 +7,7 @@
 //!
 //! The output is split freely; the input is read at scattered places, so it is bound whole.
 
-use super::{chunks, Op};
+use super::Op;
 use crate::error::{Error, Result};
 use crate::gpu::shaders::Kernel;
 use crate::graph::encode::TensorArg;
@@ -32,7 +32,12 @@ impl Reindex {
             .zip(shifts.iter().chain(std::iter::repeat(&0)))
             .map(|(n, s)| s.rem_euclid((*n).max(1) as i64) as usize)
             .collect();
-        Reindex { view: view.to_vec(), perm: perm.to_vec(), shifts, out: out.to_vec() }
+        Reindex {
+            view: view.to_vec(),
+            perm: perm.to_vec(),
+            shifts,
+            out: out.to_vec(),
+        }
     }
 
     /// Output dims, input strides and shifts, all in output-axis order.
@@ -61,17 +66,37 @@ impl Op for Reindex {
         let x = &inputs[0].shape;
         let r = self.view.len();
         let mut seen = vec![false; r];
-        let perm_ok = self.perm.len() == r && self.perm.iter().all(|p| *p < r && !std::mem::replace(&mut seen[*p], true));
+        let perm_ok = self.perm.len() == r
+            && self
+                .perm
+                .iter()
+                .all(|p| *p < r && !std::mem::replace(&mut seen[*p], true));
         if !perm_ok || r > MAX_RANK || r == 0 {
-            return Err(Error::shape("reindex", format!("{:?} is not a permutation of {r} axes (at most {MAX_RANK})", self.perm)));
+            return Err(Error::shape(
+                "reindex",
+                format!(
+                    "{:?} is not a permutation of {r} axes (at most {MAX_RANK})",
+                    self.perm
+                ),
+            ));
         }
         let vn: usize = self.view.iter().product();
         let on: usize = self.out.iter().product();
         if vn != x.numel() || on != vn {
-            return Err(Error::shape("reindex", format!(
-                "view {} and output {} must hold the {} elements of {x}", Shape(self.view.clone()), Shape(self.out.clone()), x.numel())));
+            return Err(Error::shape(
+                "reindex",
+                format!(
+                    "view {} and output {} must hold the {} elements of {x}",
+                    Shape(self.view.clone()),
+                    Shape(self.out.clone()),
+                    x.numel()
+                ),
+            ));
         }
-        Ok(TensorDesc { shape: Shape(self.out.clone()), dtype: inputs[0].dtype })
+        Ok(TensorDesc {
+            shape: Shape(self.out.clone()),
+            dtype: inputs[0].dtype,
+        })
     }
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {
@@ -118,7 +143,10 @@ impl Op for Reindex {
                 let (lo, hi) = self.span(s, e);
                 if (hi - lo) as u64 > room {
                     if e - s == 1 {
-                        return Err(Error::Limit { op: "reindex", detail: "cannot bind the input range of a single element".into() });
+                        return Err(Error::Limit {
+                            op: "reindex",
+                            detail: "cannot bind the input range of a single element".into(),
+                        });
                     }
                     per = (e - s) / 2;
                     continue;
@@ -131,7 +159,11 @@ impl Op for Reindex {
             // so the offset is `ox - lo`, which u32 arithmetic in the kernel wraps back.
             let off_x = ox.wrapping_sub(lo as u32);
             let params = pack(&shifts, pack(&strides, pack(&dims, Params::new())))
-                .u(dims.len()).u(e - s).u(s).u(off_x).u(oo);
+                .u(dims.len())
+                .u(e - s)
+                .u(s)
+                .u(off_x)
+                .u(oo);
             let grid = cx.grid((e - s).div_ceil(256));
             cx.dispatch(Kernel::new("reindex", 1).define("T", ty), params, grid)?;
             s = e;
@@ -156,20 +188,32 @@ impl Reindex {
     /// The range `[lo, hi)` of input elements that output elements `[s, e)` read.
     fn span(&self, s: usize, e: usize) -> (usize, usize) {
         let (dims, strides, shifts) = self.plan();
-        (s..e).map(|o| self.source(&dims, &strides, &shifts, o)).fold((usize::MAX, 0), |(lo, hi), x| (lo.min(x), hi.max(x + 1)))
+        (s..e)
+            .map(|o| self.source(&dims, &strides, &shifts, o))
+            .fold((usize::MAX, 0), |(lo, hi), x| (lo.min(x), hi.max(x + 1)))
     }
 }
 
 impl Graph {
     /// Permutes the axes of `view` (a row-major view of `x`), rolling view axis `a` by
     /// `shifts[a]`, and gives the result the shape `out`.
-    pub fn reindex(&mut self, x: TensorId, view: &[usize], perm: &[usize], shifts: &[i64], out: &[usize]) -> Result<TensorId> {
+    pub fn reindex(
+        &mut self,
+        x: TensorId,
+        view: &[usize],
+        perm: &[usize],
+        shifts: &[i64],
+        out: &[usize],
+    ) -> Result<TensorId> {
         self.push(Reindex::new(view, perm, shifts, out), &[x])
     }
     /// `x.permute(perm)`.
     pub fn permute(&mut self, x: TensorId, perm: &[usize]) -> Result<TensorId> {
         let view = self.shape(x).dims().to_vec();
-        let out: Vec<usize> = perm.iter().map(|p| view.get(*p).copied().unwrap_or(0)).collect();
+        let out: Vec<usize> = perm
+            .iter()
+            .map(|p| view.get(*p).copied().unwrap_or(0))
+            .collect();
         self.reindex(x, &view, perm, &[], &out)
     }
     /// `torch.roll(x, shifts)` over all axes (`shifts` per axis, missing ones 0).
@@ -182,11 +226,23 @@ impl Graph {
     pub fn window_partition(&mut self, x: TensorId, window: [usize; 3]) -> Result<TensorId> {
         let s = self.shape(x).dims().to_vec();
         if s.len() != 5 || (0..3).any(|a| window[a] == 0 || s[a + 1] % window[a] != 0) {
-            return Err(Error::shape("window_partition", format!("{} is not (B, F, H, W, D) in whole windows {window:?}", Shape(s))));
+            return Err(Error::shape(
+                "window_partition",
+                format!(
+                    "{} is not (B, F, H, W, D) in whole windows {window:?}",
+                    Shape(s)
+                ),
+            ));
         }
         let [wf, wh, ww] = window;
         let (b, f, h, w, d) = (s[0], s[1] / wf, s[2] / wh, s[3] / ww, s[4]);
         let view = [b, f, wf, h, wh, w, ww, d];
-        self.reindex(x, &view, &[0, 1, 3, 5, 2, 4, 6, 7], &[], &[b * f * h * w, wf * wh * ww, d])
+        self.reindex(
+            x,
+            &view,
+            &[0, 1, 3, 5, 2, 4, 6, 7],
+            &[],
+            &[b * f * h * w, wf * wh * ww, d],
+        )
     }
 }

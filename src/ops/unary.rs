@@ -45,7 +45,10 @@ impl Op for Unary {
             UnaryKind::Silu => silu,
             UnaryKind::GeluTanh => gelu_tanh,
         };
-        HostTensor::f32(out.shape.clone(), inputs[0].as_f32().iter().map(|v| f(*v)).collect())
+        HostTensor::f32(
+            out.shape.clone(),
+            inputs[0].as_f32().iter().map(|v| f(*v)).collect(),
+        )
     }
 
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
@@ -68,9 +71,19 @@ impl Op for Unary {
 
 impl Graph {
     pub fn silu(&mut self, x: TensorId) -> Result<TensorId> {
-        self.push(Unary { kind: UnaryKind::Silu }, &[x])
+        self.push(
+            Unary {
+                kind: UnaryKind::Silu,
+            },
+            &[x],
+        )
     }
     pub fn gelu_tanh(&mut self, x: TensorId) -> Result<TensorId> {
-        self.push(Unary { kind: UnaryKind::GeluTanh }, &[x])
+        self.push(
+            Unary {
+                kind: UnaryKind::GeluTanh,
+            },
+            &[x],
+        )
     }
 }

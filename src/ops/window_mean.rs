@@ -35,14 +35,26 @@ impl Op for WindowMean {
         expect_inputs("window_mean", inputs, 1)?;
         let x = &inputs[0].shape;
         for a in 0..3 {
-            if self.strides[a] == 0 || self.window[a] == 0 || self.window[a] % self.strides[a] != 0 {
-                return Err(Error::shape("window_mean", format!(
-                    "proxies per window {:?} must divide the window {:?}", self.strides, self.window)));
+            if self.strides[a] == 0 || self.window[a] == 0 || self.window[a] % self.strides[a] != 0
+            {
+                return Err(Error::shape(
+                    "window_mean",
+                    format!(
+                        "proxies per window {:?} must divide the window {:?}",
+                        self.strides, self.window
+                    ),
+                ));
             }
         }
         if x.rank() < 2 || x.rows() % self.s() != 0 {
-            return Err(Error::shape("window_mean", format!(
-                "x {x} must have a multiple of {} rows (windows of {:?})", self.s(), self.window)));
+            return Err(Error::shape(
+                "window_mean",
+                format!(
+                    "x {x} must have a multiple of {} rows (windows of {:?})",
+                    self.s(),
+                    self.window
+                ),
+            ));
         }
         let g = x.rows() / self.s();
         Ok(TensorDesc::f32([g * self.k(), x.last()]))
@@ -89,7 +101,17 @@ impl Op for WindowMean {
             let oo = cx.bind(out, g0 * self.k() * d, (g1 - g0) * self.k() * d)?;
             let [wf, wh, ww] = self.window;
             let [sf, sh, sw] = self.strides;
-            let params = Params::new().u(g1 - g0).u(d).u(wf).u(wh).u(ww).u(sf).u(sh).u(sw).u(ox).u(oo);
+            let params = Params::new()
+                .u(g1 - g0)
+                .u(d)
+                .u(wf)
+                .u(wh)
+                .u(ww)
+                .u(sf)
+                .u(sh)
+                .u(sw)
+                .u(ox)
+                .u(oo);
             let grid = cx.grid(((g1 - g0) * self.k() * d).div_ceil(256));
             cx.dispatch(Kernel::new("window_mean", 1), params, grid)?;
         }
@@ -103,7 +125,12 @@ impl Op for WindowMean {
 
 impl Graph {
     /// Means over windows of `window` tokens, `strides` dilated means per window.
-    pub fn window_mean(&mut self, x: TensorId, window: [usize; 3], strides: [usize; 3]) -> Result<TensorId> {
+    pub fn window_mean(
+        &mut self,
+        x: TensorId,
+        window: [usize; 3],
+        strides: [usize; 3],
+    ) -> Result<TensorId> {
         self.push(WindowMean { window, strides }, &[x])
     }
     /// The mean of every `group` consecutive rows.

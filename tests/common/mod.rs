@@ -28,10 +28,13 @@ pub fn rand(shape: &[usize], seed: u64, std: f32) -> HostTensor {
 pub fn rel_err(gpu: &[f32], reference: &[f32]) -> f32 {
     assert_eq!(gpu.len(), reference.len(), "lengths differ");
     let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let err = gpu
-        .iter()
-        .zip(reference)
-        .fold(0f32, |m, (a, b)| if a.is_nan() || b.is_nan() { f32::INFINITY } else { m.max((a - b).abs()) });
+    let err = gpu.iter().zip(reference).fold(0f32, |m, (a, b)| {
+        if a.is_nan() || b.is_nan() {
+            f32::INFINITY
+        } else {
+            m.max((a - b).abs())
+        }
+    });
     err / scale
 }
 
@@ -48,7 +51,12 @@ pub struct Compared {
 
 /// Runs `graph` on the GPU (with `opts`) and on the CPU reference; asserts every output
 /// agrees within `tol` (relative to the reference's scale).
-pub fn check(graph: &Graph, feeds: &HashMap<String, HostTensor>, tol: f32, opts: &ExecOptions) -> Compared {
+pub fn check(
+    graph: &Graph,
+    feeds: &HashMap<String, HostTensor>,
+    tol: f32,
+    opts: &ExecOptions,
+) -> Compared {
     let ctx = gpu();
     let want = cpu::run(graph, feeds).expect("CPU reference run");
     let exe = pollster::block_on(Executable::with_options(&ctx, graph, opts)).expect("compile");
@@ -70,7 +78,10 @@ pub fn check(graph: &Graph, feeds: &HashMap<String, HostTensor>, tol: f32, opts:
         assert!(e <= tol, "{name}: relative error {e:e} exceeds {tol:e}");
         worst = worst.max(e);
     }
-    Compared { worst, dispatches: exe.dispatches }
+    Compared {
+        worst,
+        dispatches: exe.dispatches,
+    }
 }
 
 /// Builds a feed map from (name, tensor) pairs.
