@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod gpu;
+pub mod model;
 pub mod graph;
 pub mod ops;
 pub mod rng;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod info;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ enum Command {
     Info,
     /// Measure the engine against its baselines and print the figures.
     Bench(bench::BenchArgs),
+    /// Check the engine against golden fixtures of the official PyTorch code.
+    Verify(verify::VerifyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -27,6 +30,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info => info::run(),
         Command::Bench(args) => bench::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(code) => code,

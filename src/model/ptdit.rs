@@ -1,0 +1,288 @@
+//! The PT-DiT forward pass (`PTDiTDiffuser.forward`, spec §2) as a graph of engine ops.
+//!
+//! The hidden state stays window-major, `(B·P, S, D)`, from the patch embedding to the final
+//! layer: windows, proxies and text attention all read it in place, and shifted windows go
+//! through a row map instead of rolling it.
+
+use super::config::{Grid, PtditConfig};
+use super::tables;
+use crate::error::Result;
+use crate::graph::{Graph, TensorId};
+use crate::ops::attention::AttentionExtras;
+use crate::tensor::TensorDesc;
+
+/// Names of the graph's inputs and outputs.
+pub mod io {
+    /// `(B, C_in, F, H, W)` latents.
+    pub const LATENT: &str = "latent";
+    /// `(B, 256)` timestep features, from [`crate::model::tables::timestep_features`].
+    pub const TIMESTEP: &str = "timestep_features";
+    /// `(B, L, caption_channels)` text encoder output.
+    pub const TEXT: &str = "text";
+    /// `(B, 1, L)` padding bias, from [`crate::model::tables::text_bias`].
+    pub const TEXT_BIAS: &str = "text_bias";
+    /// `(B, C_out, F, H, W)` raw model output.
+    pub const SAMPLE: &str = "sample";
+    /// The hidden state after block `n`, window-major `(B·P, S, D)`.
+    pub fn trace(n: usize) -> String {
+        format!("trace.block_{n}")
+    }
+}
+
+/// Channels of the timestep features.
+pub const TIMESTEP_CHANNELS: usize = 256;
+
+/// What one graph is built for.
+#[derive(Clone, Copy, Debug)]
+pub struct Shapes {
+    pub batch: usize,
+    pub grid: Grid,
+    pub text_len: usize,
+    /// Keep every block's output readable (for `verify`); costs their memory.
+    pub traces: bool,
+}
+
+/// Builds the forward graph; weights are params under their official keys.
+pub fn build(cfg: &PtditConfig, s: &Shapes) -> Result<Graph> {
+    cfg.validate()?;
+    let mut b = Builder::new(cfg, s)?;
+    let out = b.forward()?;
+    b.g.output(out, io::SAMPLE)?;
+    Ok(b.g)
+}
+
+/// Per-forward tensors every block reads.
+struct Context {
+    /// `(B, 6, D)` adaLN-single projection of the timestep.
+    t6: TensorId,
+    /// `(B, L, D)` projected text.
+    text: TensorId,
+    text_bias: TensorId,
+    swin_mask: Option<TensorId>,
+    swin_map: Option<TensorId>,
+}
+
+struct Builder<'a> {
+    g: Graph,
+    cfg: &'a PtditConfig,
+    s: Shapes,
+    d: usize,
+    heads: usize,
+    /// Windows per batch item.
+    p: usize,
+    /// Tokens per window.
+    win: usize,
+    /// Proxies per window.
+    k: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn new(cfg: &'a PtditConfig, s: &Shapes) -> Result<Self> {
+        let k = cfg.proxy_strides().iter().product();
+        Ok(Builder {
+            g: Graph::new(),
+            cfg,
+            s: *s,
+            d: cfg.dim(),
+            heads: cfg.num_attention_heads,
+            p: s.grid.windows(),
+            win: s.grid.window_tokens(),
+            k,
+        })
+    }
+
+    /// `x · weightᵀ + bias` with the weight at `{prefix}.weight`, `(out, in)`.
+    fn linear(&mut self, x: TensorId, prefix: &str, out: usize, bias: bool) -> Result<TensorId> {
+        let inp = self.g.shape(x).last();
+        let w = self.param(&format!("{prefix}.weight"), &[out, inp])?;
+        let b = if bias { Some(self.param(&format!("{prefix}.bias"), &[out])?) } else { None };
+        self.g.matmul(x, w, b)
+    }
+
+    fn param(&mut self, key: &str, shape: &[usize]) -> Result<TensorId> {
+        match self.g.find(key) {
+            Some(t) => Ok(t),
+            None => self.g.param(key, shape.to_vec()),
+        }
+    }
+
+    /// A diffusers `Attention`: q from `xq`, k and v from `xkv`, both `(Z, L, D)`; output
+    /// projected by `to_out.0`.
+    fn attention(&mut self, prefix: &str, xq: TensorId, xkv: TensorId, extras: AttentionExtras) -> Result<TensorId> {
+        let (d, bias) = (self.d, self.cfg.attention_bias);
+        let q = self.linear(xq, &format!("{prefix}.to_q"), d, bias)?;
+        let k = self.linear(xkv, &format!("{prefix}.to_k"), d, bias)?;
+        let v = self.linear(xkv, &format!("{prefix}.to_v"), d, bias)?;
+        let o = self.g.attention(q, k, v, self.heads, extras)?;
+        self.linear(o, &format!("{prefix}.to_out.0"), d, bias)
+    }
+
+    fn forward(&mut self) -> Result<TensorId> {
+        let (cfg, s, d) = (self.cfg, self.s, self.d);
+        let (bsz, grid) = (s.batch, s.grid);
+        let (c_in, pch) = (cfg.in_channels, cfg.patch_size);
+        let latent = self.g.input(io::LATENT, TensorDesc::f32([bsz, c_in, grid.frames, grid.rows * pch, grid.cols * pch]))?;
+        let tfeat = self.g.input(io::TIMESTEP, TensorDesc::f32([bsz, TIMESTEP_CHANNELS]))?;
+        let text = self.g.input(io::TEXT, TensorDesc::f32([bsz, s.text_len, cfg.caption_channels]))?;
+        let text_bias = self.g.input(io::TEXT_BIAS, TensorDesc::f32([bsz, 1, s.text_len]))?;
+
+        // Patch embedding straight into window-major order, plus the positional embedding.
+        let mut h = self.patchify(latent)?;
+        let pe = self.g.constant("pos_embed", tables::positional_embedding(&grid, d))?;
+        h = self.g.add(h, pe)?;
+        h = self.g.reshape(h, [bsz * self.p, self.win, d])?;
+
+        // adaLN-single: temb = linear_2(SiLU(linear_1(t))), t6 = linear(SiLU(temb)).
+        let t1 = self.linear(tfeat, "adaln_single.emb.timestep_embedder.linear_1", d, true)?;
+        let t1 = self.g.silu(t1)?;
+        let temb = self.linear(t1, "adaln_single.emb.timestep_embedder.linear_2", d, true)?;
+        let st = self.g.silu(temb)?;
+        let t6 = self.linear(st, "adaln_single.linear", 6 * d, true)?;
+        let t6 = self.g.reshape(t6, [bsz, 6, d])?;
+
+        // Caption projection: linear_1, GELU(tanh), linear_2.
+        let y = self.linear(text, "caption_projection.linear_1", d, true)?;
+        let y = self.g.gelu_tanh(y)?;
+        let y = self.linear(y, "caption_projection.linear_2", d, true)?;
+
+        let (swin_mask, swin_map) = if cfg.shift_window {
+            let m = self.g.constant("swin_mask", tables::shift_window_mask(&grid))?;
+            let r = self.g.constant("swin_map", tables::shift_window_map(&grid, bsz))?;
+            (Some(m), Some(r))
+        } else {
+            (None, None)
+        };
+        let cx = Context { t6, text: y, text_bias, swin_mask, swin_map };
+
+        for n in 0..cfg.num_layers {
+            h = self.block(n, h, &cx)?;
+            if s.traces {
+                let t = self.g.reshape(h, [bsz * self.p, self.win, d])?;
+                self.g.output(t, &io::trace(n))?;
+            }
+        }
+
+        // Final layer: LN, modulation by (table + temb), proj_out, unpatchify.
+        let sst = self.param("scale_shift_table", &[2, d])?;
+        let temb3 = self.g.reshape(temb, [bsz, 1, d])?;
+        let n = self.g.layer_norm(h, 1e-6)?;
+        let n = self.g.modulate(n, temb3, sst, (0, 0), (0, 1))?;
+        let o = self.linear(n, "proj_out", pch * pch * cfg.out_channels(), true)?;
+        self.unpatchify(o)
+    }
+
+    /// One `ProxyTokensTransformerBlock` (spec §2.7): its six steps in order.
+    fn block(&mut self, n: usize, h: TensorId, cx: &Context) -> Result<TensorId> {
+        let pre = format!("transformer_blocks.{n}");
+        let table = self.param(&format!("{pre}.scale_shift_table"), &[6, self.d])?;
+        let proxies = self.proxy_self_attention(&pre, h)?;
+        let h = self.proxy_cross_attention(&pre, h, proxies)?;
+        let h = self.window_attention(&pre, h, cx, table)?;
+        let h = match (cx.swin_mask, cx.swin_map) {
+            (Some(mask), Some(map)) => self.shifted_window_attention(&pre, h, cx, mask, map)?,
+            _ => h,
+        };
+        let h = self.text_cross_attention(&pre, h, cx)?;
+        self.mlp(&pre, h, cx, table)
+    }
+
+    /// Step 1: proxies are window means (dilated when several per window), then
+    /// `p + proxy_attn1(proxy_norm1(p))` among all proxies of a batch item.
+    fn proxy_self_attention(&mut self, pre: &str, h: TensorId) -> Result<TensorId> {
+        let (bsz, pk, d) = (self.s.batch, self.p * self.k, self.d);
+        let p = self.g.window_mean(h, self.cfg.compress_ratios, self.cfg.proxy_strides())?;
+        let p = self.g.reshape(p, [bsz, pk, d])?;
+        let n = self.g.layer_norm(p, self.cfg.norm_eps)?;
+        let a = self.attention(&format!("{pre}.proxy_attn1"), n, n, AttentionExtras::default())?;
+        self.g.add(p, a)
+    }
+
+    /// Step 2: every token attends to its batch item's proxies;
+    /// `h + linear_1_visual(pvisual_attn2(norm_before(h), proxy_cross_norm(p)))`.
+    fn proxy_cross_attention(&mut self, pre: &str, h: TensorId, proxies: TensorId) -> Result<TensorId> {
+        let (bsz, d, eps) = (self.s.batch, self.d, self.cfg.norm_eps);
+        let all = self.g.reshape(h, [bsz, self.p * self.win, d])?;
+        let a = self.g.layer_norm(all, eps)?;
+        let kv = self.g.layer_norm(proxies, eps)?;
+        let o = self.attention(&format!("{pre}.pvisual_attn2"), a, kv, AttentionExtras::default())?;
+        let o = self.linear(o, &format!("{pre}.linear_1_visual"), d, true)?;
+        let o = self.g.reshape(o, [bsz * self.p, self.win, d])?;
+        self.g.add(h, o)
+    }
+
+    /// Step 3: `h + gate_msa · attn1(norm1(h)·(1 + scale_msa) + shift_msa)` within windows.
+    fn window_attention(&mut self, pre: &str, h: TensorId, cx: &Context, table: TensorId) -> Result<TensorId> {
+        let n = self.g.layer_norm(h, self.cfg.norm_eps)?;
+        let n = self.g.modulate(n, cx.t6, table, (0, 0), (1, 1))?;
+        let o = self.attention(&format!("{pre}.attn1"), n, n, AttentionExtras::default())?;
+        self.g.gated_residual(h, o, cx.t6, table, (2, 2))
+    }
+
+    /// Step 4: attention within windows of the grid rolled by half a window, with the Swin
+    /// mask, rolled back, then `h + linear_2(gate_sw · o)`. Modulation uses the first three
+    /// chunks of t6 with the block's own `proxy_scale_shift_table`. LayerNorm, modulation and
+    /// the projections act per token, so they commute with the roll: only the attention reads
+    /// through the row map.
+    fn shifted_window_attention(&mut self, pre: &str, h: TensorId, cx: &Context, mask: TensorId, map: TensorId) -> Result<TensorId> {
+        let ptable = self.param(&format!("{pre}.proxy_scale_shift_table"), &[3, self.d])?;
+        let n = self.g.layer_norm(h, self.cfg.norm_eps)?;
+        let n = self.g.modulate(n, cx.t6, ptable, (0, 0), (1, 1))?;
+        let extras = AttentionExtras { bias: Some(mask), map: Some((map, self.p)) };
+        let o = self.attention(&format!("{pre}.attn3"), n, n, extras)?;
+        let o = self.g.gated(o, cx.t6, ptable, (2, 2))?;
+        let o = self.linear(o, &format!("{pre}.linear_2"), self.d, true)?;
+        self.g.add(h, o)
+    }
+
+    /// Step 5: `h + attn2(h, text)` with the padding bias; no norm, no gate.
+    fn text_cross_attention(&mut self, pre: &str, h: TensorId, cx: &Context) -> Result<TensorId> {
+        let (bsz, d) = (self.s.batch, self.d);
+        let all = self.g.reshape(h, [bsz, self.p * self.win, d])?;
+        let extras = AttentionExtras { bias: Some(cx.text_bias), map: None };
+        let o = self.attention(&format!("{pre}.attn2"), all, cx.text, extras)?;
+        let o = self.g.reshape(o, [bsz * self.p, self.win, d])?;
+        self.g.add(h, o)
+    }
+
+    /// Step 6: `h + gate_mlp · ff(norm2(h)·(1 + scale_mlp) + shift_mlp)`, ff = Linear, GELU(tanh),
+    /// Linear.
+    fn mlp(&mut self, pre: &str, h: TensorId, cx: &Context, table: TensorId) -> Result<TensorId> {
+        let d = self.d;
+        let n = self.g.layer_norm(h, self.cfg.norm_eps)?;
+        let n = self.g.modulate(n, cx.t6, table, (3, 3), (4, 4))?;
+        let f = self.linear(n, &format!("{pre}.ff.net.0.proj"), 4 * d, true)?;
+        let f = self.g.gelu_tanh(f)?;
+        let f = self.linear(f, &format!("{pre}.ff.net.2"), d, true)?;
+        self.g.gated_residual(h, f, cx.t6, table, (5, 5))
+    }
+
+    /// Latent `(B, C, F, H, W)` → window-major tokens `(B·P·S, D)`: gather each patch as
+    /// `(c, p, q)` (the Conv2d weight's layout) in window-major order, then one matmul.
+    fn patchify(&mut self, latent: TensorId) -> Result<TensorId> {
+        let (cfg, s) = (self.cfg, self.s);
+        let (c, pp) = (cfg.in_channels, cfg.patch_size);
+        let [wf, wh, ww] = s.grid.window;
+        let [nf, nh, nw] = s.grid.windows_per_axis();
+        let view = [s.batch, c, nf, wf, nh, wh, pp, nw, ww, pp];
+        let perm = [0, 2, 4, 7, 3, 5, 8, 1, 6, 9];
+        let rows = s.batch * s.grid.tokens();
+        let patches = self.g.reindex(latent, &view, &perm, &[], &[rows, c * pp * pp])?;
+        let w = self.param("pos_embed.proj.weight", &[self.d, c, pp, pp])?;
+        let w = self.g.reshape(w, [self.d, c * pp * pp])?;
+        let b = self.param("pos_embed.proj.bias", &[self.d])?;
+        let h = self.g.matmul(patches, w, Some(b))?;
+        self.g.reshape(h, [s.batch, s.grid.tokens(), self.d])
+    }
+
+    /// `(B·P·S, p·q·C)` → `(B, C, F, H, W)`: each token's outputs are `(p, q, c)`, c fastest.
+    fn unpatchify(&mut self, o: TensorId) -> Result<TensorId> {
+        let (cfg, s) = (self.cfg, self.s);
+        let (c, pp) = (cfg.out_channels(), cfg.patch_size);
+        let [wf, wh, ww] = s.grid.window;
+        let [nf, nh, nw] = s.grid.windows_per_axis();
+        let view = [s.batch, nf, nh, nw, wf, wh, ww, pp, pp, c];
+        let perm = [0, 9, 1, 4, 2, 5, 7, 3, 6, 8];
+        let out = [s.batch, c, s.grid.frames, s.grid.rows * pp, s.grid.cols * pp];
+        self.g.reindex(o, &view, &perm, &[], &out)
+    }
+}
