@@ -9,8 +9,8 @@
 
 pub mod error;
 pub mod gpu;
-pub mod model;
 pub mod graph;
+pub mod model;
 pub mod ops;
 pub mod rng;
 pub mod tensor;
@@ -19,3 +19,5 @@ pub use error::{Error, Result};
 pub use gpu::GpuContext;
 pub use graph::{Executable, Graph, TensorId};
 pub use tensor::{DType, HostTensor, Shape, TensorDesc};
+/// The wgpu this engine is built on; a host that shares its device must use the same version.
+pub use wgpu;

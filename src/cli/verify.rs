@@ -33,7 +33,11 @@ fn line(c: &Comparison, indent: &str) {
 }
 
 pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
-    let ctx = if args.cpu { None } else { Some(GpuContext::new_blocking()?) };
+    let ctx = if args.cpu {
+        None
+    } else {
+        Some(GpuContext::new_blocking()?)
+    };
     if let Some(c) = &ctx {
         println!("adapter: {} ({})", c.report.name, c.report.backend);
     }
@@ -41,7 +45,10 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
     for path in &args.files {
         let outcome = (|| -> Result<bool> {
             let file = TensorFile::read(path)?;
-            let is_ptdit = file.tensors.keys().any(|k| k.starts_with("transformer_blocks."));
+            let is_ptdit = file
+                .tensors
+                .keys()
+                .any(|k| k.starts_with("transformer_blocks."));
             if !is_ptdit {
                 return Err(Error::Model("not a PT-DiT fixture (no `transformer_blocks.*` weights); T5 and VAE fixtures are not supported yet".into()));
             }
@@ -51,7 +58,16 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
                 None => fx.run_cpu(F32_REL_TOL)?,
             };
             let verdict = if report.passed() { "PASS" } else { "FAIL" };
-            println!("{}: {} ({}) {verdict}", path.display(), report.kind, if ctx.is_some() { "GPU, f32" } else { "CPU reference" });
+            println!(
+                "{}: {} ({}) {verdict}",
+                path.display(),
+                report.kind,
+                if ctx.is_some() {
+                    "GPU, f32"
+                } else {
+                    "CPU reference"
+                }
+            );
             line(&report.output, "  ");
             for t in &report.traces {
                 line(t, "  ");
@@ -70,5 +86,9 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -126,10 +126,26 @@ impl GpuContext {
     }
 
     /// Wraps a host's device and queue (a game engine's). The engine uses what the device was
-    /// created with and never destroys it or replaces its callbacks.
-    pub fn borrowed(device: wgpu::Device, queue: wgpu::Queue, info: &wgpu::AdapterInfo) -> Self {
+    /// created with and never destroys it or replaces its callbacks. `info` names the adapter
+    /// in reports when the host has it.
+    pub fn borrowed(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: Option<&wgpu::AdapterInfo>,
+    ) -> Self {
+        let report = match info {
+            Some(i) => report(i, &device),
+            None => AdapterReport {
+                name: "host device".into(),
+                backend: "host".into(),
+                device_type: "unknown".into(),
+                driver: String::new(),
+                features: device.features(),
+                limits: device.limits(),
+            },
+        };
         GpuContext {
-            report: report(info, &device),
+            report,
             device,
             queue,
             ownership: Ownership::Borrowed,

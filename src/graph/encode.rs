@@ -52,7 +52,7 @@ impl Params {
     }
     /// Pads to a 16-byte boundary (for a following `array<vec4<u32>>`).
     pub fn align16(mut self) -> Self {
-        while self.0.len() % 4 != 0 {
+        while !self.0.len().is_multiple_of(4) {
             self.0.push(0);
         }
         self

@@ -24,6 +24,13 @@ use crate::tensor::{DType, HostTensor, Shape, TensorDesc};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TensorId(pub(crate) usize);
 
+impl TensorId {
+    /// Position of the tensor in the graph (dense, from 0).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// Where a tensor's data comes from.
 #[derive(Clone, Debug)]
 pub enum Source {

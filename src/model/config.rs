@@ -51,8 +51,8 @@ pub struct PtditConfig {
 
 impl PtditConfig {
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: PtditConfig = serde_json::from_str(text)
-            .map_err(|e| Error::Model(format!("PT-DiT config: {e}")))?;
+        let cfg: PtditConfig =
+            serde_json::from_str(text).map_err(|e| Error::Model(format!("PT-DiT config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -103,13 +103,24 @@ impl PtditConfig {
             return bad("channels and patch size must be positive".into());
         }
         let d = self.dim();
-        if d % 8 != 0 {
-            return bad(format!("the width {d} must be a multiple of 8 for the 3-D sin-cos positional embedding"));
+        if !d.is_multiple_of(8) {
+            return bad(format!(
+                "the width {d} must be a multiple of 8 for the 3-D sin-cos positional embedding"
+            ));
         }
         match self.cross_attention_dim {
             Some(c) if c == d => {}
-            Some(c) => return bad(format!("cross_attention_dim {c} must equal the width {d} (text is projected to it)")),
-            None => return bad("cross_attention_dim is required (the block's MLP norm exists only with it)".into()),
+            Some(c) => {
+                return bad(format!(
+                    "cross_attention_dim {c} must equal the width {d} (text is projected to it)"
+                ))
+            }
+            None => {
+                return bad(
+                    "cross_attention_dim is required (the block's MLP norm exists only with it)"
+                        .into(),
+                )
+            }
         }
         if let Some(a) = &self.activation_fn {
             if a != "gelu-approximate" {
@@ -130,7 +141,10 @@ impl PtditConfig {
                 return bad("compress ratios must be positive".into());
             }
             if a > 0 && c % p != 0 {
-                return bad(format!("proxy_compress_ratios {:?} must divide compress_ratios {:?}", self.proxy_compress_ratios, self.compress_ratios));
+                return bad(format!(
+                    "proxy_compress_ratios {:?} must divide compress_ratios {:?}",
+                    self.proxy_compress_ratios, self.compress_ratios
+                ));
             }
         }
         if !(self.norm_eps.is_finite() && self.norm_eps > 0.0) {
@@ -145,10 +159,14 @@ impl PtditConfig {
         let [wf, wh, ww] = self.compress_ratios;
         let p = self.patch_size;
         let check = |what: &str, n: usize, step: usize| -> Result<()> {
-            if n == 0 || n % step != 0 {
+            if n == 0 || !n.is_multiple_of(step) {
                 let lower = (n / step).max(1) * step;
                 let upper = n.div_ceil(step).max(1) * step;
-                let nearest = if n - lower.min(n) <= upper - n { lower } else { upper };
+                let nearest = if n - lower.min(n) <= upper - n {
+                    lower
+                } else {
+                    upper
+                };
                 return Err(Error::Input(format!(
                     "latent {what} {n} does not fit the windows: it must be a multiple of {step}; \
                      the nearest valid {what} is {nearest}"
@@ -159,7 +177,12 @@ impl PtditConfig {
         check("frame count", frames, wf)?;
         check("height", height, p * wh)?;
         check("width", width, p * ww)?;
-        Ok(Grid { frames, rows: height / p, cols: width / p, window: self.compress_ratios })
+        Ok(Grid {
+            frames,
+            rows: height / p,
+            cols: width / p,
+            window: self.compress_ratios,
+        })
     }
 }
 
@@ -182,7 +205,11 @@ impl Grid {
     }
     /// Windows per latent, along (f, h, w).
     pub fn windows_per_axis(&self) -> [usize; 3] {
-        [self.frames / self.window[0], self.rows / self.window[1], self.cols / self.window[2]]
+        [
+            self.frames / self.window[0],
+            self.rows / self.window[1],
+            self.cols / self.window[2],
+        ]
     }
     pub fn windows(&self) -> usize {
         self.windows_per_axis().iter().product()

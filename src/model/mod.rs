@@ -13,8 +13,8 @@ pub use config::{Grid, PtditConfig};
 pub use ptdit::Shapes;
 
 use crate::error::{Error, Result};
-use crate::graph::{Executable, Graph};
 use crate::gpu::GpuContext;
+use crate::graph::{Executable, Graph};
 use crate::tensor::HostTensor;
 
 /// One forward's inputs, as the official `forward` takes them.
@@ -36,16 +36,26 @@ impl ForwardInputs {
         if self.timestep.len() != s.batch || self.text_mask.len() != s.batch * s.text_len {
             return Err(Error::Input(format!(
                 "{} timesteps and {} mask entries given for batch {} and text length {}",
-                self.timestep.len(), self.text_mask.len(), s.batch, s.text_len)));
+                self.timestep.len(),
+                self.text_mask.len(),
+                s.batch,
+                s.text_len
+            )));
         }
         if let Some(t) = self.timestep.iter().find(|t| !t.is_finite()) {
             return Err(Error::Input(format!("timestep {t} is not finite")));
         }
         let mut f = HashMap::new();
         f.insert(ptdit::io::LATENT.to_string(), self.latent.clone());
-        f.insert(ptdit::io::TIMESTEP.to_string(), tables::timestep_features(&self.timestep, ptdit::TIMESTEP_CHANNELS));
+        f.insert(
+            ptdit::io::TIMESTEP.to_string(),
+            tables::timestep_features(&self.timestep, ptdit::TIMESTEP_CHANNELS),
+        );
         f.insert(ptdit::io::TEXT.to_string(), self.text.clone());
-        f.insert(ptdit::io::TEXT_BIAS.to_string(), tables::text_bias(&self.text_mask, s.batch));
+        f.insert(
+            ptdit::io::TEXT_BIAS.to_string(),
+            tables::text_bias(&self.text_mask, s.batch),
+        );
         Ok(f)
     }
 }
@@ -61,14 +71,39 @@ pub struct Ptdit {
 impl Ptdit {
     /// Builds the graph, compiles it and uploads the weights (official keys, f32 values).
     /// Missing, unexpected or wrong-shaped weights are reported together.
-    pub async fn new(ctx: &GpuContext, config: &PtditConfig, shapes: Shapes, weights: &HashMap<String, HostTensor>) -> Result<Self> {
+    pub async fn new(
+        ctx: &GpuContext,
+        config: &PtditConfig,
+        shapes: Shapes,
+        weights: &HashMap<String, HostTensor>,
+    ) -> Result<Self> {
         let graph = ptdit::build(config, &shapes)?;
-        let params = weights::select_params(&graph, weights, &["pos_embed.pos_embed"], &["input.", "output.", "trace."])?;
+        let params = weights::select_params(
+            &graph,
+            weights,
+            &["pos_embed.pos_embed"],
+            &["input.", "output.", "trace."],
+        )?;
         let exe = Executable::new(ctx, &graph).await?;
         for (k, v) in &params {
             exe.write(k, v)?;
         }
-        Ok(Ptdit { config: config.clone(), shapes, graph, exe })
+        Ok(Ptdit {
+            config: config.clone(),
+            shapes,
+            graph,
+            exe,
+        })
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking(
+        ctx: &GpuContext,
+        config: &PtditConfig,
+        shapes: Shapes,
+        weights: &HashMap<String, HostTensor>,
+    ) -> Result<Self> {
+        pollster::block_on(Self::new(ctx, config, shapes, weights))
     }
 
     /// Runs one forward and reads the output `(B, C_out, F, H, W)`.
@@ -79,4 +114,26 @@ impl Ptdit {
         self.exe.run()?;
         self.exe.read(ptdit::io::SAMPLE).await
     }
+}
+
+/// Random weights for every param of `graph`, like the fixtures': matrices N(0, 0.05), vectors
+/// N(0, 0.02). For tests and benchmarks that need a model but not a trained one.
+pub fn random_weights(graph: &Graph, seed: u64) -> HashMap<String, HostTensor> {
+    let mut rng = crate::rng::Rng::new(seed);
+    let mut out = HashMap::new();
+    for (_, info) in graph.tensors() {
+        if matches!(info.source, crate::graph::Source::Param) {
+            let std = if info.desc.shape.rank() >= 2 {
+                0.05
+            } else {
+                0.02
+            };
+            let n = info.desc.shape.numel();
+            out.insert(
+                info.name.clone(),
+                HostTensor::f32(info.desc.shape.clone(), rng.normals(n, std)),
+            );
+        }
+    }
+    out
 }

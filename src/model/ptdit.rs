@@ -95,7 +95,11 @@ impl<'a> Builder<'a> {
     fn linear(&mut self, x: TensorId, prefix: &str, out: usize, bias: bool) -> Result<TensorId> {
         let inp = self.g.shape(x).last();
         let w = self.param(&format!("{prefix}.weight"), &[out, inp])?;
-        let b = if bias { Some(self.param(&format!("{prefix}.bias"), &[out])?) } else { None };
+        let b = if bias {
+            Some(self.param(&format!("{prefix}.bias"), &[out])?)
+        } else {
+            None
+        };
         self.g.matmul(x, w, b)
     }
 
@@ -108,7 +112,13 @@ impl<'a> Builder<'a> {
 
     /// A diffusers `Attention`: q from `xq`, k and v from `xkv`, both `(Z, L, D)`; output
     /// projected by `to_out.0`.
-    fn attention(&mut self, prefix: &str, xq: TensorId, xkv: TensorId, extras: AttentionExtras) -> Result<TensorId> {
+    fn attention(
+        &mut self,
+        prefix: &str,
+        xq: TensorId,
+        xkv: TensorId,
+        extras: AttentionExtras,
+    ) -> Result<TensorId> {
         let (d, bias) = (self.d, self.cfg.attention_bias);
         let q = self.linear(xq, &format!("{prefix}.to_q"), d, bias)?;
         let k = self.linear(xkv, &format!("{prefix}.to_k"), d, bias)?;
@@ -121,19 +131,36 @@ impl<'a> Builder<'a> {
         let (cfg, s, d) = (self.cfg, self.s, self.d);
         let (bsz, grid) = (s.batch, s.grid);
         let (c_in, pch) = (cfg.in_channels, cfg.patch_size);
-        let latent = self.g.input(io::LATENT, TensorDesc::f32([bsz, c_in, grid.frames, grid.rows * pch, grid.cols * pch]))?;
-        let tfeat = self.g.input(io::TIMESTEP, TensorDesc::f32([bsz, TIMESTEP_CHANNELS]))?;
-        let text = self.g.input(io::TEXT, TensorDesc::f32([bsz, s.text_len, cfg.caption_channels]))?;
-        let text_bias = self.g.input(io::TEXT_BIAS, TensorDesc::f32([bsz, 1, s.text_len]))?;
+        let latent = self.g.input(
+            io::LATENT,
+            TensorDesc::f32([bsz, c_in, grid.frames, grid.rows * pch, grid.cols * pch]),
+        )?;
+        let tfeat = self
+            .g
+            .input(io::TIMESTEP, TensorDesc::f32([bsz, TIMESTEP_CHANNELS]))?;
+        let text = self.g.input(
+            io::TEXT,
+            TensorDesc::f32([bsz, s.text_len, cfg.caption_channels]),
+        )?;
+        let text_bias = self
+            .g
+            .input(io::TEXT_BIAS, TensorDesc::f32([bsz, 1, s.text_len]))?;
 
         // Patch embedding straight into window-major order, plus the positional embedding.
         let mut h = self.patchify(latent)?;
-        let pe = self.g.constant("pos_embed", tables::positional_embedding(&grid, d))?;
+        let pe = self
+            .g
+            .constant("pos_embed", tables::positional_embedding(&grid, d))?;
         h = self.g.add(h, pe)?;
         h = self.g.reshape(h, [bsz * self.p, self.win, d])?;
 
         // adaLN-single: temb = linear_2(SiLU(linear_1(t))), t6 = linear(SiLU(temb)).
-        let t1 = self.linear(tfeat, "adaln_single.emb.timestep_embedder.linear_1", d, true)?;
+        let t1 = self.linear(
+            tfeat,
+            "adaln_single.emb.timestep_embedder.linear_1",
+            d,
+            true,
+        )?;
         let t1 = self.g.silu(t1)?;
         let temb = self.linear(t1, "adaln_single.emb.timestep_embedder.linear_2", d, true)?;
         let st = self.g.silu(temb)?;
@@ -146,13 +173,23 @@ impl<'a> Builder<'a> {
         let y = self.linear(y, "caption_projection.linear_2", d, true)?;
 
         let (swin_mask, swin_map) = if cfg.shift_window {
-            let m = self.g.constant("swin_mask", tables::shift_window_mask(&grid))?;
-            let r = self.g.constant("swin_map", tables::shift_window_map(&grid, bsz))?;
+            let m = self
+                .g
+                .constant("swin_mask", tables::shift_window_mask(&grid))?;
+            let r = self
+                .g
+                .constant("swin_map", tables::shift_window_map(&grid, bsz))?;
             (Some(m), Some(r))
         } else {
             (None, None)
         };
-        let cx = Context { t6, text: y, text_bias, swin_mask, swin_map };
+        let cx = Context {
+            t6,
+            text: y,
+            text_bias,
+            swin_mask,
+            swin_map,
+        };
 
         for n in 0..cfg.num_layers {
             h = self.block(n, h, &cx)?;
@@ -190,28 +227,51 @@ impl<'a> Builder<'a> {
     /// `p + proxy_attn1(proxy_norm1(p))` among all proxies of a batch item.
     fn proxy_self_attention(&mut self, pre: &str, h: TensorId) -> Result<TensorId> {
         let (bsz, pk, d) = (self.s.batch, self.p * self.k, self.d);
-        let p = self.g.window_mean(h, self.cfg.compress_ratios, self.cfg.proxy_strides())?;
+        let p = self
+            .g
+            .window_mean(h, self.cfg.compress_ratios, self.cfg.proxy_strides())?;
         let p = self.g.reshape(p, [bsz, pk, d])?;
         let n = self.g.layer_norm(p, self.cfg.norm_eps)?;
-        let a = self.attention(&format!("{pre}.proxy_attn1"), n, n, AttentionExtras::default())?;
+        let a = self.attention(
+            &format!("{pre}.proxy_attn1"),
+            n,
+            n,
+            AttentionExtras::default(),
+        )?;
         self.g.add(p, a)
     }
 
     /// Step 2: every token attends to its batch item's proxies;
     /// `h + linear_1_visual(pvisual_attn2(norm_before(h), proxy_cross_norm(p)))`.
-    fn proxy_cross_attention(&mut self, pre: &str, h: TensorId, proxies: TensorId) -> Result<TensorId> {
+    fn proxy_cross_attention(
+        &mut self,
+        pre: &str,
+        h: TensorId,
+        proxies: TensorId,
+    ) -> Result<TensorId> {
         let (bsz, d, eps) = (self.s.batch, self.d, self.cfg.norm_eps);
         let all = self.g.reshape(h, [bsz, self.p * self.win, d])?;
         let a = self.g.layer_norm(all, eps)?;
         let kv = self.g.layer_norm(proxies, eps)?;
-        let o = self.attention(&format!("{pre}.pvisual_attn2"), a, kv, AttentionExtras::default())?;
+        let o = self.attention(
+            &format!("{pre}.pvisual_attn2"),
+            a,
+            kv,
+            AttentionExtras::default(),
+        )?;
         let o = self.linear(o, &format!("{pre}.linear_1_visual"), d, true)?;
         let o = self.g.reshape(o, [bsz * self.p, self.win, d])?;
         self.g.add(h, o)
     }
 
     /// Step 3: `h + gate_msa · attn1(norm1(h)·(1 + scale_msa) + shift_msa)` within windows.
-    fn window_attention(&mut self, pre: &str, h: TensorId, cx: &Context, table: TensorId) -> Result<TensorId> {
+    fn window_attention(
+        &mut self,
+        pre: &str,
+        h: TensorId,
+        cx: &Context,
+        table: TensorId,
+    ) -> Result<TensorId> {
         let n = self.g.layer_norm(h, self.cfg.norm_eps)?;
         let n = self.g.modulate(n, cx.t6, table, (0, 0), (1, 1))?;
         let o = self.attention(&format!("{pre}.attn1"), n, n, AttentionExtras::default())?;
@@ -223,11 +283,21 @@ impl<'a> Builder<'a> {
     /// chunks of t6 with the block's own `proxy_scale_shift_table`. LayerNorm, modulation and
     /// the projections act per token, so they commute with the roll: only the attention reads
     /// through the row map.
-    fn shifted_window_attention(&mut self, pre: &str, h: TensorId, cx: &Context, mask: TensorId, map: TensorId) -> Result<TensorId> {
+    fn shifted_window_attention(
+        &mut self,
+        pre: &str,
+        h: TensorId,
+        cx: &Context,
+        mask: TensorId,
+        map: TensorId,
+    ) -> Result<TensorId> {
         let ptable = self.param(&format!("{pre}.proxy_scale_shift_table"), &[3, self.d])?;
         let n = self.g.layer_norm(h, self.cfg.norm_eps)?;
         let n = self.g.modulate(n, cx.t6, ptable, (0, 0), (1, 1))?;
-        let extras = AttentionExtras { bias: Some(mask), map: Some((map, self.p)) };
+        let extras = AttentionExtras {
+            bias: Some(mask),
+            map: Some((map, self.p)),
+        };
         let o = self.attention(&format!("{pre}.attn3"), n, n, extras)?;
         let o = self.g.gated(o, cx.t6, ptable, (2, 2))?;
         let o = self.linear(o, &format!("{pre}.linear_2"), self.d, true)?;
@@ -238,7 +308,10 @@ impl<'a> Builder<'a> {
     fn text_cross_attention(&mut self, pre: &str, h: TensorId, cx: &Context) -> Result<TensorId> {
         let (bsz, d) = (self.s.batch, self.d);
         let all = self.g.reshape(h, [bsz, self.p * self.win, d])?;
-        let extras = AttentionExtras { bias: Some(cx.text_bias), map: None };
+        let extras = AttentionExtras {
+            bias: Some(cx.text_bias),
+            map: None,
+        };
         let o = self.attention(&format!("{pre}.attn2"), all, cx.text, extras)?;
         let o = self.g.reshape(o, [bsz * self.p, self.win, d])?;
         self.g.add(h, o)
@@ -266,7 +339,9 @@ impl<'a> Builder<'a> {
         let view = [s.batch, c, nf, wf, nh, wh, pp, nw, ww, pp];
         let perm = [0, 2, 4, 7, 3, 5, 8, 1, 6, 9];
         let rows = s.batch * s.grid.tokens();
-        let patches = self.g.reindex(latent, &view, &perm, &[], &[rows, c * pp * pp])?;
+        let patches = self
+            .g
+            .reindex(latent, &view, &perm, &[], &[rows, c * pp * pp])?;
         let w = self.param("pos_embed.proj.weight", &[self.d, c, pp, pp])?;
         let w = self.g.reshape(w, [self.d, c * pp * pp])?;
         let b = self.param("pos_embed.proj.bias", &[self.d])?;
@@ -282,7 +357,13 @@ impl<'a> Builder<'a> {
         let [nf, nh, nw] = s.grid.windows_per_axis();
         let view = [s.batch, nf, nh, nw, wf, wh, ww, pp, pp, c];
         let perm = [0, 9, 1, 4, 2, 5, 7, 3, 6, 8];
-        let out = [s.batch, c, s.grid.frames, s.grid.rows * pp, s.grid.cols * pp];
+        let out = [
+            s.batch,
+            c,
+            s.grid.frames,
+            s.grid.rows * pp,
+            s.grid.cols * pp,
+        ];
         self.g.reindex(o, &view, &perm, &[], &out)
     }
 }

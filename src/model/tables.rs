@@ -72,9 +72,7 @@ pub fn text_bias(mask: &[f32], batch: usize) -> HostTensor {
 /// `[n−w, n−s)`, `[n−s, n)`; with no shift the whole axis is one region.
 fn region(pos: usize, n: usize, w: usize) -> usize {
     let s = w / 2;
-    if s == 0 {
-        0
-    } else if pos + w < n {
+    if s == 0 || pos + w < n {
         0
     } else if pos < n - s {
         1
@@ -151,4 +149,74 @@ pub fn shift_window_map(grid: &Grid, batch: usize) -> HostTensor {
         }
     }
     HostTensor::u32([batch * per_batch], map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(frames: usize, rows: usize, cols: usize, window: [usize; 3]) -> Grid {
+        Grid {
+            frames,
+            rows,
+            cols,
+            window,
+        }
+    }
+
+    #[test]
+    fn swin_mask_only_in_the_last_window_row_and_column() {
+        let g = grid(1, 16, 12, [1, 4, 4]);
+        let m = shift_window_mask(&g);
+        let s = 16;
+        let [_, nh, nw] = g.windows_per_axis();
+        for ph in 0..nh {
+            for pw in 0..nw {
+                let p = ph * nw + pw;
+                let any = m.as_f32()[p * s * s..(p + 1) * s * s]
+                    .iter()
+                    .any(|v| *v != 0.0);
+                assert_eq!(any, ph == nh - 1 || pw == nw - 1, "window ({ph}, {pw})");
+            }
+        }
+    }
+
+    #[test]
+    fn shift_map_is_a_permutation_within_each_batch_item() {
+        let g = grid(4, 8, 12, [2, 4, 4]);
+        let m = shift_window_map(&g, 2);
+        let n = g.tokens();
+        let mut seen = vec![false; 2 * n];
+        for (i, r) in m.as_u32().iter().enumerate() {
+            assert_eq!(*r as usize / n, i / n, "stays in its batch item");
+            assert!(
+                !std::mem::replace(&mut seen[*r as usize], true),
+                "row {r} used twice"
+            );
+        }
+    }
+
+    #[test]
+    fn shift_map_is_torch_roll_by_minus_half_a_window() {
+        // Slot of shifted grid position (f, h, w) reads original position (f+1, h+2, w+2).
+        let g = grid(4, 8, 8, [2, 4, 4]);
+        let m = shift_window_map(&g, 1);
+        let slot = g.row_of(3, 7, 1);
+        assert_eq!(m.as_u32()[slot] as usize, g.row_of(0, 1, 3));
+    }
+
+    #[test]
+    fn image_positional_embedding_temporal_half_is_sin0_cos0() {
+        let pe = positional_embedding(&grid(1, 4, 4, [1, 4, 4]), 64);
+        let row = &pe.as_f32()[..64];
+        assert!(row[..8].iter().all(|v| *v == 0.0) && row[8..16].iter().all(|v| *v == 1.0));
+    }
+
+    #[test]
+    fn bf16_rounding_of_released_timesteps() {
+        // spec §3.4: t' = 983.0509 is seen as 984, 64.5161 as 64.5.
+        assert_eq!(round_bf16(983.0509), 984.0);
+        assert_eq!(round_bf16(666.6667), 668.0);
+        assert_eq!(round_bf16(64.5161), 64.5);
+    }
 }

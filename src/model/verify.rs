@@ -25,12 +25,24 @@ impl Comparison {
         let n = want.len().max(1) as f64;
         let mean = want.iter().map(|v| *v as f64).sum::<f64>() / n;
         let std = (want.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt() as f32;
-        let max_abs_err = got
-            .iter()
-            .zip(want)
-            .fold(0f32, |m, (a, b)| if a.is_finite() { m.max((a - b).abs()) } else { f32::INFINITY });
-        let max_abs_err = if got.len() == want.len() { max_abs_err } else { f32::INFINITY };
-        Comparison { name: name.to_string(), max_abs_err, std_ref: std, tolerance: rel_tol * std }
+        let max_abs_err = got.iter().zip(want).fold(0f32, |m, (a, b)| {
+            if a.is_finite() {
+                m.max((a - b).abs())
+            } else {
+                f32::INFINITY
+            }
+        });
+        let max_abs_err = if got.len() == want.len() {
+            max_abs_err
+        } else {
+            f32::INFINITY
+        };
+        Comparison {
+            name: name.to_string(),
+            max_abs_err,
+            std_ref: std,
+            tolerance: rel_tol * std,
+        }
     }
     pub fn passed(&self) -> bool {
         self.max_abs_err <= self.tolerance
@@ -79,22 +91,45 @@ impl PtditFixture {
         let mask = file.get("input.encoder_attention_mask")?.as_f32().to_vec();
         let (ls, ts) = (latent.shape.dims(), text.shape.dims());
         if ls.len() != 5 || ts.len() != 3 {
-            return Err(Error::Model(format!("fixture inputs have shapes {} and {}; expected (B, C, F, H, W) and (B, L, C)", latent.shape, text.shape)));
+            return Err(Error::Model(format!(
+                "fixture inputs have shapes {} and {}; expected (B, C, F, H, W) and (B, L, C)",
+                latent.shape, text.shape
+            )));
         }
         let grid = config.grid(ls[2], ls[3], ls[4])?;
         let traces = file.tensors.keys().any(|k| k.starts_with("trace.block_"));
-        let shapes = Shapes { batch: ls[0], grid, text_len: ts[1], traces };
-        let inputs = ForwardInputs { latent, timestep, text, text_mask: mask };
-        Ok(PtditFixture { config, file, shapes, inputs })
+        let shapes = Shapes {
+            batch: ls[0],
+            grid,
+            text_len: ts[1],
+            traces,
+        };
+        let inputs = ForwardInputs {
+            latent,
+            timestep,
+            text,
+            text_mask: mask,
+        };
+        Ok(PtditFixture {
+            config,
+            file,
+            shapes,
+            inputs,
+        })
     }
 
     fn trace_names(&self) -> Vec<String> {
-        (0..self.config.num_layers).map(io::trace).filter(|n| self.file.tensors.contains_key(n)).collect()
+        (0..self.config.num_layers)
+            .map(io::trace)
+            .filter(|n| self.file.tensors.contains_key(n))
+            .collect()
     }
 
     fn compare(&self, outputs: &HashMap<String, HostTensor>, rel_tol: f32) -> Result<Report> {
         let want = self.file.get("output.sample")?;
-        let got = outputs.get(io::SAMPLE).ok_or_else(|| Error::Model("no output".into()))?;
+        let got = outputs
+            .get(io::SAMPLE)
+            .ok_or_else(|| Error::Model("no output".into()))?;
         let output = Comparison::new("output.sample", got.as_f32(), want.as_f32(), rel_tol);
         let mut traces = Vec::new();
         for name in self.trace_names() {
@@ -102,7 +137,11 @@ impl PtditFixture {
                 traces.push(Comparison::new(&name, g.as_f32(), w.as_f32(), rel_tol));
             }
         }
-        Ok(Report { kind: "PT-DiT", output, traces })
+        Ok(Report {
+            kind: "PT-DiT",
+            output,
+            traces,
+        })
     }
 
     /// Runs the fixture on the GPU.
@@ -124,7 +163,12 @@ impl PtditFixture {
     /// Runs the fixture on the CPU reference forward.
     pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
         let graph = super::ptdit::build(&self.config, &self.shapes)?;
-        let mut feeds = super::weights::select_params(&graph, &self.file.tensors, &["pos_embed.pos_embed"], &["input.", "output.", "trace."])?;
+        let mut feeds = super::weights::select_params(
+            &graph,
+            &self.file.tensors,
+            &["pos_embed.pos_embed"],
+            &["input.", "output.", "trace."],
+        )?;
         feeds.extend(self.inputs.feeds(&self.shapes)?);
         let outputs = cpu::run(&graph, &feeds)?;
         self.compare(&outputs, rel_tol)

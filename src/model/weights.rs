@@ -48,12 +48,19 @@ impl TensorFile {
             let key = name.strip_prefix("module.").unwrap_or(&name).to_string();
             tensors.insert(key, t);
         }
-        let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+        let metadata = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         Ok(TensorFile { tensors, metadata })
     }
 
     pub fn get(&self, key: &str) -> Result<&HostTensor> {
-        self.tensors.get(key).ok_or_else(|| Error::Model(format!("missing tensor `{key}`")))
+        self.tensors
+            .get(key)
+            .ok_or_else(|| Error::Model(format!("missing tensor `{key}`")))
     }
 }
 
@@ -88,7 +95,9 @@ pub fn select_params(
     for (key, shape) in &wanted {
         match tensors.get(key) {
             None => missing.push(key.clone()),
-            Some(t) if &t.shape != shape => wrong.push(format!("{key}: expected {shape}, found {}", t.shape)),
+            Some(t) if &t.shape != shape => {
+                wrong.push(format!("{key}: expected {shape}, found {}", t.shape))
+            }
             Some(t) => {
                 if let Some(i) = t.as_f32().iter().position(|v| !v.is_finite()) {
                     wrong.push(format!("{key}: non-finite value at element {i}"));
@@ -99,7 +108,11 @@ pub fn select_params(
     }
     let mut unexpected: Vec<&String> = tensors
         .keys()
-        .filter(|k| !wanted.contains_key(*k) && !ignore.contains(&k.as_str()) && !skip_prefixes.iter().any(|p| k.starts_with(p)))
+        .filter(|k| {
+            !wanted.contains_key(*k)
+                && !ignore.contains(&k.as_str())
+                && !skip_prefixes.iter().any(|p| k.starts_with(p))
+        })
         .collect();
     unexpected.sort();
     if missing.is_empty() && wrong.is_empty() && unexpected.is_empty() {

@@ -116,7 +116,7 @@ impl Op for Attention {
         if self.bias {
             let b = &inputs[3].shape;
             let ok = b.rank() == 3
-                && d.z % b.dims()[0] == 0
+                && d.z.is_multiple_of(b.dims()[0])
                 && (b.dims()[1] == 1 || b.dims()[1] == d.lq)
                 && b.dims()[2] == d.lk;
             if !ok {
@@ -142,7 +142,7 @@ impl Op for Attention {
                     ),
                 ));
             }
-            if d.lq != d.lk || g == 0 || d.z % g != 0 {
+            if d.lq != d.lk || g == 0 || !d.z.is_multiple_of(g) {
                 return Err(Error::shape("attention", format!(
                     "a row map needs self-attention (LQ = LK, got {} and {}) and a group dividing {} sequences (got {g})", d.lq, d.lk, d.z)));
             }
@@ -311,7 +311,7 @@ impl Graph {
         extras: AttentionExtras,
     ) -> Result<TensorId> {
         let hd = self.shape(q).last();
-        if heads == 0 || hd % heads != 0 {
+        if heads == 0 || !hd.is_multiple_of(heads) {
             return Err(Error::shape(
                 "attention",
                 format!("width {hd} does not split into {heads} heads"),

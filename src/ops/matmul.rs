@@ -116,7 +116,7 @@ impl Op for Matmul {
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
         let (a, w) = (&inputs[0], &inputs[1]);
         let d = dims(&a.desc.shape, &w.desc.shape);
-        let vec4 = d.k % 4 == 0;
+        let vec4 = d.k.is_multiple_of(4);
         let kernel = Kernel::new("matmul", 2 + self.bias as u32)
             .flag("BIAS", self.bias)
             .flag("VEC4", vec4);

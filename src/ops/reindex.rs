@@ -225,7 +225,7 @@ impl Graph {
     /// Raster `(B, F, H, W, D)` tokens into window-major `(B·P, S, D)` for windows `(wf, wh, ww)`.
     pub fn window_partition(&mut self, x: TensorId, window: [usize; 3]) -> Result<TensorId> {
         let s = self.shape(x).dims().to_vec();
-        if s.len() != 5 || (0..3).any(|a| window[a] == 0 || s[a + 1] % window[a] != 0) {
+        if s.len() != 5 || (0..3).any(|a| window[a] == 0 || !s[a + 1].is_multiple_of(window[a])) {
             return Err(Error::shape(
                 "window_partition",
                 format!(

@@ -35,7 +35,7 @@ impl Op for WindowMean {
         expect_inputs("window_mean", inputs, 1)?;
         let x = &inputs[0].shape;
         for a in 0..3 {
-            if self.strides[a] == 0 || self.window[a] == 0 || self.window[a] % self.strides[a] != 0
+            if self.strides[a] == 0 || self.window[a] == 0 || !self.window[a].is_multiple_of(self.strides[a])
             {
                 return Err(Error::shape(
                     "window_mean",
@@ -46,7 +46,7 @@ impl Op for WindowMean {
                 ));
             }
         }
-        if x.rank() < 2 || x.rows() % self.s() != 0 {
+        if x.rank() < 2 || !x.rows().is_multiple_of(self.s()) {
             return Err(Error::shape(
                 "window_mean",
                 format!(
