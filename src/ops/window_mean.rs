@@ -35,7 +35,9 @@ impl Op for WindowMean {
         expect_inputs("window_mean", inputs, 1)?;
         let x = &inputs[0].shape;
         for a in 0..3 {
-            if self.strides[a] == 0 || self.window[a] == 0 || !self.window[a].is_multiple_of(self.strides[a])
+            if self.strides[a] == 0
+                || self.window[a] == 0
+                || !self.window[a].is_multiple_of(self.strides[a])
             {
                 return Err(Error::shape(
                     "window_mean",
