@@ -12,6 +12,7 @@ pub mod gpu;
 pub mod graph;
 pub mod model;
 pub mod ops;
+pub mod pipeline;
 pub mod rng;
 pub mod tensor;
 

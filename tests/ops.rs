@@ -263,6 +263,27 @@ fn permute_u32(shape: &[usize], perm: &[usize]) -> Case {
     (g, HashMap::new())
 }
 
+fn cfg_euler(half: usize, c: usize, c_out: usize, spatial: &[usize]) -> Case {
+    let mut g = Graph::new();
+    let mut ps = vec![2 * half, c_out];
+    ps.extend(spatial);
+    let mut xs = vec![2 * half, c];
+    xs.extend(spatial);
+    let p = g.input("p", TensorDesc::f32(ps.clone())).unwrap();
+    let x = g.input("x", TensorDesc::f32(xs.clone())).unwrap();
+    let s = g.input("s", TensorDesc::f32([2])).unwrap();
+    let y = g.cfg_euler(p, x, s).unwrap();
+    g.output(y, "y").unwrap();
+    (
+        g,
+        feeds(vec![
+            ("p", rand(&ps, 26, 1.0)),
+            ("x", rand(&xs, 27, 1.0)),
+            ("s", HostTensor::f32([2], vec![0.03, 4.0])),
+        ]),
+    )
+}
+
 op_tests! {
     matmul_1x1x1 => matmul(1, 1, 1, false, &[]);
     matmul_odd_shapes_bias => matmul(37, 67, 29, true, &[]);
@@ -301,4 +322,5 @@ op_tests! {
     roll_2d => roll(&[9, 13, 4], &[-4, 3, 0]);
     window_partition_video => window_partition(2, 4, 8, 12, 3, [2, 4, 4]);
     permute_u32_index_map => permute_u32(&[4, 6, 5], &[1, 2, 0]);
+    cfg_euler_step => cfg_euler(2, 4, 8, &[1, 6, 10]), limit 16 << 10;
 }

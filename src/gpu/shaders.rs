@@ -20,6 +20,7 @@ pub fn source(name: &str) -> Option<&'static str> {
         "attention" => include_str!("../../shaders/attention.wgsl"),
         "window_mean" => include_str!("../../shaders/window_mean.wgsl"),
         "reindex" => include_str!("../../shaders/reindex.wgsl"),
+        "cfg_euler" => include_str!("../../shaders/cfg_euler.wgsl"),
         _ => return None,
     })
 }

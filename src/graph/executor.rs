@@ -40,6 +40,8 @@ pub struct Executable {
     buffer_of: Vec<usize>,
     pipelines: Vec<wgpu::ComputePipeline>,
     steps: Vec<Step>,
+    /// (from buffer, into buffer, bytes), copied after the pass.
+    carries: Vec<(usize, usize, u64)>,
     _uniforms: wgpu::Buffer,
     pub memory: MemoryPlan,
     /// Number of dispatches one run records.
@@ -230,6 +232,17 @@ impl Executable {
             sources: graph.tensors.iter().map(|t| t.source.clone()).collect(),
             outputs: graph.tensors.iter().map(|t| t.is_output).collect(),
             dispatches: steps.len(),
+            carries: graph
+                .carries
+                .iter()
+                .map(|(f, i)| {
+                    (
+                        buffer_of[f.0],
+                        buffer_of[i.0],
+                        graph.tensors[f.0].desc.bytes(),
+                    )
+                })
+                .collect(),
             buffers,
             buffer_of,
             pipelines,
@@ -289,20 +302,26 @@ impl Executable {
         Ok(())
     }
 
-    /// Records the graph's dispatches into a caller's encoder (hosts that batch their own work).
+    /// Records the graph's dispatches (and its carries) into a caller's encoder, for hosts that
+    /// batch their own work.
     pub fn record(&self, enc: &mut wgpu::CommandEncoder) {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("ptdit"),
-            timestamp_writes: None,
-        });
-        let mut current = usize::MAX;
-        for s in &self.steps {
-            if s.pipeline != current {
-                pass.set_pipeline(&self.pipelines[s.pipeline]);
-                current = s.pipeline;
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("ptdit"),
+                timestamp_writes: None,
+            });
+            let mut current = usize::MAX;
+            for s in &self.steps {
+                if s.pipeline != current {
+                    pass.set_pipeline(&self.pipelines[s.pipeline]);
+                    current = s.pipeline;
+                }
+                pass.set_bind_group(0, &s.bind_group, &[s.uniform_offset]);
+                pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
             }
-            pass.set_bind_group(0, &s.bind_group, &[s.uniform_offset]);
-            pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
+        }
+        for (from, into, bytes) in &self.carries {
+            enc.copy_buffer_to_buffer(&self.buffers[*from], 0, &self.buffers[*into], 0, *bytes);
         }
     }
 

@@ -68,6 +68,8 @@ pub struct Graph {
     pub(crate) tensors: Vec<TensorInfo>,
     pub(crate) nodes: Vec<Node>,
     names: HashMap<String, TensorId>,
+    /// (from, into): after each run, `from`'s value becomes input `into`'s.
+    pub(crate) carries: Vec<(TensorId, TensorId)>,
 }
 
 impl Graph {
@@ -153,6 +155,26 @@ impl Graph {
         let root = self.root(t);
         self.tensors[root.0].is_output = true;
         Ok(())
+    }
+
+    /// After every run, copy `from` (made an output) into the input `into`, on the GPU: state
+    /// such as the latents of a denoising loop stays on the device between runs.
+    pub fn carry(&mut self, from: TensorId, into: TensorId) -> Result<()> {
+        let (f, i) = (&self.tensors[from.0], &self.tensors[into.0]);
+        if !matches!(i.source, Source::Input) || f.desc != i.desc {
+            return Err(Error::Graph(format!(
+                "cannot carry `{}` {} into `{}` {}: the target must be an input of the same shape",
+                f.name, f.desc.shape, i.name, i.desc.shape
+            )));
+        }
+        let name = f.name.clone();
+        self.output(from, &name)?;
+        self.carries.push((from, into));
+        Ok(())
+    }
+
+    pub fn carries(&self) -> &[(TensorId, TensorId)] {
+        &self.carries
     }
 
     /// Adds an op; its output shape is inferred and checked now.

@@ -44,11 +44,20 @@ pub struct Shapes {
 
 /// Builds the forward graph; weights are params under their official keys.
 pub fn build(cfg: &PtditConfig, s: &Shapes) -> Result<Graph> {
+    let mut g = Graph::new();
+    let out = build_into(&mut g, cfg, s)?;
+    g.output(out, io::SAMPLE)?;
+    Ok(g)
+}
+
+/// Adds the forward to `g` (for graphs that do more, like a denoising step); returns the
+/// output `(B, C_out, F, H, W)`.
+pub fn build_into(g: &mut Graph, cfg: &PtditConfig, s: &Shapes) -> Result<TensorId> {
     cfg.validate()?;
-    let mut b = Builder::new(cfg, s)?;
-    let out = b.forward()?;
-    b.g.output(out, io::SAMPLE)?;
-    Ok(b.g)
+    let mut b = Builder::new(cfg, s, std::mem::take(g))?;
+    let out = b.forward();
+    *g = b.g;
+    out
 }
 
 /// Per-forward tensors every block reads.
@@ -77,10 +86,10 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(cfg: &'a PtditConfig, s: &Shapes) -> Result<Self> {
+    fn new(cfg: &'a PtditConfig, s: &Shapes, g: Graph) -> Result<Self> {
         let k = cfg.proxy_strides().iter().product();
         Ok(Builder {
-            g: Graph::new(),
+            g,
             cfg,
             s: *s,
             d: cfg.dim(),

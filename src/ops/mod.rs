@@ -13,9 +13,11 @@
 //! | [`attention`] | `attention.wgsl` | multi-head attention, online softmax, bias, row maps |
 //! | [`window_mean`] | `window_mean.wgsl` | mean over groups of rows; PT-DiT proxy tokens |
 //! | [`reindex`] | `reindex.wgsl` | permute / roll / window partition / patchify |
+//! | [`cfg_euler`] | `cfg_euler.wgsl` | the sampler step: CFG + Euler, on the GPU |
 
 pub mod attention;
 pub mod binary;
+pub mod cfg_euler;
 pub mod gate;
 pub mod layer_norm;
 pub mod matmul;

@@ -1,0 +1,144 @@
+//! The denoising loop on the GPU: one graph holds the PT-DiT forward on the batch
+//! `[cond, uncond]` and the guided Euler update, and carries the new latents into its own input,
+//! so a step uploads two small tensors (timestep features, `[dt, cfg]`) and reads nothing back.
+
+use std::collections::HashMap;
+
+use super::sampler::Step;
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::graph::{Executable, Graph};
+use crate::model::ptdit::{self as net, io, Shapes, TIMESTEP_CHANNELS};
+use crate::model::{tables, weights, PtditConfig};
+use crate::tensor::{HostTensor, TensorDesc};
+
+/// Name of the `[dt, cfg]` input and of the latents after the step.
+pub const STEP: &str = "step";
+pub const NEXT_LATENT: &str = "latent_next";
+
+/// The step graph for `batch` images (the graph's batch is `2·batch`).
+pub fn build(
+    cfg: &PtditConfig,
+    batch: usize,
+    grid: crate::model::Grid,
+    text_len: usize,
+) -> Result<Graph> {
+    let shapes = Shapes {
+        batch: 2 * batch,
+        grid,
+        text_len,
+        traces: false,
+    };
+    let mut g = Graph::new();
+    let sample = net::build_into(&mut g, cfg, &shapes)?;
+    let latent = g
+        .find(io::LATENT)
+        .ok_or_else(|| Error::Graph("model has no latent input".into()))?;
+    let step = g.input(STEP, TensorDesc::f32([2]))?;
+    let next = g.cfg_euler(sample, latent, step)?;
+    g.output(next, NEXT_LATENT)?;
+    g.carry(next, latent)?;
+    Ok(g)
+}
+
+/// Host-side inputs of one step.
+pub fn step_feeds(step: &Step, cfg: f32, batch: usize) -> HashMap<String, HostTensor> {
+    let mut f = HashMap::new();
+    f.insert(
+        io::TIMESTEP.to_string(),
+        tables::timestep_features(&vec![step.t_model; 2 * batch], TIMESTEP_CHANNELS),
+    );
+    f.insert(STEP.to_string(), HostTensor::f32([2], vec![step.dt, cfg]));
+    f
+}
+
+/// The text inputs for `[cond, uncond]`: embeddings `(B, L, C)` each, masks `(B·L)` each.
+pub fn text_feeds(
+    cond: &HostTensor,
+    cond_mask: &[f32],
+    uncond: &HostTensor,
+    uncond_mask: &[f32],
+) -> Result<HashMap<String, HostTensor>> {
+    if cond.shape != uncond.shape || cond_mask.len() != uncond_mask.len() || cond.shape.rank() != 3
+    {
+        return Err(Error::Input(format!("conditional {} and unconditional {} text embeddings must have the same (B, L, C) shape", cond.shape, uncond.shape)));
+    }
+    let d = cond.shape.dims();
+    let mut shape = d.to_vec();
+    shape[0] *= 2;
+    let mut data = cond.as_f32().to_vec();
+    data.extend_from_slice(uncond.as_f32());
+    let mut mask = cond_mask.to_vec();
+    mask.extend_from_slice(uncond_mask);
+    let mut f = HashMap::new();
+    f.insert(io::TEXT.to_string(), HostTensor::f32(shape, data));
+    f.insert(
+        io::TEXT_BIAS.to_string(),
+        tables::text_bias(&mask, 2 * d[0]),
+    );
+    Ok(f)
+}
+
+/// Both halves of the batch start from the same noise.
+pub fn doubled(x: &HostTensor) -> HostTensor {
+    let mut shape = x.shape.dims().to_vec();
+    shape[0] *= 2;
+    let mut v = x.as_f32().to_vec();
+    v.extend_from_slice(x.as_f32());
+    HostTensor::f32(shape, v)
+}
+
+/// The first half of a `[cond, uncond]` latent.
+pub fn first_half(x: &HostTensor) -> HostTensor {
+    let mut shape = x.shape.dims().to_vec();
+    shape[0] /= 2;
+    let n = x.shape.numel() / 2;
+    HostTensor::f32(shape, x.as_f32()[..n].to_vec())
+}
+
+/// The compiled denoising step with its weights.
+pub struct Denoiser {
+    pub batch: usize,
+    pub exe: Executable,
+}
+
+impl Denoiser {
+    pub async fn new(
+        ctx: &GpuContext,
+        cfg: &PtditConfig,
+        batch: usize,
+        grid: crate::model::Grid,
+        text_len: usize,
+        w: &HashMap<String, HostTensor>,
+    ) -> Result<Self> {
+        let graph = build(cfg, batch, grid, text_len)?;
+        let params = weights::select_params(&graph, w, &["pos_embed.pos_embed"], &[])?;
+        let exe = Executable::new(ctx, &graph).await?;
+        for (k, v) in &params {
+            exe.write(k, v)?;
+        }
+        Ok(Denoiser { batch, exe })
+    }
+
+    /// Sets the starting noise `(B, C, F, H, W)` and the text.
+    pub fn start(&self, noise: &HostTensor, text: &HashMap<String, HostTensor>) -> Result<()> {
+        self.exe.write(io::LATENT, &doubled(noise))?;
+        for (k, v) in text {
+            self.exe.write(k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Records and submits one step; nothing is read back.
+    pub fn step(&self, step: &Step, cfg: f32) -> Result<()> {
+        for (k, v) in step_feeds(step, cfg, self.batch) {
+            self.exe.write(&k, &v)?;
+        }
+        self.exe.run()
+    }
+
+    /// The current latents `(B, C, F, H, W)`.
+    pub async fn latent(&self) -> Result<HostTensor> {
+        Ok(first_half(&self.exe.read(io::LATENT).await?))
+    }
+}

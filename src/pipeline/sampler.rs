@@ -1,0 +1,86 @@
+//! The released sampler: rectified flow (Open-Sora 1.2's `RFlow`), spec §3.3.
+//!
+//! The model predicts velocity. Timesteps `t_i = (1 − i/N)·1000` are shifted towards noise for
+//! large images, `t' = r·τ / (1 + (r − 1)·τ)·1000` with `τ = t/1000` and
+//! `r = sqrt(H·W / 512²)` (pixels; for video also `sqrt(frames // 17 · 5)`). The model sees
+//! `t'` rounded to bf16 (the released weights are bf16 and the model casts its timestep to
+//! them); the step size uses the unrounded `t'`. All in f32, as the official code computes it.
+
+use crate::error::{Error, Result};
+use crate::model::tables::round_bf16;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RectifiedFlow {
+    pub steps: usize,
+    pub cfg: f32,
+    pub num_train_steps: usize,
+    pub shift_timesteps: bool,
+}
+
+/// One step of the schedule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Step {
+    /// The shifted timestep `t'` (f32).
+    pub t: f32,
+    /// What the model is given: `t'` rounded to bf16.
+    pub t_model: f32,
+    /// `(t'_i − t'_{i+1}) / 1000`, the last step `t'_{N−1} / 1000`.
+    pub dt: f32,
+}
+
+impl RectifiedFlow {
+    /// The released defaults: 30 steps, guidance 4.0, shifted timesteps.
+    pub fn released() -> Self {
+        RectifiedFlow {
+            steps: 30,
+            cfg: 4.0,
+            num_train_steps: 1000,
+            shift_timesteps: true,
+        }
+    }
+
+    /// The shift ratio `r` for an output of `height × width` pixels and `frames` frames.
+    pub fn shift_ratio(height: usize, width: usize, frames: usize) -> f32 {
+        let space = ((height * width) as f32 / (512.0 * 512.0)).sqrt();
+        let time = if frames <= 1 {
+            1.0
+        } else {
+            ((frames / 17 * 5) as f32).sqrt()
+        };
+        space * time
+    }
+
+    pub fn schedule(&self, height: usize, width: usize, frames: usize) -> Result<Vec<Step>> {
+        if self.steps == 0 || self.num_train_steps == 0 {
+            return Err(Error::Input("the sampler needs at least one step".into()));
+        }
+        if !self.cfg.is_finite() {
+            return Err(Error::Input(format!(
+                "guidance scale {} is not finite",
+                self.cfg
+            )));
+        }
+        let n = self.num_train_steps as f32;
+        let r = Self::shift_ratio(height, width, frames);
+        let t: Vec<f32> = (0..self.steps)
+            .map(|i| {
+                let t = ((1.0 - i as f64 / self.steps as f64) * self.num_train_steps as f64) as f32;
+                if !self.shift_timesteps {
+                    return t;
+                }
+                let tau = t / n;
+                r * tau / (1.0 + (r - 1.0) * tau) * n
+            })
+            .collect();
+        Ok((0..self.steps)
+            .map(|i| {
+                let next = if i + 1 < self.steps { t[i + 1] } else { 0.0 };
+                Step {
+                    t: t[i],
+                    t_model: round_bf16(t[i]),
+                    dt: (t[i] - next) / n,
+                }
+            })
+            .collect())
+    }
+}
