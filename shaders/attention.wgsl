@@ -8,6 +8,7 @@
 //
 // BIAS: an additive bias (bias_seqs, 1 or LQ, LK), read for sequence (z0 + z) % bias_seqs
 //       (a text padding mask per batch item, or a Swin mask per window).
+// HEAD_BIAS: a bias per head (H, LQ, LK), shared by all sequences (T5's relative positions).
 // MAP:  rows are gathered through an index map: token i of sequence z lives at row
 //       map[z * LQ + i] (self-attention, LQ == LK), and its output goes back to that row. This
 //       is how shifted windows are attended without rolling the hidden state.
@@ -33,6 +34,7 @@ struct Params {
     i0: u32,
     nq: u32,
     scale: f32,
+    off_head_bias: u32,
 }
 
 const DH: u32 = {{DH}}u;
@@ -44,21 +46,15 @@ const WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read> kb: array<f32>;
 @group(0) @binding(3) var<storage, read> vb: array<f32>;
 #if BIAS
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding({{B_BIAS}}) var<storage, read> bias: array<f32>;
+#endif
+#if HEAD_BIAS
+@group(0) @binding({{B_HEAD_BIAS}}) var<storage, read> hbias: array<f32>;
+#endif
 #if MAP
-@group(0) @binding(5) var<storage, read> rowmap: array<u32>;
-@group(0) @binding(6) var<storage, read_write> ob: array<f32>;
-#else
-@group(0) @binding(5) var<storage, read_write> ob: array<f32>;
+@group(0) @binding({{B_MAP}}) var<storage, read> rowmap: array<u32>;
 #endif
-#else
-#if MAP
-@group(0) @binding(4) var<storage, read> rowmap: array<u32>;
-@group(0) @binding(5) var<storage, read_write> ob: array<f32>;
-#else
-@group(0) @binding(4) var<storage, read_write> ob: array<f32>;
-#endif
-#endif
+@group(0) @binding({{B_OUT}}) var<storage, read_write> ob: array<f32>;
 
 var<workgroup> ks: array<f32, KT * DH>;
 var<workgroup> vs: array<f32, KT * DH>;
@@ -101,6 +97,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             acc[d] = 0.0;
         }
     }
+#if HEAD_BIAS
+    let hrow = p.off_head_bias + (h * p.lq + i) * p.lk;
+#endif
 #if BIAS
     let bz = (p.z0 + z) % p.bias_seqs;
     let brow = p.off_bias + (bz * select(1u, p.lq, p.bias_per_q == 1u) + select(0u, i, p.bias_per_q == 1u)) * p.lk;
@@ -127,6 +126,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 }
 #if BIAS
                 s += bias[brow + t0 + j];
+#endif
+#if HEAD_BIAS
+                s += hbias[hrow + t0 + j];
 #endif
                 sc[j] = s;
                 tmax = max(tmax, s);

@@ -1,6 +1,8 @@
-// LayerNorm without affine parameters over the last dimension, one workgroup per row.
-// Two passes over the row (mean, then the mean of squared deviations) rather than E[x²]-E[x]²,
-// which loses precision when |mean| is large against the spread.
+// Normalisation over the last dimension, one workgroup per row.
+// LayerNorm (no affine): two passes over the row (mean, then the mean of squared deviations)
+// rather than E[x²]-E[x]², which loses precision when |mean| is large against the spread.
+// RMS: T5's norm, x / sqrt(mean(x²) + eps), no mean subtracted.
+// WEIGHT: multiply by a per-channel weight (T5's norms have one).
 
 struct Params {
     rows: u32,
@@ -8,13 +10,19 @@ struct Params {
     eps: f32,
     off_x: u32,
     off_out: u32,
+    off_w: u32,
 }
 
 const WG: u32 = {{WG}}u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+#if WEIGHT
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+#else
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+#endif
 
 var<workgroup> red: array<f32, WG>;
 
@@ -40,11 +48,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         return;
     }
     let base = p.off_x + row * p.d;
+#if RMS
+    let mean = 0.0;
+#else
     var s = 0.0;
     for (var c = lid; c < p.d; c += WG) {
         s += x[base + c];
     }
     let mean = reduce_sum(s, lid) / f32(p.d);
+#endif
     var v = 0.0;
     for (var c = lid; c < p.d; c += WG) {
         let dx = x[base + c] - mean;
@@ -53,6 +65,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let rstd = inverseSqrt(reduce_sum(v, lid) / f32(p.d) + p.eps);
     let ob = p.off_out + row * p.d;
     for (var c = lid; c < p.d; c += WG) {
-        out[ob + c] = (x[base + c] - mean) * rstd;
+        var y = (x[base + c] - mean) * rstd;
+#if WEIGHT
+        y *= weight[p.off_w + c];
+#endif
+        out[ob + c] = y;
     }
 }

@@ -153,6 +153,21 @@ fn layer_norm(rows: usize, d: usize, offset: f32) -> Case {
     (g, feeds(vec![("x", v)]))
 }
 
+fn rms_norm(rows: usize, d: usize) -> Case {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([rows, d])).unwrap();
+    let w = g.param("w", [d]).unwrap();
+    let y = g.rms_norm(x, w, 1e-6).unwrap();
+    g.output(y, "y").unwrap();
+    (
+        g,
+        feeds(vec![
+            ("x", rand(&[rows, d], 32, 3.0)),
+            ("w", rand(&[d], 33, 1.0)),
+        ]),
+    )
+}
+
 fn softmax(rows: usize, d: usize) -> Case {
     let mut g = Graph::new();
     let x = g.input("x", TensorDesc::f32([rows, d])).unwrap();
@@ -213,6 +228,37 @@ fn attention(
     }
     let o = g.attention(q, k, v, heads, extras).unwrap();
     g.output(o, "o").unwrap();
+    (g, feeds(f))
+}
+
+/// T5-style: a per-head relative-position bias, a padding mask per batch item, and no score
+/// scaling.
+fn attention_head_bias(z: usize, l: usize, heads: usize, dh: usize) -> Case {
+    let hd = heads * dh;
+    let mut g = Graph::new();
+    let q = g.input("q", TensorDesc::f32([z, l, hd])).unwrap();
+    let k = g.input("k", TensorDesc::f32([z, l, hd])).unwrap();
+    let v = g.input("v", TensorDesc::f32([z, l, hd])).unwrap();
+    let hb = g.input("hb", TensorDesc::f32([heads, l, l])).unwrap();
+    let mb = g.input("mb", TensorDesc::f32([z, 1, l])).unwrap();
+    let mask: Vec<f32> = (0..z * l)
+        .map(|i| if i % l < l - 2 * (i / l) { 0.0 } else { -1e30 })
+        .collect();
+    let extras = AttentionExtras {
+        bias: Some(mb),
+        head_bias: Some(hb),
+        scale: Some(1.0),
+        map: None,
+    };
+    let o = g.attention(q, k, v, heads, extras).unwrap();
+    g.output(o, "o").unwrap();
+    let f = vec![
+        ("q", rand(&[z, l, hd], 28, 0.3)),
+        ("k", rand(&[z, l, hd], 29, 0.3)),
+        ("v", rand(&[z, l, hd], 30, 1.0)),
+        ("hb", rand(&[heads, l, l], 31, 0.5)),
+        ("mb", HostTensor::f32([z, 1, l], mask)),
+    ];
     (g, feeds(f))
 }
 
@@ -305,6 +351,8 @@ op_tests! {
     layer_norm_d1 => layer_norm(4, 1, 0.0);
     layer_norm_odd => layer_norm(9, 13, 0.0);
     layer_norm_wide_offset => layer_norm(5, 400, 100.0);
+    rms_norm_odd => rms_norm(7, 45);
+    rms_norm_d1 => rms_norm(3, 1);
     softmax_d1 => softmax(3, 1);
     softmax_odd => softmax(11, 300);
     attention_head_72_cross => attention(2, 70, 33, 2, 72, None, None), limit 24 << 10;
@@ -314,6 +362,7 @@ op_tests! {
     attention_row_map => attention(16, 16, 16, 2, 8, Some((4, true)), Some(4)), limit 6 << 10;
     attention_one_long_sequence => attention(1, 200, 9, 2, 8, None, None);
     attention_head_dim_odd => attention(2, 9, 7, 3, 5, None, None);
+    attention_t5_head_bias_and_mask => attention_head_bias(2, 19, 4, 16), limit 8 << 10;
     window_mean_one_proxy => window_mean(6, [1, 4, 4], [1, 1, 1], 9);
     window_mean_dilated_proxies => window_mean(3, [2, 4, 4], [1, 2, 2], 7);
     group_mean => window_mean(5, [1, 1, 3], [1, 1, 1], 40);

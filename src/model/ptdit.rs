@@ -306,6 +306,7 @@ impl<'a> Builder<'a> {
         let extras = AttentionExtras {
             bias: Some(mask),
             map: Some((map, self.p)),
+            ..Default::default()
         };
         let o = self.attention(&format!("{pre}.attn3"), n, n, extras)?;
         let o = self.g.gated(o, cx.t6, ptable, (2, 2))?;
@@ -319,7 +320,7 @@ impl<'a> Builder<'a> {
         let all = self.g.reshape(h, [bsz, self.p * self.win, d])?;
         let extras = AttentionExtras {
             bias: Some(cx.text_bias),
-            map: None,
+            ..Default::default()
         };
         let o = self.attention(&format!("{pre}.attn2"), all, cx.text, extras)?;
         let o = self.g.reshape(o, [bsz * self.p, self.win, d])?;

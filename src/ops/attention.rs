@@ -4,6 +4,7 @@
 //! Linear produces them. Optional:
 //! - `bias` `(ZB, 1 or LQ, LK)`, added to the scores of sequence `z` from entry `z % ZB`: a
 //!   text padding mask per batch item (`ZB = B`), or a Swin mask per window (`ZB` = windows).
+//! - `head_bias` `(H, LQ, LK)`, added for every sequence (T5's relative position bias).
 //! - `map` (u32, `Z·LQ`), self-attention only: token `i` of sequence `z` is row `map[z·LQ + i]`
 //!   of the flattened `(Z·LQ, H·DH)` tensors, for q, k, v and the output alike. The map must
 //!   permute rows within groups of `group` sequences (one batch item's windows), which is what
@@ -28,6 +29,7 @@ pub struct Attention {
     pub head_dim: usize,
     pub scale: f32,
     pub bias: bool,
+    pub head_bias: bool,
     /// Sequences per map group, when rows are gathered through a map.
     pub map_group: Option<usize>,
 }
@@ -36,8 +38,11 @@ pub struct Attention {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AttentionExtras {
     pub bias: Option<TensorId>,
+    pub head_bias: Option<TensorId>,
     /// Row map and the number of sequences it permutes within.
     pub map: Option<(TensorId, usize)>,
+    /// Score scale; `1/sqrt(head_dim)` when not given (T5 uses 1).
+    pub scale: Option<f32>,
 }
 
 struct Dims {
@@ -59,7 +64,11 @@ fn dims(q: &TensorDesc, k: &TensorDesc) -> Dims {
 
 impl Attention {
     fn n_in(&self) -> usize {
-        3 + self.bias as usize + self.map_group.is_some() as usize
+        3 + self.bias as usize + self.head_bias as usize + self.map_group.is_some() as usize
+    }
+
+    fn head_bias_index(&self) -> usize {
+        3 + self.bias as usize
     }
 
     /// Keys per tile: the K and V tiles together fill at most 16 KiB of workgroup memory,
@@ -129,6 +138,18 @@ impl Op for Attention {
                 ));
             }
         }
+        if self.head_bias {
+            let hb = &inputs[self.head_bias_index()].shape;
+            if hb.dims() != [self.heads, d.lq, d.lk] {
+                return Err(Error::shape(
+                    "attention",
+                    format!(
+                        "head bias {hb} must be ({}, {}, {})",
+                        self.heads, d.lq, d.lk
+                    ),
+                ));
+            }
+        }
         if let Some(g) = self.map_group {
             let m = inputs[n - 1];
             if m.dtype != DType::U32 || m.shape.numel() != d.z * d.lq {
@@ -154,6 +175,9 @@ impl Op for Attention {
         let d = dims(&inputs[0].desc(), &inputs[1].desc());
         let (q, k, v) = (inputs[0].as_f32(), inputs[1].as_f32(), inputs[2].as_f32());
         let bias = self.bias.then(|| inputs[3]);
+        let head_bias = self
+            .head_bias
+            .then(|| inputs[self.head_bias_index()].as_f32());
         let map = self.map_group.map(|_| inputs[self.n_in() - 1].as_u32());
         let row =
             |z: usize, i: usize, len: usize| map.map_or(z * len + i, |m| m[z * len + i] as usize);
@@ -178,6 +202,9 @@ impl Op for Attention {
                             let bi = if bd[1] == 1 { 0 } else { i };
                             *sj += b.as_f32()[(bz * bd[1] + bi) * d.lk + j] as f64;
                         }
+                        if let Some(hb) = head_bias {
+                            *sj += hb[(h * d.lq + i) * d.lk + j] as f64;
+                        }
                     }
                     let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let mut denom = 0f64;
@@ -201,11 +228,17 @@ impl Op for Attention {
 
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
         let d = dims(&inputs[0].desc, &inputs[1].desc);
+        let b_map = 4 + self.bias as usize + self.head_bias as usize;
         let kernel = Kernel::new("attention", self.n_in() as u32)
             .define("DH", self.head_dim)
             .define("KT", self.key_tile())
             .flag("BIAS", self.bias)
-            .flag("MAP", self.map_group.is_some());
+            .flag("HEAD_BIAS", self.head_bias)
+            .flag("MAP", self.map_group.is_some())
+            .define("B_BIAS", 4)
+            .define("B_HEAD_BIAS", 4 + self.bias as usize)
+            .define("B_MAP", b_map)
+            .define("B_OUT", b_map + self.map_group.is_some() as usize);
         let room = cx.limit.saturating_sub(cx.align - 4) as usize;
         let seq_bytes = 4 * d.ld * d.lq.max(d.lk);
         let group = self.map_group.unwrap_or(1);
@@ -261,6 +294,11 @@ impl Op for Attention {
             } else {
                 0
             };
+            let ohb = if self.head_bias {
+                cx.bind_all(&inputs[self.head_bias_index()])?
+            } else {
+                0
+            };
             let om = if self.map_group.is_some() {
                 cx.bind(&inputs[self.n_in() - 1], z0 * d.lq, zn * d.lq)?
             } else {
@@ -287,7 +325,8 @@ impl Op for Attention {
                 .u(z0 * d.lq)
                 .u(i0)
                 .u(nq)
-                .f(self.scale);
+                .f(self.scale)
+                .u(ohb);
             let groups = [nq.div_ceil(64) as u32, self.heads as u32, zn as u32];
             cx.dispatch(kernel.clone(), params, groups)?;
         }
@@ -320,6 +359,7 @@ impl Graph {
         let head_dim = hd / heads;
         let mut ins = vec![q, k, v];
         ins.extend(extras.bias);
+        ins.extend(extras.head_bias);
         if let Some((m, group)) = extras.map {
             self.check_map(m, group, self.shape(q).dims()[1])?;
             ins.push(m);
@@ -327,8 +367,9 @@ impl Graph {
         let op = Attention {
             heads,
             head_dim,
-            scale: 1.0 / (head_dim as f32).sqrt(),
+            scale: extras.scale.unwrap_or(1.0 / (head_dim as f32).sqrt()),
             bias: extras.bias.is_some(),
+            head_bias: extras.head_bias.is_some(),
             map_group: extras.map.map(|(_, g)| g),
         };
         self.push(op, &ins)

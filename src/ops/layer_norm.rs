@@ -1,4 +1,5 @@
-//! LayerNorm over the last dimension without affine parameters (every LayerNorm of PT-DiT).
+//! Normalisation over the last dimension: LayerNorm without affine parameters (every LayerNorm
+//! of PT-DiT), and T5's RMS norm with a weight.
 
 use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
@@ -14,15 +15,33 @@ const WG: usize = 64;
 #[derive(Clone, Debug)]
 pub struct LayerNorm {
     pub eps: f32,
+    /// Root-mean-square norm (no mean subtracted), as T5 uses.
+    pub rms: bool,
+    /// A per-channel weight `(D,)` is the second input.
+    pub weight: bool,
 }
 
 impl Op for LayerNorm {
     fn name(&self) -> &'static str {
-        "layer_norm"
+        if self.rms {
+            "rms_norm"
+        } else {
+            "layer_norm"
+        }
     }
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
-        expect_inputs("layer_norm", inputs, 1)?;
+        expect_inputs(self.name(), inputs, 1 + self.weight as usize)?;
+        let d = inputs[0].shape.last();
+        if self.weight && inputs[1].shape.dims() != [d] {
+            return Err(Error::shape(
+                self.name(),
+                format!(
+                    "weight {} must be ({d},) for x {}",
+                    inputs[1].shape, inputs[0].shape
+                ),
+            ));
+        }
         if !(self.eps.is_finite() && self.eps >= 0.0) {
             return Err(Error::shape(
                 "layer_norm",
@@ -36,12 +55,17 @@ impl Op for LayerNorm {
         let x = inputs[0].as_f32();
         let d = out.shape.last();
         let mut o = vec![0f32; x.len()];
+        let w = self.weight.then(|| inputs[1].as_f32());
         for (xr, or) in x.chunks_exact(d).zip(o.chunks_exact_mut(d)) {
-            let mean = xr.iter().map(|v| *v as f64).sum::<f64>() / d as f64;
+            let mean = if self.rms {
+                0.0
+            } else {
+                xr.iter().map(|v| *v as f64).sum::<f64>() / d as f64
+            };
             let var = xr.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
             let rstd = 1.0 / (var + self.eps as f64).sqrt();
-            for (o, v) in or.iter_mut().zip(xr) {
-                *o = ((*v as f64 - mean) * rstd) as f32;
+            for (c, (o, v)) in or.iter_mut().zip(xr).enumerate() {
+                *o = ((*v as f64 - mean) * rstd * w.map_or(1.0, |w| w[c] as f64)) as f32;
             }
         }
         HostTensor::f32(out.shape.clone(), o)
@@ -53,14 +77,19 @@ impl Op for LayerNorm {
         let per = cx.rows_per_chunk("x", d)?;
         for (r0, r1) in chunks(rows, per) {
             let ox = cx.bind(&inputs[0], r0 * d, (r1 - r0) * d)?;
+            let ow = if self.weight {
+                cx.bind_all(&inputs[1])?
+            } else {
+                0
+            };
             let oo = cx.bind(out, r0 * d, (r1 - r0) * d)?;
-            let params = Params::new().u(r1 - r0).u(d).f(self.eps).u(ox).u(oo);
+            let params = Params::new().u(r1 - r0).u(d).f(self.eps).u(ox).u(oo).u(ow);
             let groups = cx.grid(r1 - r0);
-            cx.dispatch(
-                Kernel::new("layer_norm", 1).define("WG", WG),
-                params,
-                groups,
-            )?;
+            let kernel = Kernel::new("layer_norm", 1 + self.weight as u32)
+                .define("WG", WG)
+                .flag("RMS", self.rms)
+                .flag("WEIGHT", self.weight);
+            cx.dispatch(kernel, params, groups)?;
         }
         Ok(())
     }
@@ -73,6 +102,24 @@ impl Op for LayerNorm {
 impl Graph {
     /// LayerNorm over the last dimension, no weight or bias.
     pub fn layer_norm(&mut self, x: TensorId, eps: f32) -> Result<TensorId> {
-        self.push(LayerNorm { eps }, &[x])
+        self.push(
+            LayerNorm {
+                eps,
+                rms: false,
+                weight: false,
+            },
+            &[x],
+        )
+    }
+    /// T5's norm: `w · x / sqrt(mean(x²) + eps)`.
+    pub fn rms_norm(&mut self, x: TensorId, w: TensorId, eps: f32) -> Result<TensorId> {
+        self.push(
+            LayerNorm {
+                eps,
+                rms: true,
+                weight: true,
+            },
+            &[x, w],
+        )
     }
 }
