@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use ptdit::model::verify::{Comparison, PtditFixture};
+use ptdit::model::verify::{Comparison, Fixture};
 use ptdit::model::weights::TensorFile;
-use ptdit::{Error, GpuContext, Result};
+use ptdit::{GpuContext, Result};
 
 /// f32 tolerance on max |error|, relative to the reference's standard deviation.
 pub const F32_REL_TOL: f32 = 1e-3;
@@ -44,15 +44,8 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
     let mut failed = 0;
     for path in &args.files {
         let outcome = (|| -> Result<bool> {
-            let file = TensorFile::read(path)?;
-            let is_ptdit = file
-                .tensors
-                .keys()
-                .any(|k| k.starts_with("transformer_blocks."));
-            if !is_ptdit {
-                return Err(Error::Model("not a PT-DiT fixture (no `transformer_blocks.*` weights); T5 and VAE fixtures are not supported yet".into()));
-            }
-            let fx = PtditFixture::from_file(file)?;
+            let fx = Fixture::from_file(TensorFile::read(path)?)?;
+
             let report = match &ctx {
                 Some(c) => pollster::block_on(fx.run_gpu(c, F32_REL_TOL))?,
                 None => fx.run_cpu(F32_REL_TOL)?,

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod ptdit;
+pub mod t5;
 pub mod tables;
 pub mod verify;
 pub mod weights;

@@ -4,11 +4,13 @@ use std::collections::HashMap;
 
 use super::config::PtditConfig;
 use super::ptdit::{io, Shapes};
+use super::t5::{self, T5Config};
 use super::weights::TensorFile;
-use super::{ForwardInputs, Ptdit};
+use super::ForwardInputs;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::graph::cpu;
+use crate::graph::{cpu, Executable, Graph};
+
 use crate::tensor::HostTensor;
 
 /// One compared tensor.
@@ -144,24 +146,7 @@ impl PtditFixture {
         })
     }
 
-    /// Runs the fixture on the GPU.
-    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32) -> Result<Report> {
-        let model = Ptdit::new(ctx, &self.config, self.shapes, &self.file.tensors).await?;
-        for (k, v) in self.inputs.feeds(&self.shapes)? {
-            model.exe.write(&k, &v)?;
-        }
-        model.exe.run()?;
-        let mut outputs = HashMap::new();
-        let mut names = self.trace_names();
-        names.push(io::SAMPLE.to_string());
-        for n in names {
-            outputs.insert(n.clone(), model.exe.read(&n).await?);
-        }
-        self.compare(&outputs, rel_tol)
-    }
-
-    /// Runs the fixture on the CPU reference forward.
-    pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
+    fn graph_and_feeds(&self) -> Result<(Graph, HashMap<String, HostTensor>)> {
         let graph = super::ptdit::build(&self.config, &self.shapes)?;
         let mut feeds = super::weights::select_params(
             &graph,
@@ -170,7 +155,197 @@ impl PtditFixture {
             &["input.", "output.", "trace."],
         )?;
         feeds.extend(self.inputs.feeds(&self.shapes)?);
-        let outputs = cpu::run(&graph, &feeds)?;
-        self.compare(&outputs, rel_tol)
+        Ok((graph, feeds))
+    }
+
+    /// Runs the fixture on the GPU.
+    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds()?;
+        self.compare(&run_gpu(ctx, &graph, &feeds).await?, rel_tol)
+    }
+
+    /// Runs the fixture on the CPU reference forward.
+    pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds()?;
+        self.compare(&cpu::run(&graph, &feeds)?, rel_tol)
+    }
+}
+
+/// Compiles `graph`, writes `feeds`, runs once and reads every output.
+pub async fn run_gpu(
+    ctx: &GpuContext,
+    graph: &Graph,
+    feeds: &HashMap<String, HostTensor>,
+) -> Result<HashMap<String, HostTensor>> {
+    let exe = Executable::new(ctx, graph).await?;
+    for (k, v) in feeds {
+        exe.write(k, v)?;
+    }
+    exe.run()?;
+    let mut out = HashMap::new();
+    for (_, info) in graph.tensors() {
+        if info.is_output {
+            out.insert(info.name.clone(), exe.read(&info.name).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// A T5 encoder fixture (HF `T5EncoderModel`).
+pub struct T5Fixture {
+    pub config: T5Config,
+    pub file: TensorFile,
+    pub batch: usize,
+    pub len: usize,
+    pub ids: Vec<u32>,
+    pub mask: Vec<f32>,
+}
+
+impl T5Fixture {
+    pub fn from_file(file: TensorFile) -> Result<Self> {
+        let cfg_text = file
+            .metadata
+            .get("config")
+            .ok_or_else(|| Error::Model("fixture has no `config` metadata".into()))?;
+        let config = T5Config::from_json(cfg_text)?;
+        let ids_t = file.get("input.input_ids")?;
+        let dims = ids_t.shape.dims().to_vec();
+        if dims.len() != 2 {
+            return Err(Error::Model(format!(
+                "input_ids are {}, expected (B, L)",
+                ids_t.shape
+            )));
+        }
+        let ids = ids_t.as_f32().iter().map(|v| *v as u32).collect();
+        let mask = file.get("input.attention_mask")?.as_f32().to_vec();
+        Ok(T5Fixture {
+            config,
+            file,
+            batch: dims[0],
+            len: dims[1],
+            ids,
+            mask,
+        })
+    }
+
+    fn graph_and_feeds(&self) -> Result<(Graph, HashMap<String, HostTensor>)> {
+        let graph = t5::build(&self.config, self.batch, self.len, true)?;
+        let mut feeds = t5::graph_params(&graph, &self.file.tensors)?;
+        let embed = self.file.get(t5::EMBED_KEY)?;
+        feeds.extend(t5::feeds(
+            &self.config,
+            embed,
+            &self.ids,
+            &self.mask,
+            self.batch,
+        )?);
+        let table = self.file.get(t5::REL_BIAS_KEY)?;
+        feeds.insert(
+            t5::io::POSITION_BIAS.into(),
+            t5::position_bias(&self.config, table, self.len),
+        );
+        Ok((graph, feeds))
+    }
+
+    fn compare(
+        &self,
+        outputs: &HashMap<String, HostTensor>,
+        feeds: &HashMap<String, HostTensor>,
+        rel_tol: f32,
+    ) -> Result<Report> {
+        let want = self.file.get("output.last_hidden_state")?;
+        let got = outputs
+            .get(t5::io::OUTPUT)
+            .ok_or_else(|| Error::Model("no output".into()))?;
+        let output = Comparison::new(
+            "output.last_hidden_state",
+            got.as_f32(),
+            want.as_f32(),
+            rel_tol,
+        );
+        let mut traces = Vec::new();
+        // Host-side parts first: buckets (exact), position bias, embeddings.
+        if let Ok(b) = self.file.get("trace.relative_position_bucket") {
+            let ours: Vec<f32> = t5::buckets(&self.config, self.len)
+                .iter()
+                .map(|v| *v as f32)
+                .collect();
+            traces.push(Comparison::new(
+                "trace.relative_position_bucket",
+                &ours,
+                b.as_f32(),
+                0.0,
+            ));
+        }
+        if let Ok(p) = self.file.get("trace.position_bias") {
+            traces.push(Comparison::new(
+                "trace.position_bias",
+                feeds[t5::io::POSITION_BIAS].as_f32(),
+                p.as_f32(),
+                rel_tol,
+            ));
+        }
+        if let Ok(e) = self.file.get("trace.embeddings") {
+            traces.push(Comparison::new(
+                "trace.embeddings",
+                feeds[t5::io::EMBEDDINGS].as_f32(),
+                e.as_f32(),
+                rel_tol,
+            ));
+        }
+        for n in 0..self.config.num_layers {
+            let name = t5::io::trace(n);
+            if let (Some(g), Ok(w)) = (outputs.get(&name), self.file.get(&name)) {
+                traces.push(Comparison::new(&name, g.as_f32(), w.as_f32(), rel_tol));
+            }
+        }
+        Ok(Report {
+            kind: "T5 encoder",
+            output,
+            traces,
+        })
+    }
+
+    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds()?;
+        self.compare(&run_gpu(ctx, &graph, &feeds).await?, &feeds, rel_tol)
+    }
+
+    pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds()?;
+        self.compare(&cpu::run(&graph, &feeds)?, &feeds, rel_tol)
+    }
+}
+
+/// Any fixture `ptdit verify` knows, recognised by its keys.
+pub enum Fixture {
+    Ptdit(Box<PtditFixture>),
+    T5(Box<T5Fixture>),
+}
+
+impl Fixture {
+    pub fn from_file(file: TensorFile) -> Result<Self> {
+        let has = |p: &str| file.tensors.keys().any(|k| k.starts_with(p));
+        if has("transformer_blocks.") {
+            Ok(Fixture::Ptdit(Box::new(PtditFixture::from_file(file)?)))
+        } else if has("encoder.block.") {
+            Ok(Fixture::T5(Box::new(T5Fixture::from_file(file)?)))
+        } else {
+            Err(Error::Model("not a fixture this engine knows: no PT-DiT (`transformer_blocks.*`) or T5 (`encoder.block.*`) weights".into()))
+        }
+    }
+
+    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32) -> Result<Report> {
+        match self {
+            Fixture::Ptdit(f) => f.run_gpu(ctx, rel_tol).await,
+            Fixture::T5(f) => f.run_gpu(ctx, rel_tol).await,
+        }
+    }
+
+    pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
+        match self {
+            Fixture::Ptdit(f) => f.run_cpu(rel_tol),
+            Fixture::T5(f) => f.run_cpu(rel_tol),
+        }
     }
 }

@@ -1,0 +1,347 @@
+//! The T5 v1.1 encoder (HF `T5EncoderModel`, the pipeline's text encoder) on the engine.
+//!
+//! Per block: `x += o(attn(rms(x)))` with relative-position buckets whose bias (stored in
+//! block 0) is shared by all layers, no score scaling, the padding mask on keys; then
+//! `x += wo(gelu_tanh(wi_0 n) · wi_1 n)` with `n = rms(x)`; a final RMS norm. No biases.
+//! The token embedding lookup and the position-bias table are host work: a gather of L rows
+//! from a table that for T5-XXL is 0.5 GB, and an `(H, L, L)` table computed once per length.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::graph::{Executable, Graph, TensorId};
+use crate::model::weights;
+use crate::ops::attention::AttentionExtras;
+use crate::tensor::{HostTensor, TensorDesc};
+
+/// Names of the graph's inputs and outputs.
+pub mod io {
+    pub const EMBEDDINGS: &str = "embeddings";
+    pub const MASK_BIAS: &str = "mask_bias";
+    pub const POSITION_BIAS: &str = "position_bias";
+    pub const OUTPUT: &str = "last_hidden_state";
+    pub fn trace(n: usize) -> String {
+        format!("trace.block_{n}")
+    }
+}
+
+/// The key of the shared relative-attention bias.
+pub const REL_BIAS_KEY: &str =
+    "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
+pub const EMBED_KEY: &str = "shared.weight";
+
+/// Mask value for padded keys (HF uses `finfo(float32).min`; any value whose exp underflows to
+/// zero gives the same result, and this one leaves room so that adding the position bias can
+/// never reach infinity).
+pub const MASKED: f32 = -1e30;
+
+fn default_buckets() -> usize {
+    32
+}
+fn default_distance() -> usize {
+    128
+}
+fn default_eps() -> f32 {
+    1e-6
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct T5Config {
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub d_kv: usize,
+    pub d_ff: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    #[serde(default = "default_buckets")]
+    pub relative_attention_num_buckets: usize,
+    #[serde(default = "default_distance")]
+    pub relative_attention_max_distance: usize,
+    #[serde(default)]
+    pub feed_forward_proj: Option<String>,
+    #[serde(default)]
+    pub dense_act_fn: Option<String>,
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f32,
+}
+
+impl T5Config {
+    pub fn from_json(text: &str) -> Result<Self> {
+        let c: T5Config =
+            serde_json::from_str(text).map_err(|e| Error::Model(format!("T5 config: {e}")))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::Model(format!("T5 config: {why}")));
+        if [
+            self.vocab_size,
+            self.d_model,
+            self.d_kv,
+            self.d_ff,
+            self.num_layers,
+            self.num_heads,
+        ]
+        .contains(&0)
+        {
+            return bad("sizes must be positive".into());
+        }
+        match self.feed_forward_proj.as_deref() {
+            None | Some("gated-gelu") => {}
+            Some(f) => {
+                return bad(format!(
+                    "feed_forward_proj `{f}` is not supported (T5 v1.1 uses gated-gelu)"
+                ))
+            }
+        }
+        match self.dense_act_fn.as_deref() {
+            None | Some("gelu_new") | Some("gelu_pytorch_tanh") => {}
+            Some(f) => {
+                return bad(format!(
+                    "dense_act_fn `{f}` is not supported (T5 v1.1 uses gelu_new)"
+                ))
+            }
+        }
+        if self.relative_attention_num_buckets < 4
+            || self.relative_attention_max_distance < self.relative_attention_num_buckets / 4
+        {
+            return bad("relative attention buckets / distance are too small".into());
+        }
+        Ok(())
+    }
+}
+
+/// HF's bidirectional relative-position bucket of key `j` for query `i`, in f32 as HF computes it.
+pub fn relative_bucket(i: usize, j: usize, num_buckets: usize, max_distance: usize) -> usize {
+    let half = num_buckets / 2;
+    let rel = j as i64 - i as i64;
+    let mut bucket = if rel > 0 { half } else { 0 };
+    let rel = rel.unsigned_abs() as usize;
+    let max_exact = half / 2;
+    if rel < max_exact {
+        bucket += rel;
+    } else {
+        let scaled = (rel as f32 / max_exact as f32).ln()
+            / (max_distance as f32 / max_exact as f32).ln()
+            * (half - max_exact) as f32;
+        bucket += (max_exact + scaled as usize).min(half - 1);
+    }
+    bucket
+}
+
+/// `(L, L)` bucket indices.
+pub fn buckets(cfg: &T5Config, len: usize) -> Vec<usize> {
+    let mut v = Vec::with_capacity(len * len);
+    for i in 0..len {
+        for j in 0..len {
+            v.push(relative_bucket(
+                i,
+                j,
+                cfg.relative_attention_num_buckets,
+                cfg.relative_attention_max_distance,
+            ));
+        }
+    }
+    v
+}
+
+/// `(H, L, L)` position bias from the shared `(buckets, H)` table.
+pub fn position_bias(cfg: &T5Config, table: &HostTensor, len: usize) -> HostTensor {
+    let h = cfg.num_heads;
+    let t = table.as_f32();
+    let b = buckets(cfg, len);
+    let mut out = vec![0f32; h * len * len];
+    for head in 0..h {
+        for (ij, bucket) in b.iter().enumerate() {
+            out[head * len * len + ij] = t[bucket * h + head];
+        }
+    }
+    HostTensor::f32([h, len, len], out)
+}
+
+/// The encoder graph for `batch` sequences of `len` tokens.
+pub fn build(cfg: &T5Config, batch: usize, len: usize, traces: bool) -> Result<Graph> {
+    cfg.validate()?;
+    let mut g = Graph::new();
+    let (d, hk) = (cfg.d_model, cfg.num_heads * cfg.d_kv);
+    let mut x = g.input(io::EMBEDDINGS, TensorDesc::f32([batch, len, d]))?;
+    let mask = g.input(io::MASK_BIAS, TensorDesc::f32([batch, 1, len]))?;
+    let pos = g.input(
+        io::POSITION_BIAS,
+        TensorDesc::f32([cfg.num_heads, len, len]),
+    )?;
+    let eps = cfg.layer_norm_epsilon;
+    let lin = |g: &mut Graph, x: TensorId, key: String, out: usize| -> Result<TensorId> {
+        let inp = g.shape(x).last();
+        let w = g.param(&key, [out, inp])?;
+        g.matmul(x, w, None)
+    };
+    for n in 0..cfg.num_layers {
+        let pre = format!("encoder.block.{n}.layer");
+        // Self-attention.
+        let w0 = g.param(&format!("{pre}.0.layer_norm.weight"), [d])?;
+        let h = g.rms_norm(x, w0, eps)?;
+        let q = lin(&mut g, h, format!("{pre}.0.SelfAttention.q.weight"), hk)?;
+        let k = lin(&mut g, h, format!("{pre}.0.SelfAttention.k.weight"), hk)?;
+        let v = lin(&mut g, h, format!("{pre}.0.SelfAttention.v.weight"), hk)?;
+        let extras = AttentionExtras {
+            bias: Some(mask),
+            head_bias: Some(pos),
+            scale: Some(1.0),
+            map: None,
+        };
+        let a = g.attention(q, k, v, cfg.num_heads, extras)?;
+        let o = lin(&mut g, a, format!("{pre}.0.SelfAttention.o.weight"), d)?;
+        x = g.add(x, o)?;
+        // Gated-GELU feed-forward.
+        let w1 = g.param(&format!("{pre}.1.layer_norm.weight"), [d])?;
+        let h = g.rms_norm(x, w1, eps)?;
+        let a = lin(
+            &mut g,
+            h,
+            format!("{pre}.1.DenseReluDense.wi_0.weight"),
+            cfg.d_ff,
+        )?;
+        let a = g.gelu_tanh(a)?;
+        let b = lin(
+            &mut g,
+            h,
+            format!("{pre}.1.DenseReluDense.wi_1.weight"),
+            cfg.d_ff,
+        )?;
+        let f = g.mul(a, b)?;
+        let f = lin(&mut g, f, format!("{pre}.1.DenseReluDense.wo.weight"), d)?;
+        x = g.add(x, f)?;
+        if traces {
+            let t = g.reshape(x, [batch, len, d])?;
+            g.output(t, &io::trace(n))?;
+        }
+    }
+    let wf = g.param("encoder.final_layer_norm.weight", [d])?;
+    let out = g.rms_norm(x, wf, eps)?;
+    g.output(out, io::OUTPUT)?;
+    Ok(g)
+}
+
+/// Host-side inputs: embeddings looked up, the mask as a bias.
+pub fn feeds(
+    cfg: &T5Config,
+    embed: &HostTensor,
+    ids: &[u32],
+    mask: &[f32],
+    batch: usize,
+) -> Result<HashMap<String, HostTensor>> {
+    let (d, len) = (cfg.d_model, ids.len() / batch.max(1));
+    if ids.len() != batch * len || mask.len() != ids.len() {
+        return Err(Error::Input(format!(
+            "{} ids and {} mask entries for batch {batch}",
+            ids.len(),
+            mask.len()
+        )));
+    }
+    let table = embed.as_f32();
+    let mut e = Vec::with_capacity(ids.len() * d);
+    for id in ids {
+        let id = *id as usize;
+        if id >= cfg.vocab_size {
+            return Err(Error::Input(format!(
+                "token id {id} is outside the vocabulary of {}",
+                cfg.vocab_size
+            )));
+        }
+        e.extend_from_slice(&table[id * d..(id + 1) * d]);
+    }
+    let bias = mask
+        .iter()
+        .map(|m| if *m > 0.5 { 0.0 } else { MASKED })
+        .collect();
+    let mut f = HashMap::new();
+    f.insert(
+        io::EMBEDDINGS.to_string(),
+        HostTensor::f32([batch, len, d], e),
+    );
+    f.insert(
+        io::MASK_BIAS.to_string(),
+        HostTensor::f32([batch, 1, len], bias),
+    );
+    Ok(f)
+}
+
+/// Weights the graph reads as params (everything but the embedding and the bucket table).
+pub fn graph_params(
+    graph: &Graph,
+    w: &HashMap<String, HostTensor>,
+) -> Result<HashMap<String, HostTensor>> {
+    weights::select_params(
+        graph,
+        w,
+        &[EMBED_KEY, "encoder.embed_tokens.weight", REL_BIAS_KEY],
+        &["input.", "output.", "trace."],
+    )
+}
+
+/// The encoder compiled for one batch and length, with its weights.
+pub struct T5Encoder {
+    pub config: T5Config,
+    pub batch: usize,
+    pub len: usize,
+    embed: HostTensor,
+    pub exe: Executable,
+}
+
+impl T5Encoder {
+    pub async fn new(
+        ctx: &GpuContext,
+        cfg: &T5Config,
+        batch: usize,
+        len: usize,
+        w: &HashMap<String, HostTensor>,
+    ) -> Result<Self> {
+        let graph = build(cfg, batch, len, false)?;
+        let params = graph_params(&graph, w)?;
+        let embed = w
+            .get(EMBED_KEY)
+            .or_else(|| w.get("encoder.embed_tokens.weight"))
+            .ok_or_else(|| Error::Model(format!("missing key `{EMBED_KEY}`")))?;
+        if embed.shape.dims() != [cfg.vocab_size, cfg.d_model] {
+            return Err(Error::Model(format!(
+                "`{EMBED_KEY}` is {}, expected ({}, {})",
+                embed.shape, cfg.vocab_size, cfg.d_model
+            )));
+        }
+        let table = w
+            .get(REL_BIAS_KEY)
+            .ok_or_else(|| Error::Model(format!("missing key `{REL_BIAS_KEY}`")))?;
+        if table.shape.dims() != [cfg.relative_attention_num_buckets, cfg.num_heads] {
+            return Err(Error::Model(format!(
+                "`{REL_BIAS_KEY}` is {}, expected ({}, {})",
+                table.shape, cfg.relative_attention_num_buckets, cfg.num_heads
+            )));
+        }
+        let exe = Executable::new(ctx, &graph).await?;
+        for (k, v) in &params {
+            exe.write(k, v)?;
+        }
+        exe.write(io::POSITION_BIAS, &position_bias(cfg, table, len))?;
+        Ok(T5Encoder {
+            config: cfg.clone(),
+            batch,
+            len,
+            embed: embed.clone(),
+            exe,
+        })
+    }
+
+    /// Encodes `batch` sequences of `len` token ids; returns `(B, L, d_model)`.
+    pub async fn encode(&self, ids: &[u32], mask: &[f32]) -> Result<HostTensor> {
+        for (k, v) in feeds(&self.config, &self.embed, ids, mask, self.batch)? {
+            self.exe.write(&k, &v)?;
+        }
+        self.exe.run()?;
+        self.exe.read(io::OUTPUT).await
+    }
+}
