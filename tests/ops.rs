@@ -330,6 +330,54 @@ fn cfg_euler(half: usize, c: usize, c_out: usize, spatial: &[usize]) -> Case {
     )
 }
 
+fn conv3d(b: usize, cin: usize, cout: usize, t: usize, h: usize, w: usize, k: [usize; 3]) -> Case {
+    let mut g = Graph::new();
+    let xs = [b, cin, t, h, w];
+    let ws = [cout, cin, k[0], k[1], k[2]];
+    let x = g.input("x", TensorDesc::f32(xs)).unwrap();
+    let wt = g.param("w", ws).unwrap();
+    let bias = g.param("b", [cout]).unwrap();
+    let y = g.conv3d(x, wt, bias).unwrap();
+    g.output(y, "y").unwrap();
+    (
+        g,
+        feeds(vec![
+            ("x", rand(&xs, 34, 1.0)),
+            ("w", rand(&ws, 35, 0.2)),
+            ("b", rand(&[cout], 36, 0.5)),
+        ]),
+    )
+}
+
+fn group_norm(b: usize, c: usize, t: usize, hw: usize, groups: usize, silu: bool) -> Case {
+    let mut g = Graph::new();
+    let xs = [b, c, t, hw, hw + 1];
+    let x = g.input("x", TensorDesc::f32(xs)).unwrap();
+    let w = g.param("w", [c]).unwrap();
+    let bias = g.param("b", [c]).unwrap();
+    let y = g.group_norm(x, w, bias, groups, 1e-6, silu).unwrap();
+    g.output(y, "y").unwrap();
+    (
+        g,
+        feeds(vec![
+            ("x", rand(&xs, 37, 2.0)),
+            ("w", rand(&[c], 38, 1.0)),
+            ("b", rand(&[c], 39, 1.0)),
+        ]),
+    )
+}
+
+fn upsample(kind: ptdit::ops::upsample::UpsampleKind, t: usize, h: usize, w: usize) -> Case {
+    let mut g = Graph::new();
+    let xs = [2, 3, t, h, w];
+    let x = g.input("x", TensorDesc::f32(xs)).unwrap();
+    let y = g.upsample(x, kind).unwrap();
+    g.output(y, "y").unwrap();
+    (g, feeds(vec![("x", rand(&xs, 40, 1.0))]))
+}
+
+use ptdit::ops::upsample::UpsampleKind::{CausalTrilinear, Nearest2d};
+
 op_tests! {
     matmul_1x1x1 => matmul(1, 1, 1, false, &[]);
     matmul_odd_shapes_bias => matmul(37, 67, 29, true, &[]);
@@ -372,4 +420,13 @@ op_tests! {
     window_partition_video => window_partition(2, 4, 8, 12, 3, [2, 4, 4]);
     permute_u32_index_map => permute_u32(&[4, 6, 5], &[1, 2, 0]);
     cfg_euler_step => cfg_euler(2, 4, 8, &[1, 6, 10]), limit 16 << 10;
+    conv3d_causal_3x3x3_three_frames => conv3d(1, 5, 7, 3, 6, 5, [3, 3, 3]), limit 4 << 10;
+    conv3d_1x1x1_batch_2 => conv3d(2, 6, 9, 1, 4, 7, [1, 1, 1]);
+    conv3d_1x3x3 => conv3d(1, 4, 5, 2, 5, 5, [1, 3, 3]);
+    group_norm_silu_frames => group_norm(2, 8, 3, 5, 4, true);
+    group_norm_one_channel_per_group => group_norm(1, 6, 1, 4, 6, false);
+    upsample_nearest => upsample(Nearest2d, 2, 3, 5);
+    upsample_trilinear_three_frames => upsample(CausalTrilinear, 3, 4, 3);
+    upsample_trilinear_one_frame => upsample(CausalTrilinear, 1, 3, 4);
+
 }

@@ -21,6 +21,9 @@ pub fn source(name: &str) -> Option<&'static str> {
         "window_mean" => include_str!("../../shaders/window_mean.wgsl"),
         "reindex" => include_str!("../../shaders/reindex.wgsl"),
         "cfg_euler" => include_str!("../../shaders/cfg_euler.wgsl"),
+        "conv3d" => include_str!("../../shaders/conv3d.wgsl"),
+        "group_norm" => include_str!("../../shaders/group_norm.wgsl"),
+        "upsample" => include_str!("../../shaders/upsample.wgsl"),
         _ => return None,
     })
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod ptdit;
 pub mod t5;
 pub mod tables;
+pub mod vae;
 pub mod verify;
 pub mod weights;
 

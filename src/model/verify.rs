@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use super::config::PtditConfig;
 use super::ptdit::{io, Shapes};
 use super::t5::{self, T5Config};
+use super::vae::{self, VaeConfig};
+
 use super::weights::TensorFile;
 use super::ForwardInputs;
 use crate::error::{Error, Result};
@@ -317,10 +319,112 @@ impl T5Fixture {
     }
 }
 
+/// A CausalVAE decoder fixture.
+pub struct VaeFixture {
+    pub config: VaeConfig,
+    pub file: TensorFile,
+    pub latent: [usize; 5],
+}
+
+impl VaeFixture {
+    pub fn from_file(file: TensorFile) -> Result<Self> {
+        let cfg_text = file
+            .metadata
+            .get("config")
+            .ok_or_else(|| Error::Model("fixture has no `config` metadata".into()))?;
+        let config = VaeConfig::from_json(cfg_text)?;
+        let l = file.get("input.latents")?.shape.dims().to_vec();
+        let latent: [usize; 5] = l.as_slice().try_into().map_err(|_| {
+            Error::Model(format!(
+                "input.latents has {} dimensions, expected 5",
+                l.len()
+            ))
+        })?;
+        Ok(VaeFixture {
+            config,
+            file,
+            latent,
+        })
+    }
+
+    fn graph_and_feeds(&self) -> Result<(Graph, HashMap<String, HostTensor>)> {
+        let graph = vae::build(&self.config, self.latent, true)?;
+        let mut feeds = super::weights::select_params(
+            &graph,
+            &self.file.tensors,
+            &[],
+            &["input.", "output.", "trace."],
+        )?;
+        feeds.insert(
+            vae::io::LATENTS.into(),
+            self.file.get("input.latents")?.clone(),
+        );
+        Ok((graph, feeds))
+    }
+
+    fn compare(&self, outputs: &HashMap<String, HostTensor>, rel_tol: f32) -> Result<Report> {
+        let want = self.file.get("output.sample")?;
+        let got = outputs
+            .get(vae::io::SAMPLE)
+            .ok_or_else(|| Error::Model("no output".into()))?;
+        let output = Comparison::new("output.sample", got.as_f32(), want.as_f32(), rel_tol);
+        // In execution order, so the first failing trace is where the decoder first went wrong.
+        let mut names: Vec<&String> = self
+            .file
+            .tensors
+            .keys()
+            .filter(|k| k.starts_with("trace.") && outputs.contains_key(*k))
+            .collect();
+        let levels = self.config.hidden_size_mult.len();
+        let mut order: Vec<String> = [
+            "post_quant_conv",
+            "conv_in",
+            "mid.block_1",
+            "mid.attn_1",
+            "mid.block_2",
+        ]
+        .iter()
+        .map(|n| format!("trace.{n}"))
+        .collect();
+        for l in (0..levels).rev() {
+            order.push(format!("trace.up.{l}.blocks"));
+            order.push(format!("trace.up.{l}"));
+        }
+        names.sort_by_key(|n| order.iter().position(|o| o == *n).unwrap_or(usize::MAX));
+        let traces = names
+            .into_iter()
+            .map(|n| {
+                Comparison::new(
+                    n,
+                    outputs[n].as_f32(),
+                    self.file.tensors[n].as_f32(),
+                    rel_tol,
+                )
+            })
+            .collect();
+        Ok(Report {
+            kind: "CausalVAE decoder",
+            output,
+            traces,
+        })
+    }
+
+    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds()?;
+        self.compare(&run_gpu(ctx, &graph, &feeds).await?, rel_tol)
+    }
+
+    pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds()?;
+        self.compare(&cpu::run(&graph, &feeds)?, rel_tol)
+    }
+}
+
 /// Any fixture `ptdit verify` knows, recognised by its keys.
 pub enum Fixture {
     Ptdit(Box<PtditFixture>),
     T5(Box<T5Fixture>),
+    Vae(Box<VaeFixture>),
 }
 
 impl Fixture {
@@ -330,8 +434,10 @@ impl Fixture {
             Ok(Fixture::Ptdit(Box::new(PtditFixture::from_file(file)?)))
         } else if has("encoder.block.") {
             Ok(Fixture::T5(Box::new(T5Fixture::from_file(file)?)))
+        } else if has("decoder.conv_in.") {
+            Ok(Fixture::Vae(Box::new(VaeFixture::from_file(file)?)))
         } else {
-            Err(Error::Model("not a fixture this engine knows: no PT-DiT (`transformer_blocks.*`) or T5 (`encoder.block.*`) weights".into()))
+            Err(Error::Model("not a fixture this engine knows: no PT-DiT (`transformer_blocks.*`), T5 (`encoder.block.*`) or VAE (`decoder.conv_in.*`) weights".into()))
         }
     }
 
@@ -339,6 +445,7 @@ impl Fixture {
         match self {
             Fixture::Ptdit(f) => f.run_gpu(ctx, rel_tol).await,
             Fixture::T5(f) => f.run_gpu(ctx, rel_tol).await,
+            Fixture::Vae(f) => f.run_gpu(ctx, rel_tol).await,
         }
     }
 
@@ -346,6 +453,7 @@ impl Fixture {
         match self {
             Fixture::Ptdit(f) => f.run_cpu(rel_tol),
             Fixture::T5(f) => f.run_cpu(rel_tol),
+            Fixture::Vae(f) => f.run_cpu(rel_tol),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `a + b` and `a * b`, where `b` is repeated over `a` (its element count must divide `a`'s
-//! and its shape must be a suffix of `a`'s): same-shape, bias rows, positional tables.
+//! and its shape must be a suffix of `a`'s, or it is a single value): same-shape, bias rows,
+//! positional tables, scalars.
 
 use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
@@ -40,7 +41,7 @@ impl Op for Binary {
         expect_inputs(self.name(), inputs, 2)?;
         let (a, b) = (&inputs[0].shape, &inputs[1].shape);
         let suffix = b.rank() <= a.rank() && a.dims()[a.rank() - b.rank()..] == *b.dims();
-        if !suffix {
+        if !suffix && b.numel() != 1 {
             return Err(Error::shape(
                 self.name(),
                 format!("{b} cannot be broadcast over {a}: it must match a's trailing dimensions"),

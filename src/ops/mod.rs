@@ -13,18 +13,24 @@
 //! | [`attention`] | `attention.wgsl` | multi-head attention, online softmax, bias, row maps |
 //! | [`window_mean`] | `window_mean.wgsl` | mean over groups of rows; PT-DiT proxy tokens |
 //! | [`reindex`] | `reindex.wgsl` | permute / roll / window partition / patchify |
+//! | [`conv3d`] | `conv3d.wgsl` | CausalVAE's causal 3-D convolution |
+//! | [`group_norm`] | `group_norm.wgsl` | GroupNorm (+ SiLU) |
+//! | [`upsample`] | `upsample.wgsl` | nearest / causal trilinear ×2 |
 //! | [`cfg_euler`] | `cfg_euler.wgsl` | the sampler step: CFG + Euler, on the GPU |
 
 pub mod attention;
 pub mod binary;
 pub mod cfg_euler;
+pub mod conv3d;
 pub mod gate;
+pub mod group_norm;
 pub mod layer_norm;
 pub mod matmul;
 pub mod modulate;
 pub mod reindex;
 pub mod softmax;
 pub mod unary;
+pub mod upsample;
 pub mod window_mean;
 
 use crate::error::{Error, Result};
