@@ -1,6 +1,7 @@
 //! Subcommands of the `ptdit` binary.
 
 mod bench;
+mod generate;
 mod info;
 mod verify;
 
@@ -21,6 +22,8 @@ enum Command {
     Info,
     /// Measure the engine against its baselines and print the figures.
     Bench(bench::BenchArgs),
+    /// Generate an image (or video frames) from a prompt.
+    Generate(generate::GenerateArgs),
     /// Check the engine against golden fixtures of the official PyTorch code.
     Verify(verify::VerifyArgs),
 }
@@ -31,6 +34,7 @@ pub fn main() -> ExitCode {
         Command::Info => info::run(),
         Command::Bench(args) => bench::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Generate(args) => generate::run(&args),
     };
     match result {
         Ok(code) => code,

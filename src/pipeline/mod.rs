@@ -1,7 +1,13 @@
 //! From text to pixels: the sampler and the denoising loop on the GPU.
 
+pub mod decode;
 pub mod denoiser;
+pub mod generate;
+pub mod model_dir;
+pub mod png;
+
 pub mod sampler;
+pub mod text;
 
 pub use denoiser::Denoiser;
 pub use sampler::{RectifiedFlow, Step};

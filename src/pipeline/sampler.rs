@@ -2,7 +2,8 @@
 //!
 //! The model predicts velocity. Timesteps `t_i = (1 − i/N)·1000` are shifted towards noise for
 //! large images, `t' = r·τ / (1 + (r − 1)·τ)·1000` with `τ = t/1000` and
-//! `r = sqrt(H·W / 512²)` (pixels; for video also `sqrt(frames // 17 · 5)`). The model sees
+//! `r = sqrt(H·W / 512²)` (pixels; for video also `sqrt(max(1, frames // 17 · 5))`). The model sees
+
 //! `t'` rounded to bf16 (the released weights are bf16 and the model casts its timestep to
 //! them); the step size uses the unrounded `t'`. All in f32, as the official code computes it.
 
@@ -42,10 +43,12 @@ impl RectifiedFlow {
     /// The shift ratio `r` for an output of `height × width` pixels and `frames` frames.
     pub fn shift_ratio(height: usize, width: usize, frames: usize) -> f32 {
         let space = ((height * width) as f32 / (512.0 * 512.0)).sqrt();
+        // Open-Sora's rule gives 0 below 17 frames, which makes t' = 0/0 at the first step;
+        // short videos are treated like images in time.
         let time = if frames <= 1 {
             1.0
         } else {
-            ((frames / 17 * 5) as f32).sqrt()
+            ((frames / 17 * 5).max(1) as f32).sqrt()
         };
         space * time
     }
