@@ -7,6 +7,7 @@
 //! - [`ops`]: one module per op: shapes, CPU reference, kernel dispatch.
 //! - [`model`]: PT-DiT built from ops, its config and weights.
 
+pub mod convert;
 pub mod error;
 pub mod gpu;
 pub mod graph;

@@ -1,6 +1,7 @@
 //! Subcommands of the `ptdit` binary.
 
 mod bench;
+mod convert;
 mod generate;
 mod info;
 mod verify;
@@ -22,6 +23,8 @@ enum Command {
     Info,
     /// Measure the engine against its baselines and print the figures.
     Bench(bench::BenchArgs),
+    /// Convert an official PyTorch checkpoint to safetensors (without executing its pickle).
+    Convert(convert::ConvertArgs),
     /// Generate an image (or video frames) from a prompt.
     Generate(generate::GenerateArgs),
     /// Check the engine against golden fixtures of the official PyTorch code.
@@ -35,6 +38,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Convert(args) => convert::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,49 @@
+//! `ptdit convert IN OUT`: an official PyTorch checkpoint to safetensors, executing nothing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use ptdit::convert;
+use ptdit::{Error, Result};
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// A PyTorch checkpoint (.pt, .pth, .ckpt, .bin).
+    input: PathBuf,
+    /// The safetensors file to write.
+    output: PathBuf,
+}
+
+pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
+    let bytes = std::fs::read(&args.input).map_err(|e| Error::Io {
+        path: args.input.display().to_string(),
+        source: e,
+    })?;
+    let ck = convert::read_checkpoint(&bytes)
+        .map_err(|e| Error::Model(format!("{}: {e}", args.input.display())))?;
+    let out = convert::to_safetensors(&ck.tensors)?;
+    std::fs::write(&args.output, out).map_err(|e| Error::Io {
+        path: args.output.display().to_string(),
+        source: e,
+    })?;
+    let params: usize = ck
+        .tensors
+        .values()
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum();
+    println!(
+        "wrote {}: {} tensors, {} parameters",
+        args.output.display(),
+        ck.tensors.len(),
+        params
+    );
+    if !ck.skipped.is_empty() {
+        println!(
+            "skipped {} entries that are not tensors: {}",
+            ck.skipped.len(),
+            ck.skipped.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
