@@ -254,7 +254,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value> {
                 let items = pop_mark(&mut stack)?;
                 stack.push(Value::Tuple(items));
             }
-            0x85 | 0x86 | 0x87 => {
+            0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
                 if stack.len() < n {
                     return Err(bad("stack underflow"));

@@ -82,7 +82,7 @@ impl VaeConfig {
             ));
         }
         for m in &self.hidden_size_mult {
-            if (self.hidden_size * m) % GROUPS != 0 || *m == 0 {
+            if !(self.hidden_size * m).is_multiple_of(GROUPS) || *m == 0 {
                 return bad(format!("every level's width must be a multiple of {GROUPS} (GroupNorm groups): {} × {m}", self.hidden_size));
             }
         }

@@ -100,11 +100,11 @@ impl TextToImage {
                 return Err(Error::Input(format!("{what} {n} px does not fit the model's windows: it must be a multiple of {step} px; the nearest valid {what} is {}", near(n, step))));
             }
         }
-        if frames == 0 || (frames - 1) % 4 != 0 {
+        if frames == 0 || !(frames - 1).is_multiple_of(4) {
             return Err(Error::Input(format!("{frames} frames: video needs 4k + 1 frames (the VAE decodes 4 frames per latent after the first)")));
         }
         let t = (frames - 1) / 4 + 1;
-        if t % cr[0] != 0 {
+        if !t.is_multiple_of(cr[0]) {
             return Err(Error::Input(format!("{frames} frames give {t} latent frames, not a multiple of the model's {}-frame windows", cr[0])));
         }
         Ok((width / f, height / f, t))
