@@ -42,19 +42,19 @@ const KT: u32 = {{KT}}u;
 const WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> qb: array<f32>;
-@group(0) @binding(2) var<storage, read> kb: array<f32>;
-@group(0) @binding(3) var<storage, read> vb: array<f32>;
+@group(0) @binding(1) var<storage, read> qb: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> kb: array<{{T}}>;
+@group(0) @binding(3) var<storage, read> vb: array<{{T}}>;
 #if BIAS
-@group(0) @binding({{B_BIAS}}) var<storage, read> bias: array<f32>;
+@group(0) @binding({{B_BIAS}}) var<storage, read> bias: array<{{T}}>;
 #endif
 #if HEAD_BIAS
-@group(0) @binding({{B_HEAD_BIAS}}) var<storage, read> hbias: array<f32>;
+@group(0) @binding({{B_HEAD_BIAS}}) var<storage, read> hbias: array<{{T}}>;
 #endif
 #if MAP
 @group(0) @binding({{B_MAP}}) var<storage, read> rowmap: array<u32>;
 #endif
-@group(0) @binding({{B_OUT}}) var<storage, read_write> ob: array<f32>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> ob: array<{{T}}>;
 
 var<workgroup> ks: array<f32, KT * DH>;
 var<workgroup> vs: array<f32, KT * DH>;
@@ -93,7 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         qr = q_row(z, i);
         let base = p.off_q + qr * p.ld_q + hc;
         for (var d = 0u; d < DH; d += 1u) {
-            q[d] = qb[base + d] * p.scale;
+            q[d] = f32(qb[base + d]) * p.scale;
             acc[d] = 0.0;
         }
     }
@@ -111,8 +111,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let j = e / DH;
             let d = e - j * DH;
             let kr = k_row(z, t0 + j);
-            ks[e] = kb[p.off_k + kr * p.ld_k + hc + d];
-            vs[e] = vb[p.off_v + kr * p.ld_v + hc + d];
+            ks[e] = f32(kb[p.off_k + kr * p.ld_k + hc + d]);
+            vs[e] = f32(vb[p.off_v + kr * p.ld_v + hc + d]);
         }
         workgroupBarrier();
         if (live) {
@@ -125,10 +125,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                     s += q[d] * ks[kbase + d];
                 }
 #if BIAS
-                s += bias[brow + t0 + j];
+                s += f32(bias[brow + t0 + j]);
 #endif
 #if HEAD_BIAS
-                s += hbias[hrow + t0 + j];
+                s += f32(hbias[hrow + t0 + j]);
 #endif
                 sc[j] = s;
                 tmax = max(tmax, s);
@@ -156,7 +156,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let inv = 1.0 / l;
         let base = p.off_o + qr * p.ld_o + hc;
         for (var d = 0u; d < DH; d += 1u) {
-            ob[base + d] = acc[d] * inv;
+            ob[base + d] = {{T}}(acc[d] * inv);
         }
     }
 }

@@ -11,9 +11,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> b: array<{{T}}>;
+@group(0) @binding(3) var<storage, read_write> out: array<{{T}}>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -22,7 +22,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (i >= p.n) {
         return;
     }
-    let x = a[p.off_a + i];
-    let y = b[p.off_b + (p.start + i) % p.nb];
-    out[p.off_out + i] = x {{OP}} y;
+    let x = f32(a[p.off_a + i]);
+    let y = f32(b[p.off_b + (p.start + i) % p.nb]);
+    out[p.off_out + i] = {{T}}(x {{OP}} y);
 }

@@ -16,10 +16,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> pred: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> step: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> pred: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(3) var<storage, read> step: array<{{T}}>;
+@group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -33,10 +33,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let r = i - b * per_item;
     let pc = p.off_pred + b * p.c_out * p.spatial + r;
     let pu = pc + p.half * p.c_out * p.spatial;
-    let dt = step[p.off_step];
-    let cfg = step[p.off_step + 1u];
-    let v = pred[pu] + cfg * (pred[pc] - pred[pu]);
-    let xn = x[p.off_x + i] + v * dt;
+    let dt = f32(step[p.off_step]);
+    let cfg = f32(step[p.off_step + 1u]);
+    let v = f32(pred[pu]) + cfg * (f32(pred[pc]) - f32(pred[pu]));
+    let xn = {{T}}(f32(x[p.off_x + i]) + v * dt);
     out[p.off_out + i] = xn;
     out[p.off_out + i + p.half * per_item] = xn;
 }

@@ -25,10 +25,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> wt: array<{{T}}>;
+@group(0) @binding(3) var<storage, read> bias: array<{{T}}>;
+@group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -45,7 +45,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ksz = p.kt * p.kh * p.kw;
     let wstride = p.cin * ksz;
     var o = array<u32, 4>(min(o0, p.cout - 1u), min(o0 + 1u, p.cout - 1u), min(o0 + 2u, p.cout - 1u), min(o0 + 3u, p.cout - 1u));
-    var acc = vec4<f32>(bias[p.off_b + o[0]], bias[p.off_b + o[1]], bias[p.off_b + o[2]], bias[p.off_b + o[3]]);
+    var acc = vec4<f32>(f32(bias[p.off_b + o[0]]), f32(bias[p.off_b + o[1]]), f32(bias[p.off_b + o[2]]), f32(bias[p.off_b + o[3]]));
     let xb = p.off_x + b * p.x_batch;
     for (var i = 0u; i < p.cin; i += 1u) {
         for (var dt = 0u; dt < p.kt; dt += 1u) {
@@ -61,9 +61,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                     if (sx < 0 || sx >= i32(p.w)) {
                         continue;
                     }
-                    let v = x[frame + u32(sy) * p.w + u32(sx)];
+                    let v = f32(x[frame + u32(sy) * p.w + u32(sx)]);
                     let k = p.off_w + i * ksz + (dt * p.kh + dy) * p.kw + dx;
-                    acc += v * vec4<f32>(wt[k + o[0] * wstride], wt[k + o[1] * wstride], wt[k + o[2] * wstride], wt[k + o[3] * wstride]);
+                    acc += v * vec4<f32>(f32(wt[k + o[0] * wstride]), f32(wt[k + o[1] * wstride]), f32(wt[k + o[2] * wstride]), f32(wt[k + o[3] * wstride]));
                 }
             }
         }
@@ -71,7 +71,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ob = p.off_out + b * p.out_batch + pix;
     for (var j = 0u; j < 4u; j += 1u) {
         if (o0 + j < p.cout) {
-            out[ob + (o0 + j) * plane] = acc[j];
+            out[ob + (o0 + j) * plane] = {{T}}(acc[j]);
         }
     }
 }

@@ -17,14 +17,14 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
-@group(0) @binding(2) var<storage, read> mods: array<f32>;
-@group(0) @binding(3) var<storage, read> table: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> mods: array<{{T}}>;
+@group(0) @binding(3) var<storage, read> table: array<{{T}}>;
 #if RESIDUAL
-@group(0) @binding(4) var<storage, read> x: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(5) var<storage, read_write> out: array<{{T}}>;
 #else
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
 #endif
 
 @compute @workgroup_size(256)
@@ -37,11 +37,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let r = i / p.d;
     let c = i - r * p.d;
     let b = (p.row0 + r) / p.rows_per_batch;
-    let g = mods[p.off_mod + (b * p.mod_chunks + p.gate_m) * p.d + c]
-        + table[p.off_table + p.gate_t * p.d + c];
-    var v = g * y[p.off_y + i];
+    let g = f32(mods[p.off_mod + (b * p.mod_chunks + p.gate_m) * p.d + c])
+        + f32(table[p.off_table + p.gate_t * p.d + c]);
+    var v = g * f32(y[p.off_y + i]);
 #if RESIDUAL
-    v += x[p.off_x + i];
+    v += f32(x[p.off_x + i]);
 #endif
-    out[p.off_out + i] = v;
+    out[p.off_out + i] = {{T}}(v);
 }

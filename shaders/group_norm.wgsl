@@ -19,10 +19,10 @@ struct Params {
 const WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> beta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> gamma: array<{{T}}>;
+@group(0) @binding(3) var<storage, read> beta: array<{{T}}>;
+@group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
 
 var<workgroup> red: array<f32, WG>;
 
@@ -51,12 +51,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let base = p.off_x + blk * n;
     var s = 0.0;
     for (var i = lid; i < n; i += WG) {
-        s += x[base + i];
+        s += f32(x[base + i]);
     }
     let mean = reduce_sum(s, lid) / f32(n);
     var v = 0.0;
     for (var i = lid; i < n; i += WG) {
-        let d = x[base + i] - mean;
+        let d = f32(x[base + i]) - mean;
         v += d * d;
     }
     let rstd = inverseSqrt(reduce_sum(v, lid) / f32(n) + p.eps);
@@ -64,10 +64,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let ob = p.off_out + blk * n;
     for (var i = lid; i < n; i += WG) {
         let c = g * p.channels_per_group + i / p.per_channel;
-        var y = (x[base + i] - mean) * rstd * gamma[p.off_w + c] + beta[p.off_b + c];
+        var y = (f32(x[base + i]) - mean) * rstd * f32(gamma[p.off_w + c]) + f32(beta[p.off_b + c]);
 #if SILU
         y = y / (1.0 + exp(-y));
 #endif
-        out[ob + i] = y;
+        out[ob + i] = {{T}}(y);
     }
 }

@@ -16,12 +16,12 @@ struct Params {
 const WG: u32 = {{WG}}u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
 #if WEIGHT
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<{{T}}>;
+@group(0) @binding(3) var<storage, read_write> out: array<{{T}}>;
 #else
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
 #endif
 
 var<workgroup> red: array<f32, WG>;
@@ -53,22 +53,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #else
     var s = 0.0;
     for (var c = lid; c < p.d; c += WG) {
-        s += x[base + c];
+        s += f32(x[base + c]);
     }
     let mean = reduce_sum(s, lid) / f32(p.d);
 #endif
     var v = 0.0;
     for (var c = lid; c < p.d; c += WG) {
-        let dx = x[base + c] - mean;
+        let dx = f32(x[base + c]) - mean;
         v += dx * dx;
     }
     let rstd = inverseSqrt(reduce_sum(v, lid) / f32(p.d) + p.eps);
     let ob = p.off_out + row * p.d;
     for (var c = lid; c < p.d; c += WG) {
-        var y = (x[base + c] - mean) * rstd;
+        var y = (f32(x[base + c]) - mean) * rstd;
 #if WEIGHT
-        y *= weight[p.off_w + c];
+        y *= f32(weight[p.off_w + c]);
 #endif
-        out[ob + c] = y;
+        out[ob + c] = {{T}}(y);
     }
 }

@@ -25,25 +25,25 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 #if VEC4
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> a: array<vec4<{{T}}>>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<{{T}}>>;
 #else
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> w: array<{{T}}>;
 #endif
 #if BIAS
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<{{T}}>;
+@group(0) @binding(4) var<storage, read_write> c: array<{{T}}>;
 #else
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<{{T}}>;
 #endif
 
 #if VEC4
-fn load_a(i: u32) -> vec4<f32> { return a[i / 4u]; }
-fn load_w(i: u32) -> vec4<f32> { return w[i / 4u]; }
+fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(a[i / 4u]); }
+fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(w[i / 4u]); }
 #else
-fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(a[i], a[i + 1u], a[i + 2u], a[i + 3u]); }
-fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]); }
+fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(f32(a[i]), f32(a[i + 1u]), f32(a[i + 2u]), f32(a[i + 3u])); }
+fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(f32(w[i]), f32(w[i + 1u]), f32(w[i + 2u]), f32(w[i + 3u])); }
 #endif
 
 @compute @workgroup_size(8, 8, 1)
@@ -86,21 +86,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #if VEC4
 #else
     for (var kk = k4; kk < p.k; kk += 1u) {
-        let y = vec4<f32>(w[w0 + kk], w[w1 + kk], w[w2 + kk], w[w3 + kk]);
-        c0 += a[a0 + kk] * y;
-        c1 += a[a1 + kk] * y;
-        c2 += a[a2 + kk] * y;
-        c3 += a[a3 + kk] * y;
+        let y = vec4<f32>(f32(w[w0 + kk]), f32(w[w1 + kk]), f32(w[w2 + kk]), f32(w[w3 + kk]));
+        c0 += f32(a[a0 + kk]) * y;
+        c1 += f32(a[a1 + kk]) * y;
+        c2 += f32(a[a2 + kk]) * y;
+        c3 += f32(a[a3 + kk]) * y;
     }
 #endif
 
     var b = vec4<f32>(0.0);
 #if BIAS
-    b = vec4<f32>(
+    b = vec4<f32>(vec4<{{T}}>(
         bias[p.off_bias + min(n0, p.n - 1u)],
         bias[p.off_bias + min(n0 + 1u, p.n - 1u)],
         bias[p.off_bias + min(n0 + 2u, p.n - 1u)],
-        bias[p.off_bias + min(n0 + 3u, p.n - 1u)]);
+        bias[p.off_bias + min(n0 + 3u, p.n - 1u)]));
 #endif
     let cb = p.off_c + gid.z * p.c_batch;
     let rows = array<vec4<f32>, 4>(c0 + b, c1 + b, c2 + b, c3 + b);
@@ -111,7 +111,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             let base = cb + m * p.ldc + n0;
             for (var j = 0u; j < 4u; j += 1u) {
                 if (n0 + j < p.n) {
-                    c[base + j] = r[j];
+                    c[base + j] = {{T}}(r[j]);
                 }
             }
         }

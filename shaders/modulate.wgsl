@@ -19,10 +19,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> mods: array<f32>;
-@group(0) @binding(3) var<storage, read> table: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> mods: array<{{T}}>;
+@group(0) @binding(3) var<storage, read> table: array<{{T}}>;
+@group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -35,7 +35,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let c = i - r * p.d;
     let b = (p.row0 + r) / p.rows_per_batch;
     let mb = p.off_mod + b * p.mod_chunks * p.d + c;
-    let shift = mods[mb + p.shift_m * p.d] + table[p.off_table + p.shift_t * p.d + c];
-    let scale = mods[mb + p.scale_m * p.d] + table[p.off_table + p.scale_t * p.d + c];
-    out[p.off_out + i] = x[p.off_x + i] * (1.0 + scale) + shift;
+    let shift = f32(mods[mb + p.shift_m * p.d]) + f32(table[p.off_table + p.shift_t * p.d + c]);
+    let scale = f32(mods[mb + p.scale_m * p.d]) + f32(table[p.off_table + p.scale_t * p.d + c]);
+    out[p.off_out + i] = {{T}}(f32(x[p.off_x + i]) * (1.0 + scale) + shift);
 }

@@ -15,7 +15,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(1) var<storage, read> x: array<{{T_IN}}>;
 @group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
 
 fn at(a: array<vec4<u32>, 3>, i: u32) -> u32 {
@@ -38,5 +38,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let s = at(p.shifts, a - 1u);
         src += ((c + n - s) % n) * at(p.strides, a - 1u);
     }
-    out[p.off_out + i] = x[p.off_x + src];
+    out[p.off_out + i] = {{T}}(x[p.off_x + src]);
 }

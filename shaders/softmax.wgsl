@@ -10,8 +10,8 @@ struct Params {
 const WG: u32 = {{WG}}u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
 
 var<workgroup> red: array<f32, WG>;
 
@@ -25,7 +25,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let base = p.off_x + row * p.d;
     var m = -3.402823e38;
     for (var c = lid; c < p.d; c += WG) {
-        m = max(m, x[base + c]);
+        m = max(m, f32(x[base + c]));
     }
     red[lid] = m;
     workgroupBarrier();
@@ -39,7 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     var sum = 0.0;
     for (var c = lid; c < p.d; c += WG) {
-        sum += exp(x[base + c] - m);
+        sum += exp(f32(x[base + c]) - m);
     }
     red[lid] = sum;
     workgroupBarrier();
@@ -52,6 +52,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let inv = 1.0 / red[0];
     let ob = p.off_out + row * p.d;
     for (var c = lid; c < p.d; c += WG) {
-        out[ob + c] = exp(x[base + c] - m) * inv;
+        out[ob + c] = {{T}}(exp(f32(x[base + c]) - m) * inv);
     }
 }

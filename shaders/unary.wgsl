@@ -7,8 +7,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
 
 fn silu(v: f32) -> f32 {
     return v / (1.0 + exp(-v));
@@ -30,5 +30,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (i >= p.n) {
         return;
     }
-    out[p.off_out + i] = {{FN}}(x[p.off_x + i]);
+    out[p.off_out + i] = {{T}}({{FN}}(f32(x[p.off_x + i])));
 }

@@ -15,8 +15,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
 
 // Source index and weight of output o along an axis of n inputs scaled ×2.
 struct Tap {
@@ -32,7 +32,7 @@ fn tap(o: u32, n: u32) -> Tap {
 }
 
 fn at(plane: u32, t: u32, y: u32, xx: u32) -> f32 {
-    return x[p.off_x + (plane * p.t + t) * p.h * p.w + y * p.w + xx];
+    return f32(x[p.off_x + (plane * p.t + t) * p.h * p.w + y * p.w + xx]);
 }
 
 @compute @workgroup_size(256)
@@ -74,5 +74,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         v += wk * (a * (1.0 - ty.w) + b * ty.w);
     }
 #endif
-    out[p.off_out + i] = v;
+    out[p.off_out + i] = {{T}}(v);
 }

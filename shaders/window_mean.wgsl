@@ -17,8 +17,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -41,10 +41,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var f = a; f < p.wf; f += p.sf) {
         for (var h = b; h < p.wh; h += p.sh) {
             for (var w = cc; w < p.ww; w += p.sw) {
-                sum += x[base + ((f * p.wh + h) * p.ww + w) * p.d];
+                sum += f32(x[base + ((f * p.wh + h) * p.ww + w) * p.d]);
             }
         }
     }
     let n = (p.wf / p.sf) * (p.wh / p.sh) * (p.ww / p.sw);
-    out[p.off_out + idx] = sum / f32(n);
+    out[p.off_out + idx] = {{T}}(sum / f32(n));
 }

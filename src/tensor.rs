@@ -2,16 +2,33 @@
 
 use std::fmt;
 
-/// Element type of a tensor. Activations are f32; index maps (gathers) are u32.
+/// Element type of a tensor on the GPU. Floats are f32, or f16 where the device has
+/// `shader-f16` (host data is f32 either way, converted on upload and readback); index maps
+/// (gathers) are u32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     F32,
+    F16,
     U32,
 }
 
 impl DType {
     pub fn size(self) -> usize {
-        4
+        match self {
+            DType::F16 => 2,
+            _ => 4,
+        }
+    }
+    pub fn is_float(self) -> bool {
+        self != DType::U32
+    }
+    /// The WGSL scalar type.
+    pub fn wgsl(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::U32 => "u32",
+        }
     }
 }
 
@@ -79,6 +96,13 @@ pub struct TensorDesc {
 }
 
 impl TensorDesc {
+    pub fn new(shape: impl Into<Shape>, dtype: DType) -> Self {
+        TensorDesc {
+            shape: shape.into(),
+            dtype,
+        }
+    }
+
     pub fn f32(shape: impl Into<Shape>) -> Self {
         TensorDesc {
             shape: shape.into(),
@@ -93,6 +117,10 @@ impl TensorDesc {
     }
     pub fn bytes(&self) -> u64 {
         (self.shape.numel() * self.dtype.size()) as u64
+    }
+    /// Bytes rounded up to whole 4-byte words, as buffer copies need.
+    pub fn padded_bytes(&self) -> u64 {
+        self.bytes().div_ceil(4) * 4
     }
 }
 
@@ -160,6 +188,53 @@ impl HostTensor {
             HostData::U32(v) => v.into_iter().map(|x| x as f32).collect(),
         }
     }
+    /// True when this host data can be written to a tensor of `desc`: same shape, and f32 data
+    /// for a float tensor (f32 or f16) or u32 data for a u32 one.
+    pub fn fits(&self, desc: &TensorDesc) -> bool {
+        self.shape == desc.shape
+            && match self.data {
+                HostData::F32(_) => desc.dtype.is_float(),
+                HostData::U32(_) => desc.dtype == DType::U32,
+            }
+    }
+
+    /// The bytes a tensor of `dtype` holds on the GPU (f32 data is converted for f16).
+    pub fn gpu_bytes(&self, dtype: DType) -> std::borrow::Cow<'_, [u8]> {
+        match (&self.data, dtype) {
+            (HostData::F32(v), DType::F16) => {
+                let h: Vec<half::f16> = v.iter().map(|x| half::f16::from_f32(*x)).collect();
+                let mut b: Vec<u8> = bytemuck::cast_slice(&h).to_vec();
+                // Buffer copies move whole 4-byte words.
+                b.resize(b.len().div_ceil(4) * 4, 0);
+                std::borrow::Cow::Owned(b)
+            }
+            _ => std::borrow::Cow::Borrowed(self.bytes()),
+        }
+    }
+
+    /// Host data from GPU bytes of a tensor of `desc` (trailing padding is ignored).
+    pub fn from_gpu_bytes(desc: &TensorDesc, bytes: &[u8]) -> Self {
+        let bytes = &bytes[..(desc.bytes() as usize).min(bytes.len())];
+        match desc.dtype {
+            DType::F32 => HostTensor::f32(desc.shape.clone(), bytemuck::pod_collect_to_vec(bytes)),
+            DType::F16 => {
+                let h: Vec<half::f16> = bytemuck::pod_collect_to_vec(bytes);
+                HostTensor::f32(desc.shape.clone(), h.iter().map(|x| x.to_f32()).collect())
+            }
+            DType::U32 => HostTensor::u32(desc.shape.clone(), bytemuck::pod_collect_to_vec(bytes)),
+        }
+    }
+
+    /// The values a tensor of `dtype` would hold: f32 data rounded through f16 for f16 (the
+    /// CPU reference mirrors the GPU's storage this way).
+    pub fn rounded_to(mut self, dtype: DType) -> Self {
+        if let (HostData::F32(v), DType::F16) = (&mut self.data, dtype) {
+            v.iter_mut()
+                .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+        }
+        self
+    }
+
     /// Raw little-endian bytes, as uploaded to the GPU.
     pub fn bytes(&self) -> &[u8] {
         match &self.data {

@@ -123,7 +123,7 @@ fn api_misuse_is_reported() {
         )
         .unwrap_err()
         .to_string();
-    assert!(e.contains("non-finite value at element 2"), "{e}");
+    assert!(e.contains("non-finite value (NaN) at element 2"), "{e}");
     let e = exe
         .write("nope", &HostTensor::zeros([1]))
         .unwrap_err()

@@ -10,9 +10,26 @@ use std::collections::HashMap;
 use common::{check, feeds, rand, F32_TOL};
 use ptdit::graph::ExecOptions;
 use ptdit::ops::attention::AttentionExtras;
-use ptdit::{Graph, HostTensor, TensorDesc};
+use ptdit::{DType, Graph, HostTensor, Shape, TensorDesc};
+use std::cell::Cell;
 
 type Case = (Graph, HashMap<String, HostTensor>);
+
+thread_local!(static FLOAT: Cell<DType> = const { Cell::new(DType::F32) });
+
+/// Cases build their graphs in the float type the running test asks for.
+fn graph() -> Graph {
+    Graph::with_float(FLOAT.with(|f| f.get()))
+}
+
+fn fdesc(shape: impl Into<Shape>) -> TensorDesc {
+    TensorDesc::new(shape, FLOAT.with(|f| f.get()))
+}
+
+/// f16 storage, f32 arithmetic: GPU and CPU reference round the same f32 results to f16, but
+/// values within an ulp of a rounding boundary may round apart: one f16 ulp is 2^-10 ≈ 9.8e-4
+/// of the value, so 2e-3 of the output's scale.
+const F16_TOL: f32 = 2e-3;
 
 /// A binding limit far below every test tensor's size.
 const TINY: u64 = 2048;
@@ -26,6 +43,14 @@ macro_rules! op_tests {
         mod at_device_limits {
             use super::*;
             $(#[test] fn $name() { let (g, f): Case = $case; check(&g, &f, F32_TOL, &ExecOptions::default()); })*
+        }
+        mod in_f16 {
+            use super::*;
+            $(#[test] fn $name() {
+                FLOAT.with(|f| f.set(DType::F16));
+                let (g, f): Case = $case;
+                check(&g, &f, F16_TOL, &ExecOptions::default());
+            })*
         }
         mod under_tiny_binding_limit {
             use super::*;
@@ -47,10 +72,10 @@ macro_rules! op_tests {
 }
 
 fn matmul(m: usize, k: usize, n: usize, bias: bool, lead: &[usize]) -> Case {
-    let mut g = Graph::new();
+    let mut g = graph();
     let mut a_shape = lead.to_vec();
     a_shape.extend([m, k]);
-    let a = g.input("a", TensorDesc::f32(a_shape.clone())).unwrap();
+    let a = g.input("a", fdesc(a_shape.clone())).unwrap();
     let w = g.param("w", [n, k]).unwrap();
     let b = if bias {
         Some(g.param("b", [n]).unwrap())
@@ -67,9 +92,9 @@ fn matmul(m: usize, k: usize, n: usize, bias: bool, lead: &[usize]) -> Case {
 }
 
 fn matmul_batched_weight(b: usize, m: usize, k: usize, n: usize) -> Case {
-    let mut g = Graph::new();
-    let a = g.input("a", TensorDesc::f32([b, m, k])).unwrap();
-    let w = g.input("w", TensorDesc::f32([b, n, k])).unwrap();
+    let mut g = graph();
+    let a = g.input("a", fdesc([b, m, k])).unwrap();
+    let w = g.input("w", fdesc([b, n, k])).unwrap();
     let y = g.matmul(a, w, None).unwrap();
     g.output(y, "y").unwrap();
     (
@@ -82,9 +107,9 @@ fn matmul_batched_weight(b: usize, m: usize, k: usize, n: usize) -> Case {
 }
 
 fn binary(add: bool, a: &[usize], b: &[usize]) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32(a.to_vec())).unwrap();
-    let y = g.input("y", TensorDesc::f32(b.to_vec())).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc(a.to_vec())).unwrap();
+    let y = g.input("y", fdesc(b.to_vec())).unwrap();
     let z = if add { g.add(x, y) } else { g.mul(x, y) }.unwrap();
     g.output(z, "z").unwrap();
     (
@@ -94,8 +119,8 @@ fn binary(add: bool, a: &[usize], b: &[usize]) -> Case {
 }
 
 fn unary(gelu: bool, n: usize) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32([n])).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc([n])).unwrap();
     let y = if gelu { g.gelu_tanh(x) } else { g.silu(x) }.unwrap();
     g.output(y, "y").unwrap();
     // A wide range: saturated tails on both sides must not overflow.
@@ -103,9 +128,9 @@ fn unary(gelu: bool, n: usize) -> Case {
 }
 
 fn modulate(b: usize, rows: usize, d: usize) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32([b * rows, d])).unwrap();
-    let m = g.input("m", TensorDesc::f32([b, 6, d])).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc([b * rows, d])).unwrap();
+    let m = g.input("m", fdesc([b, 6, d])).unwrap();
     let t = g.param("t", [3, d]).unwrap();
     let y = g.modulate(x, m, t, (4, 1), (5, 2)).unwrap();
     g.output(y, "y").unwrap();
@@ -120,10 +145,10 @@ fn modulate(b: usize, rows: usize, d: usize) -> Case {
 }
 
 fn gate(b: usize, rows: usize, d: usize, residual: bool) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32([b, rows, d])).unwrap();
-    let y = g.input("y", TensorDesc::f32([b, rows, d])).unwrap();
-    let m = g.input("m", TensorDesc::f32([b, 6, d])).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc([b, rows, d])).unwrap();
+    let y = g.input("y", fdesc([b, rows, d])).unwrap();
+    let m = g.input("m", fdesc([b, 6, d])).unwrap();
     let t = g.param("t", [6, d]).unwrap();
     let z = if residual {
         g.gated_residual(x, y, m, t, (2, 2))
@@ -142,8 +167,8 @@ fn gate(b: usize, rows: usize, d: usize, residual: bool) -> Case {
 }
 
 fn layer_norm(rows: usize, d: usize, offset: f32) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32([rows, d])).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc([rows, d])).unwrap();
     let y = g.layer_norm(x, 1e-6).unwrap();
     g.output(y, "y").unwrap();
     let mut v = rand(&[rows, d], 16, 2.0);
@@ -154,8 +179,8 @@ fn layer_norm(rows: usize, d: usize, offset: f32) -> Case {
 }
 
 fn rms_norm(rows: usize, d: usize) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32([rows, d])).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc([rows, d])).unwrap();
     let w = g.param("w", [d]).unwrap();
     let y = g.rms_norm(x, w, 1e-6).unwrap();
     g.output(y, "y").unwrap();
@@ -169,8 +194,8 @@ fn rms_norm(rows: usize, d: usize) -> Case {
 }
 
 fn softmax(rows: usize, d: usize) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32([rows, d])).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc([rows, d])).unwrap();
     let y = g.softmax(x).unwrap();
     g.output(y, "y").unwrap();
     (g, feeds(vec![("x", rand(&[rows, d], 17, 4.0))]))
@@ -188,10 +213,10 @@ fn attention(
     map_group: Option<usize>,
 ) -> Case {
     let hd = heads * dh;
-    let mut g = Graph::new();
-    let q = g.input("q", TensorDesc::f32([z, lq, hd])).unwrap();
-    let k = g.input("k", TensorDesc::f32([z, lk, hd])).unwrap();
-    let v = g.input("v", TensorDesc::f32([z, lk, hd])).unwrap();
+    let mut g = graph();
+    let q = g.input("q", fdesc([z, lq, hd])).unwrap();
+    let k = g.input("k", fdesc([z, lk, hd])).unwrap();
+    let v = g.input("v", fdesc([z, lk, hd])).unwrap();
     let mut f = vec![
         ("q", rand(&[z, lq, hd], 18, 1.0)),
         ("k", rand(&[z, lk, hd], 19, 1.0)),
@@ -200,7 +225,7 @@ fn attention(
     let mut extras = AttentionExtras::default();
     if let Some((zb, per_q)) = bias {
         let shape = [zb, if per_q { lq } else { 1 }, lk];
-        let b = g.input("bias", TensorDesc::f32(shape)).unwrap();
+        let b = g.input("bias", fdesc(shape)).unwrap();
         // Mostly zero, some strongly negative (masked) entries, like the model's masks.
         let mut r = ptdit::rng::Rng::new(21);
         let n: usize = shape.iter().product();
@@ -235,14 +260,20 @@ fn attention(
 /// scaling.
 fn attention_head_bias(z: usize, l: usize, heads: usize, dh: usize) -> Case {
     let hd = heads * dh;
-    let mut g = Graph::new();
-    let q = g.input("q", TensorDesc::f32([z, l, hd])).unwrap();
-    let k = g.input("k", TensorDesc::f32([z, l, hd])).unwrap();
-    let v = g.input("v", TensorDesc::f32([z, l, hd])).unwrap();
-    let hb = g.input("hb", TensorDesc::f32([heads, l, l])).unwrap();
-    let mb = g.input("mb", TensorDesc::f32([z, 1, l])).unwrap();
+    let mut g = graph();
+    let q = g.input("q", fdesc([z, l, hd])).unwrap();
+    let k = g.input("k", fdesc([z, l, hd])).unwrap();
+    let v = g.input("v", fdesc([z, l, hd])).unwrap();
+    let hb = g.input("hb", fdesc([heads, l, l])).unwrap();
+    let mb = g.input("mb", fdesc([z, 1, l])).unwrap();
     let mask: Vec<f32> = (0..z * l)
-        .map(|i| if i % l < l - 2 * (i / l) { 0.0 } else { -1e30 })
+        .map(|i| {
+            if i % l < l - 2 * (i / l) {
+                0.0
+            } else {
+                -60000.0
+            }
+        })
         .collect();
     let extras = AttentionExtras {
         bias: Some(mb),
@@ -264,39 +295,39 @@ fn attention_head_bias(z: usize, l: usize, heads: usize, dh: usize) -> Case {
 
 fn window_mean(groups: usize, window: [usize; 3], strides: [usize; 3], d: usize) -> Case {
     let s: usize = window.iter().product();
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32([groups, s, d])).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc([groups, s, d])).unwrap();
     let y = g.window_mean(x, window, strides).unwrap();
     g.output(y, "y").unwrap();
     (g, feeds(vec![("x", rand(&[groups, s, d], 22, 1.0))]))
 }
 
 fn permute(shape: &[usize], perm: &[usize]) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32(shape.to_vec())).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc(shape.to_vec())).unwrap();
     let y = g.permute(x, perm).unwrap();
     g.output(y, "y").unwrap();
     (g, feeds(vec![("x", rand(shape, 23, 1.0))]))
 }
 
 fn roll(shape: &[usize], shifts: &[i64]) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32(shape.to_vec())).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc(shape.to_vec())).unwrap();
     let y = g.roll(x, shifts).unwrap();
     g.output(y, "y").unwrap();
     (g, feeds(vec![("x", rand(shape, 24, 1.0))]))
 }
 
 fn window_partition(b: usize, f: usize, h: usize, w: usize, d: usize, win: [usize; 3]) -> Case {
-    let mut g = Graph::new();
-    let x = g.input("x", TensorDesc::f32([b, f, h, w, d])).unwrap();
+    let mut g = graph();
+    let x = g.input("x", fdesc([b, f, h, w, d])).unwrap();
     let y = g.window_partition(x, win).unwrap();
     g.output(y, "y").unwrap();
     (g, feeds(vec![("x", rand(&[b, f, h, w, d], 25, 1.0))]))
 }
 
 fn permute_u32(shape: &[usize], perm: &[usize]) -> Case {
-    let mut g = Graph::new();
+    let mut g = graph();
     let n: usize = shape.iter().product();
     let x = g
         .constant(
@@ -310,14 +341,14 @@ fn permute_u32(shape: &[usize], perm: &[usize]) -> Case {
 }
 
 fn cfg_euler(half: usize, c: usize, c_out: usize, spatial: &[usize]) -> Case {
-    let mut g = Graph::new();
+    let mut g = graph();
     let mut ps = vec![2 * half, c_out];
     ps.extend(spatial);
     let mut xs = vec![2 * half, c];
     xs.extend(spatial);
-    let p = g.input("p", TensorDesc::f32(ps.clone())).unwrap();
-    let x = g.input("x", TensorDesc::f32(xs.clone())).unwrap();
-    let s = g.input("s", TensorDesc::f32([2])).unwrap();
+    let p = g.input("p", fdesc(ps.clone())).unwrap();
+    let x = g.input("x", fdesc(xs.clone())).unwrap();
+    let s = g.input("s", fdesc([2])).unwrap();
     let y = g.cfg_euler(p, x, s).unwrap();
     g.output(y, "y").unwrap();
     (
@@ -331,10 +362,10 @@ fn cfg_euler(half: usize, c: usize, c_out: usize, spatial: &[usize]) -> Case {
 }
 
 fn conv3d(b: usize, cin: usize, cout: usize, t: usize, h: usize, w: usize, k: [usize; 3]) -> Case {
-    let mut g = Graph::new();
+    let mut g = graph();
     let xs = [b, cin, t, h, w];
     let ws = [cout, cin, k[0], k[1], k[2]];
-    let x = g.input("x", TensorDesc::f32(xs)).unwrap();
+    let x = g.input("x", fdesc(xs)).unwrap();
     let wt = g.param("w", ws).unwrap();
     let bias = g.param("b", [cout]).unwrap();
     let y = g.conv3d(x, wt, bias).unwrap();
@@ -350,9 +381,9 @@ fn conv3d(b: usize, cin: usize, cout: usize, t: usize, h: usize, w: usize, k: [u
 }
 
 fn group_norm(b: usize, c: usize, t: usize, hw: usize, groups: usize, silu: bool) -> Case {
-    let mut g = Graph::new();
+    let mut g = graph();
     let xs = [b, c, t, hw, hw + 1];
-    let x = g.input("x", TensorDesc::f32(xs)).unwrap();
+    let x = g.input("x", fdesc(xs)).unwrap();
     let w = g.param("w", [c]).unwrap();
     let bias = g.param("b", [c]).unwrap();
     let y = g.group_norm(x, w, bias, groups, 1e-6, silu).unwrap();
@@ -368,9 +399,9 @@ fn group_norm(b: usize, c: usize, t: usize, hw: usize, groups: usize, silu: bool
 }
 
 fn upsample(kind: ptdit::ops::upsample::UpsampleKind, t: usize, h: usize, w: usize) -> Case {
-    let mut g = Graph::new();
+    let mut g = graph();
     let xs = [2, 3, t, h, w];
-    let x = g.input("x", TensorDesc::f32(xs)).unwrap();
+    let x = g.input("x", fdesc(xs)).unwrap();
     let y = g.upsample(x, kind).unwrap();
     g.output(y, "y").unwrap();
     (g, feeds(vec![("x", rand(&xs, 40, 1.0))]))

@@ -177,6 +177,34 @@ fn text_to_png_on_a_tiny_model() {
 }
 
 #[test]
+fn f16_storage_gives_nearly_the_same_image() {
+    let dir = tmp("f16");
+    tiny_model_dir(&dir);
+    let mut pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap());
+    let req = Request {
+        prompt: "a red apple".into(),
+        width: 64,
+        height: 64,
+        steps: 2,
+        seed: 3,
+        ..Request::default()
+    };
+    let f32_img = pollster::block_on(pipe.generate(&req, |_, _, _| {}, false)).unwrap();
+    pipe.float = ptdit::DType::F16;
+    let f16_img = pollster::block_on(pipe.generate(&req, |_, _, _| {}, false)).unwrap();
+    let diff = f32_img[0]
+        .rgb
+        .iter()
+        .zip(&f16_img[0].rgb)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    // f16 storage moves values by ~1e-3 of their scale (tests/ptdit.rs, tests/vae.rs): a few
+    // levels of 255 at most, never a different picture.
+    assert!(diff <= 8, "f16 vs f32 pixels differ by up to {diff}");
+}
+
+#[test]
 fn video_frames_and_size_errors() {
     let dir = tmp("video");
     tiny_model_dir(&dir);

@@ -11,7 +11,7 @@ use ptdit::model::verify::{Comparison, PtditFixture};
 use ptdit::model::weights::TensorFile;
 use ptdit::model::{ptdit as net, random_weights, ForwardInputs, Ptdit, PtditConfig, Shapes};
 use ptdit::rng::Rng;
-use ptdit::HostTensor;
+use ptdit::{DType, HostTensor};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -29,7 +29,7 @@ const GPU_VS_CPU_TOL: f32 = 1e-4;
 #[test]
 fn official_fixture_on_gpu() {
     let fx = PtditFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
-    let report = pollster::block_on(fx.run_gpu(&gpu(), FIXTURE_TOL)).unwrap();
+    let report = pollster::block_on(fx.run_gpu(&gpu(), FIXTURE_TOL, DType::F32)).unwrap();
     assert!(report.passed(), "{:?}", report.output);
     assert_eq!(
         report.traces.len(),
@@ -46,7 +46,7 @@ fn official_fixture_on_gpu() {
 #[test]
 fn official_fixture_on_cpu_reference() {
     let fx = PtditFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
-    let report = fx.run_cpu(FIXTURE_TOL).unwrap();
+    let report = fx.run_cpu(FIXTURE_TOL, DType::F32).unwrap();
     assert!(report.passed(), "{:?}", report.output);
 }
 
@@ -273,4 +273,17 @@ fn nan_inputs_are_rejected_before_running() {
     let mut bad = fx.inputs.clone();
     bad.timestep[0] = f32::INFINITY;
     assert!(pollster::block_on(model.forward(&bad)).is_err());
+}
+
+/// The f16 tolerance: f16 storage rounds every activation and weight to 11 bits
+/// (relative 4.9e-4), and the roundings of two blocks add up to a few 1e-3 of the spread.
+const F16_TOL: f32 = 3e-2;
+
+#[test]
+fn official_fixture_with_f16_storage() {
+    let fx = PtditFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
+    let r = pollster::block_on(fx.run_gpu(&gpu(), F16_TOL, DType::F16)).unwrap();
+    assert!(r.passed(), "{:?}", r.output);
+    // f16 really was used: the error is far above f32's.
+    assert!(r.output.relative() > 1e-4, "{:?}", r.output);
 }

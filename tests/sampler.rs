@@ -12,7 +12,7 @@ use ptdit::model::{random_weights, PtditConfig};
 use ptdit::pipeline::denoiser::{self, Denoiser};
 use ptdit::pipeline::RectifiedFlow;
 use ptdit::rng::Rng;
-use ptdit::HostTensor;
+use ptdit::{DType, HostTensor};
 
 /// spec §3.4: (t', the bf16 value the model sees, dt) at 1024², all 30 steps.
 const RELEASED: [(f32, f32, f32); 30] = [
@@ -83,7 +83,7 @@ fn denoising_loop_on_gpu_matches_the_cpu_loop() {
     cfg.proxy_compress_ratios = [1, 4, 4];
     let (batch, text_len) = (1, 6);
     let grid = cfg.grid(1, 8, 16).unwrap();
-    let graph = denoiser::build(&cfg, batch, grid, text_len).unwrap();
+    let graph = denoiser::build(&cfg, batch, grid, text_len, DType::F32).unwrap();
     let weights = random_weights(&graph, 5);
     let mut r = Rng::new(9);
     let noise = HostTensor::f32([1, 4, 1, 8, 16], r.normals(4 * 8 * 16, 1.0));
@@ -115,7 +115,16 @@ fn denoising_loop_on_gpu_matches_the_cpu_loop() {
     let want = denoiser::first_half(&feeds[io::LATENT]);
 
     let ctx = gpu();
-    let d = pollster::block_on(Denoiser::new(&ctx, &cfg, batch, grid, text_len, &weights)).unwrap();
+    let d = pollster::block_on(Denoiser::new(
+        &ctx,
+        &cfg,
+        batch,
+        grid,
+        text_len,
+        &weights,
+        DType::F32,
+    ))
+    .unwrap();
     d.start(&noise, &text).unwrap();
     for step in &schedule {
         d.step(step, sampler.cfg).unwrap();

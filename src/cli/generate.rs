@@ -35,6 +35,9 @@ pub struct GenerateArgs {
     frames: usize,
     #[arg(long, default_value = "out.png")]
     out: PathBuf,
+    /// Store the transformer and the VAE in f16 (half the memory; needs shader-f16).
+    #[arg(long)]
+    f16: bool,
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize)> {
@@ -53,7 +56,11 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
     })?;
     let components = model_dir::load(&dir)?;
     let ctx = GpuContext::new_blocking()?;
-    let pipe = TextToImage::new(&ctx, components);
+    let mut pipe = TextToImage::new(&ctx, components);
+    if args.f16 {
+        pipe.float = ptdit::DType::F16;
+    }
+
     pipe.check_size(width, height, args.frames)?;
     let req = Request {
         prompt: args.prompt.clone(),

@@ -60,10 +60,16 @@ impl Kernel {
         }
         k
     }
-    /// The WGSL text of this specialisation.
+    /// The WGSL text of this specialisation; `enable f16;` comes first when any type define
+    /// names f16.
     pub fn wgsl(&self) -> Result<String, String> {
         let src = source(self.shader).ok_or_else(|| format!("unknown shader `{}`", self.shader))?;
-        preprocess(src, &self.defines)
+        let body = preprocess(src, &self.defines)?;
+        if self.defines.values().any(|v| v == "f16") {
+            Ok(format!("enable f16;\n{body}"))
+        } else {
+            Ok(body)
+        }
     }
 }
 

@@ -28,9 +28,9 @@ pub fn run(
                     .get(&t.name)
                     .ok_or_else(|| Error::Graph(format!("no value given for `{}`", t.name)))?;
                 graph.check_feed(&t.name, v)?;
-                values[i] = Some(v.clone());
+                values[i] = Some(v.clone().rounded_to(t.desc.dtype));
             }
-            Source::Constant(v) => values[i] = Some(v.clone()),
+            Source::Constant(v) => values[i] = Some(v.clone().rounded_to(t.desc.dtype)),
             Source::Op(_) | Source::View(_) => {}
         }
     }
@@ -54,7 +54,8 @@ pub fn run(
                 })
                 .collect::<Result<_>>()?;
             let refs: Vec<&HostTensor> = ins.iter().collect();
-            node.op.cpu(&refs, out_desc)
+            // Computed in f32 (as the kernels do), stored in the output's type.
+            node.op.cpu(&refs, out_desc).rounded_to(out_desc.dtype)
         };
         values[node.output.0] = Some(out);
         // Free what no later op reads, so large reference runs stay within memory.

@@ -9,7 +9,7 @@
 use super::TensorId;
 use crate::error::{Error, Result};
 use crate::gpu::shaders::Kernel;
-use crate::tensor::TensorDesc;
+use crate::tensor::{DType, TensorDesc};
 
 /// A tensor as an op sees it while encoding.
 #[derive(Clone, Debug)]
@@ -67,17 +67,26 @@ pub struct EncodeCx {
     pub align: u64,
     /// Largest workgroup count per dispatch dimension.
     pub max_groups: u32,
+    /// The op's float type (its output's): kernels are specialised with `T` = f32 or f16.
+    pub float: DType,
     pub(crate) bound: Vec<BindRange>,
     pub(crate) out: Vec<Dispatch>,
 }
 
 impl EncodeCx {
-    pub(crate) fn new(op: &'static str, limit: u64, align: u64, max_groups: u32) -> Self {
+    pub(crate) fn new(
+        op: &'static str,
+        limit: u64,
+        align: u64,
+        max_groups: u32,
+        float: DType,
+    ) -> Self {
         EncodeCx {
             op,
             limit,
             align,
             max_groups,
+            float,
             bound: Vec::new(),
             out: Vec::new(),
         }
@@ -110,7 +119,7 @@ impl EncodeCx {
     /// Binds elements `[start, start + len)` of `t` as the next binding of the dispatch being
     /// built; returns the element offset of `start` inside the binding.
     pub fn bind(&mut self, t: &TensorArg, start: usize, len: usize) -> Result<u32> {
-        let elem = 4u64;
+        let elem = t.desc.dtype.size() as u64;
         let begin = start as u64 * elem;
         let aligned = begin / self.align * self.align;
         // Bindings of vec4 arrays must be a multiple of 16 bytes; buffers are padded to 256.
@@ -140,6 +149,10 @@ impl EncodeCx {
 
     /// Records a dispatch of `kernel` over the bindings made since the last dispatch.
     pub fn dispatch(&mut self, kernel: Kernel, params: Params, groups: [u32; 3]) -> Result<()> {
+        let mut kernel = kernel;
+        if !kernel.defines.contains_key("T") && self.float.is_float() {
+            kernel = kernel.define("T", self.float.wgsl());
+        }
         if groups.iter().any(|g| *g > self.max_groups) {
             return Err(Error::Limit {
                 op: self.op,

@@ -94,6 +94,17 @@ impl Executable {
             .unwrap_or(u64::MAX)
             .min(limits.max_storage_buffer_binding_size);
         let align = limits.min_storage_buffer_offset_alignment as u64;
+        if !ctx.has_f16() {
+            if let Some(t) = graph.tensors.iter().find(|t| t.desc.dtype == DType::F16) {
+                return Err(Error::Limit {
+                    op: "graph",
+                    detail: format!(
+                        "`{}` is f16 but this device has no shader-f16; build the model in f32",
+                        t.name
+                    ),
+                });
+            }
+        }
         let memory = planner::plan(graph);
 
         // Buffers: one per slab, one per fixed or output tensor.
@@ -134,7 +145,8 @@ impl Executable {
         }
         for (i, t) in graph.tensors.iter().enumerate() {
             if let Source::Constant(v) = &t.source {
-                ctx.queue.write_buffer(&buffers[buffer_of[i]], 0, v.bytes());
+                ctx.queue
+                    .write_buffer(&buffers[buffer_of[i]], 0, &v.gpu_bytes(t.desc.dtype));
             }
         }
 
@@ -142,7 +154,9 @@ impl Executable {
         let max_groups = limits.max_compute_workgroups_per_dimension;
         let mut dispatches: Vec<Dispatch> = Vec::new();
         for node in &graph.nodes {
-            let mut cx = EncodeCx::new(node.op.name(), limit, align, max_groups);
+            let float = graph.tensors[node.output.0].desc.dtype;
+            let mut cx = EncodeCx::new(node.op.name(), limit, align, max_groups, float);
+
             let arg = |t: &TensorId| TensorArg {
                 id: *t,
                 desc: graph.tensors[t.0].desc.clone(),
@@ -239,7 +253,7 @@ impl Executable {
                     (
                         buffer_of[f.0],
                         buffer_of[i.0],
-                        graph.tensors[f.0].desc.bytes(),
+                        graph.tensors[f.0].desc.padded_bytes(),
                     )
                 })
                 .collect(),
@@ -259,34 +273,17 @@ impl Executable {
             .ok_or_else(|| Error::Graph(format!("no tensor named `{name}`")))
     }
 
-    /// Uploads an input or a param. Shapes, dtypes and finiteness are checked.
+    /// Uploads an input or a param. Shapes, dtypes and finiteness are checked; f32 data is
+    /// converted for f16 tensors.
     pub fn write(&self, name: &str, value: &HostTensor) -> Result<()> {
         let id = self.lookup(name)?;
-        if !matches!(self.sources[id.0], Source::Input | Source::Param) {
-            return Err(Error::Graph(format!(
-                "`{name}` is not an input or a param; it cannot be written"
-            )));
-        }
-        let want = &self.descs[id.0];
-        if &value.desc() != want {
-            return Err(Error::Graph(format!(
-                "`{name}` expects {:?} {} but got {:?} {}",
-                want.dtype,
-                want.shape,
-                value.desc().dtype,
-                value.shape
-            )));
-        }
-        if want.dtype == DType::F32 {
-            if let Some(i) = value.as_f32().iter().position(|x| !x.is_finite()) {
-                return Err(Error::Input(format!(
-                    "`{name}` holds a non-finite value at element {i}"
-                )));
-            }
-        }
-        self.ctx
-            .queue
-            .write_buffer(&self.buffers[self.buffer_of[id.0]], 0, value.bytes());
+        let desc = &self.descs[id.0];
+        super::validate_feed(name, desc, &self.sources[id.0], value)?;
+        self.ctx.queue.write_buffer(
+            &self.buffers[self.buffer_of[id.0]],
+            0,
+            &value.gpu_bytes(desc.dtype),
+        );
         Ok(())
     }
 
@@ -335,7 +332,7 @@ impl Executable {
             )));
         }
         let desc = &self.descs[id.0];
-        let size = desc.bytes();
+        let size = desc.padded_bytes();
         let dev = &self.ctx.device;
         let staging = dev.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -374,10 +371,7 @@ impl Executable {
                 during: format!("reading `{name}`"),
                 detail: e.to_string(),
             })?;
-        let out = match desc.dtype {
-            DType::F32 => HostTensor::f32(desc.shape.clone(), bytemuck::cast_slice(&view).to_vec()),
-            DType::U32 => HostTensor::u32(desc.shape.clone(), bytemuck::cast_slice(&view).to_vec()),
-        };
+        let out = HostTensor::from_gpu_bytes(desc, &view);
         drop(view);
         staging.unmap();
         Ok(out)

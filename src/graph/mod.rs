@@ -70,11 +70,31 @@ pub struct Graph {
     names: HashMap<String, TensorId>,
     /// (from, into): after each run, `from`'s value becomes input `into`'s.
     pub(crate) carries: Vec<(TensorId, TensorId)>,
+    /// The float type of params and constants (and of the inputs a model declares with it).
+    float: Option<DType>,
 }
 
 impl Graph {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A graph whose params and float constants are stored as `float` (f32 or f16).
+    pub fn with_float(float: DType) -> Self {
+        Graph {
+            float: Some(float),
+            ..Self::default()
+        }
+    }
+
+    /// The float type of params and constants: f32 unless the graph was made with another.
+    pub fn float(&self) -> DType {
+        self.float.unwrap_or(DType::F32)
+    }
+
+    /// A description of the graph's float type.
+    pub fn float_desc(&self, shape: impl Into<Shape>) -> TensorDesc {
+        TensorDesc::new(shape, self.float())
     }
 
     fn add_tensor(&mut self, name: String, desc: TensorDesc, source: Source) -> Result<TensorId> {
@@ -103,14 +123,19 @@ impl Graph {
         self.add_tensor(name.to_string(), desc, Source::Input)
     }
 
-    /// A weight, written once after the graph is compiled.
+    /// A weight of the graph's float type, written once after the graph is compiled.
     pub fn param(&mut self, name: &str, shape: impl Into<Shape>) -> Result<TensorId> {
-        self.add_tensor(name.to_string(), TensorDesc::f32(shape), Source::Param)
+        let desc = self.float_desc(shape);
+        self.add_tensor(name.to_string(), desc, Source::Param)
     }
 
-    /// A tensor whose value is known now; uploaded when the graph is compiled.
+    /// A tensor whose value is known now (float data takes the graph's float type); uploaded
+    /// when the graph is compiled.
     pub fn constant(&mut self, name: &str, value: HostTensor) -> Result<TensorId> {
-        let desc = value.desc();
+        let mut desc = value.desc();
+        if desc.dtype.is_float() {
+            desc.dtype = self.float();
+        }
         self.add_tensor(name.to_string(), desc, Source::Constant(value))
     }
 
@@ -235,28 +260,51 @@ impl Graph {
             .find(name)
             .ok_or_else(|| Error::Graph(format!("no tensor named `{name}`")))?;
         let info = &self.tensors[id.0];
-        if !matches!(info.source, Source::Input | Source::Param) {
-            return Err(Error::Graph(format!(
-                "`{name}` is not an input or a param; it cannot be written"
-            )));
-        }
-        if value.desc() != info.desc {
-            return Err(Error::Graph(format!(
-                "`{name}` expects {:?} {} but got {:?} {}",
-                info.desc.dtype,
-                info.desc.shape,
-                value.desc().dtype,
-                value.shape
-            )));
-        }
-        if info.desc.dtype == DType::F32 {
-            if let Some(i) = value.as_f32().iter().position(|x| !x.is_finite()) {
-                return Err(Error::Input(format!(
-                    "`{name}` holds a non-finite value ({}) at element {i}",
-                    value.as_f32()[i]
-                )));
-            }
-        }
+        validate_feed(name, &info.desc, &info.source, value)?;
         Ok(id)
     }
+}
+
+/// Checks a value written to a tensor: it must be an input or a param, of its shape and kind,
+/// and finite (and within f16's range for an f16 tensor).
+pub(crate) fn validate_feed(
+    name: &str,
+    desc: &TensorDesc,
+    source: &Source,
+    value: &HostTensor,
+) -> Result<()> {
+    if !matches!(source, Source::Input | Source::Param) {
+        return Err(Error::Graph(format!(
+            "`{name}` is not an input or a param; it cannot be written"
+        )));
+    }
+    if !value.fits(desc) {
+        return Err(Error::Graph(format!(
+            "`{name}` expects {:?} {} but got {:?} {}",
+            desc.dtype,
+            desc.shape,
+            value.desc().dtype,
+            value.shape
+        )));
+    }
+    if desc.dtype.is_float() {
+        let limit = if desc.dtype == DType::F16 {
+            65504.0
+        } else {
+            f32::MAX
+        };
+        if let Some(i) = value
+            .as_f32()
+            .iter()
+            .position(|x| x.is_nan() || x.abs() > limit)
+        {
+            let v = value.as_f32()[i];
+            return Err(Error::Input(if v.is_finite() {
+                format!("`{name}` holds {v} at element {i}, beyond the range of f16")
+            } else {
+                format!("`{name}` holds a non-finite value ({v}) at element {i}")
+            }));
+        }
+    }
+    Ok(())
 }

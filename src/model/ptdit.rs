@@ -9,7 +9,7 @@ use super::tables;
 use crate::error::Result;
 use crate::graph::{Graph, TensorId};
 use crate::ops::attention::AttentionExtras;
-use crate::tensor::TensorDesc;
+use crate::tensor::{DType, TensorDesc};
 
 /// Names of the graph's inputs and outputs.
 pub mod io {
@@ -42,9 +42,15 @@ pub struct Shapes {
     pub traces: bool,
 }
 
-/// Builds the forward graph; weights are params under their official keys.
+/// Builds the forward graph in f32; weights are params under their official keys.
 pub fn build(cfg: &PtditConfig, s: &Shapes) -> Result<Graph> {
-    let mut g = Graph::new();
+    build_as(cfg, s, DType::F32)
+}
+
+/// Builds the forward graph with weights and activations stored as `float` (f32 or f16; the
+/// arithmetic is f32 either way). The latent input and the output stay f32.
+pub fn build_as(cfg: &PtditConfig, s: &Shapes, float: DType) -> Result<Graph> {
+    let mut g = Graph::with_float(float);
     let out = build_into(&mut g, cfg, s)?;
     g.output(out, io::SAMPLE)?;
     Ok(g)
@@ -140,20 +146,23 @@ impl<'a> Builder<'a> {
         let (cfg, s, d) = (self.cfg, self.s, self.d);
         let (bsz, grid) = (s.batch, s.grid);
         let (c_in, pch) = (cfg.in_channels, cfg.patch_size);
+        let float = self.g.float();
         let latent = self.g.input(
             io::LATENT,
             TensorDesc::f32([bsz, c_in, grid.frames, grid.rows * pch, grid.cols * pch]),
         )?;
-        let tfeat = self
-            .g
-            .input(io::TIMESTEP, TensorDesc::f32([bsz, TIMESTEP_CHANNELS]))?;
+        let tfeat = self.g.input(
+            io::TIMESTEP,
+            TensorDesc::new([bsz, TIMESTEP_CHANNELS], float),
+        )?;
+
         let text = self.g.input(
             io::TEXT,
-            TensorDesc::f32([bsz, s.text_len, cfg.caption_channels]),
+            TensorDesc::new([bsz, s.text_len, cfg.caption_channels], float),
         )?;
         let text_bias = self
             .g
-            .input(io::TEXT_BIAS, TensorDesc::f32([bsz, 1, s.text_len]))?;
+            .input(io::TEXT_BIAS, TensorDesc::new([bsz, 1, s.text_len], float))?;
 
         // Patch embedding straight into window-major order, plus the positional embedding.
         let mut h = self.patchify(latent)?;
@@ -349,9 +358,10 @@ impl<'a> Builder<'a> {
         let view = [s.batch, c, nf, wf, nh, wh, pp, nw, ww, pp];
         let perm = [0, 2, 4, 7, 3, 5, 8, 1, 6, 9];
         let rows = s.batch * s.grid.tokens();
+        let float = self.g.float();
         let patches = self
             .g
-            .reindex(latent, &view, &perm, &[], &[rows, c * pp * pp])?;
+            .reindex_to(latent, &view, &perm, &[rows, c * pp * pp], float)?;
         let w = self.param("pos_embed.proj.weight", &[self.d, c, pp, pp])?;
         let w = self.g.reshape(w, [self.d, c * pp * pp])?;
         let b = self.param("pos_embed.proj.bias", &[self.d])?;
@@ -374,6 +384,6 @@ impl<'a> Builder<'a> {
             s.grid.rows * pp,
             s.grid.cols * pp,
         ];
-        self.g.reindex(o, &view, &perm, &[], &out)
+        self.g.reindex_to(o, &view, &perm, &out, DType::F32)
     }
 }

@@ -15,7 +15,7 @@ use crate::gpu::GpuContext;
 use crate::graph::{Executable, Graph, TensorId};
 use crate::model::weights;
 use crate::ops::attention::AttentionExtras;
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::tensor::{DType, HostTensor};
 
 /// Names of the graph's inputs and outputs.
 pub mod io {
@@ -33,10 +33,10 @@ pub const REL_BIAS_KEY: &str =
     "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight";
 pub const EMBED_KEY: &str = "shared.weight";
 
-/// Mask value for padded keys (HF uses `finfo(float32).min`; any value whose exp underflows to
-/// zero gives the same result, and this one leaves room so that adding the position bias can
-/// never reach infinity).
-pub const MASKED: f32 = -1e30;
+/// Mask value for padded keys. HF uses `finfo(float32).min`; any value whose exp underflows to
+/// zero gives the same result, and this one is also exact in f16 and leaves room so that adding
+/// the position bias can never reach infinity.
+pub const MASKED: f32 = -60000.0;
 
 fn default_buckets() -> usize {
     32
@@ -165,15 +165,26 @@ pub fn position_bias(cfg: &T5Config, table: &HostTensor, len: usize) -> HostTens
 
 /// The encoder graph for `batch` sequences of `len` tokens.
 pub fn build(cfg: &T5Config, batch: usize, len: usize, traces: bool) -> Result<Graph> {
+    build_as(cfg, batch, len, traces, DType::F32)
+}
+
+/// The encoder graph with weights and activations stored as `float`. T5 v1.1's feed-forward
+/// activations can exceed f16's range on real prompts (the released pipeline runs it in f32);
+/// in f16 such values become infinite and the result is wrong, not silently clipped.
+pub fn build_as(
+    cfg: &T5Config,
+    batch: usize,
+    len: usize,
+    traces: bool,
+    float: DType,
+) -> Result<Graph> {
     cfg.validate()?;
-    let mut g = Graph::new();
+    let mut g = Graph::with_float(float);
     let (d, hk) = (cfg.d_model, cfg.num_heads * cfg.d_kv);
-    let mut x = g.input(io::EMBEDDINGS, TensorDesc::f32([batch, len, d]))?;
-    let mask = g.input(io::MASK_BIAS, TensorDesc::f32([batch, 1, len]))?;
-    let pos = g.input(
-        io::POSITION_BIAS,
-        TensorDesc::f32([cfg.num_heads, len, len]),
-    )?;
+    let mut x = g.input(io::EMBEDDINGS, g.float_desc([batch, len, d]))?;
+    let mask = g.input(io::MASK_BIAS, g.float_desc([batch, 1, len]))?;
+    let pos = g.input(io::POSITION_BIAS, g.float_desc([cfg.num_heads, len, len]))?;
+
     let eps = cfg.layer_norm_epsilon;
     let lin = |g: &mut Graph, x: TensorId, key: String, out: usize| -> Result<TensorId> {
         let inp = g.shape(x).last();
@@ -300,8 +311,9 @@ impl T5Encoder {
         batch: usize,
         len: usize,
         w: &HashMap<String, HostTensor>,
+        float: DType,
     ) -> Result<Self> {
-        let graph = build(cfg, batch, len, false)?;
+        let graph = build_as(cfg, batch, len, false, float)?;
         let params = graph_params(&graph, w)?;
         let embed = w
             .get(EMBED_KEY)

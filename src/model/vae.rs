@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, TensorId};
 use crate::ops::attention::AttentionExtras;
 use crate::ops::upsample::UpsampleKind;
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::tensor::{DType, HostTensor, TensorDesc};
 
 /// The latents' scale in the pipeline: decode divides by it first.
 pub const SCALE: f32 = 0.18215;
@@ -239,6 +239,12 @@ impl Builder<'_> {
 
 /// The decoder graph for latents `(B, z_channels, T, H, W)`.
 pub fn build(cfg: &VaeConfig, latent: [usize; 5], traces: bool) -> Result<Graph> {
+    build_as(cfg, latent, traces, DType::F32)
+}
+
+/// The decoder graph with weights and activations stored as `float`; latents in and pixels
+/// out stay f32.
+pub fn build_as(cfg: &VaeConfig, latent: [usize; 5], traces: bool, float: DType) -> Result<Graph> {
     cfg.validate()?;
     if latent[1] != cfg.z_channels || latent.contains(&0) {
         return Err(Error::shape(
@@ -250,12 +256,21 @@ pub fn build(cfg: &VaeConfig, latent: [usize; 5], traces: bool) -> Result<Graph>
         ));
     }
     let mut b = Builder {
-        g: Graph::new(),
+        g: Graph::with_float(float),
         cfg,
         traces,
     };
     let x = b.g.input(io::LATENTS, TensorDesc::f32(latent))?;
-    let out = b.decode(x)?;
+    let x = if float == DType::F32 {
+        x
+    } else {
+        b.g.cast(x, float)?
+    };
+    let mut out = b.decode(x)?;
+    if float != DType::F32 {
+        out = b.g.cast(out, DType::F32)?;
+    }
+
     b.g.output(out, io::SAMPLE)?;
     Ok(b.g)
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::graph::{cpu, Executable, Graph};
 
-use crate::tensor::HostTensor;
+use crate::tensor::{DType, HostTensor};
 
 /// One compared tensor.
 #[derive(Clone, Debug)]
@@ -148,8 +148,8 @@ impl PtditFixture {
         })
     }
 
-    fn graph_and_feeds(&self) -> Result<(Graph, HashMap<String, HostTensor>)> {
-        let graph = super::ptdit::build(&self.config, &self.shapes)?;
+    fn graph_and_feeds(&self, float: DType) -> Result<(Graph, HashMap<String, HostTensor>)> {
+        let graph = super::ptdit::build_as(&self.config, &self.shapes, float)?;
         let mut feeds = super::weights::select_params(
             &graph,
             &self.file.tensors,
@@ -161,14 +161,14 @@ impl PtditFixture {
     }
 
     /// Runs the fixture on the GPU.
-    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds()?;
+    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32, float: DType) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds(float)?;
         self.compare(&run_gpu(ctx, &graph, &feeds).await?, rel_tol)
     }
 
     /// Runs the fixture on the CPU reference forward.
-    pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds()?;
+    pub fn run_cpu(&self, rel_tol: f32, float: DType) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds(float)?;
         self.compare(&cpu::run(&graph, &feeds)?, rel_tol)
     }
 }
@@ -230,8 +230,8 @@ impl T5Fixture {
         })
     }
 
-    fn graph_and_feeds(&self) -> Result<(Graph, HashMap<String, HostTensor>)> {
-        let graph = t5::build(&self.config, self.batch, self.len, true)?;
+    fn graph_and_feeds(&self, float: DType) -> Result<(Graph, HashMap<String, HostTensor>)> {
+        let graph = t5::build_as(&self.config, self.batch, self.len, true, float)?;
         let mut feeds = t5::graph_params(&graph, &self.file.tensors)?;
         let embed = self.file.get(t5::EMBED_KEY)?;
         feeds.extend(t5::feeds(
@@ -308,13 +308,13 @@ impl T5Fixture {
         })
     }
 
-    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds()?;
+    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32, float: DType) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds(float)?;
         self.compare(&run_gpu(ctx, &graph, &feeds).await?, &feeds, rel_tol)
     }
 
-    pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds()?;
+    pub fn run_cpu(&self, rel_tol: f32, float: DType) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds(float)?;
         self.compare(&cpu::run(&graph, &feeds)?, &feeds, rel_tol)
     }
 }
@@ -347,8 +347,8 @@ impl VaeFixture {
         })
     }
 
-    fn graph_and_feeds(&self) -> Result<(Graph, HashMap<String, HostTensor>)> {
-        let graph = vae::build(&self.config, self.latent, true)?;
+    fn graph_and_feeds(&self, float: DType) -> Result<(Graph, HashMap<String, HostTensor>)> {
+        let graph = vae::build_as(&self.config, self.latent, true, float)?;
         let mut feeds = super::weights::select_params(
             &graph,
             &self.file.tensors,
@@ -409,13 +409,13 @@ impl VaeFixture {
         })
     }
 
-    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds()?;
+    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32, float: DType) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds(float)?;
         self.compare(&run_gpu(ctx, &graph, &feeds).await?, rel_tol)
     }
 
-    pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds()?;
+    pub fn run_cpu(&self, rel_tol: f32, float: DType) -> Result<Report> {
+        let (graph, feeds) = self.graph_and_feeds(float)?;
         self.compare(&cpu::run(&graph, &feeds)?, rel_tol)
     }
 }
@@ -441,19 +441,19 @@ impl Fixture {
         }
     }
 
-    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32) -> Result<Report> {
+    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32, float: DType) -> Result<Report> {
         match self {
-            Fixture::Ptdit(f) => f.run_gpu(ctx, rel_tol).await,
-            Fixture::T5(f) => f.run_gpu(ctx, rel_tol).await,
-            Fixture::Vae(f) => f.run_gpu(ctx, rel_tol).await,
+            Fixture::Ptdit(f) => f.run_gpu(ctx, rel_tol, float).await,
+            Fixture::T5(f) => f.run_gpu(ctx, rel_tol, float).await,
+            Fixture::Vae(f) => f.run_gpu(ctx, rel_tol, float).await,
         }
     }
 
-    pub fn run_cpu(&self, rel_tol: f32) -> Result<Report> {
+    pub fn run_cpu(&self, rel_tol: f32, float: DType) -> Result<Report> {
         match self {
-            Fixture::Ptdit(f) => f.run_cpu(rel_tol),
-            Fixture::T5(f) => f.run_cpu(rel_tol),
-            Fixture::Vae(f) => f.run_cpu(rel_tol),
+            Fixture::Ptdit(f) => f.run_cpu(rel_tol, float),
+            Fixture::T5(f) => f.run_cpu(rel_tol, float),
+            Fixture::Vae(f) => f.run_cpu(rel_tol, float),
         }
     }
 }

@@ -43,7 +43,7 @@ impl Op for Conv3d {
     }
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
-        expect_inputs("conv3d", inputs, 3)?;
+        let dtype = expect_inputs("conv3d", inputs, 3)?;
         let (x, w, b) = (&inputs[0].shape, &inputs[1].shape, &inputs[2].shape);
         let ok = x.rank() == 5
             && w.rank() == 5
@@ -57,7 +57,7 @@ impl Op for Conv3d {
         }
         let mut out = x.dims().to_vec();
         out[1] = w.dims()[0];
-        Ok(TensorDesc::f32(out))
+        Ok(TensorDesc::new(out, dtype))
     }
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {

@@ -55,7 +55,7 @@ impl Op for Matmul {
     }
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
-        expect_inputs("matmul", inputs, 2 + self.bias as usize)?;
+        let dtype = expect_inputs("matmul", inputs, 2 + self.bias as usize)?;
         let (a, w) = (&inputs[0].shape, &inputs[1].shape);
         let bad = |why: &str| Error::shape("matmul", format!("a {a} and weight {w}: {why}"));
         if a.rank() < 2 {
@@ -87,7 +87,7 @@ impl Op for Matmul {
         let mut out = a.dims().to_vec();
         let last = out.len() - 1;
         out[last] = n;
-        Ok(TensorDesc::f32(out))
+        Ok(TensorDesc::new(out, dtype))
     }
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {

@@ -53,22 +53,27 @@ pub trait Op: std::fmt::Debug + Send + Sync {
     }
 }
 
-pub(crate) fn expect_inputs(op: &'static str, inputs: &[&TensorDesc], n: usize) -> Result<()> {
+/// Checks the input count and that every input is a float of one type; returns that type.
+pub(crate) fn expect_inputs(op: &'static str, inputs: &[&TensorDesc], n: usize) -> Result<DType> {
     if inputs.len() != n {
         return Err(Error::shape(
             op,
             format!("takes {n} inputs, got {}", inputs.len()),
         ));
     }
+    let first = inputs.first().map_or(DType::F32, |t| t.dtype);
     for (i, t) in inputs.iter().enumerate() {
-        if t.dtype != DType::F32 {
+        if !t.dtype.is_float() || t.dtype != first {
             return Err(Error::shape(
                 op,
-                format!("input {i} must be f32, got {:?}", t.dtype),
+                format!(
+                    "input {i} is {:?}; all inputs must be floats of one type ({first:?})",
+                    t.dtype
+                ),
             ));
         }
     }
-    Ok(())
+    Ok(first)
 }
 
 /// Splits `n` rows into chunks of at most `per` rows.

@@ -23,6 +23,8 @@ pub struct Reindex {
     /// Roll per view axis, normalised to `0..n`.
     pub shifts: Vec<usize>,
     pub out: Vec<usize>,
+    /// Converts between float types on the way (f32 latents into an f16 model and back).
+    pub out_dtype: Option<DType>,
 }
 
 impl Reindex {
@@ -37,6 +39,7 @@ impl Reindex {
             perm: perm.to_vec(),
             shifts,
             out: out.to_vec(),
+            out_dtype: None,
         }
     }
 
@@ -93,9 +96,16 @@ impl Op for Reindex {
                 ),
             ));
         }
+        let dtype = self.out_dtype.unwrap_or(inputs[0].dtype);
+        if dtype.is_float() != inputs[0].dtype.is_float() {
+            return Err(Error::shape(
+                "reindex",
+                format!("cannot convert {:?} to {dtype:?}", inputs[0].dtype),
+            ));
+        }
         Ok(TensorDesc {
             shape: Shape(self.out.clone()),
-            dtype: inputs[0].dtype,
+            dtype,
         })
     }
 
@@ -104,13 +114,13 @@ impl Op for Reindex {
         let n = out.shape.numel();
         let src_of = |o: usize| self.source(&dims, &strides, &shifts, o);
         match out.dtype {
-            DType::F32 => {
-                let x = inputs[0].as_f32();
-                HostTensor::f32(out.shape.clone(), (0..n).map(|o| x[src_of(o)]).collect())
-            }
             DType::U32 => {
                 let x = inputs[0].as_u32();
                 HostTensor::u32(out.shape.clone(), (0..n).map(|o| x[src_of(o)]).collect())
+            }
+            _ => {
+                let x = inputs[0].as_f32();
+                HostTensor::f32(out.shape.clone(), (0..n).map(|o| x[src_of(o)]).collect())
             }
         }
     }
@@ -125,10 +135,9 @@ impl Op for Reindex {
             p
         };
         let n = out.desc.shape.numel();
-        let ty = match out.desc.dtype {
-            DType::F32 => "f32",
-            DType::U32 => "u32",
-        };
+        let kernel = Kernel::new("reindex", 1)
+            .define("T_IN", inputs[0].desc.dtype.wgsl())
+            .define("T", out.desc.dtype.wgsl());
         let mut per = cx.rows_per_chunk("the output", 1)?;
         let room = cx.limit.saturating_sub(cx.align - 4) / 4;
         let whole = cx.fits(&inputs[0]);
@@ -165,7 +174,8 @@ impl Op for Reindex {
                 .u(off_x)
                 .u(oo);
             let grid = cx.grid((e - s).div_ceil(256));
-            cx.dispatch(Kernel::new("reindex", 1).define("T", ty), params, grid)?;
+            cx.dispatch(kernel.clone(), params, grid)?;
+
             s = e;
         }
         Ok(())
@@ -206,6 +216,25 @@ impl Graph {
         out: &[usize],
     ) -> Result<TensorId> {
         self.push(Reindex::new(view, perm, shifts, out), &[x])
+    }
+    /// [`Graph::reindex`] that also converts to another float type.
+    pub fn reindex_to(
+        &mut self,
+        x: TensorId,
+        view: &[usize],
+        perm: &[usize],
+        out: &[usize],
+        dtype: DType,
+    ) -> Result<TensorId> {
+        let mut op = Reindex::new(view, perm, &[], out);
+        op.out_dtype = Some(dtype);
+        self.push(op, &[x])
+    }
+    /// `x` in another float type.
+    pub fn cast(&mut self, x: TensorId, dtype: DType) -> Result<TensorId> {
+        let d = self.shape(x).dims().to_vec();
+        let perm: Vec<usize> = (0..d.len()).collect();
+        self.reindex_to(x, &d, &perm, &d, dtype)
     }
     /// `x.permute(perm)`.
     pub fn permute(&mut self, x: TensorId, perm: &[usize]) -> Result<TensorId> {

@@ -42,7 +42,7 @@ impl Op for Upsample {
     }
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
-        expect_inputs("upsample", inputs, 1)?;
+        let dtype = expect_inputs("upsample", inputs, 1)?;
         let x = &inputs[0].shape;
         if x.rank() != 5 {
             return Err(Error::shape(
@@ -51,13 +51,10 @@ impl Op for Upsample {
             ));
         }
         let d = x.dims();
-        Ok(TensorDesc::f32([
-            d[0],
-            d[1],
-            self.t_out(d[2]),
-            2 * d[3],
-            2 * d[4],
-        ]))
+        Ok(TensorDesc::new(
+            [d[0], d[1], self.t_out(d[2]), 2 * d[3], 2 * d[4]],
+            dtype,
+        ))
     }
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {

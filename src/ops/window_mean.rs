@@ -32,7 +32,7 @@ impl Op for WindowMean {
     }
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
-        expect_inputs("window_mean", inputs, 1)?;
+        let dtype = expect_inputs("window_mean", inputs, 1)?;
         let x = &inputs[0].shape;
         for a in 0..3 {
             if self.strides[a] == 0
@@ -59,7 +59,7 @@ impl Op for WindowMean {
             ));
         }
         let g = x.rows() / self.s();
-        Ok(TensorDesc::f32([g * self.k(), x.last()]))
+        Ok(TensorDesc::new([g * self.k(), x.last()], dtype))
     }
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {

@@ -14,7 +14,7 @@ use crate::gpu::GpuContext;
 use crate::graph::Executable;
 use crate::model::vae::{self, VaeConfig};
 use crate::model::weights;
-use crate::tensor::HostTensor;
+use crate::tensor::{DType, HostTensor};
 
 /// Tiling of the released config: tiles of 512 px (64 latents), overlap factor 0.125.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,6 +90,8 @@ pub struct Decoder {
     weights: HashMap<String, HostTensor>,
     compiled: HashMap<[usize; 5], Executable>,
     pub tiling: Tiling,
+    /// Storage type of weights and activations (pixels come back as f32 either way).
+    pub float: DType,
 }
 
 impl Decoder {
@@ -106,6 +108,7 @@ impl Decoder {
             weights,
             compiled: HashMap::new(),
             tiling: Tiling::default(),
+            float: DType::F32,
         })
     }
 
@@ -114,7 +117,7 @@ impl Decoder {
             Error::Input(format!("latents {} must be (B, C, T, H, W)", latents.shape))
         })?;
         if !self.compiled.contains_key(&shape) {
-            let graph = vae::build(&self.config, shape, false)?;
+            let graph = vae::build_as(&self.config, shape, false, self.float)?;
             let params = weights::select_params(
                 &graph,
                 &self.weights,

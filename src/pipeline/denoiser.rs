@@ -10,18 +10,20 @@ use crate::gpu::GpuContext;
 use crate::graph::{Executable, Graph};
 use crate::model::ptdit::{self as net, io, Shapes, TIMESTEP_CHANNELS};
 use crate::model::{tables, weights, PtditConfig};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::tensor::{DType, HostTensor, TensorDesc};
 
 /// Name of the `[dt, cfg]` input and of the latents after the step.
 pub const STEP: &str = "step";
 pub const NEXT_LATENT: &str = "latent_next";
 
-/// The step graph for `batch` images (the graph's batch is `2·batch`).
+/// The step graph for `batch` images (the graph's batch is `2·batch`), the transformer stored
+/// as `float`; the latents stay f32 between steps.
 pub fn build(
     cfg: &PtditConfig,
     batch: usize,
     grid: crate::model::Grid,
     text_len: usize,
+    float: DType,
 ) -> Result<Graph> {
     let shapes = Shapes {
         batch: 2 * batch,
@@ -29,7 +31,7 @@ pub fn build(
         text_len,
         traces: false,
     };
-    let mut g = Graph::new();
+    let mut g = Graph::with_float(float);
     let sample = net::build_into(&mut g, cfg, &shapes)?;
     let latent = g
         .find(io::LATENT)
@@ -110,8 +112,9 @@ impl Denoiser {
         grid: crate::model::Grid,
         text_len: usize,
         w: &HashMap<String, HostTensor>,
+        float: DType,
     ) -> Result<Self> {
-        let graph = build(cfg, batch, grid, text_len)?;
+        let graph = build(cfg, batch, grid, text_len, float)?;
         let params = weights::select_params(&graph, w, &["pos_embed.pos_embed"], &[])?;
         let exe = Executable::new(ctx, &graph).await?;
         for (k, v) in &params {

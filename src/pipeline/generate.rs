@@ -11,7 +11,7 @@ use crate::gpu::GpuContext;
 use crate::model::t5::T5Encoder;
 use crate::model::vae;
 use crate::rng::Rng;
-use crate::tensor::HostTensor;
+use crate::tensor::{DType, HostTensor};
 
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -55,6 +55,10 @@ pub struct TextToImage {
     pub components: Components,
     /// Text length (tokens, with EOS and padding): 200 for the released model.
     pub text_len: usize,
+    /// Storage type of the transformer and the VAE (f16 halves their memory; needs
+    /// `shader-f16`). The text encoder always runs in f32, as released: T5 v1.1's activations
+    /// overflow f16.
+    pub float: DType,
 }
 
 /// Pixels per latent in H and W, and the number of latents per valid step.
@@ -70,6 +74,7 @@ impl TextToImage {
             ctx: ctx.clone(),
             components,
             text_len: MAX_LEN,
+            float: DType::F32,
         }
     }
 
@@ -138,6 +143,7 @@ impl TextToImage {
                 2,
                 self.text_len,
                 &c.text_encoder_weights,
+                DType::F32,
             )
             .await?;
             let ids: Vec<u32> = cond.ids.iter().chain(&uncond.ids).copied().collect();
@@ -158,6 +164,7 @@ impl TextToImage {
             grid,
             self.text_len,
             &c.transformer_weights,
+            self.float,
         )
         .await?;
         let shape = [1, c.transformer.in_channels, lt, lh, lw];
@@ -179,6 +186,7 @@ impl TextToImage {
         drop(den);
 
         let mut dec = Decoder::new(&self.ctx, c.vae.clone(), c.vae_weights.clone())?;
+        dec.float = self.float;
         let px = dec.decode(&latents).await?;
         let o = px.shape.dims().to_vec();
         let (t, h, w) = (o[2], o[3], o[4]);
