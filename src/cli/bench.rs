@@ -5,11 +5,13 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use ptdit::graph::cpu;
+use ptdit::graph::planner;
 use ptdit::model::{ptdit as net, random_weights, ForwardInputs, Ptdit, PtditConfig, Shapes};
+use ptdit::ops::attention::AttentionExtras;
 use ptdit::ops::matmul::Matmul;
 use ptdit::ops::Op;
 use ptdit::rng::Rng;
-use ptdit::{Executable, GpuContext, Graph, HostTensor, Result, TensorDesc};
+use ptdit::{DType, Executable, GpuContext, Graph, HostTensor, Result, TensorDesc, TensorId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Which {
@@ -17,6 +19,10 @@ pub enum Which {
     Matmul,
     /// A PT-DiT forward pass of a small config: tokens/s on the GPU and on the CPU reference.
     Forward,
+    /// The proxy-token payoff: a PT-DiT block vs a global-attention block, time and FLOP ratios.
+    Payoff,
+    /// Peak GPU memory of the released XL's denoising step at 1024² and 2048² (no GPU needed).
+    Memory,
 }
 
 #[derive(Args)]
@@ -27,9 +33,16 @@ pub struct BenchArgs {
     /// Matrix size for `matmul` (M = N = K).
     #[arg(long, default_value_t = 512)]
     size: usize,
+    /// Token grid sides for `payoff`.
+    #[arg(long, value_delimiter = ',', default_value = "32,64")]
+    grids: Vec<usize>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
+    if args.which == Which::Memory {
+        memory()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let ctx = GpuContext::new_blocking()?;
     println!(
         "adapter: {} ({}, {})",
@@ -38,6 +51,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     match args.which {
         Which::Matmul => matmul(&ctx, args.size)?,
         Which::Forward => forward(&ctx)?,
+        Which::Payoff => payoff(&ctx, &args.grids)?,
+        Which::Memory => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -169,5 +184,153 @@ fn forward(ctx: &GpuContext) -> Result<()> {
         m.intermediate_bytes as f64 / 1048576.0,
         m.unshared_bytes as f64 / 1048576.0
     );
+    Ok(())
+}
+
+/// A PixArt-style block at the same width, from the same kernels: global self-attention over
+/// all tokens (adaLN-modulated, gated), text cross-attention, MLP.
+fn global_attention_block(
+    b: usize,
+    n: usize,
+    d: usize,
+    heads: usize,
+    text: usize,
+) -> Result<Graph> {
+    let mut g = Graph::new();
+    let h = g.input("hidden", TensorDesc::f32([b, n, d]))?;
+    let t6 = g.input("t6", TensorDesc::f32([b, 6, d]))?;
+    let y = g.input("text", TensorDesc::f32([b, text, d]))?;
+    let tb = g.input("text_bias", TensorDesc::f32([b, 1, text]))?;
+    let table = g.param("table", [6, d])?;
+    let lin = |g: &mut Graph, x: TensorId, name: &str, out: usize| -> Result<TensorId> {
+        let inp = g.shape(x).last();
+        let w = g.param(&format!("{name}.w"), [out, inp])?;
+        let bias = g.param(&format!("{name}.b"), [out])?;
+        g.matmul(x, w, Some(bias))
+    };
+    let attn = |g: &mut Graph,
+                q_in: TensorId,
+                kv: TensorId,
+                name: &str,
+                bias: Option<TensorId>|
+     -> Result<TensorId> {
+        let q = lin(g, q_in, &format!("{name}.q"), d)?;
+        let k = lin(g, kv, &format!("{name}.k"), d)?;
+        let v = lin(g, kv, &format!("{name}.v"), d)?;
+        let o = g.attention(
+            q,
+            k,
+            v,
+            heads,
+            AttentionExtras {
+                bias,
+                ..Default::default()
+            },
+        )?;
+        lin(g, o, &format!("{name}.o"), d)
+    };
+    let x = g.layer_norm(h, 1e-6)?;
+    let x = g.modulate(x, t6, table, (0, 0), (1, 1))?;
+    let a = attn(&mut g, x, x, "self", None)?;
+    let h = g.gated_residual(h, a, t6, table, (2, 2))?;
+    let c = attn(&mut g, h, y, "cross", Some(tb))?;
+    let h = g.add(h, c)?;
+    let x = g.layer_norm(h, 1e-6)?;
+    let x = g.modulate(x, t6, table, (3, 3), (4, 4))?;
+    let f = lin(&mut g, x, "ff1", 4 * d)?;
+    let f = g.gelu_tanh(f)?;
+    let f = lin(&mut g, f, "ff2", d)?;
+    let out = g.gated_residual(h, f, t6, table, (5, 5))?;
+    g.output(out, "hidden_out")?;
+    Ok(g)
+}
+
+/// Compiles `graph` with random weights and inputs; seconds per run.
+fn time_graph(ctx: &GpuContext, graph: &Graph, min_secs: f64) -> Result<f64> {
+    let exe = Executable::new_blocking(ctx, graph)?;
+    let mut rng = Rng::new(4);
+    for info in graph.feeds() {
+        let n = info.desc.shape.numel();
+        exe.write(
+            &info.name,
+            &HostTensor::f32(info.desc.shape.clone(), rng.normals(n, 0.05)),
+        )?;
+    }
+    time_per_call(min_secs, || {
+        exe.run()?;
+        exe.wait()
+    })
+}
+
+/// The proxy-token payoff: a PT-DiT block against an equal-width global-attention block.
+fn payoff(ctx: &GpuContext, grids: &[usize]) -> Result<()> {
+    let (d, heads, text) = (256, 4, 120);
+    let mut cfg = PtditConfig::released_xl();
+    cfg.num_attention_heads = heads;
+    cfg.attention_head_dim = d / heads;
+    cfg.cross_attention_dim = Some(d);
+    println!("PT-DiT block vs global-attention (PixArt-style) block, width {d}, {heads} heads, text {text}, batch 2");
+    println!(
+        "  windows: 64 windows per image ((1, g/8, g/8)), one proxy each, as the paper scales them"
+    );
+    println!(
+        "  {:>9} {:>8} {:>14} {:>14} {:>11} {:>11}",
+        "grid", "tokens", "PT-DiT ms", "global ms", "time ratio", "FLOP ratio"
+    );
+    for &side in grids {
+        let w = side / 8;
+        cfg.compress_ratios = [1, w, w];
+        cfg.proxy_compress_ratios = [1, w, w];
+        let grid = cfg.grid(1, side * cfg.patch_size, side * cfg.patch_size)?;
+        let shapes = Shapes {
+            batch: 2,
+            grid,
+            text_len: text,
+            traces: false,
+        };
+        let pt = net::build_block(&cfg, &shapes, DType::F32)?;
+        let gl = global_attention_block(2, side * side, d, heads, text)?;
+        let tp = time_graph(ctx, &pt, 2.0)?;
+        let tg = time_graph(ctx, &gl, 2.0)?;
+        println!(
+            "  {:>9} {:>8} {:>14.1} {:>14.1} {:>11.3} {:>11.3}",
+            format!("{side}x{side}"),
+            side * side,
+            tp * 1e3,
+            tg * 1e3,
+            tp / tg,
+            pt.flops() as f64 / gl.flops() as f64
+        );
+    }
+    Ok(())
+}
+
+/// Peak GPU memory of one denoising step of the released PT-DiT/XL, from shapes alone.
+fn memory() -> Result<()> {
+    let cfg = PtditConfig::released_xl();
+    println!(
+        "released PT-DiT/XL denoising step (CFG batch 2, text 200), memory planned from shapes:"
+    );
+    println!(
+        "  {:>10} {:>6} {:>12} {:>14} {:>12} {:>12}",
+        "image", "type", "weights", "activations", "peak", "unshared"
+    );
+    for px in [1024, 2048] {
+        for float in [DType::F16, DType::F32] {
+            let grid = cfg.grid(1, px / 8, px / 8)?;
+            let g = ptdit::pipeline::denoiser::build(&cfg, 1, grid, 200, float)?;
+            let p = planner::plan(&g);
+            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+            println!(
+                "  {:>10} {:>6} {:>10.2} GiB {:>10.3} GiB {:>8.2} GiB {:>8.2} GiB",
+                format!("{px}x{px}"),
+                float.wgsl(),
+                gib(p.fixed_bytes),
+                gib(p.output_bytes + p.intermediate_bytes),
+                gib(p.peak_bytes()),
+                gib(p.fixed_bytes + p.output_bytes + p.unshared_bytes)
+            );
+        }
+    }
     Ok(())
 }

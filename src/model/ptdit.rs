@@ -66,7 +66,42 @@ pub fn build_into(g: &mut Graph, cfg: &PtditConfig, s: &Shapes) -> Result<Tensor
     out
 }
 
+/// One PT-DiT block alone, for benchmarks: inputs `hidden` `(B·P, S, D)` window-major, `t6`
+/// `(B, 6, D)`, `text` `(B, L, D)` (already projected) and `text_bias`; output `hidden_out`.
+pub fn build_block(cfg: &PtditConfig, s: &Shapes, float: DType) -> Result<Graph> {
+    cfg.validate()?;
+    let mut b = Builder::new(cfg, s, Graph::with_float(float))?;
+    let (bsz, d) = (s.batch, cfg.dim());
+    let h =
+        b.g.input("hidden", TensorDesc::new([bsz * b.p, b.win, d], float))?;
+    let t6 = b.g.input("t6", TensorDesc::new([bsz, 6, d], float))?;
+    let text =
+        b.g.input("text", TensorDesc::new([bsz, s.text_len, d], float))?;
+    let text_bias =
+        b.g.input("text_bias", TensorDesc::new([bsz, 1, s.text_len], float))?;
+    let (swin_mask, swin_map) = if cfg.shift_window {
+        let m =
+            b.g.constant("swin_mask", tables::shift_window_mask(&s.grid))?;
+        let r =
+            b.g.constant("swin_map", tables::shift_window_map(&s.grid, bsz))?;
+        (Some(m), Some(r))
+    } else {
+        (None, None)
+    };
+    let cx = Context {
+        t6,
+        text,
+        text_bias,
+        swin_mask,
+        swin_map,
+    };
+    let out = b.block(0, h, &cx)?;
+    b.g.output(out, "hidden_out")?;
+    Ok(b.g)
+}
+
 /// Per-forward tensors every block reads.
+
 struct Context {
     /// `(B, 6, D)` adaLN-single projection of the timestep.
     t6: TensorId,
