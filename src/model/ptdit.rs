@@ -101,7 +101,6 @@ pub fn build_block(cfg: &PtditConfig, s: &Shapes, float: DType) -> Result<Graph>
 }
 
 /// Per-forward tensors every block reads.
-
 struct Context {
     /// `(B, 6, D)` adaLN-single projection of the timestep.
     t6: TensorId,
