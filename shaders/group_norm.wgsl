@@ -24,21 +24,7 @@ const WG: u32 = 256u;
 @group(0) @binding(3) var<storage, read> beta: array<{{T}}>;
 @group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
 
-var<workgroup> red: array<f32, WG>;
-
-fn reduce_sum(v: f32, lid: u32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
+#include reduce
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

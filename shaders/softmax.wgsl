@@ -13,7 +13,7 @@ const WG: u32 = {{WG}}u;
 @group(0) @binding(1) var<storage, read> x: array<{{T}}>;
 @group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
 
-var<workgroup> red: array<f32, WG>;
+#include reduce
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -27,29 +27,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var c = lid; c < p.d; c += WG) {
         m = max(m, f32(x[base + c]));
     }
-    red[lid] = m;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red[lid] = max(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    m = red[0];
-    workgroupBarrier();
+    m = reduce_max(m, lid);
     var sum = 0.0;
     for (var c = lid; c < p.d; c += WG) {
         sum += exp(f32(x[base + c]) - m);
     }
-    red[lid] = sum;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let inv = 1.0 / red[0];
+    let inv = 1.0 / reduce_sum(sum, lid);
     let ob = p.off_out + row * p.d;
     for (var c = lid; c < p.d; c += WG) {
         out[ob + c] = {{T}}(exp(f32(x[base + c]) - m) * inv);

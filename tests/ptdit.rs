@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use common::gpu;
 use ptdit::graph::cpu;
-use ptdit::model::verify::{Comparison, PtditFixture};
+use ptdit::model::verify::{check_cpu, check_gpu, Comparison, PtditFixture};
 use ptdit::model::weights::TensorFile;
 use ptdit::model::{ptdit as net, random_weights, ForwardInputs, Ptdit, PtditConfig, Shapes};
 use ptdit::rng::Rng;
@@ -29,7 +29,7 @@ const GPU_VS_CPU_TOL: f32 = 1e-4;
 #[test]
 fn official_fixture_on_gpu() {
     let fx = PtditFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
-    let report = pollster::block_on(fx.run_gpu(&gpu(), FIXTURE_TOL, DType::F32)).unwrap();
+    let report = pollster::block_on(check_gpu(&fx, &gpu(), FIXTURE_TOL, DType::F32)).unwrap();
     assert!(report.passed(), "{:?}", report.output);
     assert_eq!(
         report.traces.len(),
@@ -46,7 +46,7 @@ fn official_fixture_on_gpu() {
 #[test]
 fn official_fixture_on_cpu_reference() {
     let fx = PtditFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
-    let report = fx.run_cpu(FIXTURE_TOL, DType::F32).unwrap();
+    let report = check_cpu(&fx, FIXTURE_TOL, DType::F32).unwrap();
     assert!(report.passed(), "{:?}", report.output);
 }
 
@@ -282,7 +282,7 @@ const F16_TOL: f32 = 3e-2;
 #[test]
 fn official_fixture_with_f16_storage() {
     let fx = PtditFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
-    let r = pollster::block_on(fx.run_gpu(&gpu(), F16_TOL, DType::F16)).unwrap();
+    let r = pollster::block_on(check_gpu(&fx, &gpu(), F16_TOL, DType::F16)).unwrap();
     assert!(r.passed(), "{:?}", r.output);
     // f16 really was used: the error is far above f32's.
     assert!(r.output.relative() > 1e-4, "{:?}", r.output);

@@ -6,7 +6,7 @@ use common::gpu;
 use ptdit::graph::cpu;
 use ptdit::model::random_weights;
 use ptdit::model::t5::{self, T5Config, T5Encoder};
-use ptdit::model::verify::{Comparison, T5Fixture};
+use ptdit::model::verify::{check_cpu, check_gpu, Comparison, T5Fixture};
 use ptdit::model::weights::TensorFile;
 use ptdit::rng::Rng;
 use ptdit::{DType, HostTensor};
@@ -23,7 +23,7 @@ const TOL: f32 = 1e-4;
 #[test]
 fn official_fixture_on_gpu() {
     let fx = T5Fixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
-    let r = pollster::block_on(fx.run_gpu(&gpu(), TOL, DType::F32)).unwrap();
+    let r = pollster::block_on(check_gpu(&fx, &gpu(), TOL, DType::F32)).unwrap();
     assert!(r.passed(), "{:?}", r.output);
     assert!(r.first_divergence().is_none(), "{:?}", r.first_divergence());
     assert_eq!(
@@ -36,7 +36,7 @@ fn official_fixture_on_gpu() {
 #[test]
 fn official_fixture_on_cpu_reference() {
     let fx = T5Fixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
-    let r = fx.run_cpu(TOL, DType::F32).unwrap();
+    let r = check_cpu(&fx, TOL, DType::F32).unwrap();
     assert!(r.passed(), "{:?}", r.output);
 }
 
@@ -120,7 +120,7 @@ fn heads_times_dkv_differs_from_d_model_with_padding() {
 fn official_fixture_with_f16_storage() {
     let fx = T5Fixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
     // The f16 tolerance (3e-2 × std), as for PT-DiT.
-    let r = pollster::block_on(fx.run_gpu(&gpu(), 3e-2, DType::F16)).unwrap();
+    let r = pollster::block_on(check_gpu(&fx, &gpu(), 3e-2, DType::F16)).unwrap();
     assert!(r.passed(), "{:?}", r.output);
     assert!(r.output.relative() > 1e-4, "{:?}", r.output);
 }

@@ -7,7 +7,7 @@ use common::gpu;
 use ptdit::graph::cpu;
 use ptdit::model::random_weights;
 use ptdit::model::vae::{self, VaeConfig};
-use ptdit::model::verify::{run_gpu, Comparison, VaeFixture};
+use ptdit::model::verify::{check_cpu, check_gpu, run_gpu, Comparison, VaeFixture};
 use ptdit::model::weights::TensorFile;
 use ptdit::rng::Rng;
 use ptdit::{DType, HostTensor};
@@ -26,7 +26,7 @@ const GPU_VS_CPU_TOL: f32 = 1e-4;
 #[test]
 fn official_fixture_on_gpu() {
     let fx = VaeFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
-    let r = pollster::block_on(fx.run_gpu(&gpu(), TOL, DType::F32)).unwrap();
+    let r = pollster::block_on(check_gpu(&fx, &gpu(), TOL, DType::F32)).unwrap();
     assert!(r.passed(), "{:?}", r.output);
     assert!(r.first_divergence().is_none(), "{:?}", r.first_divergence());
     assert_eq!(r.traces.len(), 8, "every trace of the fixture was compared");
@@ -35,7 +35,7 @@ fn official_fixture_on_gpu() {
 #[test]
 fn official_fixture_on_cpu_reference() {
     let fx = VaeFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
-    let r = fx.run_cpu(TOL, DType::F32).unwrap();
+    let r = check_cpu(&fx, TOL, DType::F32).unwrap();
     assert!(r.passed(), "{:?}", r.output);
 }
 
@@ -113,7 +113,7 @@ fn pixels_round_half_up_after_clamping() {
 fn official_fixture_with_f16_storage() {
     let fx = VaeFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
     // The f16 tolerance (3e-2 × std); the decoder's ~20 convolutions reach 1.6e-2.
-    let r = pollster::block_on(fx.run_gpu(&gpu(), 3e-2, DType::F16)).unwrap();
+    let r = pollster::block_on(check_gpu(&fx, &gpu(), 3e-2, DType::F16)).unwrap();
     assert!(r.passed(), "{:?}", r.output);
     assert!(r.output.relative() > 1e-4, "{:?}", r.output);
 }

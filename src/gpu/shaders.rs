@@ -1,8 +1,9 @@
 //! WGSL sources (one file per op in `shaders/`) and the tiny preprocessor that specialises them.
 //!
-//! A kernel variant is a source plus defines. Two markers exist, as in the larger WebGPU runtimes:
-//! `{{NAME}}` is replaced by the define's value, and `#if NAME` / `#else` / `#endif` lines keep
-//! or drop a block depending on whether `NAME` is defined to something other than `0`. Dtype and
+//! A kernel variant is a source plus defines. Three markers exist, as in the larger WebGPU
+//! runtimes: `{{NAME}}` is replaced by the define's value, `#if NAME` / `#else` / `#endif` lines
+//! keep or drop a block depending on whether `NAME` is defined to something other than `0`, and
+//! `#include NAME` pastes another file of `shaders/` (shared helpers such as reductions). Dtype and
 //! tile sizes are parameters of generation rather than copies of the file.
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub fn source(name: &str) -> Option<&'static str> {
         "conv3d" => include_str!("../../shaders/conv3d.wgsl"),
         "group_norm" => include_str!("../../shaders/group_norm.wgsl"),
         "upsample" => include_str!("../../shaders/upsample.wgsl"),
+        "reduce" => include_str!("../../shaders/reduce.wgsl"),
         _ => return None,
     })
 }
@@ -107,6 +109,13 @@ pub fn preprocess(src: &str, defines: &BTreeMap<&str, String>) -> Result<String,
         if !keep {
             continue;
         }
+        if let Some(name) = t.strip_prefix("#include ") {
+            let inc = source(name.trim()).ok_or_else(|| {
+                format!("line {}: no shader `{}` to include", no + 1, name.trim())
+            })?;
+            out.push_str(&preprocess(inc, defines)?);
+            continue;
+        }
         let mut l = line.to_string();
         while let Some(start) = l.find("{{") {
             let end = l[start..]
@@ -141,5 +150,11 @@ mod tests {
         assert_eq!(preprocess(src, &d).unwrap(), "x\ny7\nyes\nw\n");
         assert!(preprocess("#if A\n", &d).is_err());
         assert!(preprocess("{{Q}}", &d).is_err());
+        assert!(preprocess("#include no_such_file", &d).is_err());
+        let mut wg = BTreeMap::new();
+        wg.insert("WG", "64".to_string());
+        assert!(preprocess("#include reduce", &wg)
+            .unwrap()
+            .contains("fn reduce_sum"));
     }
 }

@@ -74,6 +74,36 @@ impl Report {
     }
 }
 
+/// A golden fixture: how to build its graph and feeds, and how to judge the outputs.
+pub trait Golden {
+    /// The graph (weights as params, traces as outputs) and every value it needs.
+    fn graph_and_feeds(&self, float: DType) -> Result<(Graph, HashMap<String, HostTensor>)>;
+    /// Compares the outputs with the golden ones.
+    fn compare(
+        &self,
+        outputs: &HashMap<String, HostTensor>,
+        feeds: &HashMap<String, HostTensor>,
+        rel_tol: f32,
+    ) -> Result<Report>;
+}
+
+/// Runs a fixture on the GPU with `float` storage.
+pub async fn check_gpu(
+    f: &dyn Golden,
+    ctx: &GpuContext,
+    rel_tol: f32,
+    float: DType,
+) -> Result<Report> {
+    let (graph, feeds) = f.graph_and_feeds(float)?;
+    f.compare(&run_gpu(ctx, &graph, &feeds).await?, &feeds, rel_tol)
+}
+
+/// Runs a fixture on the CPU reference.
+pub fn check_cpu(f: &dyn Golden, rel_tol: f32, float: DType) -> Result<Report> {
+    let (graph, feeds) = f.graph_and_feeds(float)?;
+    f.compare(&cpu::run(&graph, &feeds)?, &feeds, rel_tol)
+}
+
 /// A PT-DiT fixture: config, weights, inputs, golden output and traces.
 pub struct PtditFixture {
     pub config: PtditConfig,
@@ -128,8 +158,15 @@ impl PtditFixture {
             .filter(|n| self.file.tensors.contains_key(n))
             .collect()
     }
+}
 
-    fn compare(&self, outputs: &HashMap<String, HostTensor>, rel_tol: f32) -> Result<Report> {
+impl Golden for PtditFixture {
+    fn compare(
+        &self,
+        outputs: &HashMap<String, HostTensor>,
+        _feeds: &HashMap<String, HostTensor>,
+        rel_tol: f32,
+    ) -> Result<Report> {
         let want = self.file.get("output.sample")?;
         let got = outputs
             .get(io::SAMPLE)
@@ -158,18 +195,6 @@ impl PtditFixture {
         )?;
         feeds.extend(self.inputs.feeds(&self.shapes)?);
         Ok((graph, feeds))
-    }
-
-    /// Runs the fixture on the GPU.
-    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32, float: DType) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds(float)?;
-        self.compare(&run_gpu(ctx, &graph, &feeds).await?, rel_tol)
-    }
-
-    /// Runs the fixture on the CPU reference forward.
-    pub fn run_cpu(&self, rel_tol: f32, float: DType) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds(float)?;
-        self.compare(&cpu::run(&graph, &feeds)?, rel_tol)
     }
 }
 
@@ -229,7 +254,9 @@ impl T5Fixture {
             mask,
         })
     }
+}
 
+impl Golden for T5Fixture {
     fn graph_and_feeds(&self, float: DType) -> Result<(Graph, HashMap<String, HostTensor>)> {
         let graph = t5::build_as(&self.config, self.batch, self.len, true, float)?;
         let mut feeds = t5::graph_params(&graph, &self.file.tensors)?;
@@ -307,16 +334,6 @@ impl T5Fixture {
             traces,
         })
     }
-
-    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32, float: DType) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds(float)?;
-        self.compare(&run_gpu(ctx, &graph, &feeds).await?, &feeds, rel_tol)
-    }
-
-    pub fn run_cpu(&self, rel_tol: f32, float: DType) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds(float)?;
-        self.compare(&cpu::run(&graph, &feeds)?, &feeds, rel_tol)
-    }
 }
 
 /// A CausalVAE decoder fixture.
@@ -346,7 +363,9 @@ impl VaeFixture {
             latent,
         })
     }
+}
 
+impl Golden for VaeFixture {
     fn graph_and_feeds(&self, float: DType) -> Result<(Graph, HashMap<String, HostTensor>)> {
         let graph = vae::build_as(&self.config, self.latent, true, float)?;
         let mut feeds = super::weights::select_params(
@@ -362,7 +381,12 @@ impl VaeFixture {
         Ok((graph, feeds))
     }
 
-    fn compare(&self, outputs: &HashMap<String, HostTensor>, rel_tol: f32) -> Result<Report> {
+    fn compare(
+        &self,
+        outputs: &HashMap<String, HostTensor>,
+        _feeds: &HashMap<String, HostTensor>,
+        rel_tol: f32,
+    ) -> Result<Report> {
         let want = self.file.get("output.sample")?;
         let got = outputs
             .get(vae::io::SAMPLE)
@@ -408,52 +432,31 @@ impl VaeFixture {
             traces,
         })
     }
-
-    pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32, float: DType) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds(float)?;
-        self.compare(&run_gpu(ctx, &graph, &feeds).await?, rel_tol)
-    }
-
-    pub fn run_cpu(&self, rel_tol: f32, float: DType) -> Result<Report> {
-        let (graph, feeds) = self.graph_and_feeds(float)?;
-        self.compare(&cpu::run(&graph, &feeds)?, rel_tol)
-    }
 }
 
 /// Any fixture `ptdit verify` knows, recognised by its keys.
-pub enum Fixture {
-    Ptdit(Box<PtditFixture>),
-    T5(Box<T5Fixture>),
-    Vae(Box<VaeFixture>),
-}
+pub struct Fixture(pub Box<dyn Golden>);
 
 impl Fixture {
     pub fn from_file(file: TensorFile) -> Result<Self> {
         let has = |p: &str| file.tensors.keys().any(|k| k.starts_with(p));
-        if has("transformer_blocks.") {
-            Ok(Fixture::Ptdit(Box::new(PtditFixture::from_file(file)?)))
+        let golden: Box<dyn Golden> = if has("transformer_blocks.") {
+            Box::new(PtditFixture::from_file(file)?)
         } else if has("encoder.block.") {
-            Ok(Fixture::T5(Box::new(T5Fixture::from_file(file)?)))
+            Box::new(T5Fixture::from_file(file)?)
         } else if has("decoder.conv_in.") {
-            Ok(Fixture::Vae(Box::new(VaeFixture::from_file(file)?)))
+            Box::new(VaeFixture::from_file(file)?)
         } else {
-            Err(Error::Model("not a fixture this engine knows: no PT-DiT (`transformer_blocks.*`), T5 (`encoder.block.*`) or VAE (`decoder.conv_in.*`) weights".into()))
-        }
+            return Err(Error::Model("not a fixture this engine knows: no PT-DiT (`transformer_blocks.*`), T5 (`encoder.block.*`) or VAE (`decoder.conv_in.*`) weights".into()));
+        };
+        Ok(Fixture(golden))
     }
 
     pub async fn run_gpu(&self, ctx: &GpuContext, rel_tol: f32, float: DType) -> Result<Report> {
-        match self {
-            Fixture::Ptdit(f) => f.run_gpu(ctx, rel_tol, float).await,
-            Fixture::T5(f) => f.run_gpu(ctx, rel_tol, float).await,
-            Fixture::Vae(f) => f.run_gpu(ctx, rel_tol, float).await,
-        }
+        check_gpu(self.0.as_ref(), ctx, rel_tol, float).await
     }
 
     pub fn run_cpu(&self, rel_tol: f32, float: DType) -> Result<Report> {
-        match self {
-            Fixture::Ptdit(f) => f.run_cpu(rel_tol, float),
-            Fixture::T5(f) => f.run_cpu(rel_tol, float),
-            Fixture::Vae(f) => f.run_cpu(rel_tol, float),
-        }
+        check_cpu(self.0.as_ref(), rel_tol, float)
     }
 }
