@@ -68,6 +68,85 @@ fn tokenizer_json() -> String {
     )
 }
 
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn field_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    varint(out, field << 3 | 2);
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// The same vocabulary as [`tokenizer_json`], as a SentencePiece `ModelProto`.
+fn spiece_model() -> Vec<u8> {
+    let pieces = [
+        "▁a", "▁red", "▁apple", "▁cat", "▁on", "▁mat", "▁", "a", "e", "p", "l", "r", "d", "c", "t",
+        "o", "n", "m",
+    ];
+    let mut all: Vec<(String, f32, u64)> = vec![
+        ("<pad>".into(), 0.0, 3),
+        ("</s>".into(), 0.0, 3),
+        ("<unk>".into(), 0.0, 2),
+    ];
+    all.extend(
+        pieces
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.to_string(), -1.0 - i as f32 * 0.1, 1)),
+    );
+    let mut out = Vec::new();
+    for (p, score, kind) in all {
+        let mut m = Vec::new();
+        field_bytes(&mut m, 1, p.as_bytes());
+        varint(&mut m, 2 << 3 | 5);
+        m.extend_from_slice(&score.to_le_bytes());
+        varint(&mut m, 3 << 3);
+        varint(&mut m, kind);
+        field_bytes(&mut out, 1, &m);
+    }
+    out
+}
+
+#[test]
+fn tokenizer_json_and_spiece_model_agree() {
+    use ptdit::pipeline::text::Tokenizer;
+    let json = Tokenizer::from_bytes(tokenizer_json().as_bytes()).unwrap();
+    let spm = Tokenizer::from_spiece(&spiece_model()).unwrap();
+    let t = json.encode("A red  apple", 8).unwrap();
+    assert_eq!(t.ids, vec![3, 4, 5, 1, 0, 0, 0, 0], "pieces, EOS, padding");
+    assert_eq!(t.mask, vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    for prompt in [
+        "A red  apple",
+        "a cat on a mat",
+        "",
+        "catnap",
+        "red red red red red red red red red",
+    ] {
+        assert_eq!(
+            json.encode(prompt, 8).unwrap(),
+            spm.encode(prompt, 8).unwrap(),
+            "{prompt:?}"
+        );
+    }
+    // Truncation keeps room for EOS.
+    assert_eq!(
+        json.encode("red red red red red red red red red", 4)
+            .unwrap()
+            .ids,
+        vec![4, 4, 4, 1]
+    );
+    assert!(Tokenizer::from_spiece(b"\xff\xff").is_err());
+}
+
 /// Writes a complete tiny model directory: 64×64 px images (8×8 latents, 4×4 tokens in 2×2
 /// windows).
 pub fn tiny_model_dir(root: &Path) {
@@ -229,6 +308,19 @@ fn video_frames_and_size_errors() {
     );
     let e = pipe.check_size(64, 64, 4).unwrap_err().to_string();
     assert!(e.contains("4k + 1"), "{e}");
+}
+
+#[test]
+fn a_model_directory_may_ship_spiece_model_instead() {
+    let dir = tmp("spiece");
+    tiny_model_dir(&dir);
+    std::fs::remove_file(dir.join("tokenizer").join("tokenizer.json")).unwrap();
+    std::fs::write(dir.join("tokenizer").join("spiece.model"), spiece_model()).unwrap();
+    let c = model_dir::load(&dir).unwrap();
+    assert_eq!(
+        c.tokenizer.encode("a red apple", 5).unwrap().ids,
+        vec![3, 4, 5, 1, 0]
+    );
 }
 
 #[test]

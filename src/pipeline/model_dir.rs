@@ -5,7 +5,7 @@
 //! MODEL/
 //!   transformer/   config.json + *.safetensors   PT-DiT (official keys)
 //!   text_encoder/  config.json + *.safetensors   T5 encoder (HF keys)
-//!   tokenizer/     tokenizer.json                T5 tokenizer (HF tokenizers format)
+//!   tokenizer/     tokenizer.json or spiece.model   T5 tokenizer (HF or SentencePiece format)
 //!   vae/           config.json + *.safetensors   CausalVAE (official keys; encoder ignored)
 //! ```
 
@@ -70,8 +70,9 @@ pub fn check(root: &Path) -> Result<()> {
             missing.push(format!("{comp}/*.safetensors"));
         }
     }
-    if !root.join(TOKENIZER).join("tokenizer.json").is_file() {
-        missing.push(format!("{TOKENIZER}/tokenizer.json"));
+    let tok = root.join(TOKENIZER);
+    if !tok.join("tokenizer.json").is_file() && !tok.join("spiece.model").is_file() {
+        missing.push(format!("{TOKENIZER}/tokenizer.json (or spiece.model)"));
     }
     if missing.is_empty() {
         return Ok(());
@@ -95,7 +96,7 @@ pub fn load(root: impl AsRef<Path>) -> Result<Components> {
             &root.join(TEXT_ENCODER).join("config.json"),
         )?)?,
         text_encoder_weights: read_weights(&root.join(TEXT_ENCODER))?,
-        tokenizer: Tokenizer::from_file(root.join(TOKENIZER).join("tokenizer.json"))?,
+        tokenizer: Tokenizer::from_dir(root.join(TOKENIZER))?,
         vae: VaeConfig::from_json(&read_text(&root.join(VAE).join("config.json"))?)?,
         vae_weights: read_weights(&root.join(VAE))?,
     })

@@ -36,6 +36,59 @@ impl Tokenizer {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Model(format!("not a usable tokenizer.json: {e}")))?;
+        Self::with_inner(inner)
+    }
+
+    /// Loads a tokenizer directory: `tokenizer.json`, or else SentencePiece's `spiece.model`
+    /// (what the T5 tokenizers of the released pipeline ship).
+    pub fn from_dir(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let json = dir.join("tokenizer.json");
+        if json.is_file() {
+            return Self::from_file(json);
+        }
+        let spm = dir.join("spiece.model");
+        let bytes = std::fs::read(&spm).map_err(|e| Error::io(&spm, e))?;
+        Self::from_spiece(&bytes).map_err(|e| Error::Model(format!("{}: {e}", spm.display())))
+    }
+
+    /// Builds the tokenizer HF's converter makes from a SentencePiece model: Unigram over the
+    /// model's pieces, its precompiled normalisation map followed by collapsing runs of spaces,
+    /// and `▁` prepended to every word.
+    pub fn from_spiece(bytes: &[u8]) -> Result<Self> {
+        use tokenizers::normalizers::replace::ReplacePattern;
+        use tokenizers::normalizers::{NormalizerWrapper, Precompiled, Replace, Sequence};
+        use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+        let m = spiece::parse(bytes)?;
+        let bad = |e: String| Error::Model(format!("spiece.model: {e}"));
+        let unk = m.pieces.iter().position(|p| p.kind == spiece::UNKNOWN);
+        let vocab = m
+            .pieces
+            .iter()
+            .map(|p| (p.piece.clone(), p.score as f64))
+            .collect();
+        let model = tokenizers::models::unigram::Unigram::from(vocab, unk, m.byte_fallback)
+            .map_err(|e| bad(e.to_string()))?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        let mut norms: Vec<NormalizerWrapper> = Vec::new();
+        if !m.charsmap.is_empty() {
+            norms.push(
+                Precompiled::from(&m.charsmap)
+                    .map_err(|e| bad(e.to_string()))?
+                    .into(),
+            );
+        }
+        norms.push(
+            Replace::new(ReplacePattern::Regex(" {2,}".into()), " ")
+                .map_err(|e| bad(e.to_string()))?
+                .into(),
+        );
+        inner.with_normalizer(Some(NormalizerWrapper::Sequence(Sequence::new(norms))));
+        inner.with_pre_tokenizer(Some(Metaspace::new('▁', PrependScheme::Always, true)));
+        Self::with_inner(inner)
+    }
+
+    fn with_inner(inner: tokenizers::Tokenizer) -> Result<Self> {
         let id = |t: &str| {
             inner
                 .token_to_id(t)
@@ -220,5 +273,128 @@ mod tests {
             "a photo, high quality"
         );
         assert_eq!(clean_prompt(""), "");
+    }
+}
+
+/// The parts of SentencePiece's `ModelProto` a Unigram tokenizer needs, read straight from the
+/// protobuf wire format (no code generation, nothing else of the file is interpreted).
+mod spiece {
+    use crate::error::{Error, Result};
+
+    pub const UNKNOWN: u64 = 2;
+
+    pub struct Piece {
+        pub piece: String,
+        pub score: f32,
+        pub kind: u64,
+    }
+
+    pub struct Model {
+        pub pieces: Vec<Piece>,
+        pub charsmap: Vec<u8>,
+        pub byte_fallback: bool,
+    }
+
+    fn bad(what: &str) -> Error {
+        Error::Model(format!("spiece.model: {what}"))
+    }
+
+    /// (field, wire type, value bytes or varint) of each field of one message.
+    enum Field<'a> {
+        Varint(u64),
+        Bytes(&'a [u8]),
+        Fixed32([u8; 4]),
+    }
+
+    fn fields(mut b: &[u8]) -> Result<Vec<(u64, Field<'_>)>> {
+        fn varint(b: &mut &[u8]) -> Result<u64> {
+            let mut v = 0u64;
+            for shift in (0..64).step_by(7) {
+                let (&byte, rest) = b.split_first().ok_or_else(|| bad("truncated varint"))?;
+                *b = rest;
+                v |= ((byte & 0x7f) as u64) << shift;
+                if byte & 0x80 == 0 {
+                    return Ok(v);
+                }
+            }
+            Err(bad("varint too long"))
+        }
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let key = varint(&mut b)?;
+            let field = match key & 7 {
+                0 => Field::Varint(varint(&mut b)?),
+                1 => {
+                    b = b.get(8..).ok_or_else(|| bad("truncated fixed64"))?;
+                    continue;
+                }
+                2 => {
+                    let n = varint(&mut b)? as usize;
+                    let v = b.get(..n).ok_or_else(|| bad("truncated field"))?;
+                    b = &b[n..];
+                    Field::Bytes(v)
+                }
+                5 => {
+                    let v: [u8; 4] = b
+                        .get(..4)
+                        .and_then(|s| s.try_into().ok())
+                        .ok_or_else(|| bad("truncated fixed32"))?;
+                    b = &b[4..];
+                    Field::Fixed32(v)
+                }
+                _ => return Err(bad("unknown wire type: not a SentencePiece model")),
+            };
+            out.push((key >> 3, field));
+        }
+        Ok(out)
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Model> {
+        let mut m = Model {
+            pieces: Vec::new(),
+            charsmap: Vec::new(),
+            byte_fallback: false,
+        };
+        for (f, v) in fields(bytes)? {
+            match (f, v) {
+                (1, Field::Bytes(p)) => {
+                    let mut piece = Piece {
+                        piece: String::new(),
+                        score: 0.0,
+                        kind: 1,
+                    };
+                    for (pf, pv) in fields(p)? {
+                        match (pf, pv) {
+                            (1, Field::Bytes(s)) => {
+                                piece.piece = String::from_utf8_lossy(s).into_owned()
+                            }
+                            (2, Field::Fixed32(x)) => piece.score = f32::from_le_bytes(x),
+                            (3, Field::Varint(t)) => piece.kind = t,
+                            _ => {}
+                        }
+                    }
+                    m.pieces.push(piece);
+                }
+                (2, Field::Bytes(t)) => {
+                    for (tf, tv) in fields(t)? {
+                        if let (35, Field::Varint(v)) = (tf, tv) {
+                            m.byte_fallback = v != 0;
+                        }
+                    }
+                }
+                (3, Field::Bytes(n)) => {
+                    for (nf, nv) in fields(n)? {
+                        if let (2, Field::Bytes(c)) = (nf, nv) {
+                            m.charsmap = c.to_vec();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if m.pieces.is_empty() {
+            return Err(bad("no pieces: not a SentencePiece model"));
+        }
+        Ok(m)
     }
 }
