@@ -1,6 +1,8 @@
 //! `ptdit convert`: a PyTorch zip checkpoint built byte by byte here (no Python needed) is
 //! read without executing anything and round-trips to safetensors with its dtypes; a pickle
 //! that asks for any other global is rejected.
+// Native only: these drive the GPU synchronously (pollster) or use files and processes.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::io::Write;
 

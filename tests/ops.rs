@@ -3,7 +3,11 @@
 //! test-backend-ops. Each case also runs under a 2 KiB storage-binding limit, which forces the
 //! op to split its work into many dispatches; the result must not change.
 
+#[macro_use]
 mod common;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use std::collections::HashMap;
 
@@ -29,6 +33,7 @@ fn fdesc(shape: impl Into<Shape>) -> TensorDesc {
 /// f16 storage, f32 arithmetic: GPU and CPU reference round the same f32 results to f16, but
 /// values within an ulp of a rounding boundary may round apart: one f16 ulp is 2^-10 ≈ 9.8e-4
 /// of the value, so 2e-3 of the output's scale.
+#[cfg(not(target_arch = "wasm32"))]
 const F16_TOL: f32 = 2e-3;
 
 /// A binding limit far below every test tensor's size.
@@ -42,31 +47,36 @@ macro_rules! op_tests {
     ($($name:ident => $case:expr $(, limit $limit:expr)?;)*) => {
         mod at_device_limits {
             use super::*;
-            $(#[test] fn $name() { let (g, f): Case = $case; check(&g, &f, F32_TOL, &ExecOptions::default()); })*
+            $(gpu_test!(fn $name() {
+                let (g, f): Case = $case;
+                check(&g, &f, F32_TOL, &ExecOptions::default()).await;
+            });)*
         }
+        // Browsers' software adapter (SwiftShader) has no shader-f16; f16 is tested natively.
+        #[cfg(not(target_arch = "wasm32"))]
         mod in_f16 {
             use super::*;
-            $(#[test] fn $name() {
+            $(gpu_test!(fn $name() {
                 FLOAT.with(|f| f.set(DType::F16));
                 let (g, f): Case = $case;
-                check(&g, &f, F16_TOL, &ExecOptions::default());
-            })*
+                check(&g, &f, F16_TOL, &ExecOptions::default()).await;
+            });)*
         }
         mod under_tiny_binding_limit {
             use super::*;
-            $(#[test] fn $name() {
+            $(gpu_test!(fn $name() {
                 let (g, f): Case = $case;
                 #[allow(unused_variables)]
                 let limit = TINY;
                 $(let limit: u64 = $limit;)?
-                let normal = check(&g, &f, F32_TOL, &ExecOptions::default());
-                let tiny = check(&g, &f, F32_TOL, &ExecOptions { max_binding_bytes: Some(limit) });
+                let normal = check(&g, &f, F32_TOL, &ExecOptions::default()).await;
+                let tiny = check(&g, &f, F32_TOL, &ExecOptions { max_binding_bytes: Some(limit) }).await;
                 let big = g.tensors().any(|(_, t)| t.desc.bytes() > limit);
                 if big {
                     assert!(tiny.dispatches > normal.dispatches,
                         "a tensor exceeds {limit} bytes but the op was not split ({} dispatches)", tiny.dispatches);
                 }
-            })*
+            });)*
         }
     };
 }

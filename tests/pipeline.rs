@@ -1,5 +1,7 @@
 //! Text → PNG end to end on a small random-weight model directory the test writes, through the
 //! library and through `ptdit generate`.
+// Native only: these drive the GPU synchronously (pollster) or use files and processes.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

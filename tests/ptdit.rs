@@ -1,5 +1,7 @@
 //! PT-DiT: the official fixture, the GPU forward against the CPU reference forward on configs
 //! the fixture does not cover, and bad input.
+// Native only: these drive the GPU synchronously (pollster) or use files and processes.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! The released sampler: its 30 timesteps, and the GPU denoising loop against a CPU reference
 //! of the same loop.
+// Native only: these drive the GPU synchronously (pollster) or use files and processes.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! The T5 encoder: the official (HF) fixture, and GPU vs CPU on shapes the fixture lacks.
+// Native only: these drive the GPU synchronously (pollster) or use files and processes.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

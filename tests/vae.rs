@@ -1,5 +1,7 @@
 //! The CausalVAE decoder: the official fixture, and GPU vs CPU on what the fixture lacks
 //! (several latent frames, non-square latents, other widths and ResNet counts).
+// Native only: these drive the GPU synchronously (pollster) or use files and processes.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

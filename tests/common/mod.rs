@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::OnceLock;
 
 use ptdit::graph::{cpu, ExecOptions};
@@ -11,12 +12,54 @@ use ptdit::{Executable, GpuContext, Graph, HostTensor};
 
 /// The test GPU. Without an adapter every GPU test fails with the engine's message, which says
 /// how to install a software one. Tests never skip.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn gpu_async() -> GpuContext {
+    gpu()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gpu() -> GpuContext {
     static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
     match CTX.get_or_init(|| GpuContext::new_blocking().map_err(|e| e.to_string())) {
         Ok(c) => c.clone(),
         Err(e) => panic!("GPU tests need a WebGPU adapter: {e}"),
     }
+}
+
+/// In the browser: one device per page (the test runner's), created on first use.
+#[cfg(target_arch = "wasm32")]
+pub async fn gpu_async() -> GpuContext {
+    thread_local!(static CTX: std::cell::RefCell<Option<GpuContext>> = const { std::cell::RefCell::new(None) });
+    if let Some(c) = CTX.with(|c| c.borrow().clone()) {
+        return c;
+    }
+    match GpuContext::new().await {
+        Ok(c) => {
+            CTX.with(|slot| *slot.borrow_mut() = Some(c.clone()));
+            c
+        }
+        Err(e) => {
+            panic!("GPU tests need a WebGPU adapter: {e} (in Chromium: --enable-unsafe-webgpu)")
+        }
+    }
+}
+
+/// A GPU test: a plain `#[test]` natively (the body runs under pollster), an async
+/// `wasm_bindgen_test` in the browser. The body is async code that may `.await`.
+#[macro_export]
+macro_rules! gpu_test {
+    ($(#[$m:meta])* fn $name:ident() $body:block) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        $(#[$m])*
+        #[test]
+        fn $name() {
+            pollster::block_on(async $body)
+        }
+        #[cfg(target_arch = "wasm32")]
+        $(#[$m])*
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() $body
+    };
 }
 
 pub fn rand(shape: &[usize], seed: u64, std: f32) -> HostTensor {
@@ -51,22 +94,24 @@ pub struct Compared {
 
 /// Runs `graph` on the GPU (with `opts`) and on the CPU reference; asserts every output
 /// agrees within `tol` (relative to the reference's scale).
-pub fn check(
+pub async fn check(
     graph: &Graph,
     feeds: &HashMap<String, HostTensor>,
     tol: f32,
     opts: &ExecOptions,
 ) -> Compared {
-    let ctx = gpu();
+    let ctx = gpu_async().await;
     let want = cpu::run(graph, feeds).expect("CPU reference run");
-    let exe = pollster::block_on(Executable::with_options(&ctx, graph, opts)).expect("compile");
+    let exe = Executable::with_options(&ctx, graph, opts)
+        .await
+        .expect("compile");
     for (name, v) in feeds {
         exe.write(name, v).expect("write");
     }
     exe.run().expect("run");
     let mut worst = 0f32;
     for (name, w) in &want {
-        let got = exe.read_blocking(name).expect("read");
+        let got = exe.read(name).await.expect("read");
         assert_eq!(got.shape, w.shape, "{name}: shape");
         let e = match (&got.data, &w.data) {
             (ptdit::tensor::HostData::U32(a), ptdit::tensor::HostData::U32(b)) => {
