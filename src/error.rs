@@ -44,6 +44,10 @@ pub enum Error {
     #[error("invalid input: {0}")]
     Input(String),
 
+    /// The caller cancelled the work (an aborted signal, a closed window).
+    #[error("cancelled")]
+    Cancelled,
+
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -16,6 +16,8 @@ pub mod ops;
 pub mod pipeline;
 pub mod rng;
 pub mod tensor;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use error::{Error, Result};
 pub use gpu::GpuContext;

@@ -5,117 +5,20 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use common::gpu;
-use ptdit::model::t5::{self, T5Config};
-use ptdit::model::vae::{self, VaeConfig};
-use ptdit::model::{ptdit as net, random_weights, PtditConfig, Shapes};
+use common::tiny::{spiece_model, tiny_model_files, tokenizer_json};
 use ptdit::pipeline::generate::{Request, TextToImage};
 use ptdit::pipeline::model_dir;
-use ptdit::rng::Rng;
-use ptdit::HostTensor;
 
-fn save(dir: &Path, config: &str, weights: &HashMap<String, HostTensor>) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("config.json"), config).unwrap();
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = weights
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                bytemuck::cast_slice(v.as_f32()).to_vec(),
-                v.shape.dims().to_vec(),
-            )
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-        .iter()
-        .map(|(k, b, s)| {
-            (
-                k.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let data = safetensors::serialize(views, None).unwrap();
-    std::fs::write(dir.join("model.safetensors"), data).unwrap();
-}
-
-/// A Unigram tokenizer in HF's JSON format with a handful of pieces.
-fn tokenizer_json() -> String {
-    let pieces = [
-        "▁a", "▁red", "▁apple", "▁cat", "▁on", "▁mat", "▁", "a", "e", "p", "l", "r", "d", "c", "t",
-        "o", "n", "m",
-    ];
-    let mut vocab = vec![
-        r#"["<pad>", 0.0]"#.to_string(),
-        r#"["</s>", 0.0]"#.to_string(),
-        r#"["<unk>", 0.0]"#.to_string(),
-    ];
-    vocab.extend(
-        pieces
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!(r#"["{p}", {}]"#, -1.0 - i as f32 * 0.1)),
-    );
-    format!(
-        r#"{{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
-        "pre_tokenizer": {{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}},
-        "post_processor": null, "decoder": null,
-        "model": {{"type": "Unigram", "unk_id": 2, "vocab": [{}], "byte_fallback": false}}}}"#,
-        vocab.join(", ")
-    )
-}
-
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
+/// Writes the tiny model directory to disk.
+fn tiny_model_dir(root: &Path) {
+    for (path, bytes) in tiny_model_files() {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
     }
-}
-
-fn field_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
-    varint(out, field << 3 | 2);
-    varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-/// The same vocabulary as [`tokenizer_json`], as a SentencePiece `ModelProto`.
-fn spiece_model() -> Vec<u8> {
-    let pieces = [
-        "▁a", "▁red", "▁apple", "▁cat", "▁on", "▁mat", "▁", "a", "e", "p", "l", "r", "d", "c", "t",
-        "o", "n", "m",
-    ];
-    let mut all: Vec<(String, f32, u64)> = vec![
-        ("<pad>".into(), 0.0, 3),
-        ("</s>".into(), 0.0, 3),
-        ("<unk>".into(), 0.0, 2),
-    ];
-    all.extend(
-        pieces
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.to_string(), -1.0 - i as f32 * 0.1, 1)),
-    );
-    let mut out = Vec::new();
-    for (p, score, kind) in all {
-        let mut m = Vec::new();
-        field_bytes(&mut m, 1, p.as_bytes());
-        varint(&mut m, 2 << 3 | 5);
-        m.extend_from_slice(&score.to_le_bytes());
-        varint(&mut m, 3 << 3);
-        varint(&mut m, kind);
-        field_bytes(&mut out, 1, &m);
-    }
-    out
 }
 
 #[test]
@@ -149,68 +52,6 @@ fn tokenizer_json_and_spiece_model_agree() {
     assert!(Tokenizer::from_spiece(b"\xff\xff").is_err());
 }
 
-/// Writes a complete tiny model directory: 64×64 px images (8×8 latents, 4×4 tokens in 2×2
-/// windows).
-pub fn tiny_model_dir(root: &Path) {
-    let tcfg = r#"{"num_attention_heads": 2, "attention_head_dim": 16, "in_channels": 4, "out_channels": 8, "num_layers": 1,
-        "cross_attention_dim": 32, "caption_channels": 24, "sample_size": 8, "patch_size": 2, "compress_ratios": [1, 2, 2],
-        "proxy_compress_ratios": [1, 2, 2], "attention_bias": true, "activation_fn": "gelu-approximate",
-        "norm_type": "ada_norm_single", "norm_elementwise_affine": false, "norm_eps": 1e-6, "shift_window": true}"#;
-    let cfg = PtditConfig::from_json(tcfg).unwrap();
-    let g = net::build(
-        &cfg,
-        &Shapes {
-            batch: 2,
-            grid: cfg.grid(1, 8, 8).unwrap(),
-            text_len: 4,
-            traces: false,
-        },
-    )
-    .unwrap();
-    save(&root.join("transformer"), tcfg, &random_weights(&g, 1));
-
-    let ecfg = r#"{"vocab_size": 21, "d_model": 24, "d_kv": 8, "d_ff": 48, "num_layers": 1, "num_heads": 3,
-        "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128, "feed_forward_proj": "gated-gelu",
-        "dense_act_fn": "gelu_new", "layer_norm_epsilon": 1e-6}"#;
-    let e = T5Config::from_json(ecfg).unwrap();
-    let g = t5::build(&e, 1, 4, false).unwrap();
-    let mut w = random_weights(&g, 2);
-    let mut r = Rng::new(3);
-    w.insert(
-        t5::EMBED_KEY.into(),
-        HostTensor::f32([21, 24], r.normals(21 * 24, 1.0)),
-    );
-    w.insert(
-        t5::REL_BIAS_KEY.into(),
-        HostTensor::f32([32, 3], r.normals(96, 0.5)),
-    );
-    save(&root.join("text_encoder"), ecfg, &w);
-
-    std::fs::create_dir_all(root.join("tokenizer")).unwrap();
-    std::fs::write(
-        root.join("tokenizer").join("tokenizer.json"),
-        tokenizer_json(),
-    )
-    .unwrap();
-
-    let vcfg = r#"{"hidden_size": 32, "hidden_size_mult": [1, 1, 1, 1], "num_res_blocks": 1, "z_channels": 4, "embed_dim": 4,
-        "attn_resolutions": [], "decoder_spatial_upsample": ["", "SpatialUpsample2x", "Spatial2xTime2x3DUpsample", "Spatial2xTime2x3DUpsample"],
-        "decoder_temporal_upsample": ["", "", "", ""]}"#;
-    let v = VaeConfig::from_json(vcfg).unwrap();
-    let g = vae::build(&v, [1, 4, 1, 8, 8], false).unwrap();
-    let mut w = random_weights(&g, 4);
-    // GroupNorm weights near 1, as in a trained VAE, so the image has some contrast.
-    for (k, v) in w.iter_mut() {
-        if k.contains("norm") && k.ends_with("weight") {
-            if let ptdit::tensor::HostData::F32(d) = &mut v.data {
-                d.iter_mut().for_each(|x| *x += 1.0);
-            }
-        }
-    }
-    w.insert("encoder.conv_in.conv.weight".into(), HostTensor::zeros([1])); // ignored, as in the real checkpoint
-    save(&root.join("vae"), vcfg, &w);
-}
-
 fn tmp(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("ptdit-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -232,8 +73,15 @@ fn text_to_png_on_a_tiny_model() {
         ..Request::default()
     };
     let mut seen = Vec::new();
-    let frames =
-        pollster::block_on(pipe.generate(&req, |i, n, _| seen.push((i, n)), false)).unwrap();
+    let frames = pollster::block_on(pipe.generate(
+        &req,
+        |i, n, _| {
+            seen.push((i, n));
+            true
+        },
+        false,
+    ))
+    .unwrap();
     assert_eq!(seen, vec![(1, 3), (2, 3), (3, 3)]);
     assert_eq!(frames.len(), 1);
     assert_eq!((frames[0].width, frames[0].height), (64, 64));
@@ -241,14 +89,14 @@ fn text_to_png_on_a_tiny_model() {
     assert!(distinct.len() > 16, "the image is not flat");
 
     // Same seed, same image; another seed, another image.
-    let again = pollster::block_on(pipe.generate(&req, |_, _, _| {}, false)).unwrap();
+    let again = pollster::block_on(pipe.generate(&req, |_, _, _| true, false)).unwrap();
     assert_eq!(again, frames);
     let other = pollster::block_on(pipe.generate(
         &Request {
             seed: 8,
             ..req.clone()
         },
-        |_, _, _| {},
+        |_, _, _| true,
         false,
     ))
     .unwrap();
@@ -270,9 +118,9 @@ fn f16_storage_gives_nearly_the_same_image() {
         seed: 3,
         ..Request::default()
     };
-    let f32_img = pollster::block_on(pipe.generate(&req, |_, _, _| {}, false)).unwrap();
+    let f32_img = pollster::block_on(pipe.generate(&req, |_, _, _| true, false)).unwrap();
     pipe.float = ptdit::DType::F16;
-    let f16_img = pollster::block_on(pipe.generate(&req, |_, _, _| {}, false)).unwrap();
+    let f16_img = pollster::block_on(pipe.generate(&req, |_, _, _| true, false)).unwrap();
     let diff = f32_img[0]
         .rgb
         .iter()
@@ -298,7 +146,7 @@ fn video_frames_and_size_errors() {
         steps: 2,
         ..Request::default()
     };
-    let frames = pollster::block_on(pipe.generate(&req, |_, _, _| {}, true)).unwrap();
+    let frames = pollster::block_on(pipe.generate(&req, |_, _, _| true, true)).unwrap();
     assert_eq!(frames.len(), 5);
     assert_eq!((frames[0].width, frames[0].height), (64, 32));
     let e = pipe.check_size(70, 64, 1).unwrap_err().to_string();

@@ -66,3 +66,54 @@ gpu_test!(
         assert!(r.passed(), "{:?}", r.output);
     }
 );
+
+/// The JavaScript API end to end on the tiny random model: load from a `Map` of files,
+/// generate with a preview callback, cancel with an `AbortSignal`.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn js_api_generates_and_cancels() {
+    use js_sys::{Function, Map, Object, Reflect, Uint8Array, Uint8ClampedArray};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    let mut engine = ptdit::web::Engine::create().await.unwrap();
+    assert!(
+        engine.adapter().contains("BrowserWebGpu"),
+        "{}",
+        engine.adapter()
+    );
+    let files = Map::new();
+    for (path, bytes) in common::tiny::tiny_model_files() {
+        files.set(&JsValue::from_str(&path), &Uint8Array::from(&bytes[..]));
+    }
+    engine.load_model(&files).unwrap();
+
+    let opts = Object::new();
+    for (k, v) in [
+        ("prompt", JsValue::from_str("a red apple")),
+        ("width", 64.into()),
+        ("height", 64.into()),
+        ("steps", 2.into()),
+        ("seed", 5.into()),
+    ] {
+        Reflect::set(&opts, &JsValue::from_str(k), &v).unwrap();
+    }
+    // Counts previews in a global the callback increments.
+    let counter = Function::new_with_args("step, total, preview", "globalThis.__steps = (globalThis.__steps || 0) + 1; if (preview.width !== 8 || preview.data.length !== 8 * 8 * 4) throw new Error('bad preview');");
+    let img = engine
+        .generate(opts.clone().into(), Some(counter), None)
+        .await
+        .unwrap();
+    let get = |k: &str| Reflect::get(&img, &JsValue::from_str(k)).unwrap();
+    assert_eq!(get("width").as_f64(), Some(64.0));
+    let data: Uint8ClampedArray = get("data").dyn_into().unwrap();
+    assert_eq!(data.length(), 64 * 64 * 4);
+    let steps = Reflect::get(&js_sys::global(), &JsValue::from_str("__steps")).unwrap();
+    assert_eq!(steps.as_f64(), Some(2.0));
+
+    let abort = web_sys::AbortController::new().unwrap();
+    abort.abort();
+    let e = engine
+        .generate(opts.into(), None, Some(abort.signal()))
+        .await;
+    assert!(e.is_err(), "an aborted signal cancels");
+}

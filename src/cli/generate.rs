@@ -80,8 +80,14 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let frames =
-        pollster::block_on(pipe.generate(&req, |i, _, _| bar.set_position(i as u64), false))?;
+    let frames = pollster::block_on(pipe.generate(
+        &req,
+        |i, _, _| {
+            bar.set_position(i as u64);
+            true
+        },
+        false,
+    ))?;
     bar.finish();
     let bytes = png::encode(&frames)?;
     std::fs::write(&args.out, bytes).map_err(|e| Error::Io {

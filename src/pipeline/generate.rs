@@ -115,12 +115,13 @@ impl TextToImage {
         Ok((width / f, height / f, t))
     }
 
-    /// Runs a request; `on_step(i, n, latents)` is called after each denoising step (pass a
-    /// closure that ignores the latents to avoid any readback).
+    /// Runs a request; `on_step(i, n, latents)` is called after each denoising step and returns
+    /// whether to go on (false cancels with [`Error::Cancelled`]); latents are given when
+    /// `want_previews` (otherwise nothing is read back during the loop).
     pub async fn generate(
         &self,
         req: &Request,
-        mut on_step: impl FnMut(usize, usize, Option<&HostTensor>),
+        mut on_step: impl FnMut(usize, usize, Option<&HostTensor>) -> bool,
         want_previews: bool,
     ) -> Result<Vec<Frame>> {
         let c = &self.components;
@@ -175,11 +176,15 @@ impl TextToImage {
             den.step(step, req.cfg)?;
             if want_previews {
                 let l = den.latent().await?;
-                on_step(i + 1, schedule.len(), Some(&l));
+                if !on_step(i + 1, schedule.len(), Some(&l)) {
+                    return Err(Error::Cancelled);
+                }
             } else {
                 #[cfg(not(target_arch = "wasm32"))]
                 den.exe.wait()?;
-                on_step(i + 1, schedule.len(), None);
+                if !on_step(i + 1, schedule.len(), None) {
+                    return Err(Error::Cancelled);
+                }
             }
         }
         let latents = den.latent().await?;

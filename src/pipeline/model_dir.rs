@@ -9,8 +9,8 @@
 //!   vae/           config.json + *.safetensors   CausalVAE (official keys; encoder ignored)
 //! ```
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::model::t5::T5Config;
@@ -36,68 +36,108 @@ pub struct Components {
     pub vae_weights: HashMap<String, HostTensor>,
 }
 
-fn weights_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    files.sort();
+/// The files of a model directory by relative path (`transformer/config.json`, …): read from
+/// disk natively, handed over by JavaScript in the browser.
+pub type Files = BTreeMap<String, Vec<u8>>;
+
+/// Reads every file of a model directory that the pipeline uses.
+pub fn read_dir(root: &Path) -> Result<Files> {
+    let mut files = Files::new();
+    for comp in [TRANSFORMER, TEXT_ENCODER, TOKENIZER, VAE] {
+        let d = root.join(comp);
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let wanted = name.ends_with(".safetensors")
+                || ["config.json", "tokenizer.json", "spiece.model"].contains(&name.as_str());
+            if wanted && e.path().is_file() {
+                let bytes = std::fs::read(e.path()).map_err(|err| Error::io(e.path(), err))?;
+                files.insert(format!("{comp}/{name}"), bytes);
+            }
+        }
+    }
     Ok(files)
 }
 
-fn read_weights(dir: &Path) -> Result<HashMap<String, HostTensor>> {
+fn weights(files: &Files, comp: &str) -> Result<HashMap<String, HostTensor>> {
     let mut all = HashMap::new();
-    for f in weights_in(dir)? {
-        all.extend(TensorFile::read(&f)?.tensors);
+    for (path, bytes) in files.range(format!("{comp}/")..) {
+        if !path.starts_with(&format!("{comp}/")) {
+            break;
+        }
+        if path.ends_with(".safetensors") {
+            let f = TensorFile::parse(bytes).map_err(|e| Error::Model(format!("{path}: {e}")))?;
+            all.extend(f.tensors);
+        }
     }
     Ok(all)
 }
 
-fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+fn text<'a>(files: &'a Files, path: &str) -> Result<&'a str> {
+    let b = files
+        .get(path)
+        .ok_or_else(|| Error::Model(format!("missing {path}")))?;
+    std::str::from_utf8(b).map_err(|_| Error::Model(format!("{path} is not UTF-8 text")))
 }
 
 /// Checks that every piece is there, listing all that are missing.
-pub fn check(root: &Path) -> Result<()> {
+pub fn check(files: &Files) -> Result<()> {
     let mut missing = Vec::new();
     for comp in [TRANSFORMER, TEXT_ENCODER, VAE] {
-        let d = root.join(comp);
-        if !d.join("config.json").is_file() {
+        if !files.contains_key(&format!("{comp}/config.json")) {
             missing.push(format!("{comp}/config.json"));
         }
-        if !d.is_dir() || weights_in(&d).map(|w| w.is_empty()).unwrap_or(true) {
+        if !files
+            .keys()
+            .any(|k| k.starts_with(&format!("{comp}/")) && k.ends_with(".safetensors"))
+        {
             missing.push(format!("{comp}/*.safetensors"));
         }
     }
-    let tok = root.join(TOKENIZER);
-    if !tok.join("tokenizer.json").is_file() && !tok.join("spiece.model").is_file() {
+    if !files.contains_key("tokenizer/tokenizer.json")
+        && !files.contains_key("tokenizer/spiece.model")
+    {
         missing.push(format!("{TOKENIZER}/tokenizer.json (or spiece.model)"));
     }
     if missing.is_empty() {
         return Ok(());
     }
     Err(Error::Model(format!(
-        "{} is not a complete model directory; missing: {} (layout: transformer/, text_encoder/, vae/ with config.json and *.safetensors, tokenizer/tokenizer.json; `ptdit convert` makes safetensors from the official checkpoints)",
-        root.display(),
+        "not a complete model directory; missing: {} (layout: transformer/, text_encoder/, vae/ with config.json and *.safetensors, tokenizer/tokenizer.json or spiece.model; `ptdit convert` makes safetensors from the official checkpoints)",
         missing.join(", ")
     )))
 }
 
+/// Loads every component from the files of a model directory.
+pub fn from_files(files: &Files) -> Result<Components> {
+    check(files)?;
+    let tokenizer = match files.get("tokenizer/tokenizer.json") {
+        Some(b) => Tokenizer::from_bytes(b)?,
+        None => Tokenizer::from_spiece(
+            files
+                .get("tokenizer/spiece.model")
+                .map(|v| v.as_slice())
+                .unwrap_or_default(),
+        )?,
+    };
+    Ok(Components {
+        transformer: PtditConfig::from_json(text(files, "transformer/config.json")?)?,
+        transformer_weights: weights(files, TRANSFORMER)?,
+        text_encoder: T5Config::from_json(text(files, "text_encoder/config.json")?)?,
+        text_encoder_weights: weights(files, TEXT_ENCODER)?,
+        tokenizer,
+        vae: VaeConfig::from_json(text(files, "vae/config.json")?)?,
+        vae_weights: weights(files, VAE)?,
+    })
+}
+
+/// Loads a model directory from disk.
 pub fn load(root: impl AsRef<Path>) -> Result<Components> {
     let root = root.as_ref();
-    check(root)?;
-    Ok(Components {
-        transformer: PtditConfig::from_json(&read_text(
-            &root.join(TRANSFORMER).join("config.json"),
-        )?)?,
-        transformer_weights: read_weights(&root.join(TRANSFORMER))?,
-        text_encoder: T5Config::from_json(&read_text(
-            &root.join(TEXT_ENCODER).join("config.json"),
-        )?)?,
-        text_encoder_weights: read_weights(&root.join(TEXT_ENCODER))?,
-        tokenizer: Tokenizer::from_dir(root.join(TOKENIZER))?,
-        vae: VaeConfig::from_json(&read_text(&root.join(VAE).join("config.json"))?)?,
-        vae_weights: read_weights(&root.join(VAE))?,
+    from_files(&read_dir(root)?).map_err(|e| match e {
+        Error::Model(m) => Error::Model(format!("{}: {m}", root.display())),
+        e => e,
     })
 }

@@ -2,6 +2,8 @@
 //! op and model test uses.
 #![allow(dead_code)]
 
+pub mod tiny;
+
 use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
 use std::sync::OnceLock;
