@@ -110,7 +110,12 @@ impl Engine {
     /// The adapter, as `"name (backend, device type)"`.
     pub fn adapter(&self) -> String {
         let r = &self.ctx.report;
-        format!("{} ({}, {})", r.name, r.backend, r.device_type)
+        let name = if r.name.is_empty() {
+            "unnamed adapter"
+        } else {
+            &r.name
+        };
+        format!("{name} ({}, {})", r.backend, r.device_type)
     }
 
     /// Loads a model from its files: a `Map` of relative path (`"transformer/config.json"`, …)

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A complete tiny model with random weights, as the files of a model directory (64×64 px
 //! images: 8×8 latents, 4×4 tokens in 2×2 windows), for pipeline tests natively and in the
 //! browser.
