@@ -98,6 +98,7 @@ async function main() {
         draw(preview);
       }, abort.signal);
       draw(image);
+      window.ptditLastImage = image; // for tests: the image before scaling to the canvas
       $("progress").value = 1;
       status(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       document.body.dataset.done = "1";

@@ -49,6 +49,38 @@ try {
     const mean = sum / n;
     return { mean, std: Math.sqrt(sum2 / n - mean * mean), colours: colours.size };
   });
+  if (process.env.NATIVE_PNG) {
+    // Same seed and prompt on the native CLI: the images must agree (see the tolerance below).
+    const fs = await import("node:fs");
+    const b64 = fs.readFileSync(process.env.NATIVE_PNG).toString("base64");
+    const cmp = await page.evaluate(async (b64) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${b64}`;
+      await img.decode();
+      const c = document.createElement("canvas");
+      c.width = img.width; c.height = img.height;
+      const ctx = c.getContext("2d");
+      ctx.drawImage(img, 0, 0);
+      const native = ctx.getImageData(0, 0, img.width, img.height).data;
+      const web = window.ptditLastImage;
+      if (web.width !== img.width || web.height !== img.height) return { error: `sizes differ: ${web.width}x${web.height} vs ${img.width}x${img.height}` };
+      let max = 0, sum = 0, n = 0;
+      for (let i = 0; i < native.length; i += 4) {
+        for (let k = 0; k < 3; k++) {
+          const d = Math.abs(native[i + k] - web.data[i + k]);
+          max = Math.max(max, d); sum += d; n++;
+        }
+      }
+      return { max, mean: sum / n };
+    }, b64);
+    if (cmp.error) fail(cmp.error);
+    console.log(`e2e: browser vs native (same seed): max |diff| ${cmp.max} levels, mean ${cmp.mean.toFixed(3)}`);
+    // Both run f32 arithmetic (llvmpipe natively, SwiftShader here); they differ by rounding
+    // (~1e-6 relative), which moves a pixel by at most one 8-bit level where a value sits on a
+    // rounding boundary. 2 levels allow for that and the GPUs' exp/sin ulps, and still catch any
+    // real difference in the computation, which shows up as tens of levels.
+    if (cmp.max > 2) fail(`the browser and native images differ by up to ${cmp.max} levels`);
+  }
   await page.screenshot({ path: shot });
   console.log(`e2e: ${status}; canvas mean ${stats.mean.toFixed(1)}, std ${stats.std.toFixed(1)}, ${stats.colours} colours; screenshot ${shot}`);
   if (stats.std < 2 || stats.colours < 16) fail("the canvas is blank");
