@@ -74,6 +74,26 @@ impl Report {
     }
 }
 
+/// Compares our output `ours` with the fixture's golden tensor `golden`.
+fn compare_output(
+    file: &TensorFile,
+    outputs: &HashMap<String, HostTensor>,
+    golden: &str,
+    ours: &str,
+    rel_tol: f32,
+) -> Result<Comparison> {
+    let want = file.get(golden)?;
+    let got = outputs
+        .get(ours)
+        .ok_or_else(|| Error::Model(format!("the graph produced no `{ours}`")))?;
+    Ok(Comparison::new(
+        golden,
+        got.as_f32(),
+        want.as_f32(),
+        rel_tol,
+    ))
+}
+
 /// A golden fixture: how to build its graph and feeds, and how to judge the outputs.
 pub trait Golden {
     /// The graph (weights as params, traces as outputs) and every value it needs.
@@ -114,10 +134,7 @@ pub struct PtditFixture {
 
 impl PtditFixture {
     pub fn from_file(file: TensorFile) -> Result<Self> {
-        let cfg_text = file
-            .metadata
-            .get("config")
-            .ok_or_else(|| Error::Model("fixture has no `config` metadata".into()))?;
+        let cfg_text = file.config_text()?;
         let config = PtditConfig::from_json(cfg_text)?;
         let latent = file.get("input.hidden_states")?.clone();
         let text = file.get("input.encoder_hidden_states")?.clone();
@@ -167,11 +184,7 @@ impl Golden for PtditFixture {
         _feeds: &HashMap<String, HostTensor>,
         rel_tol: f32,
     ) -> Result<Report> {
-        let want = self.file.get("output.sample")?;
-        let got = outputs
-            .get(io::SAMPLE)
-            .ok_or_else(|| Error::Model("no output".into()))?;
-        let output = Comparison::new("output.sample", got.as_f32(), want.as_f32(), rel_tol);
+        let output = compare_output(&self.file, outputs, "output.sample", io::SAMPLE, rel_tol)?;
         let mut traces = Vec::new();
         for name in self.trace_names() {
             if let (Some(g), Ok(w)) = (outputs.get(&name), self.file.get(&name)) {
@@ -230,10 +243,7 @@ pub struct T5Fixture {
 
 impl T5Fixture {
     pub fn from_file(file: TensorFile) -> Result<Self> {
-        let cfg_text = file
-            .metadata
-            .get("config")
-            .ok_or_else(|| Error::Model("fixture has no `config` metadata".into()))?;
+        let cfg_text = file.config_text()?;
         let config = T5Config::from_json(cfg_text)?;
         let ids_t = file.get("input.input_ids")?;
         let dims = ids_t.shape.dims().to_vec();
@@ -282,16 +292,13 @@ impl Golden for T5Fixture {
         feeds: &HashMap<String, HostTensor>,
         rel_tol: f32,
     ) -> Result<Report> {
-        let want = self.file.get("output.last_hidden_state")?;
-        let got = outputs
-            .get(t5::io::OUTPUT)
-            .ok_or_else(|| Error::Model("no output".into()))?;
-        let output = Comparison::new(
+        let output = compare_output(
+            &self.file,
+            outputs,
             "output.last_hidden_state",
-            got.as_f32(),
-            want.as_f32(),
+            t5::io::OUTPUT,
             rel_tol,
-        );
+        )?;
         let mut traces = Vec::new();
         // Host-side parts first: buckets (exact), position bias, embeddings.
         if let Ok(b) = self.file.get("trace.relative_position_bucket") {
@@ -345,10 +352,7 @@ pub struct VaeFixture {
 
 impl VaeFixture {
     pub fn from_file(file: TensorFile) -> Result<Self> {
-        let cfg_text = file
-            .metadata
-            .get("config")
-            .ok_or_else(|| Error::Model("fixture has no `config` metadata".into()))?;
+        let cfg_text = file.config_text()?;
         let config = VaeConfig::from_json(cfg_text)?;
         let l = file.get("input.latents")?.shape.dims().to_vec();
         let latent: [usize; 5] = l.as_slice().try_into().map_err(|_| {
@@ -387,11 +391,13 @@ impl Golden for VaeFixture {
         _feeds: &HashMap<String, HostTensor>,
         rel_tol: f32,
     ) -> Result<Report> {
-        let want = self.file.get("output.sample")?;
-        let got = outputs
-            .get(vae::io::SAMPLE)
-            .ok_or_else(|| Error::Model("no output".into()))?;
-        let output = Comparison::new("output.sample", got.as_f32(), want.as_f32(), rel_tol);
+        let output = compare_output(
+            &self.file,
+            outputs,
+            "output.sample",
+            vae::io::SAMPLE,
+            rel_tol,
+        )?;
         // In execution order, so the first failing trace is where the decoder first went wrong.
         let mut names: Vec<&String> = self
             .file

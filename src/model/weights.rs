@@ -57,6 +57,14 @@ impl TensorFile {
         Ok(TensorFile { tensors, metadata })
     }
 
+    /// The `config` metadata (the model's constructor arguments as JSON), as fixtures carry it.
+    pub fn config_text(&self) -> Result<&str> {
+        self.metadata
+            .get("config")
+            .map(|s| s.as_str())
+            .ok_or_else(|| Error::Model("the file has no `config` metadata".into()))
+    }
+
     pub fn get(&self, key: &str) -> Result<&HostTensor> {
         self.tensors
             .get(key)
