@@ -13,6 +13,29 @@ use ptdit::ops::Op;
 use ptdit::rng::Rng;
 use ptdit::{DType, Executable, GpuContext, Graph, HostTensor, Result, TensorDesc, TensorId};
 
+/// What a benchmark reports: lines for people, figures (each with its baseline from the same
+/// run) for `--json`.
+#[derive(Default)]
+struct Out {
+    lines: Vec<String>,
+    figures: Vec<serde_json::Value>,
+}
+
+impl Out {
+    fn say(&mut self, line: String) {
+        self.lines.push(line);
+    }
+    /// A figure; `baseline` is (what, value) measured in the same run, if the figure has one.
+    fn figure(&mut self, name: &str, value: f64, unit: &str, baseline: Option<(&str, f64)>) {
+        let mut f = serde_json::json!({ "name": name, "value": value, "unit": unit });
+        if let Some((what, b)) = baseline {
+            f["baseline"] = serde_json::json!({ "name": what, "value": b });
+            f["ratio"] = serde_json::json!(value / b);
+        }
+        self.figures.push(f);
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Which {
     /// Matmul GFLOP/s at 512³: the engine against the plain CPU reference.
@@ -36,24 +59,40 @@ pub struct BenchArgs {
     /// Token grid sides for `payoff`.
     #[arg(long, value_delimiter = ',', default_value = "32,64")]
     grids: Vec<usize>,
+    /// Print one JSON document (adapter, figures with baselines and ratios) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
+    let mut out = Out::default();
+    let mut adapter = serde_json::Value::Null;
     if args.which == Which::Memory {
-        memory()?;
-        return Ok(ExitCode::SUCCESS);
+        memory(&mut out)?;
+    } else {
+        let ctx = GpuContext::new_blocking()?;
+        let r = &ctx.report;
+        out.say(format!(
+            "adapter: {} ({}, {})",
+            r.name, r.backend, r.device_type
+        ));
+        adapter = serde_json::json!({ "name": r.name, "backend": r.backend, "device_type": r.device_type, "driver": r.driver });
+        match args.which {
+            Which::Matmul => matmul(&ctx, args.size, &mut out)?,
+            Which::Forward => forward(&ctx, &mut out)?,
+            Which::Payoff => payoff(&ctx, &args.grids, &mut out)?,
+            Which::Memory => {}
+        }
     }
-    let ctx = GpuContext::new_blocking()?;
-    println!(
-        "adapter: {} ({}, {})",
-        ctx.report.name, ctx.report.backend, ctx.report.device_type
-    );
-    match args.which {
-        Which::Matmul => matmul(&ctx, args.size)?,
-        Which::Forward => forward(&ctx)?,
-        Which::Payoff => payoff(&ctx, &args.grids)?,
-        Which::Memory => {}
-    }
+    let text = if args.json {
+        let doc = serde_json::json!({ "adapter": adapter, "benchmark": format!("{:?}", args.which).to_lowercase(), "figures": out.figures });
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    } else {
+        out.lines.join("\n")
+    };
+    // A closed pipe (`| head`) ends the output quietly rather than with a panic.
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -69,7 +108,7 @@ fn time_per_call(min_secs: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64
     Ok(start.elapsed().as_secs_f64() / n as f64)
 }
 
-fn matmul(ctx: &GpuContext, s: usize) -> Result<()> {
+fn matmul(ctx: &GpuContext, s: usize, out: &mut Out) -> Result<()> {
     let mut g = Graph::new();
     let a = g.input("a", TensorDesc::f32([s, s]))?;
     let w = g.param("w", [s, s])?;
@@ -94,30 +133,36 @@ fn matmul(ctx: &GpuContext, s: usize) -> Result<()> {
     })? / batch as f64;
 
     let op = Matmul { bias: false };
-    let out = TensorDesc::f32([s, s]);
+    let out_desc = TensorDesc::f32([s, s]);
     let cpu = time_per_call(2.0, || {
-        std::hint::black_box(op.cpu(&[&av, &wv], &out));
+        std::hint::black_box(op.cpu(&[&av, &wv], &out_desc));
         Ok(())
     })?;
 
     let gg = flops / gpu / 1e9;
     let cg = flops / cpu / 1e9;
-    println!("matmul {s}x{s}x{s} f32");
-    println!(
+    out.say(format!("matmul {s}x{s}x{s} f32"));
+    out.say(format!(
         "  engine (GPU)        {gg:8.2} GFLOP/s  ({:.2} ms)",
         gpu * 1e3
-    );
-    println!(
+    ));
+    out.say(format!(
         "  CPU reference       {cg:8.2} GFLOP/s  ({:.2} ms, one thread)",
         cpu * 1e3
+    ));
+    out.say(format!("  ratio engine / CPU  {:8.2}x", gg / cg));
+    out.figure(
+        &format!("matmul {s}^3 f32"),
+        gg,
+        "GFLOP/s",
+        Some(("CPU reference, one thread", cg)),
     );
-    println!("  ratio engine / CPU  {:8.2}x", gg / cg);
     Ok(())
 }
 
 /// A small PT-DiT: the released block structure (windows 8×8, one proxy per window, shifted
 /// windows) at width 256, 4 layers, a 64×64 latent (1024 tokens), CFG batch 2.
-fn forward(ctx: &GpuContext) -> Result<()> {
+fn forward(ctx: &GpuContext, out: &mut Out) -> Result<()> {
     let mut cfg = PtditConfig::released_xl();
     cfg.num_attention_heads = 4;
     cfg.attention_head_dim = 64;
@@ -157,33 +202,39 @@ fn forward(ctx: &GpuContext) -> Result<()> {
     let cpu_s = start.elapsed().as_secs_f64();
     let tokens = (shapes.batch * grid.tokens()) as f64;
     let gflop = graph.flops() as f64 / 1e9;
-    println!(
+    out.say(format!(
         "PT-DiT forward: width 256 (4x64), 4 layers, 64x64 latent = {} tokens x batch 2, text 32",
         grid.tokens()
-    );
-    println!(
+    ));
+    out.say(format!(
         "  {} dispatches in one submission, {:.1} GFLOP",
         model.exe.dispatches, gflop
-    );
-    println!(
+    ));
+    out.say(format!(
         "  engine (GPU)        {:10.0} tokens/s  ({:.1} ms, {:.2} GFLOP/s)",
         tokens / gpu,
         gpu * 1e3,
         gflop / gpu
-    );
-    println!(
+    ));
+    out.say(format!(
         "  CPU reference       {:10.0} tokens/s  ({:.1} ms, one thread)",
         tokens / cpu_s,
         cpu_s * 1e3
+    ));
+    out.say(format!("  ratio engine / CPU  {:10.2}x", cpu_s / gpu));
+    out.figure(
+        "PT-DiT forward, width 256, 4 layers, 1024 tokens x 2",
+        tokens / gpu,
+        "tokens/s",
+        Some(("CPU reference forward, one thread", tokens / cpu_s)),
     );
-    println!("  ratio engine / CPU  {:10.2}x", cpu_s / gpu);
     let m = &model.exe.memory;
-    println!(
+    out.say(format!(
         "  memory: peak {:.1} MiB (intermediates {:.1} MiB shared, {:.1} MiB if unshared)",
         m.peak_bytes() as f64 / 1048576.0,
         m.intermediate_bytes as f64 / 1048576.0,
         m.unshared_bytes as f64 / 1048576.0
-    );
+    ));
     Ok(())
 }
 
@@ -263,20 +314,21 @@ fn time_graph(ctx: &GpuContext, graph: &Graph, min_secs: f64) -> Result<f64> {
 }
 
 /// The proxy-token payoff: a PT-DiT block against an equal-width global-attention block.
-fn payoff(ctx: &GpuContext, grids: &[usize]) -> Result<()> {
+fn payoff(ctx: &GpuContext, grids: &[usize], out: &mut Out) -> Result<()> {
     let (d, heads, text) = (256, 4, 120);
     let mut cfg = PtditConfig::released_xl();
     cfg.num_attention_heads = heads;
     cfg.attention_head_dim = d / heads;
     cfg.cross_attention_dim = Some(d);
-    println!("PT-DiT block vs global-attention (PixArt-style) block, width {d}, {heads} heads, text {text}, batch 2");
-    println!(
+    out.say(format!("PT-DiT block vs global-attention (PixArt-style) block, width {d}, {heads} heads, text {text}, batch 2"));
+    out.say(
         "  windows: 64 windows per image ((1, g/8, g/8)), one proxy each, as the paper scales them"
+            .to_string(),
     );
-    println!(
+    out.say(format!(
         "  {:>9} {:>8} {:>14} {:>14} {:>11} {:>11}",
         "grid", "tokens", "PT-DiT ms", "global ms", "time ratio", "FLOP ratio"
-    );
+    ));
     for &side in grids {
         let w = side / 8;
         cfg.compress_ratios = [1, w, w];
@@ -292,7 +344,7 @@ fn payoff(ctx: &GpuContext, grids: &[usize]) -> Result<()> {
         let gl = global_attention_block(2, side * side, d, heads, text)?;
         let tp = time_graph(ctx, &pt, 2.0)?;
         let tg = time_graph(ctx, &gl, 2.0)?;
-        println!(
+        out.say(format!(
             "  {:>9} {:>8} {:>14.1} {:>14.1} {:>11.3} {:>11.3}",
             format!("{side}x{side}"),
             side * side,
@@ -300,28 +352,43 @@ fn payoff(ctx: &GpuContext, grids: &[usize]) -> Result<()> {
             tg * 1e3,
             tp / tg,
             pt.flops() as f64 / gl.flops() as f64
+        ));
+        // The figure is the PT-DiT block's time; its baseline the global block's. The FLOP
+        // ratio the time ratio should approach goes alongside.
+        out.figure(
+            &format!("PT-DiT block {side}x{side} (ms)"),
+            tp * 1e3,
+            "ms",
+            Some(("global-attention block (ms)", tg * 1e3)),
+        );
+        out.figure(
+            &format!("FLOP ratio PT-DiT / global {side}x{side}"),
+            pt.flops() as f64 / gl.flops() as f64,
+            "ratio",
+            None,
         );
     }
     Ok(())
 }
 
 /// Peak GPU memory of one denoising step of the released PT-DiT/XL, from shapes alone.
-fn memory() -> Result<()> {
+fn memory(out: &mut Out) -> Result<()> {
     let cfg = PtditConfig::released_xl();
-    println!(
+    out.say(
         "released PT-DiT/XL denoising step (CFG batch 2, text 200), memory planned from shapes:"
+            .to_string(),
     );
-    println!(
+    out.say(format!(
         "  {:>10} {:>6} {:>12} {:>14} {:>12} {:>12}",
         "image", "type", "weights", "activations", "peak", "unshared"
-    );
+    ));
     for px in [1024, 2048] {
         for float in [DType::F16, DType::F32] {
             let grid = cfg.grid(1, px / 8, px / 8)?;
             let g = ptdit::pipeline::denoiser::build(&cfg, 1, grid, 200, float)?;
             let p = planner::plan(&g);
             let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-            println!(
+            out.say(format!(
                 "  {:>10} {:>6} {:>10.2} GiB {:>10.3} GiB {:>8.2} GiB {:>8.2} GiB",
                 format!("{px}x{px}"),
                 float.wgsl(),
@@ -329,6 +396,15 @@ fn memory() -> Result<()> {
                 gib(p.output_bytes + p.intermediate_bytes),
                 gib(p.peak_bytes()),
                 gib(p.fixed_bytes + p.output_bytes + p.unshared_bytes)
+            ));
+            out.figure(
+                &format!("released XL step {px}x{px} {} peak", float.wgsl()),
+                gib(p.peak_bytes()),
+                "GiB",
+                Some((
+                    "without lifetime sharing",
+                    gib(p.fixed_bytes + p.output_bytes + p.unshared_bytes),
+                )),
             );
         }
     }
