@@ -207,3 +207,21 @@ fn memory_report_of_a_graph_needs_no_device() {
         plan.fixed_bytes + plan.output_bytes + plan.intermediate_bytes
     );
 }
+
+#[test]
+fn a_lost_device_is_reported_not_hung_on() {
+    // Its own device: destroying the shared one would break the other tests.
+    let ctx = GpuContext::new_blocking().unwrap();
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([4])).unwrap();
+    let y = g.silu(x).unwrap();
+    g.output(y, "y").unwrap();
+    let exe = Executable::new_blocking(&ctx, &g).unwrap();
+    ctx.device.destroy();
+    let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
+    let run = exe.run().and_then(|_| exe.read_blocking("y").map(|_| ()));
+    let e = run
+        .expect_err("work on a destroyed device must fail")
+        .to_string();
+    assert!(e.contains("the GPU device was lost"), "{e}");
+}
