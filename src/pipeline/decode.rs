@@ -34,7 +34,7 @@ impl Default for Tiling {
 }
 
 /// A `(C, T, H, W)` block of decoded pixels (batch item 0).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct Block {
     c: usize,
     t: usize,
@@ -83,23 +83,24 @@ fn blend_h(a: &Block, b: &mut Block, extent: usize) {
     }
 }
 
-/// The decoder with its weights, compiling a graph per latent shape it meets.
-pub struct Decoder {
+/// The decoder over borrowed weights (no copy per request), compiling a graph per latent
+/// shape it meets.
+pub struct Decoder<'w> {
     ctx: GpuContext,
     config: VaeConfig,
-    weights: HashMap<String, HostTensor>,
+    weights: &'w HashMap<String, HostTensor>,
     compiled: HashMap<[usize; 5], Executable>,
     pub tiling: Tiling,
     /// Storage type of weights and activations (pixels come back as f32 either way).
     pub float: DType,
 }
 
-impl Decoder {
+impl<'w> Decoder<'w> {
     /// `weights` may hold the whole VAE; the encoder's keys are ignored.
     pub fn new(
         ctx: &GpuContext,
         config: VaeConfig,
-        weights: HashMap<String, HostTensor>,
+        weights: &'w HashMap<String, HostTensor>,
     ) -> Result<Self> {
         config.validate()?;
         Ok(Decoder {
@@ -120,7 +121,7 @@ impl Decoder {
             let graph = vae::build_as(&self.config, shape, false, self.float)?;
             let params = weights::select_params(
                 &graph,
-                &self.weights,
+                self.weights,
                 &[],
                 &["encoder.", "quant_conv.", "loss."],
             )?;
@@ -186,7 +187,7 @@ impl Decoder {
         // Blend in place with the upper, then the left neighbour, as the official code does.
         for i in 0..rows.len() {
             for j in 0..rows[i].len() {
-                let mut tile_px = rows[i][j].clone();
+                let mut tile_px = std::mem::take(&mut rows[i][j]);
                 if i > 0 {
                     blend_v(&rows[i - 1][j], &mut tile_px, extent);
                 }

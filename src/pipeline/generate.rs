@@ -190,7 +190,7 @@ impl TextToImage {
         let latents = den.latent().await?;
         drop(den);
 
-        let mut dec = Decoder::new(&self.ctx, c.vae.clone(), c.vae_weights.clone())?;
+        let mut dec = Decoder::new(&self.ctx, c.vae.clone(), &c.vae_weights)?;
         dec.float = self.float;
         let px = dec.decode(&latents).await?;
         let o = px.shape.dims().to_vec();
