@@ -1,0 +1,83 @@
+"""The agreement fixture (tests/fixtures/emoji_agreement.safetensors): the PyTorch model's
+whole sampling run for one prompt and one noise, with the shipped (f16-rounded) weights, for the
+engine's test to reproduce.
+
+    python tools/train/fixture.py [--model assets/emoji] [--out tests/fixtures/...]
+"""
+
+import argparse
+import json
+import os
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import data
+from ptdit_torch import PTDiT, T5Encoder, sample
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PROMPT = "red apple"
+
+
+def load(model_dir):
+    """The exported model directory in PyTorch, weights widened from f16 to f32."""
+    mods = []
+    for comp, cls in [("transformer", PTDiT), ("text_encoder", T5Encoder)]:
+        with open(os.path.join(model_dir, comp, "config.json")) as f:
+            m = cls(json.load(f))
+        sd = load_file(os.path.join(model_dir, comp, "model.safetensors"))
+        m.load_state_dict({k: v.float() for k, v in sd.items()})
+        mods.append(m.eval())
+    with open(os.path.join(model_dir, "scheduler", "scheduler_config.json")) as f:
+        sched = json.load(f)
+    with open(os.path.join(model_dir, "tokenizer", "tokenizer_config.json")) as f:
+        text_len = json.load(f)["model_max_length"]
+    return mods[0], mods[1], sched, text_len
+
+
+def tokens(ptdit, model_dir, prompts, text_len):
+    ids, lens = data.engine_tokens(ptdit, os.path.join(model_dir, "tokenizer"), prompts, text_len)
+    ids = torch.from_numpy(ids)
+    mask = (torch.arange(text_len)[None] < torch.from_numpy(lens)[:, None]).float()
+    return ids, mask
+
+
+@torch.no_grad()
+def generate(dit, t5, sched, ids, mask, noise, steps=None, cfg=None):
+    """Samples like the engine: prompts in `ids[:-1]`... one uncond row (the empty prompt) last."""
+    b = noise.shape[0]
+    y = t5(ids, mask)
+    yc, mc = y[:b], mask[:b]
+    yu, mu = y[b:].expand(b, -1, -1), mask[b:].expand(b, -1)
+    return sample(
+        dit, noise, yc, mc, yu, mu,
+        steps or sched["num_inference_steps"], cfg or sched["guidance_scale"],
+        sched["base_resolution"], sched["transform_scale"],
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default=os.path.join(ROOT, "assets", "emoji"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "emoji_agreement.safetensors"))
+    ap.add_argument("--ptdit", default=os.path.join(ROOT, "target", "release", "ptdit"))
+    ap.add_argument("--steps", type=int, default=10)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    dit, t5, sched, text_len = load(args.model)
+    ids, mask = tokens(args.ptdit, args.model, [PROMPT, ""], text_len)
+    size = sched["sample_size"]
+    noise = torch.randn(1, 3, size[0], size[1], generator=torch.Generator().manual_seed(7))
+    x = generate(dit, t5, sched, ids, mask, noise, steps=args.steps)
+    save_file(
+        {"noise": noise.contiguous(), "ids": ids.to(torch.int32), "image": x.contiguous()},
+        args.out,
+        metadata={"prompt": PROMPT, "steps": str(args.steps), "cfg": str(sched["guidance_scale"]),
+                  "made_by": "tools/train/fixture.py"},
+    )
+    print(f"wrote {args.out}: {PROMPT!r}, {args.steps} steps, image std {x.std():.3f}")
+
+
+if __name__ == "__main__":
+    main()

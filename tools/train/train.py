@@ -1,0 +1,222 @@
+"""Trains the embedded default model: a pixel-space PT-DiT with a small T5 encoder on emoji.
+
+    python tools/train/train.py --steps 12000        # from scratch, or resumes where it stopped
+
+Checkpoints go to --cache (resumable at any time: kill it and run the same command again); the
+exported model (f16 safetensors, configs, tokenizer) goes to --out every --export-every steps and
+at the end, with `training.json` recording the seed, the data version, the steps and the time.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+import data
+from ptdit_torch import PTDiT, T5Encoder, round_bf16
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def configs(args, vocab):
+    p, size = args.patch, args.size
+    win = args.window
+    transformer = {
+        "num_attention_heads": args.width // 32,
+        "attention_head_dim": 32,
+        "in_channels": 3,
+        "out_channels": 6,
+        "num_layers": args.layers,
+        "patch_size": p,
+        "sample_size": size // p,
+        "cross_attention_dim": args.width,
+        "caption_channels": args.text_width,
+        "attention_bias": True,
+        "activation_fn": "gelu-approximate",
+        "norm_type": "ada_norm_single",
+        "norm_elementwise_affine": False,
+        "norm_eps": 1e-6,
+        "compress_ratios": [1, win, win],
+        "proxy_compress_ratios": [1, win, win],
+        "shift_window": True,
+    }
+    text = {
+        "vocab_size": vocab,
+        "d_model": args.text_width,
+        "d_kv": 32,
+        "num_heads": args.text_width // 32,
+        "d_ff": 2 * args.text_width,
+        "num_layers": args.text_layers,
+        "relative_attention_num_buckets": 32,
+        "relative_attention_max_distance": 128,
+        "feed_forward_proj": "gated-gelu",
+        "dense_act_fn": "gelu_new",
+        "layer_norm_epsilon": 1e-6,
+    }
+    # The released sampler's timestep shift is relative to 512² px; this model's native size is
+    # its own base, so the schedule is the plain rectified-flow one at that size.
+    scheduler = {
+        "num_inference_steps": 30,
+        "guidance_scale": 4.0,
+        "base_resolution": size * size,
+        "transform_scale": 1.0,
+        "sample_size": [size, size],
+    }
+    return transformer, text, scheduler
+
+
+def export(out, models, cfgs, cache, info):
+    """The model directory the engine loads, 16-bit weights."""
+    (dit, t5), (tcfg, ecfg, scfg) = models, cfgs
+    for comp, model, cfg in [("transformer", dit, tcfg), ("text_encoder", t5, ecfg)]:
+        d = os.path.join(out, comp)
+        os.makedirs(d, exist_ok=True)
+        sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+        save_file(sd, os.path.join(d, "model.safetensors"))
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+    tok = os.path.join(out, "tokenizer")
+    os.makedirs(tok, exist_ok=True)
+    shutil.copy(os.path.join(cache, "tokenizer", "tokenizer.json"), tok)
+    with open(os.path.join(tok, "tokenizer_config.json"), "w") as f:
+        json.dump({"model_max_length": info["text_len"]}, f, indent=1)
+    os.makedirs(os.path.join(out, "scheduler"), exist_ok=True)
+    with open(os.path.join(out, "scheduler", "scheduler_config.json"), "w") as f:
+        json.dump(scfg, f, indent=1)
+    with open(os.path.join(out, "training.json"), "w") as f:
+        json.dump(info, f, indent=1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--steps", type=int, default=12000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", type=int, default=32, help="image size in pixels")
+    ap.add_argument("--patch", type=int, default=4)
+    ap.add_argument("--window", type=int, default=2, help="window edge in tokens")
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--text-width", type=int, default=128)
+    ap.add_argument("--text-layers", type=int, default=2)
+    ap.add_argument("--text-len", type=int, default=32)
+    ap.add_argument("--drop", type=float, default=0.1, help="caption dropout (CFG)")
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--cache", default=os.path.join(HERE, ".cache"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "assets", "emoji"))
+    ap.add_argument("--ptdit", default=os.path.join(ROOT, "target", "release", "ptdit"))
+    ap.add_argument("--save-every", type=int, default=200)
+    ap.add_argument("--export-every", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bench", type=int, default=0, help="time N steps and exit")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    ds = data.build(
+        args.cache, args.size, args.ptdit, os.path.join(args.cache, "tokenizer"), args.text_len
+    )
+    images = torch.from_numpy(ds["images"].astype(np.float32))
+    ids, lens = torch.from_numpy(ds["ids"]), torch.from_numpy(ds["lens"])
+    empty_ids, empty_len = torch.from_numpy(ds["empty_ids"]), int(ds["empty_len"][0])
+    n = len(images)
+    cfgs = configs(args, int(ds["vocab"][0]))
+    print(f"{n} images, vocabulary {int(ds['vocab'][0])}, unk share "
+          f"{float((ids == 2).sum()) / float(lens.sum()):.4f}")
+
+    torch.manual_seed(args.seed)
+    dit, t5 = PTDiT(cfgs[0]), T5Encoder(cfgs[1])
+    dit.init_like_training_start()
+    params = list(dit.parameters()) + list(t5.parameters())
+    print(f"parameters: transformer {sum(p.numel() for p in dit.parameters()):,}, "
+          f"text encoder {sum(p.numel() for p in t5.parameters()):,}")
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    ema = [p.detach().clone() for p in params]
+    step, elapsed = 0, 0.0
+    ck = os.path.join(args.cache, "run", "ckpt.pt")
+    if os.path.isfile(ck) and not args.bench:
+        s = torch.load(ck)
+        dit.load_state_dict(s["dit"]), t5.load_state_dict(s["t5"]), opt.load_state_dict(s["opt"])
+        ema = s["ema"]
+        step, elapsed = s["step"], s["elapsed"]
+        torch.set_rng_state(s["rng"])
+        print(f"resumed at step {step} ({elapsed / 60:.1f} min so far)")
+
+    def save():
+        os.makedirs(os.path.dirname(ck), exist_ok=True)
+        torch.save({"dit": dit.state_dict(), "t5": t5.state_dict(), "opt": opt.state_dict(),
+                    "ema": ema, "step": step, "elapsed": elapsed,
+                    "rng": torch.get_rng_state()}, ck + ".tmp")
+        os.replace(ck + ".tmp", ck)
+
+    def export_ema():
+        live = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p, e in zip(params, ema):
+                p.copy_(e)
+        info = {"steps": step, "seed": args.seed, "train_minutes": round(elapsed / 60, 1),
+                "batch": args.batch, "lr": args.lr, "ema": args.ema,
+                "caption_dropout": args.drop, "text_len": args.text_len,
+                "data": data.PACKAGES, "images": n, "torch": torch.__version__,
+                "command": "python tools/train/train.py " + " ".join(
+                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                    if k in ("steps", "batch", "lr", "seed", "size", "patch", "window", "width",
+                             "layers", "text_width", "text_layers", "text_len"))}
+        export(args.out, (dit, t5), cfgs, args.cache, info)
+        with torch.no_grad():
+            for p, l in zip(params, live):
+                p.copy_(l)
+        print(f"exported step {step} to {args.out}")
+
+    t0, losses = time.time(), []
+    while step < args.steps or args.bench:
+        idx = torch.randint(0, n, (args.batch,))
+        variant = torch.randint(0, 2, (args.batch,))
+        tok = ids[idx, variant].clone()
+        ln = lens[idx, variant].clone()
+        drop = torch.rand(args.batch) < args.drop
+        tok[drop], ln[drop] = empty_ids, empty_len
+        mask = (torch.arange(args.text_len)[None] < ln[:, None]).float()
+        x0 = images[idx]
+        noise = torch.randn_like(x0)
+        t = torch.sigmoid(torch.randn(args.batch)) * 1000.0  # logit-normal, as the released RFlow
+        tt = (t / 1000.0)[:, None, None, None]
+        xt = (1 - tt) * x0 + tt * noise
+        v = dit(xt, round_bf16(t), t5(tok, mask), mask)
+        loss = F.mse_loss(v, x0 - noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        for g in opt.param_groups:
+            g["lr"] = args.lr * min(1.0, (step + 1) / 300)
+        opt.step()
+        step += 1
+        d = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - d)
+        losses.append(loss.item())
+        now = time.time()
+        elapsed += now - t0
+        t0 = now
+        if args.bench and step >= args.bench:
+            print(f"{elapsed / step:.3f} s/step")
+            return
+        if step % 50 == 0:
+            print(f"step {step} loss {np.mean(losses):.4f} {elapsed / 60:.1f} min", flush=True)
+            losses = []
+        if step % args.save_every == 0 or step == args.steps:
+            save()
+        if step % args.export_every == 0 or step == args.steps:
+            export_ema()
+
+
+if __name__ == "__main__":
+    main()
