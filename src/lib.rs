@@ -6,6 +6,7 @@
 //!   interpreter.
 //! - [`ops`]: one module per op: shapes, CPU reference, kernel dispatch.
 //! - [`model`]: PT-DiT built from ops, its config and weights.
+//! - [`pipeline`]: text → image: tokenizer, T5, the sampler loop, VAE, the default model.
 
 pub mod convert;
 pub mod error;

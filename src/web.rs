@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::gpu::GpuContext;
 use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
-use crate::pipeline::model_dir;
+use crate::pipeline::{default_model, model_dir};
 
 fn js_err(e: crate::Error) -> JsError {
     JsError::new(&e.to_string())
@@ -49,9 +49,9 @@ fn field(o: &JsValue, k: &str) -> Option<JsValue> {
         .filter(|v| !v.is_undefined() && !v.is_null())
 }
 
-/// Reads `generate`'s options over the released defaults.
-fn request(o: &JsValue) -> Result<Request, JsError> {
-    let mut r = Request::default();
+/// Reads `generate`'s options over the model's defaults.
+fn request(o: &JsValue, defaults: Request) -> Result<Request, JsError> {
+    let mut r = defaults;
     let num = |k: &str| {
         field(o, k).map(|v| {
             v.as_f64()
@@ -140,6 +140,34 @@ impl Engine {
         Ok(())
     }
 
+    /// Loads the default model compiled into the engine (emoji, 32×32 px).
+    #[wasm_bindgen(js_name = loadDefaultModel)]
+    pub fn load_default_model(&mut self) -> Result<(), JsError> {
+        let components = model_dir::from_files(&default_model::files()).map_err(js_err)?;
+        self.pipe = Some(TextToImage::new(&self.ctx, components));
+        Ok(())
+    }
+
+    /// The loaded model's defaults: `{width, height, steps, cfg}`.
+    pub fn defaults(&self) -> Result<JsValue, JsError> {
+        let pipe = self
+            .pipe
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model loaded: call loadModel first"))?;
+        let r = pipe.request("");
+        let o = Object::new();
+        for (k, v) in [
+            ("width", r.width as f64),
+            ("height", r.height as f64),
+            ("steps", r.steps as f64),
+            ("cfg", r.cfg as f64),
+        ] {
+            Reflect::set(&o, &JsValue::from_str(k), &JsValue::from(v))
+                .map_err(|_| JsError::new("cannot build the defaults object"))?;
+        }
+        Ok(o.into())
+    }
+
     /// Generates an image. `onStep(step, total, preview)` is called after each step with a
     /// small RGBA preview of the latents; an aborted `signal` cancels between steps.
     pub async fn generate(
@@ -152,7 +180,7 @@ impl Engine {
             .pipe
             .as_ref()
             .ok_or_else(|| JsError::new("no model loaded: call loadModel first"))?;
-        let req = request(&options)?;
+        let req = request(&options, pipe.request(""))?;
         let frames = pipe
             .generate(
                 &req,

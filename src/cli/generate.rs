@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ptdit::pipeline::generate::{Request, TextToImage};
-use ptdit::pipeline::{model_dir, png};
+use ptdit::pipeline::{default_model, model_dir, png};
 use ptdit::{Error, GpuContext, Result};
 
 #[derive(Args)]
@@ -17,17 +17,19 @@ pub struct GenerateArgs {
     /// What to steer away from (the released pipeline uses the empty prompt).
     #[arg(long, default_value = "")]
     negative_prompt: String,
-    /// Model directory (transformer/, text_encoder/, tokenizer/, vae/).
+    /// Model directory (transformer/, text_encoder/, tokenizer/, vae/); without it, the
+    /// embedded default model (emoji, 32×32 px).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Output size in pixels, WIDTHxHEIGHT.
-    #[arg(long, default_value = "1024x1024")]
-    size: String,
-    #[arg(long, default_value_t = 30)]
-    steps: usize,
-    /// Classifier-free guidance scale.
-    #[arg(long, default_value_t = 4.0)]
-    cfg: f32,
+    /// Output size in pixels, WIDTHxHEIGHT [default: the model's, 1024x1024 when released].
+    #[arg(long)]
+    size: Option<String>,
+    /// Denoising steps [default: the model's, 30 when released].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Classifier-free guidance scale [default: the model's, 4.0 when released].
+    #[arg(long)]
+    cfg: Option<f32>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Frames (video: 4k + 1; written as an animated PNG).
@@ -38,6 +40,10 @@ pub struct GenerateArgs {
     /// Store the transformer and the VAE in f16 (half the memory; needs shader-f16).
     #[arg(long)]
     f16: bool,
+    /// Enlarge the written image by this integer factor (bilinear) [default: enough for
+    /// 128 px, so the 32 px default model writes 128×128; 1 keeps the model's pixels].
+    #[arg(long)]
+    upscale: Option<usize>,
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize)> {
@@ -50,29 +56,32 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
 }
 
 pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
-    let (width, height) = parse_size(&args.size)?;
-    let dir = args.model.clone().ok_or_else(|| {
-        Error::Input("no --model DIR given (a model directory: transformer/, text_encoder/, tokenizer/, vae/); the embedded default model is not shipped yet".into())
-    })?;
-    let components = model_dir::load(&dir)?;
+    let components = match &args.model {
+        Some(dir) => model_dir::load(dir)?,
+        None => model_dir::from_files(&default_model::files())?,
+    };
     let ctx = GpuContext::new_blocking()?;
     let mut pipe = TextToImage::new(&ctx, components);
     if args.f16 {
         pipe.float = ptdit::DType::F16;
     }
-
+    let defaults = pipe.request(&args.prompt);
+    let (width, height) = match &args.size {
+        Some(s) => parse_size(s)?,
+        None => (defaults.width, defaults.height),
+    };
     pipe.check_size(width, height, args.frames)?;
     let req = Request {
-        prompt: args.prompt.clone(),
         negative_prompt: args.negative_prompt.clone(),
         width,
         height,
         frames: args.frames,
-        steps: args.steps,
-        cfg: args.cfg,
+        steps: args.steps.unwrap_or(defaults.steps),
+        cfg: args.cfg.unwrap_or(defaults.cfg),
         seed: args.seed,
+        ..defaults
     };
-    let bar = ProgressBar::new(args.steps as u64);
+    let bar = ProgressBar::new(req.steps as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} denoising [{bar:30}] {pos}/{len} steps  {per_sec}  ETA {eta}",
@@ -89,6 +98,12 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         false,
     ))?;
     bar.finish();
+    let factor = match args.upscale {
+        Some(0) => return Err(Error::Input("--upscale must be at least 1".into())),
+        Some(f) => f,
+        None => frames[0].factor_for(128),
+    };
+    let frames: Vec<_> = frames.iter().map(|f| f.upscale(factor)).collect();
     let bytes = png::encode(&frames)?;
     std::fs::write(&args.out, bytes).map_err(|e| Error::Io {
         path: args.out.display().to_string(),

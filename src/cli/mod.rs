@@ -4,6 +4,7 @@ mod bench;
 mod convert;
 mod generate;
 mod info;
+mod tokenize;
 mod verify;
 
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Generate an image (or video frames) from a prompt.
     Generate(generate::GenerateArgs),
+    /// Print the token ids the pipeline would give each prompt (one a line on stdin).
+    Tokenize(tokenize::TokenizeArgs),
     /// Check the engine against golden fixtures of the official PyTorch code.
     Verify(verify::VerifyArgs),
 }
@@ -39,6 +42,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Tokenize(args) => tokenize::run(&args),
     };
     match result {
         Ok(code) => code,

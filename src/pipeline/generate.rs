@@ -1,11 +1,10 @@
 //! Text → image (or video frames): tokenize, encode with T5, denoise with PT-DiT on the GPU,
-//! decode with the VAE, convert to 8-bit RGB.
+//! decode with the VAE (or nothing, for a pixel-space model), convert to 8-bit RGB.
 
 use super::decode::Decoder;
 use super::denoiser::{self, Denoiser};
 use super::model_dir::Components;
-use super::sampler::RectifiedFlow;
-use super::text::MAX_LEN;
+use super::sampler::{RectifiedFlow, Step};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::t5::T5Encoder;
@@ -24,6 +23,8 @@ pub struct Request {
     pub steps: usize,
     pub cfg: f32,
     pub seed: u64,
+    /// The initial noise `(1, C, T, H, W)` of the latents; `None` draws it from `seed`.
+    pub noise: Option<HostTensor>,
 }
 
 impl Default for Request {
@@ -37,6 +38,7 @@ impl Default for Request {
             steps: 30,
             cfg: 4.0,
             seed: 0,
+            noise: None,
         }
     }
 }
@@ -49,10 +51,55 @@ pub struct Frame {
     pub rgb: Vec<u8>,
 }
 
+impl Frame {
+    /// Bilinear upscaling by an integer factor (pixel centres aligned, edges clamped): for
+    /// showing a small model's output at a viewable size.
+    pub fn upscale(&self, factor: usize) -> Frame {
+        if factor <= 1 {
+            return self.clone();
+        }
+        let (w, h) = (self.width * factor, self.height * factor);
+        let src = |x: usize, y: usize, c: usize| self.rgb[(y * self.width + x) * 3 + c] as f32;
+        let coord = |o: usize, n: usize| {
+            let f = ((o as f32 + 0.5) / factor as f32 - 0.5).clamp(0.0, (n - 1) as f32);
+            let i = (f as usize).min(n - 1);
+            (i, (i + 1).min(n - 1), f - i as f32)
+        };
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            let (y0, y1, fy) = coord(y, self.height);
+            for x in 0..w {
+                let (x0, x1, fx) = coord(x, self.width);
+                for c in 0..3 {
+                    let top = src(x0, y0, c) * (1.0 - fx) + src(x1, y0, c) * fx;
+                    let bottom = src(x0, y1, c) * (1.0 - fx) + src(x1, y1, c) * fx;
+                    rgb.push((top * (1.0 - fy) + bottom * fy).round() as u8);
+                }
+            }
+        }
+        Frame {
+            width: w,
+            height: h,
+            rgb,
+        }
+    }
+
+    /// The smallest factor that makes both sides at least `min_side` pixels.
+    pub fn factor_for(&self, min_side: usize) -> usize {
+        min_side.div_ceil(self.width.min(self.height).max(1)).max(1)
+    }
+}
+
+/// A denoising run ready to go: the step graph with noise and text uploaded, and its schedule.
+pub struct Prepared {
+    pub den: Denoiser,
+    pub schedule: Vec<Step>,
+}
+
 /// The pipeline's components; the GPU parts are compiled per request size.
 pub struct TextToImage {
     ctx: GpuContext,
-    pub components: Components,
+    pub components: std::sync::Arc<Components>,
     /// Text length (tokens, with EOS and padding): 200 for the released model.
     pub text_len: usize,
     /// Storage type of the transformer and the VAE (f16 halves their memory; needs
@@ -61,20 +108,38 @@ pub struct TextToImage {
     pub float: DType,
 }
 
-/// Pixels per latent in H and W, and the number of latents per valid step.
-fn size_step(c: &Components) -> (usize, usize) {
-    let f = c.vae.spatial_factor();
-    let cr = &c.transformer.compress_ratios;
-    (f, c.transformer.patch_size * cr[1].max(cr[2]).max(1))
+/// Pixels per latent in H and W (1 in pixel space).
+fn spatial_factor(c: &Components) -> usize {
+    c.vae.as_ref().map_or(1, |v| v.spatial_factor())
 }
 
 impl TextToImage {
     pub fn new(ctx: &GpuContext, components: Components) -> Self {
         TextToImage {
             ctx: ctx.clone(),
-            components,
-            text_len: MAX_LEN,
+            text_len: components.text_len,
+            components: std::sync::Arc::new(components),
             float: DType::F32,
+        }
+    }
+
+    /// The device this pipeline runs on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// A request with this model's defaults (size, steps, guidance) and the given prompt.
+    pub fn request(&self, prompt: &str) -> Request {
+        let s = &self.components.scheduler;
+        let sampler = s.sampler();
+        let [height, width] = s.sample_size.unwrap_or([1024, 1024]);
+        Request {
+            prompt: prompt.into(),
+            width,
+            height,
+            steps: sampler.steps,
+            cfg: sampler.cfg,
+            ..Request::default()
         }
     }
 
@@ -87,7 +152,7 @@ impl TextToImage {
         frames: usize,
     ) -> Result<(usize, usize, usize)> {
         let c = &self.components;
-        let (f, _) = size_step(c);
+        let f = spatial_factor(c);
         let cr = c.transformer.compress_ratios;
         let p = c.transformer.patch_size;
         let near = |n: usize, step: usize| {
@@ -105,6 +170,12 @@ impl TextToImage {
                 return Err(Error::Input(format!("{what} {n} px does not fit the model's windows: it must be a multiple of {step} px; the nearest valid {what} is {}", near(n, step))));
             }
         }
+        if c.vae.is_none() {
+            if frames == 0 || !frames.is_multiple_of(cr[0]) {
+                return Err(Error::Input(format!("{frames} frames: this pixel-space model needs a positive multiple of its {}-frame windows", cr[0])));
+            }
+            return Ok((width, height, frames));
+        }
         if frames == 0 || !(frames - 1).is_multiple_of(4) {
             return Err(Error::Input(format!("{frames} frames: video needs 4k + 1 frames (the VAE decodes 4 frames per latent after the first)")));
         }
@@ -121,15 +192,49 @@ impl TextToImage {
     pub async fn generate(
         &self,
         req: &Request,
-        mut on_step: impl FnMut(usize, usize, Option<&HostTensor>) -> bool,
+        on_step: impl FnMut(usize, usize, Option<&HostTensor>) -> bool,
         want_previews: bool,
     ) -> Result<Vec<Frame>> {
+        let latents = self.denoise(req, on_step, want_previews).await?;
+        self.decode(latents).await
+    }
+
+    /// The denoising half of [`generate`](Self::generate): text encoding and the sampler loop,
+    /// giving the final latents `(1, C, T, H, W)` (pixels in [−1, 1] for a pixel-space model).
+    pub async fn denoise(
+        &self,
+        req: &Request,
+        mut on_step: impl FnMut(usize, usize, Option<&HostTensor>) -> bool,
+        want_previews: bool,
+    ) -> Result<HostTensor> {
+        let Prepared { den, schedule } = self.prepare(req).await?;
+        for (i, step) in schedule.iter().enumerate() {
+            den.step(step, req.cfg)?;
+            if want_previews {
+                let l = den.latent().await?;
+                if !on_step(i + 1, schedule.len(), Some(&l)) {
+                    return Err(Error::Cancelled);
+                }
+            } else {
+                #[cfg(not(target_arch = "wasm32"))]
+                den.exe.wait()?;
+                if !on_step(i + 1, schedule.len(), None) {
+                    return Err(Error::Cancelled);
+                }
+            }
+        }
+        den.latent().await
+    }
+
+    /// Encodes the text and compiles the step graph with the noise and text in place: a
+    /// denoising run ready to step through `schedule`.
+    pub async fn prepare(&self, req: &Request) -> Result<Prepared> {
         let c = &self.components;
         let (lw, lh, lt) = self.check_size(req.width, req.height, req.frames)?;
         let sampler = RectifiedFlow {
             steps: req.steps,
             cfg: req.cfg,
-            ..RectifiedFlow::released()
+            ..c.scheduler.sampler()
         };
         let schedule = sampler.schedule(req.height, req.width, req.frames)?;
 
@@ -170,29 +275,31 @@ impl TextToImage {
         .await?;
         let shape = [1, c.transformer.in_channels, lt, lh, lw];
         let n: usize = shape.iter().product();
-        let noise = HostTensor::f32(shape, Rng::new(req.seed).normals(n, 1.0));
-        den.start(&noise, &text)?;
-        for (i, step) in schedule.iter().enumerate() {
-            den.step(step, req.cfg)?;
-            if want_previews {
-                let l = den.latent().await?;
-                if !on_step(i + 1, schedule.len(), Some(&l)) {
-                    return Err(Error::Cancelled);
-                }
-            } else {
-                #[cfg(not(target_arch = "wasm32"))]
-                den.exe.wait()?;
-                if !on_step(i + 1, schedule.len(), None) {
-                    return Err(Error::Cancelled);
-                }
+        let noise = match &req.noise {
+            Some(t) if t.shape.dims() != shape => {
+                return Err(Error::Input(format!(
+                    "the given noise is {:?}, this request needs {shape:?}",
+                    t.shape.dims()
+                )))
             }
-        }
-        let latents = den.latent().await?;
-        drop(den);
+            Some(t) => t.clone(),
+            None => HostTensor::f32(shape, Rng::new(req.seed).normals(n, 1.0)),
+        };
+        den.start(&noise, &text)?;
+        Ok(Prepared { den, schedule })
+    }
 
-        let mut dec = Decoder::new(&self.ctx, c.vae.clone(), &c.vae_weights)?;
-        dec.float = self.float;
-        let px = dec.decode(&latents).await?;
+    /// Latents to 8-bit RGB frames: the VAE, or nothing in pixel space.
+    pub async fn decode(&self, latents: HostTensor) -> Result<Vec<Frame>> {
+        let c = &self.components;
+        let px = match &c.vae {
+            Some(vae) => {
+                let mut dec = Decoder::new(&self.ctx, vae.clone(), &c.vae_weights)?;
+                dec.float = self.float;
+                dec.decode(&latents).await?
+            }
+            None => latents,
+        };
         let o = px.shape.dims().to_vec();
         let (t, h, w) = (o[2], o[3], o[4]);
         let data = px.as_f32();

@@ -1,6 +1,7 @@
 //! From text to pixels: the sampler and the denoising loop on the GPU.
 
 pub mod decode;
+pub mod default_model;
 pub mod denoiser;
 pub mod generate;
 pub mod model_dir;
@@ -10,4 +11,4 @@ pub mod sampler;
 pub mod text;
 
 pub use denoiser::Denoiser;
-pub use sampler::{RectifiedFlow, Step};
+pub use sampler::{RectifiedFlow, SchedulerConfig, Step};

@@ -7,7 +7,12 @@
 //!   text_encoder/  config.json + *.safetensors   T5 encoder (HF keys)
 //!   tokenizer/     tokenizer.json or spiece.model   T5 tokenizer (HF or SentencePiece format)
 //!   vae/           config.json + *.safetensors   CausalVAE (official keys; encoder ignored)
+//!   scheduler/     scheduler_config.json          sampler defaults (optional)
 //! ```
+//!
+//! A model without `vae/` works in pixel space: the transformer denoises RGB directly (the
+//! embedded emoji model). `tokenizer/tokenizer_config.json` may give `model_max_length`, the
+//! text length (200 when absent, as released).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -17,13 +22,15 @@ use crate::model::t5::T5Config;
 use crate::model::vae::VaeConfig;
 use crate::model::weights::TensorFile;
 use crate::model::PtditConfig;
-use crate::pipeline::text::Tokenizer;
+use crate::pipeline::sampler::SchedulerConfig;
+use crate::pipeline::text::{Tokenizer, MAX_LEN};
 use crate::tensor::HostTensor;
 
 pub const TRANSFORMER: &str = "transformer";
 pub const TEXT_ENCODER: &str = "text_encoder";
 pub const TOKENIZER: &str = "tokenizer";
 pub const VAE: &str = "vae";
+pub const SCHEDULER: &str = "scheduler";
 
 /// Every component, loaded into host memory.
 pub struct Components {
@@ -32,8 +39,12 @@ pub struct Components {
     pub text_encoder: T5Config,
     pub text_encoder_weights: HashMap<String, HostTensor>,
     pub tokenizer: Tokenizer,
-    pub vae: VaeConfig,
+    /// Tokens per prompt, EOS and padding included.
+    pub text_len: usize,
+    /// `None` for a pixel-space model.
+    pub vae: Option<VaeConfig>,
     pub vae_weights: HashMap<String, HostTensor>,
+    pub scheduler: SchedulerConfig,
 }
 
 /// The files of a model directory by relative path (`transformer/config.json`, …): read from
@@ -43,7 +54,7 @@ pub type Files = BTreeMap<String, Vec<u8>>;
 /// Reads every file of a model directory that the pipeline uses.
 pub fn read_dir(root: &Path) -> Result<Files> {
     let mut files = Files::new();
-    for comp in [TRANSFORMER, TEXT_ENCODER, TOKENIZER, VAE] {
+    for comp in [TRANSFORMER, TEXT_ENCODER, TOKENIZER, VAE, SCHEDULER] {
         let d = root.join(comp);
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
@@ -51,7 +62,14 @@ pub fn read_dir(root: &Path) -> Result<Files> {
         for e in entries.filter_map(|e| e.ok()) {
             let name = e.file_name().to_string_lossy().into_owned();
             let wanted = name.ends_with(".safetensors")
-                || ["config.json", "tokenizer.json", "spiece.model"].contains(&name.as_str());
+                || [
+                    "config.json",
+                    "tokenizer.json",
+                    "spiece.model",
+                    "tokenizer_config.json",
+                    "scheduler_config.json",
+                ]
+                .contains(&name.as_str());
             if wanted && e.path().is_file() {
                 let bytes = std::fs::read(e.path()).map_err(|err| Error::io(e.path(), err))?;
                 files.insert(format!("{comp}/{name}"), bytes);
@@ -85,7 +103,11 @@ fn text<'a>(files: &'a Files, path: &str) -> Result<&'a str> {
 /// Checks that every piece is there, listing all that are missing.
 pub fn check(files: &Files) -> Result<()> {
     let mut missing = Vec::new();
+    let has = |comp: &str| files.keys().any(|k| k.starts_with(&format!("{comp}/")));
     for comp in [TRANSFORMER, TEXT_ENCODER, VAE] {
+        if comp == VAE && !has(VAE) {
+            continue;
+        }
         if !files.contains_key(&format!("{comp}/config.json")) {
             missing.push(format!("{comp}/config.json"));
         }
@@ -105,7 +127,7 @@ pub fn check(files: &Files) -> Result<()> {
         return Ok(());
     }
     Err(Error::Model(format!(
-        "not a complete model directory; missing: {} (layout: transformer/, text_encoder/, vae/ with config.json and *.safetensors, tokenizer/tokenizer.json or spiece.model; `ptdit convert` makes safetensors from the official checkpoints)",
+        "not a complete model directory; missing: {} (layout: transformer/, text_encoder/, vae/ (absent for a pixel-space model) with config.json and *.safetensors, tokenizer/tokenizer.json or spiece.model; `ptdit convert` makes safetensors from the official checkpoints)",
         missing.join(", ")
     )))
 }
@@ -122,14 +144,52 @@ pub fn from_files(files: &Files) -> Result<Components> {
                 .unwrap_or_default(),
         )?,
     };
+    let transformer = PtditConfig::from_json(text(files, "transformer/config.json")?)?;
+    let vae = match files.contains_key("vae/config.json") {
+        true => Some(VaeConfig::from_json(text(files, "vae/config.json")?)?),
+        false if transformer.in_channels == 3 => None,
+        false => {
+            return Err(Error::Model(format!(
+                "no vae/: a pixel-space model must have 3 input channels (RGB), this transformer has {}",
+                transformer.in_channels
+            )))
+        }
+    };
+    let text_len = match files.get("tokenizer/tokenizer_config.json") {
+        None => MAX_LEN,
+        Some(_) => {
+            #[derive(serde::Deserialize)]
+            struct TokenizerConfig {
+                model_max_length: Option<usize>,
+            }
+            let c: TokenizerConfig =
+                serde_json::from_str(text(files, "tokenizer/tokenizer_config.json")?)
+                    .map_err(|e| Error::Model(format!("tokenizer/tokenizer_config.json: {e}")))?;
+            match c.model_max_length {
+                Some(0) => {
+                    return Err(Error::Model(
+                        "tokenizer/tokenizer_config.json: model_max_length must be positive".into(),
+                    ))
+                }
+                Some(n) => n,
+                None => MAX_LEN,
+            }
+        }
+    };
+    let scheduler = match files.get("scheduler/scheduler_config.json") {
+        Some(_) => SchedulerConfig::from_json(text(files, "scheduler/scheduler_config.json")?)?,
+        None => SchedulerConfig::default(),
+    };
     Ok(Components {
-        transformer: PtditConfig::from_json(text(files, "transformer/config.json")?)?,
+        transformer,
         transformer_weights: weights(files, TRANSFORMER)?,
         text_encoder: T5Config::from_json(text(files, "text_encoder/config.json")?)?,
         text_encoder_weights: weights(files, TEXT_ENCODER)?,
         tokenizer,
-        vae: VaeConfig::from_json(text(files, "vae/config.json")?)?,
+        text_len,
+        vae,
         vae_weights: weights(files, VAE)?,
+        scheduler,
     })
 }
 

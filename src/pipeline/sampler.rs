@@ -7,6 +7,8 @@
 //! `t'` rounded to bf16 (the released weights are bf16 and the model casts its timestep to
 //! them); the step size uses the unrounded `t'`. All in f32, as the official code computes it.
 
+use serde::Deserialize;
+
 use crate::error::{Error, Result};
 use crate::model::tables::round_bf16;
 
@@ -16,6 +18,11 @@ pub struct RectifiedFlow {
     pub cfg: f32,
     pub num_train_steps: usize,
     pub shift_timesteps: bool,
+    /// The size (pixels, H·W) at which timesteps are not shifted: 512² for the released model
+    /// (Open-Sora's `base_resolution`).
+    pub base_resolution: f32,
+    /// Extra factor on the shift ratio (Open-Sora's `scale`, 1.0 when released).
+    pub transform_scale: f32,
 }
 
 /// One step of the schedule.
@@ -37,25 +44,41 @@ impl RectifiedFlow {
             cfg: 4.0,
             num_train_steps: 1000,
             shift_timesteps: true,
+            base_resolution: 512.0 * 512.0,
+            transform_scale: 1.0,
         }
+    }
+
+    /// The shift ratio `r` of this sampler for an output of `height × width` px and `frames`.
+    pub fn ratio(&self, height: usize, width: usize, frames: usize) -> f32 {
+        let space = ((height * width) as f32 / self.base_resolution).sqrt();
+        space * Self::time_ratio(frames) * self.transform_scale
     }
 
     /// The shift ratio `r` for an output of `height × width` pixels and `frames` frames.
     pub fn shift_ratio(height: usize, width: usize, frames: usize) -> f32 {
-        let space = ((height * width) as f32 / (512.0 * 512.0)).sqrt();
+        Self::released().ratio(height, width, frames)
+    }
+
+    fn time_ratio(frames: usize) -> f32 {
         // Open-Sora's rule gives 0 below 17 frames, which makes t' = 0/0 at the first step;
         // short videos are treated like images in time.
-        let time = if frames <= 1 {
+        if frames <= 1 {
             1.0
         } else {
             ((frames / 17 * 5).max(1) as f32).sqrt()
-        };
-        space * time
+        }
     }
 
     pub fn schedule(&self, height: usize, width: usize, frames: usize) -> Result<Vec<Step>> {
         if self.steps == 0 || self.num_train_steps == 0 {
             return Err(Error::Input("the sampler needs at least one step".into()));
+        }
+        if !(self.base_resolution > 0.0 && self.transform_scale > 0.0) {
+            return Err(Error::Input(format!(
+                "the timestep shift needs a positive base resolution and scale, not {} and {}",
+                self.base_resolution, self.transform_scale
+            )));
         }
         if !self.cfg.is_finite() {
             return Err(Error::Input(format!(
@@ -64,7 +87,7 @@ impl RectifiedFlow {
             )));
         }
         let n = self.num_train_steps as f32;
-        let r = Self::shift_ratio(height, width, frames);
+        let r = self.ratio(height, width, frames);
         let t: Vec<f32> = (0..self.steps)
             .map(|i| {
                 let t = ((1.0 - i as f64 / self.steps as f64) * self.num_train_steps as f64) as f32;
@@ -85,5 +108,36 @@ impl RectifiedFlow {
                 }
             })
             .collect())
+    }
+}
+
+/// `scheduler/scheduler_config.json` of a model directory: the sampler defaults a model was
+/// trained for. Every field is optional; the released model has no such file and gets the
+/// released values.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct SchedulerConfig {
+    pub num_inference_steps: Option<usize>,
+    pub guidance_scale: Option<f32>,
+    pub base_resolution: Option<f32>,
+    pub transform_scale: Option<f32>,
+    /// The default output size `[height, width]` in pixels.
+    pub sample_size: Option<[usize; 2]>,
+}
+
+impl SchedulerConfig {
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| Error::Model(format!("scheduler config: {e}")))
+    }
+
+    /// The sampler with this model's defaults.
+    pub fn sampler(&self) -> RectifiedFlow {
+        let r = RectifiedFlow::released();
+        RectifiedFlow {
+            steps: self.num_inference_steps.unwrap_or(r.steps),
+            cfg: self.guidance_scale.unwrap_or(r.cfg),
+            base_resolution: self.base_resolution.unwrap_or(r.base_resolution),
+            transform_scale: self.transform_scale.unwrap_or(r.transform_scale),
+            ..r
+        }
     }
 }

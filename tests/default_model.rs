@@ -1,0 +1,114 @@
+//! The embedded default model (assets/emoji) against the PyTorch model it was trained as: the
+//! same prompt, noise and sampler must give the same image. The fixture is written by
+//! `tools/train/fixture.py` with the shipped f16 weights widened to f32 on both sides.
+
+mod common;
+
+use common::gpu_async;
+use ptdit::model::weights::TensorFile;
+use ptdit::pipeline::default_model;
+use ptdit::pipeline::generate::TextToImage;
+use ptdit::pipeline::model_dir;
+use ptdit::HostTensor;
+
+const FIXTURE: &[u8] = include_bytes!("fixtures/emoji_agreement.safetensors");
+
+struct Fixture {
+    prompt: String,
+    steps: usize,
+    cfg: f32,
+    noise: HostTensor,
+    ids: Vec<u32>,
+    image: HostTensor,
+}
+
+fn fixture() -> Fixture {
+    let f = TensorFile::parse(FIXTURE).expect("the agreement fixture parses");
+    let meta = |k: &str| {
+        f.metadata
+            .get(k)
+            .unwrap_or_else(|| panic!("fixture metadata `{k}`"))
+            .clone()
+    };
+    let t = |k: &str| f.tensors.get(k).unwrap_or_else(|| panic!("fixture `{k}`"));
+    let noise = t("noise");
+    let d = noise.shape.dims();
+    let noise = HostTensor::f32([d[0], d[1], 1, d[2], d[3]], noise.as_f32().to_vec());
+    Fixture {
+        prompt: meta("prompt"),
+        steps: meta("steps").parse().unwrap(),
+        cfg: meta("cfg").parse().unwrap(),
+        noise,
+        ids: t("ids").as_f32().iter().map(|v| *v as u32).collect(),
+        image: t("image").clone(),
+    }
+}
+
+gpu_test! {
+    /// 10 steps of CFG sampling in f32 on both sides. The error budget: f32 rounding differs per
+    /// op order (about 1e-6 relative per op, see the PT-DiT fixture's 2.4e-6·std) and grows
+    /// through 10 steps of a contracting flow; 2e-3 on pixels in [−1, 1] is under a fifth of
+    /// one 8-bit level (2/255 = 7.8e-3), so the written PNGs agree to ±1 level.
+    fn engine_matches_pytorch_on_the_default_model() {
+        let fx = fixture();
+        let ctx = gpu_async().await;
+        let comps = model_dir::from_files(&default_model::files()).unwrap();
+        let len = comps.text_len;
+        let tok = comps.tokenizer.encode(&fx.prompt, len).unwrap();
+        let empty = comps.tokenizer.encode("", len).unwrap();
+        let ids: Vec<u32> = tok.ids.iter().chain(&empty.ids).copied().collect();
+        assert_eq!(ids, fx.ids, "the engine's tokens are the ones PyTorch was given");
+
+        let pipe = TextToImage::new(&ctx, comps);
+        let mut req = pipe.request(&fx.prompt);
+        req.steps = fx.steps;
+        req.cfg = fx.cfg;
+        req.noise = Some(fx.noise.clone());
+        let x = pipe.denoise(&req, |_, _, _| true, false).await.unwrap();
+        let (a, b) = (x.as_f32(), fx.image.as_f32());
+        assert_eq!(a.len(), b.len());
+        let err = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        let spread = b.iter().map(|v| v.abs()).fold(0.0, f32::max);
+        assert!(spread > 0.1, "the reference image is not blank");
+        eprintln!("max |engine − pytorch| = {err:e} over pixels up to {spread}");
+        assert!(err < 1e-4, "max |engine − pytorch| = {err}");
+    }
+}
+
+gpu_test! {
+    /// The default model loads as a pixel-space model with its own defaults, and the whole
+    /// pipeline draws an emoji: the training images are emoji composited on white, so a trained
+    /// model gives a near-white border around a coloured centre. Noise, a blank image or an
+    /// untrained model fail (after 500 training steps the border mean was about 150).
+    fn default_model_draws_an_emoji_on_white() {
+        let ctx = gpu_async().await;
+        let comps = model_dir::from_files(&default_model::files()).unwrap();
+        assert!(comps.vae.is_none(), "pixel space");
+        assert_eq!(comps.transformer.in_channels, 3);
+        let pipe = TextToImage::new(&ctx, comps);
+        let req = pipe.request("red apple");
+        assert_eq!((req.width, req.height), (32, 32));
+        let frames = pipe.generate(&req, |_, _, _| true, false).await.unwrap();
+        let f = &frames[0];
+        assert_eq!((f.width, f.height), (32, 32));
+        let px = |x: usize, y: usize, c: usize| f.rgb[(y * 32 + x) * 3 + c] as f32;
+        let (mut border, mut nb, mut centre, mut nc) = (0.0, 0.0, 0.0, 0.0);
+        for y in 0..32 {
+            for x in 0..32 {
+                for c in 0..3 {
+                    if x < 2 || y < 2 || x >= 30 || y >= 30 {
+                        border += px(x, y, c);
+                        nb += 1.0;
+                    } else if (8..24).contains(&x) && (8..24).contains(&y) {
+                        centre += 255.0 - px(x, y, c);
+                        nc += 1.0;
+                    }
+                }
+            }
+        }
+        let (border, centre) = (border / nb, centre / nc);
+        eprintln!("border mean {border:.1}, centre distance from white {centre:.1}");
+        assert!(border > 220.0, "the border is not white: mean {border}");
+        assert!(centre > 40.0, "nothing is drawn in the centre: {centre} from white");
+    }
+}
