@@ -7,8 +7,10 @@
 //! - [`ops`]: one module per op: shapes, CPU reference, kernel dispatch.
 //! - [`model`]: PT-DiT built from ops, its config and weights.
 //! - [`pipeline`]: text → image: tokenizer, T5, the sampler loop, VAE, the default model.
+//! - [`embed`]: generation in a host's render loop, sliced per frame, into the host's texture.
 
 pub mod convert;
+pub mod embed;
 pub mod error;
 pub mod gpu;
 pub mod graph;

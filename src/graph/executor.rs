@@ -302,13 +302,22 @@ impl Executable {
     /// Records the graph's dispatches (and its carries) into a caller's encoder, for hosts that
     /// batch their own work.
     pub fn record(&self, enc: &mut wgpu::CommandEncoder) {
+        self.record_range(enc, 0..self.steps.len());
+    }
+
+    /// Records dispatches `range` of one run (the carries with the last one), so a run can be
+    /// spread over several submissions, e.g. a slice per frame of a host's render loop. Buffers
+    /// persist between submissions, so the slices in order are the same as one run.
+    pub fn record_range(&self, enc: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>) {
+        let end = range.end.min(self.steps.len());
+        let range = range.start.min(end)..end;
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("ptdit"),
                 timestamp_writes: None,
             });
             let mut current = usize::MAX;
-            for s in &self.steps {
+            for s in &self.steps[range.clone()] {
                 if s.pipeline != current {
                     pass.set_pipeline(&self.pipelines[s.pipeline]);
                     current = s.pipeline;
@@ -317,9 +326,24 @@ impl Executable {
                 pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
             }
         }
+        if end < self.steps.len() {
+            return;
+        }
         for (from, into, bytes) in &self.carries {
             enc.copy_buffer_to_buffer(&self.buffers[*from], 0, &self.buffers[*into], 0, *bytes);
         }
+    }
+
+    /// The buffer holding an input or param (whole, from offset 0), for kernels outside the
+    /// graph that read it, such as writing the latents into a host's texture.
+    pub fn buffer(&self, name: &str) -> Result<&wgpu::Buffer> {
+        let id = self.lookup(name)?;
+        if !matches!(self.sources[id.0], Source::Input | Source::Param) {
+            return Err(Error::Graph(format!(
+                "`{name}` is not an input or a param: its buffer is shared with other tensors"
+            )));
+        }
+        Ok(&self.buffers[self.buffer_of[id.0]])
     }
 
     /// Reads a tensor back. Only outputs, inputs and params can be read: other intermediates
@@ -393,6 +417,11 @@ impl Executable {
                 detail: e.to_string(),
             })?;
         self.ctx.take_errors("the last run")
+    }
+
+    /// The shape and dtype of a named tensor.
+    pub fn descriptor(&self, name: &str) -> Option<&TensorDesc> {
+        self.names.get(name).map(|id| &self.descs[id.0])
     }
 
     pub fn context(&self) -> &GpuContext {

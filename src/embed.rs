@@ -1,0 +1,358 @@
+//! Generation inside a host's render loop (a game, a desktop app): the host lends its
+//! `wgpu::Device` and `Queue` ([`GpuContext::borrowed`]), owns an RGBA8 texture, and calls
+//! [`Generation::advance`] once a frame with a budget of GPU dispatches. Each finished denoising
+//! step writes its preview into the texture on the GPU; when the last step is done the texture
+//! holds the image. Nothing is read back to the CPU on this path (for a model with a VAE, the
+//! final decode is [`Generation::decode`], which does read back; the default model has none).
+//!
+//! ```ignore
+//! let ctx = GpuContext::borrowed(device.clone(), queue.clone(), None);
+//! let pipe = TextToImage::new(&ctx, model_dir::from_files(&default_model::files())?);
+//! let req = pipe.request("red apple");
+//! let texture = device.create_texture(&Generation::texture_descriptor(&req)); // or your own
+//! let mut gen = pollster::block_on(Generation::new(&pipe, &req, &texture))?;
+//! // every frame:
+//! let progress = gen.advance(Budget::Dispatches(64))?;
+//! // ... render with `texture` ...
+//! ```
+
+use crate::error::{Error, Result};
+use crate::gpu::shaders::Kernel;
+use crate::gpu::GpuContext;
+use crate::model::ptdit::io;
+use crate::pipeline::denoiser::{step_feeds, Denoiser};
+use crate::pipeline::generate::{Prepared, Request, TextToImage};
+use crate::pipeline::sampler::Step;
+use crate::tensor::HostTensor;
+
+/// How much work one [`Generation::advance`] call may record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// At most this many compute dispatches (at least one is always recorded). A denoising step
+    /// of the default model is about 150 dispatches; of the released XL, about 700.
+    Dispatches(usize),
+    /// Whole denoising steps.
+    Steps(usize),
+}
+
+/// Where a generation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Denoising steps finished (each has updated the texture).
+    pub step: usize,
+    pub steps: usize,
+    /// All steps are done; for a pixel-space model the texture holds the final image.
+    pub done: bool,
+}
+
+/// One text-to-image run that advances in slices and draws into a host texture.
+pub struct Generation {
+    ctx: GpuContext,
+    pipe_float: crate::tensor::DType,
+    components: std::sync::Arc<crate::pipeline::model_dir::Components>,
+    den: Denoiser,
+    schedule: Vec<Step>,
+    cfg: f32,
+    step: usize,
+    cursor: usize,
+    writer: TextureWriter,
+    target: wgpu::Texture,
+}
+
+impl Generation {
+    /// A texture that fits a request's output: RGBA8 (sRGB), sampled by the host, written by
+    /// copies.
+    pub fn texture_descriptor(req: &Request) -> wgpu::TextureDescriptor<'static> {
+        wgpu::TextureDescriptor {
+            label: Some("ptdit image"),
+            size: wgpu::Extent3d {
+                width: req.width as u32,
+                height: req.height as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8UnormSrgb,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING
+                | wgpu::TextureUsages::COPY_DST
+                | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        }
+    }
+
+    /// Encodes the text and compiles the step graph (this waits for the GPU once, for the text
+    /// embeddings), then returns a run that has done no denoising yet. `target` must be RGBA8
+    /// (unorm or sRGB), exactly the request's size, with `COPY_DST`.
+    pub async fn new(pipe: &TextToImage, req: &Request, target: &wgpu::Texture) -> Result<Self> {
+        let ctx = pipe.context().clone();
+        let size = target.size();
+        if !matches!(
+            target.format(),
+            wgpu::TextureFormat::Rgba8Unorm | wgpu::TextureFormat::Rgba8UnormSrgb
+        ) || !target.usage().contains(wgpu::TextureUsages::COPY_DST)
+        {
+            return Err(Error::Input(format!(
+                "the target texture is {:?} with usage {:?}: it must be Rgba8Unorm or Rgba8UnormSrgb with COPY_DST",
+                target.format(),
+                target.usage()
+            )));
+        }
+        if (size.width as usize, size.height as usize) != (req.width, req.height) {
+            return Err(Error::Input(format!(
+                "the target texture is {}x{} but the request makes {}x{} images",
+                size.width, size.height, req.width, req.height
+            )));
+        }
+        let Prepared { den, schedule } = pipe.prepare(req).await?;
+        let latent = den.exe.buffer(io::LATENT)?;
+        let d = den
+            .exe
+            .descriptor(io::LATENT)
+            .ok_or_else(|| Error::Graph("the step graph has no latents".into()))?;
+        let dims = d.shape.dims().to_vec();
+        let writer = TextureWriter::new(&ctx, latent, &dims, target)?;
+        Ok(Generation {
+            ctx,
+            pipe_float: pipe.float,
+            components: pipe.components.clone(),
+            den,
+            schedule,
+            cfg: req.cfg,
+            step: 0,
+            cursor: 0,
+            writer,
+            target: target.clone(),
+        })
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            step: self.step,
+            steps: self.schedule.len(),
+            done: self.step == self.schedule.len(),
+        }
+    }
+
+    /// Dispatches in one denoising step.
+    pub fn dispatches_per_step(&self) -> usize {
+        self.den.exe.dispatches
+    }
+
+    /// Records and submits up to `budget` of work. A step's inputs are uploaded when it starts
+    /// and each finished step writes the texture, so a step that spans several calls is the
+    /// same as one run.
+    pub fn advance(&mut self, budget: Budget) -> Result<Progress> {
+        self.ctx.check_alive()?;
+        let per_step = self.den.exe.dispatches;
+        let mut left = match budget {
+            Budget::Dispatches(n) => n.max(1),
+            Budget::Steps(n) => n.max(1) * per_step,
+        };
+        while left > 0 && self.step < self.schedule.len() {
+            if self.cursor == 0 {
+                // Uploads are ordered before the next submission: the previous step's
+                // dispatches have all been submitted, so this cannot change them.
+                for (k, v) in step_feeds(&self.schedule[self.step], self.cfg, self.den.batch) {
+                    self.den.exe.write(&k, &v)?;
+                }
+            }
+            let n = left.min(per_step - self.cursor);
+            let mut enc = self
+                .ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("ptdit slice"),
+                });
+            self.den
+                .exe
+                .record_range(&mut enc, self.cursor..self.cursor + n);
+            self.cursor += n;
+            left -= n;
+            if self.cursor == per_step {
+                self.writer.record(&mut enc, &self.target);
+                self.cursor = 0;
+                self.step += 1;
+            }
+            self.ctx.queue.submit([enc.finish()]);
+        }
+        Ok(self.progress())
+    }
+
+    /// For a model with a VAE, once all steps are done: decodes the latents (on the GPU, read
+    /// back between tiles) and uploads the image into the texture. A pixel-space model's texture
+    /// is already final and this does nothing.
+    pub async fn decode(&self) -> Result<()> {
+        let Some(vae) = &self.components.vae else {
+            return Ok(());
+        };
+        if !self.progress().done {
+            return Err(Error::Input(
+                "decode() needs every denoising step done first".into(),
+            ));
+        }
+        let latents = self.den.latent().await?;
+        let mut dec = crate::pipeline::decode::Decoder::new(
+            &self.ctx,
+            vae.clone(),
+            &self.components.vae_weights,
+        )?;
+        dec.float = self.pipe_float;
+        let px = dec.decode(&latents).await?;
+        let d = px.shape.dims();
+        let (t, h, w) = (d[2], d[3], d[4]);
+        let mut rgba = Vec::with_capacity(h * w * 4);
+        let plane = h * w;
+        let data = px.as_f32();
+        let frame0: Vec<f32> = (0..3)
+            .flat_map(|c| data[c * t * plane..c * t * plane + plane].iter().copied())
+            .collect();
+        for px in crate::model::vae::to_rgb8(&frame0, h, w).chunks(3) {
+            rgba.extend_from_slice(px);
+            rgba.push(255);
+        }
+        self.ctx.queue.write_texture(
+            self.target.as_image_copy(),
+            &rgba,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(4 * w as u32),
+                rows_per_image: None,
+            },
+            self.target.size(),
+        );
+        Ok(())
+    }
+
+    /// The current latents `(1, C, T, H, W)` (reads back; for tests and saving).
+    pub async fn latents(&self) -> Result<HostTensor> {
+        self.den.latent().await
+    }
+}
+
+/// The `to_rgba8` kernel bound to a latents buffer, and the staging buffer it fills for a copy
+/// into the texture.
+struct TextureWriter {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    texels: wgpu::Buffer,
+    pitch: u32,
+    groups: (u32, u32),
+}
+
+impl TextureWriter {
+    fn new(
+        ctx: &GpuContext,
+        latent: &wgpu::Buffer,
+        dims: &[usize],
+        target: &wgpu::Texture,
+    ) -> Result<Self> {
+        let (c, t, h, w) = (dims[1], dims[2], dims[3], dims[4]);
+        let size = target.size();
+        let scale = (size.width as usize / w).max(1) as u32;
+        // copy_buffer_to_texture needs rows in multiples of 256 bytes.
+        let pitch = (size.width * 4).div_ceil(256) * 64;
+        let p = ctx.pipeline(&Kernel::new("to_rgba8", 1))?;
+        let params: [u32; 8] = [
+            c as u32,
+            t as u32,
+            h as u32,
+            w as u32,
+            scale,
+            size.width,
+            size.height,
+            pitch,
+        ];
+        let uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("to_rgba8 params"),
+            size: 256,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        ctx.queue
+            .write_buffer(&uniform, 0, bytemuck::cast_slice(&params));
+        let texels = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("to_rgba8 texels"),
+            size: pitch as u64 * 4 * size.height as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("to_rgba8"),
+            layout: &p.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &uniform,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(32),
+                    }),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: latent.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: texels.as_entire_binding(),
+                },
+            ],
+        });
+        Ok(TextureWriter {
+            pipeline: p.pipeline,
+            bind_group,
+            texels,
+            pitch,
+            groups: (size.width.div_ceil(8), size.height.div_ceil(8)),
+        })
+    }
+
+    fn record(&self, enc: &mut wgpu::CommandEncoder, target: &wgpu::Texture) {
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("to_rgba8"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &self.bind_group, &[0]);
+            pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
+        }
+        enc.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: &self.texels,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(self.pitch * 4),
+                    rows_per_image: None,
+                },
+            },
+            target.as_image_copy(),
+            target.size(),
+        );
+    }
+}
+
+/// The CPU reference of the texture writer: RGBA8 bytes, row-major, of frame 0 of batch item 0
+/// of `x (B, C, T, H, W)`, each source pixel repeated `scale` times in each direction.
+pub fn rgba8_reference(x: &HostTensor, scale: usize) -> Vec<u8> {
+    let d = x.shape.dims();
+    let (c, t, h, w) = (d[1], d[2], d[3], d[4]);
+    let v = x.as_f32();
+    let byte = |x: f32| ((x.clamp(-1.0, 1.0) + 1.0) * 0.5 * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
+    let mut out = Vec::with_capacity(h * w * scale * scale * 4);
+    for oy in 0..h * scale {
+        for ox in 0..w * scale {
+            let (sy, sx) = (oy / scale, ox / scale);
+            for ch in 0..3 {
+                out.push(if ch < c {
+                    byte(v[(ch * t) * h * w + sy * w + sx])
+                } else {
+                    0
+                });
+            }
+            out.push(255);
+        }
+    }
+    out
+}
