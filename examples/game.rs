@@ -1,0 +1,541 @@
+//! A game scene that generates its own texture: a rotating cube whose faces show an image that
+//! ptdit denoises in-game, on the game's own device, a slice of GPU work per frame.
+//!
+//! ```text
+//! cargo run --release --example game -- --prompt "red apple"
+//! cargo run --release --example game -- --prompt "rocket" --screenshot game.png   # and exit
+//! ```
+//!
+//! It renders `--baseline` frames without generation first, then generates, then prints the
+//! frame times of both phases from the same run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use glam::{Mat4, Vec3};
+use ptdit::embed::{Budget, Generation};
+use ptdit::pipeline::generate::{Frame, TextToImage};
+use ptdit::pipeline::{default_model, model_dir, png};
+use ptdit::GpuContext;
+use winit::application::ApplicationHandler;
+use winit::event::WindowEvent;
+use winit::event_loop::{ActiveEventLoop, EventLoop};
+use winit::window::{Window, WindowId};
+
+#[derive(Parser, Clone)]
+struct Args {
+    #[arg(long, default_value = "red apple")]
+    prompt: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Compute dispatches per frame given to generation.
+    #[arg(long, default_value_t = 48)]
+    budget: usize,
+    /// Frames rendered before generation starts (the no-generation baseline).
+    #[arg(long, default_value_t = 60)]
+    baseline: usize,
+    /// Save a screenshot when the image is done, then exit.
+    #[arg(long)]
+    screenshot: Option<std::path::PathBuf>,
+}
+
+const SHADER: &str = r#"
+struct U { mvp: mat4x4<f32> }
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var tex: texture_2d<f32>;
+@group(0) @binding(2) var samp: sampler;
+
+struct V { @builtin(position) pos: vec4<f32>, @location(0) uv: vec2<f32>, @location(1) shade: f32 }
+
+// 36 vertices of a unit cube, computed from the vertex index: 6 faces x 2 triangles.
+@vertex
+fn vs(@builtin(vertex_index) i: u32) -> V {
+    let face = i / 6u;
+    let corner = array<vec2<f32>, 6>(vec2(0.0, 0.0), vec2(1.0, 0.0), vec2(1.0, 1.0),
+                                     vec2(0.0, 0.0), vec2(1.0, 1.0), vec2(0.0, 1.0))[i % 6u];
+    let s = corner * 2.0 - 1.0;
+    var p: vec3<f32>;
+    var n: vec3<f32>;
+    switch face {
+        case 0u: { p = vec3(s.x, -s.y, 1.0); n = vec3(0.0, 0.0, 1.0); }
+        case 1u: { p = vec3(-s.x, -s.y, -1.0); n = vec3(0.0, 0.0, -1.0); }
+        case 2u: { p = vec3(1.0, -s.y, -s.x); n = vec3(1.0, 0.0, 0.0); }
+        case 3u: { p = vec3(-1.0, -s.y, s.x); n = vec3(-1.0, 0.0, 0.0); }
+        case 4u: { p = vec3(s.x, 1.0, s.y); n = vec3(0.0, 1.0, 0.0); }
+        default: { p = vec3(s.x, -1.0, -s.y); n = vec3(0.0, -1.0, 0.0); }
+    }
+    var o: V;
+    o.pos = u.mvp * vec4(p, 1.0);
+    o.uv = corner;
+    o.shade = 0.55 + 0.45 * abs(dot(normalize(n), normalize(vec3(0.4, 0.7, 1.0))));
+    return o;
+}
+
+@fragment
+fn fs(v: V) -> @location(0) vec4<f32> {
+    let c = textureSample(tex, samp, v.uv).rgb;
+    return vec4(c * v.shade, 1.0);
+}
+"#;
+
+struct Scene {
+    pipeline: wgpu::RenderPipeline,
+    bind_group: wgpu::BindGroup,
+    uniform: wgpu::Buffer,
+    format: wgpu::TextureFormat,
+}
+
+impl Scene {
+    fn new(device: &wgpu::Device, format: wgpu::TextureFormat, image: &wgpu::Texture) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("scene"),
+            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("cube"),
+            layout: None,
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: wgpu::PrimitiveState {
+                cull_mode: Some(wgpu::Face::Back),
+                ..Default::default()
+            },
+            depth_stencil: Some(wgpu::DepthStencilState {
+                format: wgpu::TextureFormat::Depth32Float,
+                depth_write_enabled: Some(true),
+                depth_compare: Some(wgpu::CompareFunction::Less),
+                stencil: Default::default(),
+                bias: Default::default(),
+            }),
+            multisample: Default::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs"),
+                compilation_options: Default::default(),
+                targets: &[Some(format.into())],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("mvp"),
+            size: 64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let sampler = device.create_sampler(&wgpu::SamplerDescriptor {
+            mag_filter: wgpu::FilterMode::Linear,
+            min_filter: wgpu::FilterMode::Linear,
+            ..Default::default()
+        });
+        let view = image.create_view(&Default::default());
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("cube"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::Sampler(&sampler),
+                },
+            ],
+        });
+        Scene {
+            pipeline,
+            bind_group,
+            uniform,
+            format,
+        }
+    }
+
+    /// Draws the cube at time `t` into `target` (with a fresh depth buffer of its size).
+    fn draw(&self, device: &wgpu::Device, queue: &wgpu::Queue, target: &wgpu::Texture, t: f32) {
+        let size = target.size();
+        let aspect = size.width as f32 / size.height.max(1) as f32;
+        let mvp = Mat4::perspective_rh(0.8, aspect, 0.1, 20.0)
+            * Mat4::look_at_rh(Vec3::new(0.0, 0.8, 4.2), Vec3::ZERO, Vec3::Y)
+            * Mat4::from_rotation_y(t * 0.6)
+            * Mat4::from_rotation_x(0.35);
+        queue.write_buffer(&self.uniform, 0, bytemuck::cast_slice(&mvp.to_cols_array()));
+        let depth = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("depth"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Depth32Float,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+            view_formats: &[],
+        });
+        let color = target.create_view(&Default::default());
+        let depth_view = depth.create_view(&Default::default());
+        let mut enc = device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("scene"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &color,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color {
+                            r: 0.08,
+                            g: 0.1,
+                            b: 0.16,
+                            a: 1.0,
+                        }),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                    view: &depth_view,
+                    depth_ops: Some(wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(1.0),
+                        store: wgpu::StoreOp::Discard,
+                    }),
+                    stencil_ops: None,
+                }),
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &self.bind_group, &[]);
+            pass.draw(0..36, 0..1);
+        }
+        queue.submit([enc.finish()]);
+    }
+}
+
+/// Frame times of one phase.
+#[derive(Default)]
+struct Times(Vec<Duration>);
+
+impl Times {
+    fn report(&self, what: &str) -> String {
+        let mut ms: Vec<f64> = self.0.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        if ms.is_empty() {
+            return format!("{what}: no frames");
+        }
+        ms.sort_by(f64::total_cmp);
+        let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+        let p95 = ms[(ms.len() * 95 / 100).min(ms.len() - 1)];
+        format!(
+            "{what}: mean {mean:.2} ms, p95 {p95:.2} ms over {} frames",
+            ms.len()
+        )
+    }
+}
+
+struct Running {
+    window: Arc<Window>,
+    surface: wgpu::Surface<'static>,
+    config: wgpu::SurfaceConfiguration,
+    ctx: GpuContext,
+    pipe: TextToImage,
+    image: wgpu::Texture,
+    scene: Scene,
+    generation: Option<Generation>,
+    frames: usize,
+    last: Instant,
+    start: Instant,
+    baseline: Times,
+    generating: Times,
+    done_at: Option<usize>,
+}
+
+struct App {
+    args: Args,
+    running: Option<Running>,
+    error: Option<String>,
+}
+
+impl App {
+    fn start(&mut self, el: &ActiveEventLoop) -> Result<Running, String> {
+        let attrs = Window::default_attributes()
+            .with_title("ptdit: a texture generated in-game")
+            .with_inner_size(winit::dpi::PhysicalSize::new(640, 480));
+        let window = Arc::new(el.create_window(attrs).map_err(|e| e.to_string())?);
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(
+                Box::new(el.owned_display_handle()),
+            ));
+        let surface = instance
+            .create_surface(window.clone())
+            .map_err(|e| e.to_string())?;
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            compatible_surface: Some(&surface),
+            ..Default::default()
+        }))
+        .map_err(|e| format!("no GPU adapter for this window: {e}"))?;
+        // The game's device: what the adapter offers, so the engine can use it too.
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("game"),
+            required_features: adapter.features() & wgpu::Features::SHADER_F16,
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| e.to_string())?;
+        let size = window.inner_size();
+        let mut config = surface
+            .get_default_config(&adapter, size.width.max(1), size.height.max(1))
+            .ok_or("the surface does not support this adapter")?;
+        config.present_mode = wgpu::PresentMode::AutoNoVsync;
+        surface.configure(&device, &config);
+
+        let ctx = GpuContext::borrowed(device.clone(), queue.clone(), Some(&adapter.get_info()));
+        let comps = model_dir::from_files(&default_model::files()).map_err(|e| e.to_string())?;
+        let pipe = TextToImage::new(&ctx, comps);
+        let req = pipe.request("");
+        let image = device.create_texture(&Generation::texture_descriptor(&req));
+        let grey = vec![128u8; req.width * req.height * 4];
+        queue.write_texture(
+            image.as_image_copy(),
+            &grey,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(4 * req.width as u32),
+                rows_per_image: None,
+            },
+            image.size(),
+        );
+        let scene = Scene::new(&device, config.format, &image);
+        println!("adapter: {}", adapter.get_info().name);
+        Ok(Running {
+            window,
+            surface,
+            config,
+            ctx,
+            pipe,
+            image,
+            scene,
+            generation: None,
+            frames: 0,
+            last: Instant::now(),
+            start: Instant::now(),
+            baseline: Times::default(),
+            generating: Times::default(),
+            done_at: None,
+        })
+    }
+
+    fn frame(&mut self, el: &ActiveEventLoop) -> Result<(), String> {
+        let args = self.args.clone();
+        let Some(r) = self.running.as_mut() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let dt = now - r.last;
+        r.last = now;
+        if r.frames > 0 {
+            match (&r.generation, r.done_at) {
+                (None, None) => r.baseline.0.push(dt),
+                (Some(_), None) => r.generating.0.push(dt),
+                _ => {}
+            }
+        }
+        r.frames += 1;
+
+        if r.frames == args.baseline && r.generation.is_none() {
+            let req = ptdit::pipeline::generate::Request {
+                seed: args.seed,
+                ..r.pipe.request(&args.prompt)
+            };
+            let g = pollster::block_on(Generation::new(&r.pipe, &req, &r.image))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "generating {:?}: {} steps of {} dispatches, {} dispatches a frame",
+                args.prompt,
+                req.steps,
+                g.dispatches_per_step(),
+                args.budget
+            );
+            r.generation = Some(g);
+            r.last = Instant::now();
+        }
+        if let (Some(g), None) = (r.generation.as_mut(), r.done_at) {
+            let p = g
+                .advance(Budget::Dispatches(args.budget))
+                .map_err(|e| e.to_string())?;
+            if p.done {
+                r.done_at = Some(r.frames);
+                println!("{}", r.baseline.report("frame time without generation"));
+                println!("{}", r.generating.report("frame time while generating"));
+            }
+        }
+
+        let t = r.start.elapsed().as_secs_f32();
+        let frame = match r.surface.get_current_texture() {
+            wgpu::CurrentSurfaceTexture::Success(f)
+            | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
+            wgpu::CurrentSurfaceTexture::Outdated | wgpu::CurrentSurfaceTexture::Lost => {
+                r.surface.configure(&r.ctx.device, &r.config);
+                r.window.request_redraw();
+                return Ok(());
+            }
+            other => return Err(format!("cannot draw the window: {other:?}")),
+        };
+        r.scene.draw(&r.ctx.device, &r.ctx.queue, &frame.texture, t);
+        r.window.pre_present_notify();
+        r.ctx.queue.present(frame);
+
+        // A few frames after the image is done (so it shows on every face), take the shot.
+        if let (Some(done), Some(path)) = (r.done_at, &args.screenshot) {
+            if r.frames >= done + 3 {
+                let shot = screenshot(r, t)?;
+                std::fs::write(path, png::encode(&[shot]).map_err(|e| e.to_string())?)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("wrote {}", path.display());
+                el.exit();
+                return Ok(());
+            }
+        }
+        r.window.request_redraw();
+        Ok(())
+    }
+}
+
+/// Draws the scene once more into an offscreen texture of the window's size and reads it back.
+fn screenshot(r: &Running, t: f32) -> Result<Frame, String> {
+    let dev = &r.ctx.device;
+    let (w, h) = (r.config.width, r.config.height);
+    let target = dev.create_texture(&wgpu::TextureDescriptor {
+        label: Some("screenshot"),
+        size: wgpu::Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: r.scene.format,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        view_formats: &[],
+    });
+    r.scene.draw(dev, &r.ctx.queue, &target, t);
+    let pitch = (w * 4).div_ceil(256) * 256;
+    let buf = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("screenshot"),
+        size: (pitch * h) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = dev.create_command_encoder(&Default::default());
+    enc.copy_texture_to_buffer(
+        target.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &buf,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(pitch),
+                rows_per_image: None,
+            },
+        },
+        target.size(),
+    );
+    r.ctx.queue.submit([enc.finish()]);
+    buf.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+    dev.poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| e.to_string())?;
+    let data = buf
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| e.to_string())?;
+    let bgr = matches!(
+        r.scene.format,
+        wgpu::TextureFormat::Bgra8Unorm | wgpu::TextureFormat::Bgra8UnormSrgb
+    );
+    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h as usize {
+        for px in data[y * pitch as usize..][..w as usize * 4].chunks(4) {
+            if bgr {
+                rgb.extend_from_slice(&[px[2], px[1], px[0]]);
+            } else {
+                rgb.extend_from_slice(&px[..3]);
+            }
+        }
+    }
+    Ok(Frame {
+        width: w as usize,
+        height: h as usize,
+        rgb,
+    })
+}
+
+impl ApplicationHandler for App {
+    fn resumed(&mut self, el: &ActiveEventLoop) {
+        if self.running.is_some() {
+            return;
+        }
+        match self.start(el) {
+            Ok(r) => {
+                r.window.request_redraw();
+                self.running = Some(r);
+            }
+            Err(e) => {
+                self.error = Some(e);
+                el.exit();
+            }
+        }
+    }
+
+    fn window_event(&mut self, el: &ActiveEventLoop, _: WindowId, event: WindowEvent) {
+        match event {
+            WindowEvent::CloseRequested => el.exit(),
+            WindowEvent::Resized(size) => {
+                if let Some(r) = self.running.as_mut() {
+                    r.config.width = size.width.max(1);
+                    r.config.height = size.height.max(1);
+                    r.surface.configure(&r.ctx.device, &r.config);
+                }
+            }
+            WindowEvent::RedrawRequested => {
+                if let Err(e) = self.frame(el) {
+                    self.error = Some(e);
+                    el.exit();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let el = match EventLoop::new() {
+        Ok(el) => el,
+        Err(e) => {
+            eprintln!("error: cannot open a window ({e}); is a display (or Xvfb) running?");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut app = App {
+        args,
+        running: None,
+        error: None,
+    };
+    if let Err(e) = el.run_app(&mut app) {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    match app.error {
+        Some(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        None => std::process::ExitCode::SUCCESS,
+    }
+}
