@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the static web demo into web/dist/: the engine as wasm + its JS bindings, the page, and
-# the model (web/dist/model/, listed in files.json) when one is given.
+# Builds the static web demo into web/dist/: the engine as wasm + its JS bindings (with the
+# default emoji model built in), the page, and another model (web/dist/model/, listed in
+# files.json) when one is given.
 #   web/build.sh [MODEL_DIR]
 # Serve it with any static server, e.g. `python3 -m http.server -d web/dist 8080`.
 set -euo pipefail
@@ -28,6 +29,6 @@ if [ -d "$model" ]; then
     python3 -c 'import json,sys; print(json.dumps([l.strip() for l in open(sys.argv[1]) if l.strip()]))' /tmp/ptdit-files.txt > "$out/model/files.json"
     echo "model: $model ($(wc -l < /tmp/ptdit-files.txt) files)"
 else
-    echo "no model directory at $model: the page will say so (pass one: web/build.sh MODEL_DIR)"
+    echo "no model directory given: the page uses the engine's built-in emoji model"
 fi
 echo "built $out"

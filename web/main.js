@@ -1,5 +1,6 @@
-// The demo page: loads the engine and the model (cached with the Cache API), then generates
-// with a live preview of the latents every step. All GPU work is submitted asynchronously, so
+// The demo page: loads the engine and a model (a model/ folder next to the page, cached with the
+// Cache API, or else the emoji model built into the engine), then generates with a live preview
+// every step. All GPU work is submitted asynchronously, so
 // the page stays responsive while the browser runs it.
 import init, { Engine } from "./ptdit.js";
 
@@ -16,7 +17,8 @@ function draw(image) {
   tmp.width = image.width;
   tmp.height = image.height;
   tmp.getContext("2d").putImageData(new ImageData(image.data, image.width, image.height), 0, 0);
-  ctx.imageSmoothingEnabled = image.width >= canvas.width;
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = "high";
   ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
 }
 
@@ -45,8 +47,11 @@ async function fetchCached(cache, url, onBytes) {
 }
 
 async function loadModel(engine) {
-  const list = await fetch("model/files.json");
-  if (!list.ok) throw new Error("no model next to this page (model/files.json); build with web/build.sh MODEL_DIR");
+  const list = await fetch("model/files.json").catch(() => null);
+  if (!list || !list.ok) {
+    engine.loadDefaultModel();
+    return "the built-in emoji model";
+  }
   const paths = await list.json();
   const cache = "caches" in self ? await caches.open("ptdit-model-v1") : null;
   const files = new Map();
@@ -58,6 +63,7 @@ async function loadModel(engine) {
     }));
   }
   engine.loadModel(files);
+  return "model/";
 }
 
 async function main() {
@@ -73,8 +79,10 @@ async function main() {
     status(`WebGPU is present but no adapter could be used: ${e}`, true);
     return;
   }
-  await loadModel(engine);
-  status(`ready on ${engine.adapter()}`);
+  const which = await loadModel(engine);
+  const defaults = engine.defaults();
+  $("steps").value = defaults.steps;
+  status(`ready on ${engine.adapter()} with ${which} (${defaults.width}×${defaults.height})`);
   $("generate").disabled = false;
   let abort = null;
   $("cancel").onclick = () => abort && abort.abort();
@@ -89,8 +97,8 @@ async function main() {
         prompt: $("prompt").value,
         seed: Number($("seed").value),
         steps: Number($("steps").value),
-        width: Number(document.body.dataset.width || 64),
-        height: Number(document.body.dataset.height || 64),
+        width: Number(document.body.dataset.width || defaults.width),
+        height: Number(document.body.dataset.height || defaults.height),
       };
       const image = await engine.generate(opts, (step, total, preview) => {
         $("progress").value = step / total;

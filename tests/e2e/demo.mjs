@@ -1,6 +1,8 @@
 // Opens the built web demo (served at $URL), types a prompt, clicks Generate, waits for the
 // image, checks the canvas holds a real image (not blank) and that previews were drawn, and
-// saves a screenshot ($SHOT). Exits non-zero with the reason on any failure.
+// saves a screenshot ($SHOT). With EXPECT_EMOJI=1 (the built-in model) the image must look like
+// an emoji: a near-white border around a coloured centre, as every training image has; noise
+// or an untrained model fails. Exits non-zero with the reason on any failure.
 import { chromium } from "playwright-core";
 
 const url = process.env.URL ?? "http://127.0.0.1:8765/index.html";
@@ -20,8 +22,8 @@ try {
       || document.getElementById("status").className === "error", null, { timeout: 180000 });
   const ready = await page.textContent("#status");
   if (!ready.startsWith("ready")) fail(`the page did not get ready: ${ready}`);
-  await page.fill("#prompt", "a red apple");
-  await page.fill("#steps", "3");
+  await page.fill("#prompt", process.env.PROMPT ?? "red apple");
+  if (process.env.STEPS) await page.fill("#steps", process.env.STEPS);
   // Count preview draws: each step's callback updates the progress bar.
   await page.evaluate(() => {
     window.__progress = [];
@@ -49,6 +51,22 @@ try {
     const mean = sum / n;
     return { mean, std: Math.sqrt(sum2 / n - mean * mean), colours: colours.size };
   });
+  if (process.env.EXPECT_EMOJI === "1") {
+    // The same criterion as tests/default_model.rs: border mean > 220, centre > 40 from white.
+    const e = await page.evaluate(() => {
+      const im = window.ptditLastImage;
+      const { width: w, height: h, data } = im;
+      let border = 0, nb = 0, centre = 0, nc = 0;
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+        const v = data[(y * w + x) * 4 + c];
+        if (x < 2 || y < 2 || x >= w - 2 || y >= h - 2) { border += v; nb++; }
+        else if (x >= w / 4 && x < 3 * w / 4 && y >= h / 4 && y < 3 * h / 4) { centre += 255 - v; nc++; }
+      }
+      return { border: border / nb, centre: centre / nc };
+    });
+    console.log(`e2e: image border mean ${e.border.toFixed(1)}, centre ${e.centre.toFixed(1)} from white`);
+    if (e.border <= 220 || e.centre <= 40) fail("the image does not look like an emoji on white (noise or an untrained model)");
+  }
   if (process.env.NATIVE_PNG) {
     // Same seed and prompt on the native CLI: the images must agree (see the tolerance below).
     const fs = await import("node:fs");
