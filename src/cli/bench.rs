@@ -46,6 +46,8 @@ pub enum Which {
     Payoff,
     /// Peak GPU memory of the released XL's denoising step at 1024² and 2048² (no GPU needed).
     Memory,
+    /// The share of a forward pass spent in each op (the `forward` model), timed per dispatch.
+    Profile,
 }
 
 #[derive(Args)]
@@ -62,6 +64,15 @@ pub struct BenchArgs {
     /// Print one JSON document (adapter, figures with baselines and ratios) instead of text.
     #[arg(long)]
     json: bool,
+    /// Width of the `forward`/`profile` model (a multiple of 64).
+    #[arg(long, default_value_t = 256)]
+    width: usize,
+    /// Layers of the `forward`/`profile` model.
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    /// Latent side of the `forward`/`profile` model (a multiple of 16: patch 2, 8×8 windows).
+    #[arg(long, default_value_t = 64)]
+    latent: usize,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -79,7 +90,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         adapter = serde_json::json!({ "name": r.name, "backend": r.backend, "device_type": r.device_type, "driver": r.driver });
         match args.which {
             Which::Matmul => matmul(&ctx, args.size, &mut out)?,
-            Which::Forward => forward(&ctx, &mut out)?,
+            Which::Forward => forward(&ctx, args, &mut out)?,
+            Which::Profile => profile(&ctx, args, &mut out)?,
             Which::Payoff => payoff(&ctx, &args.grids, &mut out)?,
             Which::Memory => {}
         }
@@ -162,14 +174,29 @@ fn matmul(ctx: &GpuContext, s: usize, out: &mut Out) -> Result<()> {
 
 /// A small PT-DiT: the released block structure (windows 8×8, one proxy per window, shifted
 /// windows) at width 256, 4 layers, a 64×64 latent (1024 tokens), CFG batch 2.
-fn forward(ctx: &GpuContext, out: &mut Out) -> Result<()> {
+/// The benchmark model: the released block structure at `width` (heads of 64), `layers`,
+/// a `latent`² latent (patch 2, 8×8 windows), CFG batch 2, text 32 tokens, random weights.
+struct SmallModel {
+    cfg: PtditConfig,
+    shapes: Shapes,
+    graph: Graph,
+    weights: std::collections::HashMap<String, HostTensor>,
+    inputs: ForwardInputs,
+}
+
+fn small_model(width: usize, layers: usize, latent: usize) -> Result<SmallModel> {
+    if width == 0 || !width.is_multiple_of(64) || layers == 0 {
+        return Err(ptdit::Error::Input(format!(
+            "--width {width} must be a positive multiple of 64 (heads of 64) and --layers positive"
+        )));
+    }
     let mut cfg = PtditConfig::released_xl();
-    cfg.num_attention_heads = 4;
+    cfg.num_attention_heads = width / 64;
     cfg.attention_head_dim = 64;
-    cfg.cross_attention_dim = Some(256);
-    cfg.num_layers = 4;
-    cfg.caption_channels = 256;
-    let grid = cfg.grid(1, 64, 64)?;
+    cfg.cross_attention_dim = Some(width);
+    cfg.num_layers = layers;
+    cfg.caption_channels = width;
+    let grid = cfg.grid(1, latent, latent)?;
     let shapes = Shapes {
         batch: 2,
         grid,
@@ -179,14 +206,31 @@ fn forward(ctx: &GpuContext, out: &mut Out) -> Result<()> {
     let graph = net::build(&cfg, &shapes)?;
     let weights = random_weights(&graph, 1);
     let mut rng = Rng::new(2);
-    let latent = HostTensor::f32([2, 4, 1, 64, 64], rng.normals(2 * 4 * 64 * 64, 1.0));
-    let text = HostTensor::f32([2, 32, 256], rng.normals(2 * 32 * 256, 1.0));
+    let n = 2 * 4 * latent * latent;
     let inputs = ForwardInputs {
-        latent,
+        latent: HostTensor::f32([2, 4, 1, latent, latent], rng.normals(n, 1.0)),
         timestep: vec![500.0, 500.0],
-        text,
+        text: HostTensor::f32([2, 32, width], rng.normals(2 * 32 * width, 1.0)),
         text_mask: vec![1.0; 64],
     };
+    Ok(SmallModel {
+        cfg,
+        shapes,
+        graph,
+        weights,
+        inputs,
+    })
+}
+
+fn forward(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
+    let SmallModel {
+        cfg,
+        shapes,
+        graph,
+        weights,
+        inputs,
+    } = small_model(args.width, args.layers, args.latent)?;
+    let grid = shapes.grid;
     let model = Ptdit::new_blocking(ctx, &cfg, shapes, &weights)?;
     for (k, v) in inputs.feeds(&shapes)? {
         model.exe.write(&k, &v)?;
@@ -202,8 +246,19 @@ fn forward(ctx: &GpuContext, out: &mut Out) -> Result<()> {
     let cpu_s = start.elapsed().as_secs_f64();
     let tokens = (shapes.batch * grid.tokens()) as f64;
     let gflop = graph.flops() as f64 / 1e9;
+    let what = format!(
+        "PT-DiT forward, width {}, {} layers, {} tokens x 2",
+        args.width,
+        args.layers,
+        grid.tokens()
+    );
     out.say(format!(
-        "PT-DiT forward: width 256 (4x64), 4 layers, 64x64 latent = {} tokens x batch 2, text 32",
+        "PT-DiT forward: width {} ({}x64), {} layers, {}x{} latent = {} tokens x batch 2, text 32",
+        args.width,
+        args.width / 64,
+        args.layers,
+        args.latent,
+        args.latent,
         grid.tokens()
     ));
     out.say(format!(
@@ -223,7 +278,7 @@ fn forward(ctx: &GpuContext, out: &mut Out) -> Result<()> {
     ));
     out.say(format!("  ratio engine / CPU  {:10.2}x", cpu_s / gpu));
     out.figure(
-        "PT-DiT forward, width 256, 4 layers, 1024 tokens x 2",
+        &what,
         tokens / gpu,
         "tokens/s",
         Some(("CPU reference forward, one thread", tokens / cpu_s)),
@@ -407,6 +462,77 @@ fn memory(out: &mut Out) -> Result<()> {
                 )),
             );
         }
+    }
+    Ok(())
+}
+
+/// Where a forward pass spends its time: each dispatch submitted and waited for alone, the cost
+/// of an empty submission subtracted, summed per op. Per-dispatch submission removes the
+/// overlap a real run has, so the shares are of GPU work, not of a run's wall time.
+fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
+    let m = small_model(args.width, args.layers, args.latent)?;
+    let model = Ptdit::new_blocking(ctx, &m.cfg, m.shapes, &m.weights)?;
+    for (k, v) in m.inputs.feeds(&m.shapes)? {
+        model.exe.write(&k, &v)?;
+    }
+    let exe = &model.exe;
+    let submit = |range: std::ops::Range<usize>| -> Result<()> {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        exe.record_range(&mut enc, range);
+        ctx.queue.submit([enc.finish()]);
+        exe.wait()
+    };
+    let empty = time_per_call(0.5, || submit(0..0))?;
+    let whole = time_per_call(2.0, || submit(0..exe.dispatches))?;
+    let mut per_op: Vec<(&str, f64, usize)> = Vec::new();
+    let rounds = 3;
+    submit(0..exe.dispatches)?; // warm-up
+    for _ in 0..rounds {
+        for (i, op) in exe.dispatch_ops.iter().enumerate() {
+            let t = Instant::now();
+            submit(i..i + 1)?;
+            let dt = (t.elapsed().as_secs_f64() - empty).max(0.0) / rounds as f64;
+            match per_op.iter_mut().find(|(o, _, _)| o == op) {
+                Some(e) => {
+                    e.1 += dt;
+                    e.2 += 1;
+                }
+                None => per_op.push((op, dt, 1)),
+            }
+        }
+    }
+    let total: f64 = per_op.iter().map(|e| e.1).sum();
+    per_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.say(format!(
+        "profile: PT-DiT forward, width {}, {} layers, {} tokens x 2: {} dispatches, {:.1} ms in one submission, {:.1} ms summed per dispatch (empty submission {:.3} ms subtracted)",
+        args.width,
+        args.layers,
+        m.shapes.grid.tokens(),
+        exe.dispatches,
+        whole * 1e3,
+        total * 1e3,
+        empty * 1e3
+    ));
+    let flops = m.graph.flops_by_op();
+    for (op, t, n) in &per_op {
+        let n = n / rounds;
+        let f = flops.iter().find(|(o, _)| o == op).map_or(0, |e| e.1) as f64;
+        let rate = if f > 0.0 && *t > 0.0 {
+            format!("{:7.2} GFLOP/s", f / t / 1e9)
+        } else {
+            String::new()
+        };
+        out.say(format!(
+            "  {op:<14} {:5.1}%  {:8.2} ms  {n:4} dispatches  {rate}",
+            100.0 * t / total,
+            t * 1e3
+        ));
+        out.figure(
+            &format!("share of forward: {op}"),
+            100.0 * t / total,
+            "%",
+            None,
+        );
     }
     Ok(())
 }

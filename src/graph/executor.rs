@@ -46,6 +46,8 @@ pub struct Executable {
     pub memory: MemoryPlan,
     /// Number of dispatches one run records.
     pub dispatches: usize,
+    /// The op each dispatch belongs to (for profiles).
+    pub dispatch_ops: Vec<&'static str>,
 }
 
 impl Executable {
@@ -153,6 +155,7 @@ impl Executable {
         // Dispatches of every op.
         let max_groups = limits.max_compute_workgroups_per_dimension;
         let mut dispatches: Vec<Dispatch> = Vec::new();
+        let mut dispatch_ops = Vec::new();
         for node in &graph.nodes {
             let float = graph.tensors[node.output.0].desc.dtype;
             let mut cx = EncodeCx::new(node.op.name(), limit, align, max_groups, float);
@@ -163,6 +166,7 @@ impl Executable {
             };
             let ins: Vec<TensorArg> = node.inputs.iter().map(arg).collect();
             node.op.encode(&mut cx, &ins, &arg(&node.output))?;
+            dispatch_ops.extend(std::iter::repeat_n(node.op.name(), cx.out.len()));
             dispatches.append(&mut cx.out);
         }
 
@@ -246,6 +250,7 @@ impl Executable {
             sources: graph.tensors.iter().map(|t| t.source.clone()).collect(),
             outputs: graph.tensors.iter().map(|t| t.is_output).collect(),
             dispatches: steps.len(),
+            dispatch_ops,
             carries: graph
                 .carries
                 .iter()

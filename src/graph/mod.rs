@@ -246,13 +246,21 @@ impl Graph {
 
     /// Floating-point operations of one run (2 per multiply-add), as the ops count them.
     pub fn flops(&self) -> u64 {
-        self.nodes
-            .iter()
-            .map(|n| {
-                let ins: Vec<&TensorDesc> = n.inputs.iter().map(|t| self.desc(*t)).collect();
-                n.op.flops(&ins, self.desc(n.output))
-            })
-            .sum()
+        self.flops_by_op().iter().map(|(_, f)| f).sum()
+    }
+
+    /// FLOPs of one run per op kind, in order of first appearance.
+    pub fn flops_by_op(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = Vec::new();
+        for n in &self.nodes {
+            let ins: Vec<&TensorDesc> = n.inputs.iter().map(|t| self.desc(*t)).collect();
+            let f = n.op.flops(&ins, self.desc(n.output));
+            match out.iter_mut().find(|(name, _)| *name == n.op.name()) {
+                Some(e) => e.1 += f,
+                None => out.push((n.op.name(), f)),
+            }
+        }
+        out
     }
 
     pub(crate) fn check_feed(&self, name: &str, value: &HostTensor) -> Result<TensorId> {
