@@ -103,9 +103,15 @@ fn text<'a>(files: &'a Files, path: &str) -> Result<&'a str> {
 /// Checks that every piece is there, listing all that are missing.
 pub fn check(files: &Files) -> Result<()> {
     let mut missing = Vec::new();
+    // Only a pixel-space transformer (3 input channels) may come without a VAE.
+    let pixel_space = files
+        .get("transformer/config.json")
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|t| PtditConfig::from_json(t).ok())
+        .is_some_and(|c| c.in_channels == 3);
     let has = |comp: &str| files.keys().any(|k| k.starts_with(&format!("{comp}/")));
     for comp in [TRANSFORMER, TEXT_ENCODER, VAE] {
-        if comp == VAE && !has(VAE) {
+        if comp == VAE && pixel_space && !has(VAE) {
             continue;
         }
         if !files.contains_key(&format!("{comp}/config.json")) {
