@@ -152,7 +152,8 @@ impl App {
 
     fn save(&mut self) {
         let Some((t, _)) = &self.texture else { return };
-        self.status = match read_rgb(&self.ctx, t).and_then(|f| {
+        let read = pollster::block_on(ptdit::embed::read_texture(&self.ctx, t));
+        self.status = match read.map_err(|e| e.to_string()).and_then(|f| {
             let f = f.upscale(f.factor_for(128));
             let bytes = png::encode(&[f]).map_err(|e| e.to_string())?;
             std::fs::write(&self.save_path, bytes).map_err(|e| e.to_string())
@@ -161,51 +162,6 @@ impl App {
             Err(e) => format!("cannot save {}: {e}", self.save_path),
         };
     }
-}
-
-/// The texture's pixels, for saving (a user action, not part of the generation path).
-fn read_rgb(ctx: &GpuContext, t: &wgpu::Texture) -> Result<Frame, String> {
-    let (w, h) = (t.width(), t.height());
-    let pitch = (w * 4).div_ceil(256) * 256;
-    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("save"),
-        size: (pitch * h) as u64,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_texture_to_buffer(
-        t.as_image_copy(),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &buf,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(pitch),
-                rows_per_image: None,
-            },
-        },
-        t.size(),
-    );
-    ctx.queue.submit([enc.finish()]);
-    buf.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| e.to_string())?;
-    let data = buf
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| e.to_string())?;
-    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
-    for y in 0..h as usize {
-        for px in data[y * pitch as usize..][..w as usize * 4].chunks(4) {
-            rgb.extend_from_slice(&px[..3]);
-        }
-    }
-    Ok(Frame {
-        width: w as usize,
-        height: h as usize,
-        rgb,
-    })
 }
 
 impl eframe::App for App {

@@ -426,53 +426,7 @@ fn screenshot(r: &Running, t: f32) -> Result<Frame, String> {
         view_formats: &[],
     });
     r.scene.draw(dev, &r.ctx.queue, &target, t);
-    let pitch = (w * 4).div_ceil(256) * 256;
-    let buf = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("screenshot"),
-        size: (pitch * h) as u64,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = dev.create_command_encoder(&Default::default());
-    enc.copy_texture_to_buffer(
-        target.as_image_copy(),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &buf,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(pitch),
-                rows_per_image: None,
-            },
-        },
-        target.size(),
-    );
-    r.ctx.queue.submit([enc.finish()]);
-    buf.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-    dev.poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| e.to_string())?;
-    let data = buf
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| e.to_string())?;
-    let bgr = matches!(
-        r.scene.format,
-        wgpu::TextureFormat::Bgra8Unorm | wgpu::TextureFormat::Bgra8UnormSrgb
-    );
-    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
-    for y in 0..h as usize {
-        for px in data[y * pitch as usize..][..w as usize * 4].chunks(4) {
-            if bgr {
-                rgb.extend_from_slice(&[px[2], px[1], px[0]]);
-            } else {
-                rgb.extend_from_slice(&px[..3]);
-            }
-        }
-    }
-    Ok(Frame {
-        width: w as usize,
-        height: h as usize,
-        rgb,
-    })
+    pollster::block_on(ptdit::embed::read_texture(&r.ctx, &target)).map_err(|e| e.to_string())
 }
 
 impl ApplicationHandler for App {

@@ -21,7 +21,7 @@ use crate::gpu::shaders::Kernel;
 use crate::gpu::GpuContext;
 use crate::model::ptdit::io;
 use crate::pipeline::denoiser::{step_feeds, Denoiser};
-use crate::pipeline::generate::{Prepared, Request, TextToImage};
+use crate::pipeline::generate::{Frame, Prepared, Request, TextToImage};
 use crate::pipeline::sampler::Step;
 use crate::tensor::HostTensor;
 
@@ -228,6 +228,85 @@ impl Generation {
     pub async fn latents(&self) -> Result<HostTensor> {
         self.den.latent().await
     }
+}
+
+/// Reads an RGBA8 or BGRA8 texture back as an RGB [`Frame`]: for saving what a host shows (a
+/// user's "save" or a screenshot), never part of generation.
+pub async fn read_texture(ctx: &GpuContext, texture: &wgpu::Texture) -> Result<Frame> {
+    let rgba = read_texture_rgba(ctx, texture).await?;
+    Ok(Frame {
+        width: texture.width() as usize,
+        height: texture.height() as usize,
+        rgb: rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+    })
+}
+
+/// Reads an RGBA8 or BGRA8 texture back as RGBA bytes, row-major (BGRA is reordered).
+pub async fn read_texture_rgba(ctx: &GpuContext, texture: &wgpu::Texture) -> Result<Vec<u8>> {
+    use wgpu::TextureFormat as F;
+    let bgra = match texture.format() {
+        F::Rgba8Unorm | F::Rgba8UnormSrgb => false,
+        F::Bgra8Unorm | F::Bgra8UnormSrgb => true,
+        f => {
+            return Err(Error::Input(format!(
+                "read_texture reads 8-bit RGBA or BGRA textures, not {f:?}"
+            )))
+        }
+    };
+    let (w, h) = (texture.width(), texture.height());
+    let pitch = (w * 4).div_ceil(256) * 256;
+    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("read_texture"),
+        size: pitch as u64 * h as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_texture_to_buffer(
+        texture.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &buf,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(pitch),
+                rows_per_image: None,
+            },
+        },
+        texture.size(),
+    );
+    ctx.queue.submit([enc.finish()]);
+    let (tx, rx) = futures_channel::oneshot::channel();
+    buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu {
+            during: "reading a texture".into(),
+            detail: e.to_string(),
+        })?;
+    let gpu_err = |detail: String| Error::Gpu {
+        during: "reading a texture".into(),
+        detail,
+    };
+    rx.await
+        .map_err(|_| Error::DeviceLost("texture readback was cancelled".into()))?
+        .map_err(|e| gpu_err(e.to_string()))?;
+    let data = buf
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| gpu_err(e.to_string()))?;
+    let mut rgba = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h as usize {
+        for px in data[y * pitch as usize..][..w as usize * 4].chunks(4) {
+            match bgra {
+                true => rgba.extend_from_slice(&[px[2], px[1], px[0], px[3]]),
+                false => rgba.extend_from_slice(px),
+            }
+        }
+    }
+    Ok(rgba)
 }
 
 /// The `to_rgba8` kernel bound to a latents buffer, and the staging buffer it fills for a copy

@@ -20,40 +20,9 @@ fn host() -> (GpuContext, TextToImage) {
     (ctx, pipe)
 }
 
-/// Reads an RGBA8 texture back (the host's business; the engine never does this).
+/// The texture's RGBA bytes (the host's business; generation never reads back).
 fn read_texture(ctx: &GpuContext, t: &wgpu::Texture) -> Vec<u8> {
-    let s = t.size();
-    let pitch = (s.width * 4).div_ceil(256) * 256;
-    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: (pitch * s.height) as u64,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_texture_to_buffer(
-        t.as_image_copy(),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &buf,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(pitch),
-                rows_per_image: None,
-            },
-        },
-        s,
-    );
-    ctx.queue.submit([enc.finish()]);
-    buf.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .unwrap();
-    let data = buf.slice(..).get_mapped_range().unwrap();
-    let mut out = Vec::new();
-    for row in 0..s.height as usize {
-        out.extend_from_slice(&data[row * pitch as usize..][..s.width as usize * 4]);
-    }
-    out
+    pollster::block_on(ptdit::embed::read_texture_rgba(ctx, t)).unwrap()
 }
 
 fn request(pipe: &TextToImage) -> Request {
