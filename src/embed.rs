@@ -21,7 +21,7 @@ use crate::gpu::shaders::Kernel;
 use crate::gpu::GpuContext;
 use crate::model::ptdit::io;
 use crate::pipeline::denoiser::{step_feeds, Denoiser};
-use crate::pipeline::generate::{Frame, Prepared, Request, TextToImage};
+use crate::pipeline::generate::{decode_frames, Frame, Prepared, Request, TextToImage};
 use crate::pipeline::sampler::Step;
 use crate::tensor::HostTensor;
 
@@ -183,34 +183,25 @@ impl Generation {
     /// back between tiles) and uploads the image into the texture. A pixel-space model's texture
     /// is already final and this does nothing.
     pub async fn decode(&self) -> Result<()> {
-        let Some(vae) = &self.components.vae else {
+        if self.components.vae.is_none() {
             return Ok(());
-        };
+        }
         if !self.progress().done {
             return Err(Error::Input(
                 "decode() needs every denoising step done first".into(),
             ));
         }
         let latents = self.den.latent().await?;
-        let mut dec = crate::pipeline::decode::Decoder::new(
-            &self.ctx,
-            vae.clone(),
-            &self.components.vae_weights,
-        )?;
-        dec.float = self.pipe_float;
-        let px = dec.decode(&latents).await?;
-        let d = px.shape.dims();
-        let (t, h, w) = (d[2], d[3], d[4]);
-        let mut rgba = Vec::with_capacity(h * w * 4);
-        let plane = h * w;
-        let data = px.as_f32();
-        let frame0: Vec<f32> = (0..3)
-            .flat_map(|c| data[c * t * plane..c * t * plane + plane].iter().copied())
+        let frames = decode_frames(&self.ctx, &self.components, self.pipe_float, latents).await?;
+        let f = frames
+            .first()
+            .ok_or_else(|| Error::Model("the VAE produced no frame".into()))?;
+        let w = f.width;
+        let rgba: Vec<u8> = f
+            .rgb
+            .chunks(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
             .collect();
-        for px in crate::model::vae::to_rgb8(&frame0, h, w).chunks(3) {
-            rgba.extend_from_slice(px);
-            rgba.push(255);
-        }
         self.ctx.queue.write_texture(
             self.target.as_image_copy(),
             &rgba,

@@ -291,33 +291,43 @@ impl TextToImage {
 
     /// Latents to 8-bit RGB frames: the VAE, or nothing in pixel space.
     pub async fn decode(&self, latents: HostTensor) -> Result<Vec<Frame>> {
-        let c = &self.components;
-        let px = match &c.vae {
-            Some(vae) => {
-                let mut dec = Decoder::new(&self.ctx, vae.clone(), &c.vae_weights)?;
-                dec.float = self.float;
-                dec.decode(&latents).await?
-            }
-            None => latents,
-        };
-        let o = px.shape.dims().to_vec();
-        let (t, h, w) = (o[2], o[3], o[4]);
-        let data = px.as_f32();
-        let mut frames = Vec::with_capacity(t);
-        for f in 0..t {
-            let mut planes = Vec::with_capacity(3 * h * w);
-            for ch in 0..3 {
-                let start = (ch * t + f) * h * w;
-                planes.extend_from_slice(&data[start..start + h * w]);
-            }
-            frames.push(Frame {
-                width: w,
-                height: h,
-                rgb: vae::to_rgb8(&planes, h, w),
-            });
-        }
-        Ok(frames)
+        decode_frames(&self.ctx, &self.components, self.float, latents).await
     }
+}
+
+/// Latents `(1, C, T, H, W)` of `c`'s transformer to 8-bit RGB frames: through the VAE stored
+/// as `float`, or as they are for a pixel-space model.
+pub(crate) async fn decode_frames(
+    ctx: &GpuContext,
+    c: &Components,
+    float: DType,
+    latents: HostTensor,
+) -> Result<Vec<Frame>> {
+    let px = match &c.vae {
+        Some(vae) => {
+            let mut dec = Decoder::new(ctx, vae.clone(), &c.vae_weights)?;
+            dec.float = float;
+            dec.decode(&latents).await?
+        }
+        None => latents,
+    };
+    let o = px.shape.dims().to_vec();
+    let (t, h, w) = (o[2], o[3], o[4]);
+    let data = px.as_f32();
+    let mut frames = Vec::with_capacity(t);
+    for f in 0..t {
+        let mut planes = Vec::with_capacity(3 * h * w);
+        for ch in 0..3 {
+            let start = (ch * t + f) * h * w;
+            planes.extend_from_slice(&data[start..start + h * w]);
+        }
+        frames.push(Frame {
+            width: w,
+            height: h,
+            rgb: vae::to_rgb8(&planes, h, w),
+        });
+    }
+    Ok(frames)
 }
 
 /// A cheap RGB preview of latents `(1, C, T, H, W)` (frame 0): the first three channels
