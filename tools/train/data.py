@@ -64,11 +64,19 @@ def entries(modules):
 
 
 def load_image(path, size):
-    """RGBA over white, box-filtered to size x size, as float32 CHW in [-1, 1]."""
+    """RGBA over white, box-filtered to size x size, as uint8 CHW (what PIL's resize gives, so
+    storing it as bytes loses nothing)."""
     im = Image.open(path).convert("RGBA")
     bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
     im = Image.alpha_composite(bg, im).convert("RGB").resize((size, size), Image.BOX)
-    return (np.asarray(im, dtype=np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
+    return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def to_unit(images):
+    """uint8 images (or the float16 [-1, 1] ones of caches made before) as float32 in [-1, 1]."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 127.5 - 1.0
+    return images.astype(np.float32)
 
 
 def captions(name, tone, style):
@@ -123,7 +131,7 @@ def build(cache, size, ptdit, tokenizer_dir, length):
         return {k: d[k] for k in d.files}
     modules = install(cache)
     es = entries(modules)
-    images = np.stack([load_image(p, size) for _, p, _, _ in es]).astype(np.float16)
+    images = np.stack([load_image(p, size) for _, p, _, _ in es])
     texts = [c for s, _, n, t in es for c in captions(n, t, s)]
     vocab = build_tokenizer(texts, os.path.join(tokenizer_dir, "tokenizer.json"))
     ids, lens = engine_tokens(ptdit, tokenizer_dir, texts + [""], length)
@@ -138,5 +146,6 @@ def build(cache, size, ptdit, tokenizer_dir, length):
         "empty_len": lens[-1:],
         "vocab": np.array([vocab]),
     }
-    np.savez(npz, **data)
+    # Compressed bytes (about 10 MB): small enough to carry to a machine without network access.
+    np.savez_compressed(npz, **data)
     return data

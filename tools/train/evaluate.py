@@ -97,7 +97,7 @@ def main():
         return engine_images(args.ptdit, ps, args.seed, args.steps)
 
     gen = make(prompts).astype(np.float32) / 127.5 - 1.0  # (n, H, W, 3)
-    train = ds["images"].astype(np.float32).transpose(0, 2, 3, 1)
+    train = data.to_unit(ds["images"]).transpose(0, 2, 3, 1)
     names = np.array([str(x) for x in ds["names"]])
     d = ((gen[:, None] - train[None]) ** 2).reshape(len(gen), len(train), -1).mean(-1)
     nearest = names[d.argmin(1)]

@@ -40,7 +40,8 @@ def positional_embedding(rows, cols, dim):
 def timestep_features(t, channels=256):
     """[cos(t f_k), sin(t f_k)], f_k = exp(-ln(10000) k / half); t already rounded to bf16."""
     half = channels // 2
-    f = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    k = torch.arange(half, dtype=torch.float32, device=t.device)
+    f = torch.exp(-math.log(10000.0) * k / half)
     a = t.float()[:, None] * f[None]
     return torch.cat([torch.cos(a), torch.sin(a)], dim=1)
 

@@ -1,6 +1,7 @@
 """Trains the embedded default model: a pixel-space PT-DiT with a small T5 encoder on emoji.
 
     python tools/train/train.py --steps 12000        # from scratch, or resumes where it stopped
+    python tools/train/train.py --minutes 5 --batch 256 --device cuda   # sized to a time budget
 
 Checkpoints go to --cache (resumable at any time: kill it and run the same command again); the
 exported model (f16 safetensors, configs, tokenizer) goes to --out every --export-every steps and
@@ -79,7 +80,8 @@ def export(out, models, cfgs, cache, info):
     for comp, model, cfg in [("transformer", dit, tcfg), ("text_encoder", t5, ecfg)]:
         d = os.path.join(out, comp)
         os.makedirs(d, exist_ok=True)
-        sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+        sd = {k: v.detach().to(torch.float16).cpu().contiguous()
+              for k, v in model.state_dict().items()}
         save_file(sd, os.path.join(d, "model.safetensors"))
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=1)
@@ -95,9 +97,21 @@ def export(out, models, cfgs, cache, info):
         json.dump(info, f, indent=1)
 
 
+def lr_at(step, total, base, warmup=300, floor=0.1):
+    """Linear warm-up, then a cosine down to `floor` x base at `total` steps: the schedule
+    depends on the step count alone, so `--steps N` reproduces a run that --minutes sized."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    x = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * x)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--steps", type=int, default=12000)
+    ap.add_argument("--minutes", type=float, default=0,
+                    help="instead of --steps: as many steps as fit in this many minutes, measured "
+                    "over the first 200 steps (training.json records the count)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=0)
@@ -111,6 +125,7 @@ def main():
     ap.add_argument("--text-len", type=int, default=32)
     ap.add_argument("--drop", type=float, default=0.1, help="caption dropout (CFG)")
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--cache", default=os.path.join(HERE, ".cache"))
     ap.add_argument("--out", default=os.path.join(ROOT, "assets", "emoji"))
     ap.add_argument("--ptdit", default=os.path.join(ROOT, "target", "release", "ptdit"))
@@ -120,41 +135,56 @@ def main():
     ap.add_argument("--bench", type=int, default=0, help="time N steps and exit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        # TF32 matrix products: the weights are shipped in f16, far coarser than TF32's rounding.
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
     ds = data.build(
         args.cache, args.size, args.ptdit, os.path.join(args.cache, "tokenizer"), args.text_len
     )
-    images = torch.from_numpy(ds["images"].astype(np.float32))
-    ids, lens = torch.from_numpy(ds["ids"]), torch.from_numpy(ds["lens"])
-    empty_ids, empty_len = torch.from_numpy(ds["empty_ids"]), int(ds["empty_len"][0])
+    images = torch.from_numpy(data.to_unit(ds["images"])).to(dev)
+    ids, lens = torch.from_numpy(ds["ids"]).to(dev), torch.from_numpy(ds["lens"]).to(dev)
+    empty_ids = torch.from_numpy(ds["empty_ids"]).to(dev)
+    empty_len = int(ds["empty_len"][0])
     n = len(images)
     cfgs = configs(args, int(ds["vocab"][0]))
     print(f"{n} images, vocabulary {int(ds['vocab'][0])}, unk share "
-          f"{float((ids == 2).sum()) / float(lens.sum()):.4f}")
+          f"{float((ids == 2).sum()) / float(lens.sum()):.4f}, device {dev}")
 
     torch.manual_seed(args.seed)
     dit, t5 = PTDiT(cfgs[0]), T5Encoder(cfgs[1])
     dit.init_like_training_start()
+    dit, t5 = dit.to(dev), t5.to(dev)
     params = list(dit.parameters()) + list(t5.parameters())
     print(f"parameters: transformer {sum(p.numel() for p in dit.parameters()):,}, "
           f"text encoder {sum(p.numel() for p in t5.parameters()):,}")
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99),
+                            fused=dev.type == "cuda")
     ema = [p.detach().clone() for p in params]
     step, elapsed = 0, 0.0
     ck = os.path.join(args.cache, "run", "ckpt.pt")
     if os.path.isfile(ck) and not args.bench:
-        s = torch.load(ck)
+        s = torch.load(ck, map_location=dev)
         dit.load_state_dict(s["dit"]), t5.load_state_dict(s["t5"]), opt.load_state_dict(s["opt"])
         ema = s["ema"]
         step, elapsed = s["step"], s["elapsed"]
-        torch.set_rng_state(s["rng"])
-        print(f"resumed at step {step} ({elapsed / 60:.1f} min so far)")
+        args.steps = s.get("total", args.steps)
+        torch.set_rng_state(s["rng"].cpu())
+        if dev.type == "cuda" and "cuda_rng" in s:
+            torch.cuda.set_rng_state(s["cuda_rng"].cpu())
+        print(f"resumed at step {step} of {args.steps} ({elapsed / 60:.1f} min so far)")
+    sized = step > 0 or not args.minutes
 
     def save():
         os.makedirs(os.path.dirname(ck), exist_ok=True)
-        torch.save({"dit": dit.state_dict(), "t5": t5.state_dict(), "opt": opt.state_dict(),
-                    "ema": ema, "step": step, "elapsed": elapsed,
-                    "rng": torch.get_rng_state()}, ck + ".tmp")
+        state = {"dit": dit.state_dict(), "t5": t5.state_dict(), "opt": opt.state_dict(),
+                 "ema": ema, "step": step, "total": args.steps, "elapsed": elapsed,
+                 "rng": torch.get_rng_state()}
+        if dev.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state()
+        torch.save(state, ck + ".tmp")
         os.replace(ck + ".tmp", ck)
 
     def export_ema():
@@ -162,32 +192,37 @@ def main():
         with torch.no_grad():
             for p, e in zip(params, ema):
                 p.copy_(e)
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
         info = {"steps": step, "seed": args.seed, "train_minutes": round(elapsed / 60, 1),
-                "batch": args.batch, "lr": args.lr, "ema": args.ema,
+                "device": name, "batch": args.batch, "lr": args.lr,
+                "lr_schedule": "300 warm-up steps, cosine to 0.1x", "ema": args.ema,
                 "caption_dropout": args.drop, "text_len": args.text_len,
                 "data": data.PACKAGES, "images": n, "torch": torch.__version__,
                 "command": "python tools/train/train.py " + " ".join(
                     f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                     if k in ("steps", "batch", "lr", "seed", "size", "patch", "window", "width",
-                             "layers", "text_width", "text_layers", "text_len"))}
+                             "layers", "text_width", "text_layers", "text_len", "device"))}
         export(args.out, (dit, t5), cfgs, args.cache, info)
         with torch.no_grad():
             for p, l in zip(params, live):
                 p.copy_(l)
-        print(f"exported step {step} to {args.out}")
+        print(f"exported step {step} to {args.out}", flush=True)
 
+    arange = torch.arange(args.text_len, device=dev)
     t0, losses = time.time(), []
     while step < args.steps or args.bench:
-        idx = torch.randint(0, n, (args.batch,))
-        variant = torch.randint(0, 2, (args.batch,))
-        tok = ids[idx, variant].clone()
-        ln = lens[idx, variant].clone()
-        drop = torch.rand(args.batch) < args.drop
-        tok[drop], ln[drop] = empty_ids, empty_len
-        mask = (torch.arange(args.text_len)[None] < ln[:, None]).float()
+        idx = torch.randint(0, n, (args.batch,), device=dev)
+        variant = torch.randint(0, 2, (args.batch,), device=dev)
+        tok = ids[idx, variant]
+        ln = lens[idx, variant]
+        drop = torch.rand(args.batch, device=dev) < args.drop
+        tok = torch.where(drop[:, None], empty_ids[None], tok)
+        ln = torch.where(drop, empty_len, ln)
+        mask = (arange[None] < ln[:, None]).float()
         x0 = images[idx]
         noise = torch.randn_like(x0)
-        t = torch.sigmoid(torch.randn(args.batch)) * 1000.0  # logit-normal, as the released RFlow
+        # logit-normal, as the released RFlow
+        t = torch.sigmoid(torch.randn(args.batch, device=dev)) * 1000.0
         tt = (t / 1000.0)[:, None, None, None]
         xt = (1 - tt) * x0 + tt * noise
         v = dit(xt, round_bf16(t), t5(tok, mask), mask)
@@ -196,21 +231,30 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         for g in opt.param_groups:
-            g["lr"] = args.lr * min(1.0, (step + 1) / 300)
+            g["lr"] = lr_at(step, args.steps, args.lr)
         opt.step()
         step += 1
         d = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - d)
-        losses.append(loss.item())
-        now = time.time()
-        elapsed += now - t0
-        t0 = now
-        if args.bench and step >= args.bench:
-            print(f"{elapsed / step:.3f} s/step")
-            return
+        losses.append(loss.detach())
+        if step % 50 == 0 or (args.bench and step >= args.bench) or (not sized and step == 200):
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            now = time.time()
+            elapsed += now - t0
+            t0 = now
+            if args.bench and step >= args.bench:
+                print(f"{elapsed / step:.4f} s/step")
+                return
+            if not sized and step == 200:
+                args.steps = 200 + max(0, int((args.minutes * 60 - elapsed) / (elapsed / 200)))
+                sized = True
+                print(f"{elapsed / 200:.4f} s/step: {args.steps} steps fit in "
+                      f"{args.minutes} min", flush=True)
         if step % 50 == 0:
-            print(f"step {step} loss {np.mean(losses):.4f} {elapsed / 60:.1f} min", flush=True)
+            print(f"step {step} loss {torch.stack(losses).mean().item():.4f} "
+                  f"lr {lr_at(step, args.steps, args.lr):.2e} {elapsed / 60:.1f} min", flush=True)
             losses = []
         if step % args.save_every == 0 or step == args.steps:
             save()
