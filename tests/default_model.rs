@@ -47,8 +47,8 @@ fn fixture() -> Fixture {
 gpu_test! {
     /// 10 steps of CFG sampling in f32 on both sides, the shipped f16 weights widened to f32.
     /// The two differ only in f32 rounding order (about 1e-6 relative per op, see the PT-DiT
-    /// fixture's 2.4e-6·std, amplified by 10 guided steps; measured 1.4e-5 with the shipped
-    /// weights, 2.7e-6 with a 500-step checkpoint); 1e-4 on pixels in [−1, 1] is an eightieth
+    /// fixture's 2.4e-6·std, amplified by 10 guided steps; measured 2.1e-5 with the shipped
+    /// weights, 1.4e-5 with an earlier CPU-trained model); 1e-4 on pixels in [−1, 1] is an eightieth
     /// of one 8-bit level, so the written PNGs are the same.
     fn engine_matches_pytorch_on_the_default_model() {
         let fx = fixture();
@@ -80,8 +80,8 @@ gpu_test! {
     /// The default model loads as a pixel-space model with its own defaults, and the whole
     /// pipeline (prompt "red apple", seed 0, the model's 30 steps) draws an image that is not
     /// blank (pixel std > 20 levels), not noise (horizontal neighbour differences against the
-    /// variance: 1.0 for noise, 0.26 after 500 training steps, 0.044 shipped; limit 0.15) and
-    /// shows the emoji's white background (near-white border pixels: 2.5 % for noise, 63 %
+    /// variance: 1.0 for noise, 0.26 after 500 training steps, 0.048 shipped; limit 0.15) and
+    /// shows the emoji's white background (near-white border pixels: 2.5 % for noise, 82 %
     /// shipped; limit 30 %). The web e2e test applies the same three checks in Chromium.
     fn default_model_draws_an_emoji_on_white() {
         let ctx = gpu_async().await;
