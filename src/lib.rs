@@ -9,6 +9,7 @@
 //! - [`pipeline`]: text → image: tokenizer, T5, the sampler loop, VAE, the default model.
 //! - [`embed`]: generation in a host's render loop, sliced per frame, into the host's texture.
 
+pub mod autotune;
 pub mod convert;
 pub mod embed;
 pub mod error;

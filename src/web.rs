@@ -97,6 +97,7 @@ fn request(o: &JsValue, defaults: Request) -> Result<Request, JsError> {
 pub struct Engine {
     ctx: GpuContext,
     pipe: Option<TextToImage>,
+    kernels: String,
 }
 
 #[wasm_bindgen]
@@ -104,7 +105,20 @@ impl Engine {
     /// An engine on the browser's WebGPU adapter; fails with a clear message without WebGPU.
     pub async fn create() -> Result<Engine, JsError> {
         let ctx = GpuContext::new().await.map_err(js_err)?;
-        Ok(Engine { ctx, pipe: None })
+        // Kernel variants timed on this adapter (under a second), kept for the page's lifetime.
+        let tuned = crate::autotune::autotune(&ctx, &crate::autotune::Cache::Default)
+            .await
+            .map_err(js_err)?;
+        Ok(Engine {
+            ctx,
+            pipe: None,
+            kernels: tuned.summary(),
+        })
+    }
+
+    /// The kernel variants the autotuner chose for this adapter, with their measured speeds.
+    pub fn kernels(&self) -> String {
+        self.kernels.clone()
     }
 
     /// The adapter, as `"name (backend, device type)"`.

@@ -12,6 +12,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 use std::collections::HashMap;
 
 use common::{check, feeds, rand, F32_TOL};
+use ptdit::gpu::{MatmulKernel, Tuning};
 use ptdit::graph::ExecOptions;
 use ptdit::ops::attention::AttentionExtras;
 use ptdit::{DType, Graph, HostTensor, Shape, TensorDesc};
@@ -70,7 +71,7 @@ macro_rules! op_tests {
                 let limit = TINY;
                 $(let limit: u64 = $limit;)?
                 let normal = check(&g, &f, F32_TOL, &ExecOptions::default()).await;
-                let tiny = check(&g, &f, F32_TOL, &ExecOptions { max_binding_bytes: Some(limit) }).await;
+                let tiny = check(&g, &f, F32_TOL, &ExecOptions { max_binding_bytes: Some(limit), ..Default::default() }).await;
                 let big = g.tensors().any(|(_, t)| t.desc.bytes() > limit);
                 if big {
                     assert!(tiny.dispatches > normal.dispatches,
@@ -470,4 +471,38 @@ op_tests! {
     upsample_trilinear_three_frames => upsample(CausalTrilinear, 3, 4, 3);
     upsample_trilinear_one_frame => upsample(CausalTrilinear, 1, 3, 4);
 
+}
+
+/// The autotuner's other matmul kernel (workgroup memory, 64×64 blocks, K in slices of 16) on
+/// shapes that cut its blocks and slices everywhere: M and N past 64 and not multiples of it, K
+/// not a multiple of 16 (and of 4), batched weights; at the device's limits, split under the
+/// tiny binding limit, and (natively) in f16.
+macro_rules! tiled_matmul_tests {
+    ($($name:ident => $case:expr;)*) => {
+        mod tiled_matmul {
+            use super::*;
+            const TILED: Tuning = Tuning { matmul: MatmulKernel::Tiled };
+            $(gpu_test!(fn $name() {
+                let (g, f): Case = $case;
+                let opts = ExecOptions { tuning: Some(TILED), ..Default::default() };
+                let normal = check(&g, &f, F32_TOL, &opts).await;
+                let tiny = ExecOptions { max_binding_bytes: Some(TINY), tuning: Some(TILED) };
+                let split = check(&g, &f, F32_TOL, &tiny).await;
+                assert!(split.dispatches > normal.dispatches, "not split under the tiny limit");
+                #[cfg(not(target_arch = "wasm32"))]
+                {
+                    FLOAT.with(|f| f.set(DType::F16));
+                    let (g, f): Case = $case;
+                    check(&g, &f, F16_TOL, &opts).await;
+                }
+            });)*
+        }
+    };
+}
+
+tiled_matmul_tests! {
+    odd_shapes_bias => matmul(130, 67, 70, true, &[]);
+    k_multiple_of_4_not_16 => matmul(65, 36, 129, true, &[]);
+    k_multiple_of_16 => matmul(64, 48, 64, false, &[2]);
+    weight_per_batch => matmul_batched_weight(3, 70, 20, 66);
 }

@@ -4,8 +4,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use ptdit::autotune::{autotune, Cache};
+use ptdit::gpu::{MatmulKernel, Tuning};
 use ptdit::graph::cpu;
 use ptdit::graph::planner;
+use ptdit::graph::ExecOptions;
 use ptdit::model::{ptdit as net, random_weights, ForwardInputs, Ptdit, PtditConfig, Shapes};
 use ptdit::ops::attention::AttentionExtras;
 use ptdit::ops::matmul::Matmul;
@@ -73,6 +76,10 @@ pub struct BenchArgs {
     /// Latent side of the `forward`/`profile` model (a multiple of 16: patch 2, 8×8 windows).
     #[arg(long, default_value_t = 64)]
     latent: usize,
+    /// Skip the one-thread CPU baselines of `matmul` and `forward` (for sizes where they would
+    /// take minutes, e.g. on a real GPU); the figures then have no baseline.
+    #[arg(long)]
+    no_cpu: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -87,9 +94,11 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             "adapter: {} ({}, {})",
             r.name, r.backend, r.device_type
         ));
-        adapter = serde_json::json!({ "name": r.name, "backend": r.backend, "device_type": r.device_type, "driver": r.driver });
+        let tuned = pollster::block_on(autotune(&ctx, &Cache::Default))?;
+        out.say(tuned.summary());
+        adapter = serde_json::json!({ "name": r.name, "backend": r.backend, "device_type": r.device_type, "driver": r.driver, "matmul_kernel": tuned.tuning.matmul.name() });
         match args.which {
-            Which::Matmul => matmul(&ctx, args.size, &mut out)?,
+            Which::Matmul => matmul(&ctx, args.size, !args.no_cpu, &mut out)?,
             Which::Forward => forward(&ctx, args, &mut out)?,
             Which::Profile => profile(&ctx, args, &mut out)?,
             Which::Payoff => payoff(&ctx, &args.grids, &mut out)?,
@@ -120,60 +129,71 @@ fn time_per_call(min_secs: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64
     Ok(start.elapsed().as_secs_f64() / n as f64)
 }
 
-fn matmul(ctx: &GpuContext, s: usize, out: &mut Out) -> Result<()> {
+fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<()> {
     let mut g = Graph::new();
     let a = g.input("a", TensorDesc::f32([s, s]))?;
     let w = g.param("w", [s, s])?;
     let y = g.matmul(a, w, None)?;
     g.output(y, "y")?;
-    let exe = Executable::new_blocking(ctx, &g)?;
     let mut rng = Rng::new(0);
     let av = HostTensor::f32([s, s], rng.normals(s * s, 1.0));
     let wv = HostTensor::f32([s, s], rng.normals(s * s, 1.0));
-    exe.write("a", &av)?;
-    exe.write("w", &wv)?;
     let flops = 2.0 * (s as f64).powi(3);
-
-    // GPU: submit a batch of runs and wait, so per-submit latency is amortised as in a
-    // denoising loop.
-    let batch = 8;
-    let gpu = time_per_call(2.0, || {
-        for _ in 0..batch {
-            exe.run()?;
-        }
-        exe.wait()
-    })? / batch as f64;
-
-    let op = Matmul { bias: false };
-    let out_desc = TensorDesc::f32([s, s]);
-    let cpu = time_per_call(2.0, || {
-        std::hint::black_box(op.cpu(&[&av, &wv], &out_desc));
-        Ok(())
-    })?;
-
-    let gg = flops / gpu / 1e9;
-    let cg = flops / cpu / 1e9;
     out.say(format!("matmul {s}x{s}x{s} f32"));
-    out.say(format!(
-        "  engine (GPU)        {gg:8.2} GFLOP/s  ({:.2} ms)",
-        gpu * 1e3
-    ));
-    out.say(format!(
-        "  CPU reference       {cg:8.2} GFLOP/s  ({:.2} ms, one thread)",
-        cpu * 1e3
-    ));
-    out.say(format!("  ratio engine / CPU  {:8.2}x", gg / cg));
-    out.figure(
-        &format!("matmul {s}^3 f32"),
-        gg,
-        "GFLOP/s",
-        Some(("CPU reference, one thread", cg)),
-    );
+
+    let cg = if with_cpu {
+        let op = Matmul { bias: false };
+        let out_desc = TensorDesc::f32([s, s]);
+        let cpu = time_per_call(2.0, || {
+            std::hint::black_box(op.cpu(&[&av, &wv], &out_desc));
+            Ok(())
+        })?;
+        Some(flops / cpu / 1e9)
+    } else {
+        None
+    };
+    // Every kernel variant, each against the CPU reference; the autotuner keeps the fastest.
+    for kernel in MatmulKernel::ALL {
+        let opts = ExecOptions {
+            tuning: Some(Tuning { matmul: kernel }),
+            ..Default::default()
+        };
+        let exe = pollster::block_on(Executable::with_options(ctx, &g, &opts))?;
+        exe.write("a", &av)?;
+        exe.write("w", &wv)?;
+        // A batch of runs per wait, so per-submit latency is amortised as in a denoising loop.
+        let batch = 8;
+        let gpu = time_per_call(2.0, || {
+            for _ in 0..batch {
+                exe.run()?;
+            }
+            exe.wait()
+        })? / batch as f64;
+        let gg = flops / gpu / 1e9;
+        out.say(format!(
+            "  engine, {:<9} kernel {gg:9.2} GFLOP/s  ({:.3} ms)",
+            kernel.name(),
+            gpu * 1e3
+        ));
+        let name = format!("matmul {s}^3 f32, {} kernel", kernel.name());
+        match cg {
+            Some(cg) => out.figure(
+                &name,
+                gg,
+                "GFLOP/s",
+                Some(("CPU reference, one thread", cg)),
+            ),
+            None => out.figure(&name, gg, "GFLOP/s", None),
+        }
+    }
+    if let Some(cg) = cg {
+        out.say(format!(
+            "  CPU reference     {cg:9.2} GFLOP/s  (one thread)"
+        ));
+    }
     Ok(())
 }
 
-/// A small PT-DiT: the released block structure (windows 8×8, one proxy per window, shifted
-/// windows) at width 256, 4 layers, a 64×64 latent (1024 tokens), CFG batch 2.
 /// The benchmark model: the released block structure at `width` (heads of 64), `layers`,
 /// a `latent`² latent (patch 2, 8×8 windows), CFG batch 2, text 32 tokens, random weights.
 struct SmallModel {
@@ -239,11 +259,15 @@ fn forward(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
         model.exe.run()?;
         model.exe.wait()
     })?;
-    let mut feeds = weights.clone();
-    feeds.extend(inputs.feeds(&shapes)?);
-    let start = Instant::now();
-    std::hint::black_box(cpu::run(&graph, &feeds)?);
-    let cpu_s = start.elapsed().as_secs_f64();
+    let cpu_s = if args.no_cpu {
+        None
+    } else {
+        let mut feeds = weights.clone();
+        feeds.extend(inputs.feeds(&shapes)?);
+        let start = Instant::now();
+        std::hint::black_box(cpu::run(&graph, &feeds)?);
+        Some(start.elapsed().as_secs_f64())
+    };
     let tokens = (shapes.batch * grid.tokens()) as f64;
     let gflop = graph.flops() as f64 / 1e9;
     let what = format!(
@@ -271,18 +295,23 @@ fn forward(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
         gpu * 1e3,
         gflop / gpu
     ));
-    out.say(format!(
-        "  CPU reference       {:10.0} tokens/s  ({:.1} ms, one thread)",
-        tokens / cpu_s,
-        cpu_s * 1e3
-    ));
-    out.say(format!("  ratio engine / CPU  {:10.2}x", cpu_s / gpu));
-    out.figure(
-        &what,
-        tokens / gpu,
-        "tokens/s",
-        Some(("CPU reference forward, one thread", tokens / cpu_s)),
-    );
+    match cpu_s {
+        Some(cpu_s) => {
+            out.say(format!(
+                "  CPU reference       {:10.0} tokens/s  ({:.1} ms, one thread)",
+                tokens / cpu_s,
+                cpu_s * 1e3
+            ));
+            out.say(format!("  ratio engine / CPU  {:10.2}x", cpu_s / gpu));
+            out.figure(
+                &what,
+                tokens / gpu,
+                "tokens/s",
+                Some(("CPU reference forward, one thread", tokens / cpu_s)),
+            );
+        }
+        None => out.figure(&what, tokens / gpu, "tokens/s", None),
+    }
     let m = &model.exe.memory;
     out.say(format!(
         "  memory: peak {:.1} MiB (intermediates {:.1} MiB shared, {:.1} MiB if unshared)",

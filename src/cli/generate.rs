@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use ptdit::autotune::{autotune, Cache};
 use ptdit::pipeline::generate::{Request, TextToImage};
 use ptdit::pipeline::{default_model, model_dir, png};
 use ptdit::{Error, GpuContext, Result};
@@ -61,6 +62,13 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         None => model_dir::from_files(&default_model::files())?,
     };
     let ctx = GpuContext::new_blocking()?;
+    let tuned = pollster::block_on(autotune(&ctx, &Cache::Default))?;
+    if !tuned.cached && !tuned.forced {
+        eprintln!("first run on this adapter: {}", tuned.summary());
+    }
+    if let Some(note) = &tuned.note {
+        eprintln!("note: {note}");
+    }
     let mut pipe = TextToImage::new(&ctx, components);
     if args.f16 {
         pipe.float = ptdit::DType::F16;

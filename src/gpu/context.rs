@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::shaders::Kernel;
+use crate::gpu::tuning::Tuning;
 
 /// A compiled kernel and the layout of its bind group.
 #[derive(Clone, Debug)]
@@ -42,6 +43,7 @@ pub struct GpuContext {
     lost: Arc<Mutex<Option<String>>>,
     errors: Arc<Mutex<Vec<String>>>,
     pipelines: Arc<Mutex<HashMap<String, Pipeline>>>,
+    tuning: Arc<Mutex<Tuning>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -122,6 +124,7 @@ impl GpuContext {
             lost,
             errors,
             pipelines: Default::default(),
+            tuning: Default::default(),
         })
     }
 
@@ -152,6 +155,19 @@ impl GpuContext {
             lost: Arc::new(Mutex::new(None)),
             errors: Default::default(),
             pipelines: Default::default(),
+            tuning: Default::default(),
+        }
+    }
+
+    /// The kernel variants graphs compiled from now on use (shared by clones of this context).
+    pub fn tuning(&self) -> Tuning {
+        self.tuning.lock().map(|t| *t).unwrap_or_default()
+    }
+
+    /// Sets the kernel variants for graphs compiled from now on (the autotuner does this).
+    pub fn set_tuning(&self, t: Tuning) {
+        if let Ok(mut slot) = self.tuning.lock() {
+            *slot = t;
         }
     }
 

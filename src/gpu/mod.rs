@@ -2,5 +2,7 @@
 
 mod context;
 pub mod shaders;
+pub mod tuning;
 
 pub use context::{AdapterReport, GpuContext, Ownership, Pipeline};
+pub use tuning::{MatmulKernel, Tuning};

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 pub fn source(name: &str) -> Option<&'static str> {
     Some(match name {
         "matmul" => include_str!("../../shaders/matmul.wgsl"),
+        "matmul_tiled" => include_str!("../../shaders/matmul_tiled.wgsl"),
         "binary" => include_str!("../../shaders/binary.wgsl"),
         "unary" => include_str!("../../shaders/unary.wgsl"),
         "modulate" => include_str!("../../shaders/modulate.wgsl"),

@@ -9,6 +9,7 @@
 use super::TensorId;
 use crate::error::{Error, Result};
 use crate::gpu::shaders::Kernel;
+use crate::gpu::Tuning;
 use crate::tensor::{DType, TensorDesc};
 
 /// A tensor as an op sees it while encoding.
@@ -69,6 +70,8 @@ pub struct EncodeCx {
     pub max_groups: u32,
     /// The op's float type (its output's): kernels are specialised with `T` = f32 or f16.
     pub float: DType,
+    /// The kernel variants chosen for this device.
+    pub tuning: Tuning,
     pub(crate) bound: Vec<BindRange>,
     pub(crate) out: Vec<Dispatch>,
 }
@@ -80,6 +83,7 @@ impl EncodeCx {
         align: u64,
         max_groups: u32,
         float: DType,
+        tuning: Tuning,
     ) -> Self {
         EncodeCx {
             op,
@@ -87,6 +91,7 @@ impl EncodeCx {
             align,
             max_groups,
             float,
+            tuning,
             bound: Vec::new(),
             out: Vec::new(),
         }

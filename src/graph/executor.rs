@@ -12,7 +12,7 @@ use super::encode::{Dispatch, EncodeCx, TensorArg};
 use super::planner::{self, MemoryPlan};
 use super::{Graph, Source, TensorId};
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Tuning};
 use crate::tensor::{DType, HostTensor, TensorDesc};
 
 #[derive(Clone, Debug, Default)]
@@ -20,6 +20,8 @@ pub struct ExecOptions {
     /// Binding limit to plan for instead of the device's (tests use a tiny one to prove that
     /// every op splits its work correctly).
     pub max_binding_bytes: Option<u64>,
+    /// Kernel variants to use instead of the context's (tests run every variant).
+    pub tuning: Option<Tuning>,
 }
 
 struct Step {
@@ -154,11 +156,12 @@ impl Executable {
 
         // Dispatches of every op.
         let max_groups = limits.max_compute_workgroups_per_dimension;
+        let tuning = opts.tuning.unwrap_or_else(|| ctx.tuning());
         let mut dispatches: Vec<Dispatch> = Vec::new();
         let mut dispatch_ops = Vec::new();
         for node in &graph.nodes {
             let float = graph.tensors[node.output.0].desc.dtype;
-            let mut cx = EncodeCx::new(node.op.name(), limit, align, max_groups, float);
+            let mut cx = EncodeCx::new(node.op.name(), limit, align, max_groups, float, tuning);
 
             let arg = |t: &TensorId| TensorArg {
                 id: *t,

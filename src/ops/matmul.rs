@@ -117,11 +117,11 @@ impl Op for Matmul {
         let (a, w) = (&inputs[0], &inputs[1]);
         let d = dims(&a.desc.shape, &w.desc.shape);
         let vec4 = d.k.is_multiple_of(4);
-        let kernel = Kernel::new("matmul", 2 + self.bias as u32)
+        let (shader, tile) = cx.tuning.matmul.shader();
+        let kernel = Kernel::new(shader, 2 + self.bias as u32)
             .flag("BIAS", self.bias)
             .flag("VEC4", vec4);
         let all_fit = inputs.iter().chain([out]).all(|t| cx.fits(t));
-        let tile = 32;
         if all_fit && d.m.div_ceil(tile) <= cx.max_groups as usize {
             let oa = cx.bind_all(a)?;
             let ow = cx.bind_all(w)?;

@@ -1,0 +1,264 @@
+//! Chooses each tunable op's kernel variant for this device by timing the variants, once.
+//!
+//! The choice depends on the adapter far more than on the model: software GPUs (lavapipe,
+//! SwiftShader) pay dearly for workgroup barriers, real GPUs for re-reading operands. So the
+//! variants are timed on one representative matmul (512³, the size of the released model's
+//! projections per window batch), the fastest is kept in the context ([`GpuContext::tuning`]),
+//! and the result is cached under a key made of the adapter, its driver, this engine's version
+//! and a hash of the kernels' source, so a new driver or a changed kernel is measured again.
+//! Natively the cache is a JSON file (`PTDIT_CACHE_DIR`, else `$XDG_CACHE_HOME/ptdit`, else
+//! `~/.cache/ptdit`); in the browser it lives in memory for the page's lifetime.
+//!
+//! `PTDIT_MATMUL=registers|tiled` forces a variant without measuring (native).
+
+use std::collections::HashMap;
+#[cfg(not(target_arch = "wasm32"))]
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::gpu::{shaders, GpuContext, MatmulKernel, Tuning};
+use crate::graph::{ExecOptions, Executable, Graph};
+use crate::rng::Rng;
+use crate::tensor::{HostTensor, TensorDesc};
+
+/// Where tuning results are kept between runs.
+#[derive(Clone, Debug)]
+pub enum Cache {
+    /// The platform default: a file natively, memory in the browser.
+    Default,
+    /// A JSON file in this folder (native).
+    #[cfg(not(target_arch = "wasm32"))]
+    Dir(PathBuf),
+    /// This process's memory only.
+    Memory,
+}
+
+/// What [`autotune`] decided and why.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub tuning: Tuning,
+    /// True when the choice came from the cache (nothing was measured).
+    pub cached: bool,
+    /// True when `PTDIT_MATMUL` forced the choice.
+    pub forced: bool,
+    /// Each matmul variant's measured GFLOP/s (empty when cached or forced).
+    pub matmul_gflops: Vec<(MatmulKernel, f64)>,
+    /// The cache key: adapter, driver, engine version, kernel source hash.
+    pub key: String,
+    /// Something the user may want to know (an unreadable cache file that was replaced).
+    pub note: Option<String>,
+}
+
+impl Report {
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        let how = if self.forced {
+            "forced by PTDIT_MATMUL".to_string()
+        } else if self.cached {
+            "cached".to_string()
+        } else {
+            self.matmul_gflops
+                .iter()
+                .map(|(k, g)| format!("{} {g:.1} GFLOP/s", k.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!("matmul kernel: {} ({how})", self.tuning.matmul.name())
+    }
+}
+
+static MEMORY: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+
+/// Sets `ctx`'s kernel variants from the cache, or measures them (about a second on a software
+/// GPU, far less on a real one) and caches the result. Graphs compiled afterwards use them.
+pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
+    let key = cache_key(ctx);
+    let mut report = Report {
+        tuning: Tuning::default(),
+        cached: false,
+        forced: false,
+        matmul_gflops: Vec::new(),
+        key: key.clone(),
+        note: None,
+    };
+    if let Some(k) = forced() {
+        report.tuning.matmul = k;
+        report.forced = true;
+        ctx.set_tuning(report.tuning);
+        return Ok(report);
+    }
+    let (mut table, note) = load(cache);
+    report.note = note;
+    if let Some(k) = table.get(&key).and_then(|v| MatmulKernel::from_name(v)) {
+        report.tuning.matmul = k;
+        report.cached = true;
+        ctx.set_tuning(report.tuning);
+        return Ok(report);
+    }
+    let mut best = (MatmulKernel::default(), 0.0);
+    for k in MatmulKernel::ALL {
+        let g = time_matmul(ctx, k, 512).await?;
+        report.matmul_gflops.push((k, g));
+        if g > best.1 {
+            best = (k, g);
+        }
+    }
+    report.tuning.matmul = best.0;
+    ctx.set_tuning(report.tuning);
+    table.insert(key, best.0.name().to_string());
+    if let Err(e) = store(cache, &table) {
+        report.note = Some(format!("the tuning result was not cached: {e}"));
+    }
+    Ok(report)
+}
+
+/// GFLOP/s of one matmul variant at size³: runs repeated until at least 0.2 s have passed
+/// (after a warm-up run that compiles the pipeline), completion observed by reading the result.
+pub async fn time_matmul(ctx: &GpuContext, kernel: MatmulKernel, size: usize) -> Result<f64> {
+    let mut g = Graph::new();
+    let a = g.input("a", TensorDesc::f32([size, size]))?;
+    let w = g.param("w", [size, size])?;
+    let y = g.matmul(a, w, None)?;
+    g.output(y, "y")?;
+    let opts = ExecOptions {
+        tuning: Some(Tuning { matmul: kernel }),
+        ..Default::default()
+    };
+    let exe = Executable::with_options(ctx, &g, &opts).await?;
+    let mut rng = Rng::new(0);
+    exe.write(
+        "a",
+        &HostTensor::f32([size, size], rng.normals(size * size, 1.0)),
+    )?;
+    exe.write(
+        "w",
+        &HostTensor::f32([size, size], rng.normals(size * size, 1.0)),
+    )?;
+    exe.run()?;
+    exe.read("y").await?;
+    let flops = 2.0 * (size as f64).powi(3);
+    let (mut runs, mut batch) = (0usize, 1usize);
+    let start = now_secs();
+    loop {
+        for _ in 0..batch {
+            exe.run()?;
+        }
+        exe.read("y").await?;
+        runs += batch;
+        let spent = now_secs() - start;
+        if spent >= 0.2 {
+            return Ok(flops * runs as f64 / spent / 1e9);
+        }
+        batch = (batch * 2).min(64);
+    }
+}
+
+fn forced() -> Option<MatmulKernel> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::env::var("PTDIT_MATMUL")
+            .ok()
+            .and_then(|v| MatmulKernel::from_name(v.trim()))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        None
+    }
+}
+
+fn cache_key(ctx: &GpuContext) -> String {
+    let r = &ctx.report;
+    let mut h = 0xcbf2_9ce4_8422_2325u64; // FNV-1a: stable across Rust versions, unlike std's
+    for k in MatmulKernel::ALL {
+        for b in shaders::source(k.shader().0).unwrap_or("").bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!(
+        "{} | {} | {} | ptdit {} | kernels {h:016x}",
+        r.name,
+        r.backend,
+        r.driver,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn cache_file(cache: &Cache) -> Option<PathBuf> {
+    let dir = match cache {
+        Cache::Dir(d) => d.clone(),
+        Cache::Memory => return None,
+        Cache::Default => {
+            let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+            if let Some(d) = env("PTDIT_CACHE_DIR") {
+                PathBuf::from(d)
+            } else if let Some(d) = env("XDG_CACHE_HOME") {
+                PathBuf::from(d).join("ptdit")
+            } else {
+                PathBuf::from(env("HOME")?).join(".cache").join("ptdit")
+            }
+        }
+    };
+    Some(dir.join("autotune.json"))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn cache_file(_: &Cache) -> Option<std::path::PathBuf> {
+    None
+}
+
+/// The cached table, and a note when a cache file existed but could not be used.
+fn load(cache: &Cache) -> (HashMap<String, String>, Option<String>) {
+    let Some(path) = cache_file(cache) else {
+        let mem = MEMORY.lock().ok().and_then(|m| m.clone());
+        return (mem.unwrap_or_default(), None);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (HashMap::new(), None),
+        Err(e) => return (HashMap::new(), Some(format!("{}: {e}", path.display()))),
+    };
+    match serde_json::from_str(&text) {
+        Ok(t) => (t, None),
+        Err(e) => (
+            HashMap::new(),
+            Some(format!(
+                "{} is not a tuning cache ({e}); measured again and replaced it",
+                path.display()
+            )),
+        ),
+    }
+}
+
+fn store(cache: &Cache, table: &HashMap<String, String>) -> Result<()> {
+    let Some(path) = cache_file(cache) else {
+        if let Ok(mut m) = MEMORY.lock() {
+            *m = Some(table.clone());
+        }
+        return Ok(());
+    };
+    let io = |e: std::io::Error| Error::io(&path, e);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let text = serde_json::to_string_pretty(table).unwrap_or_default();
+    // Written aside and renamed, so a concurrent reader never sees half a file.
+    let tmp = path.with_extension(format!("json.{}", std::process::id()));
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn now_secs() -> f64 {
+    use std::sync::OnceLock;
+    static T0: OnceLock<std::time::Instant> = OnceLock::new();
+    T0.get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn now_secs() -> f64 {
+    js_sys::Date::now() / 1000.0
+}

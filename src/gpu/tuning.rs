@@ -1,0 +1,44 @@
+//! Which kernel variant each tunable op uses on this device. The autotuner
+//! ([`crate::autotune`]) measures the variants and sets these; until then (and in tests that do
+//! not ask for a variant) the defaults hold.
+
+/// The two matmul kernels: they compute the same function with different memory strategies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MatmulKernel {
+    /// `shaders/matmul.wgsl`: each invocation a 4×4 block from registers, no workgroup memory
+    /// and no barriers. The fastest on software GPUs (lavapipe, SwiftShader).
+    #[default]
+    Registers,
+    /// `shaders/matmul_tiled.wgsl`: 64×64 blocks per workgroup, K slices shared through
+    /// workgroup memory. Made for real GPUs, where operand reuse matters more than barriers.
+    Tiled,
+}
+
+impl MatmulKernel {
+    pub const ALL: [MatmulKernel; 2] = [MatmulKernel::Registers, MatmulKernel::Tiled];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Registers => "registers",
+            MatmulKernel::Tiled => "tiled",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The shader file and the edge of the C block one workgroup covers.
+    pub fn shader(self) -> (&'static str, usize) {
+        match self {
+            MatmulKernel::Registers => ("matmul", 32),
+            MatmulKernel::Tiled => ("matmul_tiled", 64),
+        }
+    }
+}
+
+/// The kernel choices of one device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Tuning {
+    pub matmul: MatmulKernel,
+}

@@ -1,0 +1,78 @@
+//! The autotuner: it measures every matmul variant, keeps the fastest in the context, caches
+//! the choice per adapter in a file, reuses it, and replaces a corrupt cache file.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use common::gpu;
+use ptdit::autotune::{autotune, Cache};
+use ptdit::gpu::MatmulKernel;
+
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ptdit-autotune-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn measures_every_variant_then_reuses_the_cached_choice() {
+    let ctx = gpu();
+    let dir = fresh_dir("reuse");
+    let cache = Cache::Dir(dir.clone());
+
+    let first = pollster::block_on(autotune(&ctx, &cache)).unwrap();
+    assert!(!first.cached, "nothing was cached yet");
+    let measured: Vec<MatmulKernel> = first.matmul_gflops.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        measured,
+        MatmulKernel::ALL.to_vec(),
+        "every variant is timed"
+    );
+    assert!(first.matmul_gflops.iter().all(|(_, g)| *g > 0.0));
+    let fastest = first
+        .matmul_gflops
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| *k);
+    assert_eq!(
+        Some(first.tuning.matmul),
+        fastest,
+        "the fastest variant is kept"
+    );
+    assert_eq!(ctx.tuning(), first.tuning, "and set on the context");
+
+    let text = std::fs::read_to_string(dir.join("autotune.json")).unwrap();
+    let table: std::collections::HashMap<String, String> = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        table.get(&first.key).map(String::as_str),
+        Some(first.tuning.matmul.name())
+    );
+    assert!(
+        first.key.contains(&ctx.report.name),
+        "the key names the adapter"
+    );
+
+    let again = pollster::block_on(autotune(&ctx, &cache)).unwrap();
+    assert!(again.cached, "the second call reads the cache");
+    assert!(again.matmul_gflops.is_empty(), "and measures nothing");
+    assert_eq!(again.tuning, first.tuning);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_corrupt_cache_file_is_measured_again_and_replaced() {
+    let ctx = gpu();
+    let dir = fresh_dir("corrupt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("autotune.json"), "{ not json").unwrap();
+    let r = pollster::block_on(autotune(&ctx, &Cache::Dir(dir.clone()))).unwrap();
+    assert!(!r.cached);
+    let note = r.note.expect("the user is told about the unreadable file");
+    assert!(note.contains("autotune.json"), "{note}");
+    let text = std::fs::read_to_string(dir.join("autotune.json")).unwrap();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+        "replaced: {text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
