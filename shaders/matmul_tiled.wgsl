@@ -9,6 +9,8 @@
 //
 // VEC4: K is a multiple of 4 and every offset is 16-byte aligned: the operands are bound as
 // vec4 arrays.
+// GELU: the result (bias included) goes through GELU(tanh) before it is stored, which saves the
+// activation a pass over the MLP's widest tensor.
 
 struct Params {
     m: u32,
@@ -26,6 +28,8 @@ struct Params {
 
 const BT: u32 = 64u; // block edge (rows of A, rows of W)
 const KS: u32 = 16u; // K slice
+
+#include activations
 
 @group(0) @binding(0) var<uniform> p: Params;
 #if VEC4
@@ -136,7 +140,11 @@ fn main(
             let base = cb + m * p.ldc + n0;
             for (var j = 0u; j < 4u; j += 1u) {
                 if (n0 + j < p.n) {
+#if GELU
+                    c[base + j] = {{T}}(gelu_tanh(r[j]));
+#else
                     c[base + j] = {{T}}(r[j]);
+#endif
                 }
             }
         }

@@ -102,6 +102,24 @@ fn matmul(m: usize, k: usize, n: usize, bias: bool, lead: &[usize]) -> Case {
     (g, feeds(f))
 }
 
+/// A Linear with GELU(tanh) fused into its epilogue; inputs wide enough to reach both tails.
+fn matmul_gelu(m: usize, k: usize, n: usize) -> Case {
+    let mut g = graph();
+    let a = g.input("a", fdesc([m, k])).unwrap();
+    let w = g.param("w", [n, k]).unwrap();
+    let b = g.param("b", [n]).unwrap();
+    let y = g.matmul_gelu(a, w, Some(b)).unwrap();
+    g.output(y, "y").unwrap();
+    (
+        g,
+        feeds(vec![
+            ("a", rand(&[m, k], 41, 1.0)),
+            ("w", rand(&[n, k], 42, 1.0)),
+            ("b", rand(&[n], 43, 2.0)),
+        ]),
+    )
+}
+
 fn matmul_batched_weight(b: usize, m: usize, k: usize, n: usize) -> Case {
     let mut g = graph();
     let a = g.input("a", fdesc([b, m, k])).unwrap();
@@ -427,6 +445,7 @@ op_tests! {
     matmul_leading_dims => matmul(5, 12, 7, true, &[2, 3]);
     matmul_tall => matmul(130, 20, 3, false, &[]);
     matmul_weight_per_batch => matmul_batched_weight(3, 9, 10, 11);
+    matmul_gelu_epilogue => matmul_gelu(37, 20, 45);
     add_same_shape => binary(true, &[7, 33], &[7, 33]);
     add_row_broadcast => binary(true, &[2, 301, 5], &[5]);
     add_table_broadcast => binary(true, &[3, 6, 40], &[6, 40]);
@@ -505,4 +524,5 @@ tiled_matmul_tests! {
     k_multiple_of_4_not_16 => matmul(65, 36, 129, true, &[]);
     k_multiple_of_16 => matmul(64, 48, 64, false, &[2]);
     weight_per_batch => matmul_batched_weight(3, 70, 20, 66);
+    gelu_epilogue => matmul_gelu(70, 24, 65);
 }

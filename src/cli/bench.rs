@@ -142,7 +142,10 @@ fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<(
     out.say(format!("matmul {s}x{s}x{s} f32"));
 
     let cg = if with_cpu {
-        let op = Matmul { bias: false };
+        let op = Matmul {
+            bias: false,
+            gelu: false,
+        };
         let out_desc = TensorDesc::f32([s, s]);
         let cpu = time_per_call(2.0, || {
             std::hint::black_box(op.cpu(&[&av, &wv], &out_desc));
@@ -372,8 +375,10 @@ fn global_attention_block(
     let h = g.add(h, c)?;
     let x = g.layer_norm(h, 1e-6)?;
     let x = g.modulate(x, t6, table, (3, 3), (4, 4))?;
-    let f = lin(&mut g, x, "ff1", 4 * d)?;
-    let f = g.gelu_tanh(f)?;
+    // The MLP's first Linear carries the GELU, as in the PT-DiT block.
+    let w1 = g.param("ff1.w", [4 * d, d])?;
+    let b1 = g.param("ff1.b", [4 * d])?;
+    let f = g.matmul_gelu(x, w1, Some(b1))?;
     let f = lin(&mut g, f, "ff2", d)?;
     let out = g.gated_residual(h, f, t6, table, (5, 5))?;
     g.output(out, "hidden_out")?;

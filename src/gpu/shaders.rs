@@ -27,6 +27,7 @@ pub fn source(name: &str) -> Option<&'static str> {
         "group_norm" => include_str!("../../shaders/group_norm.wgsl"),
         "upsample" => include_str!("../../shaders/upsample.wgsl"),
         "reduce" => include_str!("../../shaders/reduce.wgsl"),
+        "activations" => include_str!("../../shaders/activations.wgsl"),
         "to_rgba8" => include_str!("../../shaders/to_rgba8.wgsl"),
         _ => return None,
     })

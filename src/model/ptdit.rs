@@ -142,6 +142,23 @@ impl<'a> Builder<'a> {
 
     /// `x · weightᵀ + bias` with the weight at `{prefix}.weight`, `(out, in)`.
     fn linear(&mut self, x: TensorId, prefix: &str, out: usize, bias: bool) -> Result<TensorId> {
+        let (w, b) = self.linear_params(x, prefix, out, bias)?;
+        self.g.matmul(x, w, b)
+    }
+
+    /// A Linear followed by GELU(tanh), fused into the matmul's epilogue.
+    fn linear_gelu(&mut self, x: TensorId, prefix: &str, out: usize) -> Result<TensorId> {
+        let (w, b) = self.linear_params(x, prefix, out, true)?;
+        self.g.matmul_gelu(x, w, b)
+    }
+
+    fn linear_params(
+        &mut self,
+        x: TensorId,
+        prefix: &str,
+        out: usize,
+        bias: bool,
+    ) -> Result<(TensorId, Option<TensorId>)> {
         let inp = self.g.shape(x).last();
         let w = self.param(&format!("{prefix}.weight"), &[out, inp])?;
         let b = if bias {
@@ -149,7 +166,7 @@ impl<'a> Builder<'a> {
         } else {
             None
         };
-        self.g.matmul(x, w, b)
+        Ok((w, b))
     }
 
     fn param(&mut self, key: &str, shape: &[usize]) -> Result<TensorId> {
@@ -220,8 +237,7 @@ impl<'a> Builder<'a> {
         let t6 = self.g.reshape(t6, [bsz, 6, d])?;
 
         // Caption projection: linear_1, GELU(tanh), linear_2.
-        let y = self.linear(text, "caption_projection.linear_1", d, true)?;
-        let y = self.g.gelu_tanh(y)?;
+        let y = self.linear_gelu(text, "caption_projection.linear_1", d)?;
         let y = self.linear(y, "caption_projection.linear_2", d, true)?;
 
         let (swin_mask, swin_map) = if cfg.shift_window {
@@ -376,8 +392,7 @@ impl<'a> Builder<'a> {
         let d = self.d;
         let n = self.g.layer_norm(h, self.cfg.norm_eps)?;
         let n = self.g.modulate(n, cx.t6, table, (3, 3), (4, 4))?;
-        let f = self.linear(n, &format!("{pre}.ff.net.0.proj"), 4 * d, true)?;
-        let f = self.g.gelu_tanh(f)?;
+        let f = self.linear_gelu(n, &format!("{pre}.ff.net.0.proj"), 4 * d)?;
         let f = self.linear(f, &format!("{pre}.ff.net.2"), d, true)?;
         self.g.gated_residual(h, f, cx.t6, table, (5, 5))
     }

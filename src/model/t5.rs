@@ -211,13 +211,11 @@ pub fn build_as(
         // Gated-GELU feed-forward.
         let w1 = g.param(&format!("{pre}.1.layer_norm.weight"), [d])?;
         let h = g.rms_norm(x, w1, eps)?;
-        let a = lin(
-            &mut g,
-            h,
-            format!("{pre}.1.DenseReluDense.wi_0.weight"),
-            cfg.d_ff,
+        let wi0 = g.param(
+            &format!("{pre}.1.DenseReluDense.wi_0.weight"),
+            [cfg.d_ff, d],
         )?;
-        let a = g.gelu_tanh(a)?;
+        let a = g.matmul_gelu(h, wi0, None)?;
         let b = lin(
             &mut g,
             h,

@@ -6,6 +6,7 @@
 //! Splitting for the binding limit: rows of A and C go in chunks of M, rows of W (and bias) in
 //! chunks of N; a chunk of C covers whole rows and the kernel writes the chunk's columns.
 
+use super::unary::gelu_tanh;
 use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::Kernel;
@@ -16,6 +17,8 @@ use crate::tensor::{HostTensor, Shape, TensorDesc};
 #[derive(Clone, Debug)]
 pub struct Matmul {
     pub bias: bool,
+    /// GELU(tanh) applied to the result before it is stored (the MLP's first Linear).
+    pub gelu: bool,
 }
 
 struct Dims {
@@ -51,7 +54,11 @@ fn dims(a: &Shape, w: &Shape) -> Dims {
 
 impl Op for Matmul {
     fn name(&self) -> &'static str {
-        "matmul"
+        if self.gelu {
+            "matmul_gelu"
+        } else {
+            "matmul"
+        }
     }
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
@@ -106,7 +113,7 @@ impl Op for Matmul {
                 for n in 0..d.n {
                     let wrow = &w[wb + n * d.k..][..d.k];
                     let s = dot(arow, wrow) + bias.map_or(0.0, |bv| bv[n]);
-                    c[(b * d.m + m) * d.n + n] = s;
+                    c[(b * d.m + m) * d.n + n] = if self.gelu { gelu_tanh(s) } else { s };
                 }
             }
         }
@@ -120,6 +127,7 @@ impl Op for Matmul {
         let (shader, tile) = cx.tuning.matmul.shader();
         let kernel = Kernel::new(shader, 2 + self.bias as u32)
             .flag("BIAS", self.bias)
+            .flag("GELU", self.gelu)
             .flag("VEC4", vec4);
         let all_fit = inputs.iter().chain([out]).all(|t| cx.fits(t));
         if all_fit && d.m.div_ceil(tile) <= cx.max_groups as usize {
@@ -222,9 +230,29 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 impl Graph {
     /// `x · wᵀ + bias`, the weight stored `(out, in)`.
     pub fn matmul(&mut self, x: TensorId, w: TensorId, bias: Option<TensorId>) -> Result<TensorId> {
+        self.linear(x, w, bias, false)
+    }
+
+    /// `gelu_tanh(x · wᵀ + bias)` in one kernel.
+    pub fn matmul_gelu(
+        &mut self,
+        x: TensorId,
+        w: TensorId,
+        bias: Option<TensorId>,
+    ) -> Result<TensorId> {
+        self.linear(x, w, bias, true)
+    }
+
+    fn linear(
+        &mut self,
+        x: TensorId,
+        w: TensorId,
+        bias: Option<TensorId>,
+        gelu: bool,
+    ) -> Result<TensorId> {
         match bias {
-            Some(b) => self.push(Matmul { bias: true }, &[x, w, b]),
-            None => self.push(Matmul { bias: false }, &[x, w]),
+            Some(b) => self.push(Matmul { bias: true, gelu }, &[x, w, b]),
+            None => self.push(Matmul { bias: false, gelu }, &[x, w]),
         }
     }
 }
