@@ -4,7 +4,7 @@
 //! ```js
 //! import init, { Engine } from "./ptdit.js";
 //! await init();
-//! const engine = await Engine.create();
+//! const engine = await Engine.create();     // or Engine.onDevice(myGPUDevice)
 //! engine.loadModel(new Map([["transformer/config.json", bytes], ...]));
 //! const image = await engine.generate({ prompt: "a red apple", steps: 30, seed: 1 },
 //!     (step, total, preview) => { /* preview: {width, height, data} RGBA */ }, abortSignal);
@@ -19,6 +19,51 @@ use wasm_bindgen::prelude::*;
 use crate::gpu::GpuContext;
 use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
 use crate::pipeline::{default_model, model_dir};
+
+// wgpu cannot wrap a `GPUDevice` made by JavaScript, but it gets its device from
+// `navigator.gpu.requestAdapter()` and `adapter.requestDevice()`, called as methods of those
+// objects. So for one call, `requestAdapter` answers with an adapter whose `requestDevice`
+// returns the host's device; the original method is back before wgpu sees the adapter.
+#[wasm_bindgen(inline_js = r#"
+export function lend_device(device) {
+    if (!navigator.gpu) throw new Error("this browser has no WebGPU (navigator.gpu is missing)");
+    if (!device || typeof device.createBuffer !== "function" || !device.queue)
+        throw new Error("onDevice needs a GPUDevice");
+    const gpu = navigator.gpu;
+    const info = device.adapterInfo || {};
+    const text = (v) => (typeof v === "string" ? v : "");
+    const num = (v, d) => (typeof v === "number" ? v : d);
+    const adapter = {
+        features: device.features,
+        limits: device.limits,
+        // wgpu reads every field with a fixed type: missing ones get neutral values.
+        info: {
+            vendor: text(info.vendor),
+            architecture: text(info.architecture),
+            device: text(info.device),
+            description: text(info.description) || "host GPUDevice",
+            isFallbackAdapter: info.isFallbackAdapter === true,
+            subgroupMinSize: num(info.subgroupMinSize, 4),
+            subgroupMaxSize: num(info.subgroupMaxSize, 128),
+        },
+        isFallbackAdapter: info.isFallbackAdapter === true,
+        requestDevice: async () => device,
+    };
+    gpu.requestAdapter = async () => {
+        delete gpu.requestAdapter;
+        return adapter;
+    };
+}
+export function unlend_device() {
+    if (navigator.gpu && Object.prototype.hasOwnProperty.call(navigator.gpu, "requestAdapter"))
+        delete navigator.gpu.requestAdapter;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn lend_device(device: &JsValue) -> Result<(), JsValue>;
+    fn unlend_device();
+}
 
 fn js_err(e: crate::Error) -> JsError {
     JsError::new(&e.to_string())
@@ -106,6 +151,36 @@ impl Engine {
     pub async fn create() -> Result<Engine, JsError> {
         let ctx = GpuContext::new().await.map_err(js_err)?;
         // Kernel variants timed on this adapter (under a second), kept for the page's lifetime.
+        let tuned = crate::autotune::autotune(&ctx, &crate::autotune::Cache::Default)
+            .await
+            .map_err(js_err)?;
+        Ok(Engine {
+            ctx,
+            pipe: None,
+            kernels: tuned.summary(),
+        })
+    }
+
+    /// An engine on the page's own `GPUDevice` (a renderer's), so images can stay on that
+    /// device. The engine never destroys it; it does install its own `onuncapturederror`
+    /// handler on it (wgpu's), so set yours again afterwards if you had one.
+    #[wasm_bindgen(js_name = onDevice)]
+    pub async fn on_device(device: JsValue) -> Result<Engine, JsError> {
+        lend_device(&device).map_err(|e| {
+            JsError::new(
+                &e.as_string()
+                    .or_else(|| {
+                        js_sys::Reflect::get(&e, &JsValue::from_str("message"))
+                            .ok()
+                            .and_then(|m| m.as_string())
+                    })
+                    .unwrap_or_else(|| "onDevice: not a GPUDevice".into()),
+            )
+        })?;
+        let ctx = GpuContext::new().await;
+        unlend_device();
+        let mut ctx = ctx.map_err(js_err)?;
+        ctx.ownership = crate::gpu::Ownership::Borrowed;
         let tuned = crate::autotune::autotune(&ctx, &crate::autotune::Cache::Default)
             .await
             .map_err(js_err)?;

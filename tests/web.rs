@@ -117,3 +117,60 @@ async fn js_api_generates_and_cancels() {
         .await;
     assert!(e.is_err(), "an aborted signal cancels");
 }
+
+/// `Engine.onDevice`: the engine runs on the page's own `GPUDevice`. Proof that it is really
+/// that device: once the page destroys it, the engine's next generation fails.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn js_api_runs_on_the_pages_own_device() {
+    use js_sys::{Function, Map, Object, Promise, Reflect, Uint8Array};
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    let make = Function::new_no_args(
+        "return navigator.gpu.requestAdapter().then(a => a.requestDevice({ label: 'host' }))",
+    );
+    let promise: Promise = make.call0(&JsValue::NULL).unwrap().dyn_into().unwrap();
+    let device = JsFuture::from(promise).await.unwrap();
+
+    let not_a_device = ptdit::web::Engine::on_device(JsValue::from_str("gpu")).await;
+    assert!(not_a_device.is_err(), "a string is refused");
+
+    let mut engine = ptdit::web::Engine::on_device(device.clone()).await.unwrap();
+    let gpu = Reflect::get(&js_sys::global(), &JsValue::from_str("navigator"))
+        .and_then(|n| Reflect::get(&n, &JsValue::from_str("gpu")))
+        .unwrap();
+    let own = Object::has_own(
+        gpu.unchecked_ref::<Object>(),
+        &JsValue::from_str("requestAdapter"),
+    );
+    assert!(!own, "navigator.gpu.requestAdapter is the browser's again");
+
+    let files = Map::new();
+    for (path, bytes) in common::tiny::tiny_model_files() {
+        files.set(&JsValue::from_str(&path), &Uint8Array::from(&bytes[..]));
+    }
+    engine.load_model(&files).unwrap();
+    let opts = Object::new();
+    for (k, v) in [
+        ("prompt", JsValue::from_str("a red apple")),
+        ("width", 64.into()),
+        ("height", 64.into()),
+        ("steps", 1.into()),
+        ("seed", 5.into()),
+    ] {
+        Reflect::set(&opts, &JsValue::from_str(k), &v).unwrap();
+    }
+    engine
+        .generate(opts.clone().into(), None, None)
+        .await
+        .expect("generates on the lent device");
+
+    let destroy: Function = Reflect::get(&device, &JsValue::from_str("destroy"))
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    destroy.call0(&device).unwrap();
+    let after = engine.generate(opts.into(), None, None).await;
+    assert!(after.is_err(), "the engine was using the page's device");
+}
