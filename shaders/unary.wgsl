@@ -1,4 +1,5 @@
 // out[i] = f(x[i]) for the activations the models use.
+// INPLACE: out[i] = f(out[i]), one binding (a matmul's output when its GELU is not fused).
 
 struct Params {
     n: u32,
@@ -7,8 +8,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+#if INPLACE
+@group(0) @binding(1) var<storage, read_write> out: array<{{T}}>;
+#else
 @group(0) @binding(1) var<storage, read> x: array<{{T}}>;
 @group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
+#endif
 
 #include activations
 
@@ -19,5 +24,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (i >= p.n) {
         return;
     }
+#if INPLACE
+    out[p.off_out + i] = {{T}}({{FN}}(f32(out[p.off_out + i])));
+#else
     out[p.off_out + i] = {{T}}({{FN}}(f32(x[p.off_x + i])));
+#endif
 }

@@ -1,4 +1,5 @@
-//! Chooses each tunable op's kernel variant for this device by timing the variants, once.
+//! Chooses each tunable op's kernel variant for this device by timing the variants, once:
+//! the matmul kernel, then whether GELU is fused into it.
 //!
 //! The choice depends on the adapter far more than on the model: software GPUs (lavapipe,
 //! SwiftShader) pay dearly for workgroup barriers, real GPUs for re-reading operands. So the
@@ -9,7 +10,8 @@
 //! Natively the cache is a JSON file (`PTDIT_CACHE_DIR`, else `$XDG_CACHE_HOME/ptdit`, else
 //! `~/.cache/ptdit`); in the browser it lives in memory for the page's lifetime.
 //!
-//! `PTDIT_MATMUL=registers|tiled` forces a variant without measuring (native).
+//! `PTDIT_MATMUL=registers|tiled` forces a variant without measuring (native); GELU is then
+//! fused with the tiled kernel (meant for real GPUs) and separate with the register one.
 
 use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
@@ -44,6 +46,8 @@ pub struct Report {
     pub forced: bool,
     /// Each matmul variant's measured GFLOP/s (empty when cached or forced).
     pub matmul_gflops: Vec<(MatmulKernel, f64)>,
+    /// GFLOP/s of a Linear + GELU with the GELU fused and as a second dispatch (when measured).
+    pub gelu_gflops: Option<(f64, f64)>,
     /// The cache key: adapter, driver, engine version, kernel source hash.
     pub key: String,
     /// Something the user may want to know (an unreadable cache file that was replaced).
@@ -64,7 +68,21 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        format!("matmul kernel: {} ({how})", self.tuning.matmul.name())
+        let gelu = match self.gelu_gflops {
+            Some((f, u)) if !self.cached && !self.forced => {
+                format!(" (fused {f:.1}, separate {u:.1} GFLOP/s)")
+            }
+            _ => String::new(),
+        };
+        format!(
+            "matmul kernel: {} ({how}); GELU {}{gelu}",
+            self.tuning.matmul.name(),
+            if self.tuning.fuse_gelu {
+                "fused into the matmul"
+            } else {
+                "as its own dispatch"
+            }
+        )
     }
 }
 
@@ -79,19 +97,21 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         cached: false,
         forced: false,
         matmul_gflops: Vec::new(),
+        gelu_gflops: None,
         key: key.clone(),
         note: None,
     };
     if let Some(k) = forced() {
         report.tuning.matmul = k;
+        report.tuning.fuse_gelu = k == MatmulKernel::Tiled;
         report.forced = true;
         ctx.set_tuning(report.tuning);
         return Ok(report);
     }
     let (mut table, note) = load(cache);
     report.note = note;
-    if let Some(k) = table.get(&key).and_then(|v| MatmulKernel::from_name(v)) {
-        report.tuning.matmul = k;
+    if let Some(t) = table.get(&key).and_then(|v| parse_tuning(v)) {
+        report.tuning = t;
         report.cached = true;
         ctx.set_tuning(report.tuning);
         return Ok(report);
@@ -105,39 +125,79 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         }
     }
     report.tuning.matmul = best.0;
+    let fused = time_linear_gelu(ctx, best.0, true).await?;
+    let split = time_linear_gelu(ctx, best.0, false).await?;
+    report.gelu_gflops = Some((fused, split));
+    report.tuning.fuse_gelu = fused > split;
     ctx.set_tuning(report.tuning);
-    table.insert(key, best.0.name().to_string());
+    table.insert(key, format_tuning(report.tuning));
     if let Err(e) = store(cache, &table) {
         report.note = Some(format!("the tuning result was not cached: {e}"));
     }
     Ok(report)
 }
 
-/// GFLOP/s of one matmul variant at size³: runs repeated until at least 0.2 s have passed
-/// (after a warm-up run that compiles the pipeline), completion observed by reading the result.
+/// The cache's text for a tuning: `kernel+fused` or `kernel+split`.
+fn format_tuning(t: Tuning) -> String {
+    let g = if t.fuse_gelu { "fused" } else { "split" };
+    format!("{}+{g}", t.matmul.name())
+}
+
+fn parse_tuning(v: &str) -> Option<Tuning> {
+    let (k, g) = v.split_once('+')?;
+    Some(Tuning {
+        matmul: MatmulKernel::from_name(k)?,
+        fuse_gelu: match g {
+            "fused" => true,
+            "split" => false,
+            _ => return None,
+        },
+    })
+}
+
+/// GFLOP/s of one matmul variant at size³.
 pub async fn time_matmul(ctx: &GpuContext, kernel: MatmulKernel, size: usize) -> Result<f64> {
+    let tuning = Tuning {
+        matmul: kernel,
+        fuse_gelu: false,
+    };
+    time_linear(ctx, tuning, [size, size, size], false).await
+}
+
+/// GFLOP/s of the MLP's first Linear + GELU at a released-like shape (512 tokens, 256 → 1024),
+/// with the GELU fused or not.
+async fn time_linear_gelu(ctx: &GpuContext, kernel: MatmulKernel, fused: bool) -> Result<f64> {
+    let tuning = Tuning {
+        matmul: kernel,
+        fuse_gelu: fused,
+    };
+    time_linear(ctx, tuning, [512, 256, 1024], true).await
+}
+
+/// Runs `y = x · wᵀ` (m, k, n) (then GELU) repeatedly until at least 0.2 s have passed, after a
+/// warm-up run that compiles the pipelines; completion is observed by reading the result.
+async fn time_linear(ctx: &GpuContext, tuning: Tuning, mkn: [usize; 3], gelu: bool) -> Result<f64> {
+    let [m, k, n] = mkn;
     let mut g = Graph::new();
-    let a = g.input("a", TensorDesc::f32([size, size]))?;
-    let w = g.param("w", [size, size])?;
-    let y = g.matmul(a, w, None)?;
+    let a = g.input("a", TensorDesc::f32([m, k]))?;
+    let w = g.param("w", [n, k])?;
+    let y = if gelu {
+        g.matmul_gelu(a, w, None)?
+    } else {
+        g.matmul(a, w, None)?
+    };
     g.output(y, "y")?;
     let opts = ExecOptions {
-        tuning: Some(Tuning { matmul: kernel }),
+        tuning: Some(tuning),
         ..Default::default()
     };
     let exe = Executable::with_options(ctx, &g, &opts).await?;
     let mut rng = Rng::new(0);
-    exe.write(
-        "a",
-        &HostTensor::f32([size, size], rng.normals(size * size, 1.0)),
-    )?;
-    exe.write(
-        "w",
-        &HostTensor::f32([size, size], rng.normals(size * size, 1.0)),
-    )?;
+    exe.write("a", &HostTensor::f32([m, k], rng.normals(m * k, 1.0)))?;
+    exe.write("w", &HostTensor::f32([n, k], rng.normals(n * k, 1.0)))?;
     exe.run()?;
     exe.read("y").await?;
-    let flops = 2.0 * (size as f64).powi(3);
+    let flops = 2.0 * (m * k * n) as f64;
     let (mut runs, mut batch) = (0usize, 1usize);
     let start = now_secs();
     loop {
@@ -170,8 +230,9 @@ fn forced() -> Option<MatmulKernel> {
 fn cache_key(ctx: &GpuContext) -> String {
     let r = &ctx.report;
     let mut h = 0xcbf2_9ce4_8422_2325u64; // FNV-1a: stable across Rust versions, unlike std's
-    for k in MatmulKernel::ALL {
-        for b in shaders::source(k.shader().0).unwrap_or("").bytes() {
+    let timed = MatmulKernel::ALL.map(|k| k.shader().0);
+    for name in timed.iter().chain(&["unary", "activations"]) {
+        for b in shaders::source(name).unwrap_or("").bytes() {
             h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
         }
     }

@@ -1,5 +1,6 @@
-//! The autotuner: it measures every matmul variant, keeps the fastest in the context, caches
-//! the choice per adapter in a file, reuses it, and replaces a corrupt cache file.
+//! The autotuner: it measures every matmul variant and GELU fused or not, keeps the fastest in
+//! the context, caches the choice per adapter in a file, reuses it, and replaces a corrupt cache
+//! file.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
@@ -43,9 +44,18 @@ fn measures_every_variant_then_reuses_the_cached_choice() {
 
     let text = std::fs::read_to_string(dir.join("autotune.json")).unwrap();
     let table: std::collections::HashMap<String, String> = serde_json::from_str(&text).unwrap();
+    let gelu = if first.tuning.fuse_gelu {
+        "fused"
+    } else {
+        "split"
+    };
+    let want = format!("{}+{gelu}", first.tuning.matmul.name());
+    assert_eq!(table.get(&first.key), Some(&want));
+    let (fused, split) = first.gelu_gflops.expect("GELU fusion is timed too");
     assert_eq!(
-        table.get(&first.key).map(String::as_str),
-        Some(first.tuning.matmul.name())
+        first.tuning.fuse_gelu,
+        fused > split,
+        "and the faster way kept"
     );
     assert!(
         first.key.contains(&ctx.report.name),

@@ -500,7 +500,7 @@ macro_rules! tiled_matmul_tests {
     ($($name:ident => $case:expr;)*) => {
         mod tiled_matmul {
             use super::*;
-            const TILED: Tuning = Tuning { matmul: MatmulKernel::Tiled };
+            const TILED: Tuning = Tuning { matmul: MatmulKernel::Tiled, fuse_gelu: true };
             $(gpu_test!(fn $name() {
                 let (g, f): Case = $case;
                 let opts = ExecOptions { tuning: Some(TILED), ..Default::default() };

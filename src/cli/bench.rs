@@ -158,7 +158,10 @@ fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<(
     // Every kernel variant, each against the CPU reference; the autotuner keeps the fastest.
     for kernel in MatmulKernel::ALL {
         let opts = ExecOptions {
-            tuning: Some(Tuning { matmul: kernel }),
+            tuning: Some(Tuning {
+                matmul: kernel,
+                fuse_gelu: false,
+            }),
             ..Default::default()
         };
         let exe = pollster::block_on(Executable::with_options(ctx, &g, &opts))?;

@@ -41,4 +41,8 @@ impl MatmulKernel {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Tuning {
     pub matmul: MatmulKernel,
+    /// GELU inside the matmul's epilogue (one dispatch, one pass fewer) rather than a second
+    /// in-place dispatch. Which is faster depends on the adapter's shader compiler (a longer
+    /// kernel can compile worse on a software GPU), so the autotuner times both; off until then.
+    pub fuse_gelu: bool,
 }

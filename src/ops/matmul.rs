@@ -125,10 +125,53 @@ impl Op for Matmul {
         let d = dims(&a.desc.shape, &w.desc.shape);
         let vec4 = d.k.is_multiple_of(4);
         let (shader, tile) = cx.tuning.matmul.shader();
+        let fused = self.gelu && cx.tuning.fuse_gelu;
         let kernel = Kernel::new(shader, 2 + self.bias as u32)
             .flag("BIAS", self.bias)
-            .flag("GELU", self.gelu)
+            .flag("GELU", fused)
             .flag("VEC4", vec4);
+        self.encode_product(cx, inputs, out, kernel, tile)?;
+        if self.gelu && !fused {
+            gelu_in_place(cx, out)?;
+        }
+        Ok(())
+    }
+
+    fn flops(&self, inputs: &[&TensorDesc], _out: &TensorDesc) -> u64 {
+        let d = dims(&inputs[0].shape, &inputs[1].shape);
+        2 * (d.batch * d.m * d.n * d.k) as u64
+    }
+}
+
+/// GELU(tanh) over a matmul's output where it was not fused into the product.
+fn gelu_in_place(cx: &mut EncodeCx, out: &TensorArg) -> Result<()> {
+    let n = out.desc.shape.numel();
+    let per = cx.rows_per_chunk("the output", 1)?;
+    for (s, e) in chunks(n, per) {
+        let oo = cx.bind(out, s, e - s)?;
+        let groups = cx.grid((e - s).div_ceil(256));
+        let kernel = Kernel::new("unary", 0)
+            .define("FN", "gelu_tanh")
+            .flag("INPLACE", true);
+        cx.dispatch(kernel, Params::new().u(e - s).u(0).u(oo), groups)?;
+    }
+    Ok(())
+}
+
+impl Matmul {
+    /// The product's dispatches (whole, or chunked for the binding limit) with `kernel`, whose
+    /// workgroups cover `tile`² blocks of C.
+    fn encode_product(
+        &self,
+        cx: &mut EncodeCx,
+        inputs: &[TensorArg],
+        out: &TensorArg,
+        kernel: Kernel,
+        tile: usize,
+    ) -> Result<()> {
+        let (a, w) = (&inputs[0], &inputs[1]);
+        let d = dims(&a.desc.shape, &w.desc.shape);
+        let vec4 = d.k.is_multiple_of(4);
         let all_fit = inputs.iter().chain([out]).all(|t| cx.fits(t));
         if all_fit && d.m.div_ceil(tile) <= cx.max_groups as usize {
             let oa = cx.bind_all(a)?;
@@ -200,11 +243,6 @@ impl Op for Matmul {
             }
         }
         Ok(())
-    }
-
-    fn flops(&self, inputs: &[&TensorDesc], _out: &TensorDesc) -> u64 {
-        let d = dims(&inputs[0].shape, &inputs[1].shape);
-        2 * (d.batch * d.m * d.n * d.k) as u64
     }
 }
 
