@@ -9,6 +9,8 @@
 // BIAS: an additive bias (bias_seqs, 1 or LQ, LK), read for sequence (z0 + z) % bias_seqs
 //       (a text padding mask per batch item, or a Swin mask per window).
 // HEAD_BIAS: a bias per head (H, LQ, LK), shared by all sequences (T5's relative positions).
+// VEC4: DH is a multiple of 4: queries, accumulators and the key/value tiles are held as vec4s
+//       (a quarter of the loop trips and index arithmetic; 16-byte workgroup loads).
 // MAP:  rows are gathered through an index map: token i of sequence z lives at row
 //       map[z * LQ + i] (self-attention, LQ == LK), and its output goes back to that row. This
 //       is how shifted windows are attended without rolling the hidden state.
@@ -56,8 +58,33 @@ const WG: u32 = 64u;
 #endif
 @group(0) @binding({{B_OUT}}) var<storage, read_write> ob: array<{{T}}>;
 
-var<workgroup> ks: array<f32, KT * DH>;
-var<workgroup> vs: array<f32, KT * DH>;
+#if VEC4
+alias VT = vec4<f32>;
+const VW: u32 = 4u;
+fn dotv(a: VT, b: VT) -> f32 { return dot(a, b); }
+fn load_q(i: u32) -> VT { return VT(f32(qb[i]), f32(qb[i + 1u]), f32(qb[i + 2u]), f32(qb[i + 3u])); }
+fn load_k(i: u32) -> VT { return VT(f32(kb[i]), f32(kb[i + 1u]), f32(kb[i + 2u]), f32(kb[i + 3u])); }
+fn load_v(i: u32) -> VT { return VT(f32(vb[i]), f32(vb[i + 1u]), f32(vb[i + 2u]), f32(vb[i + 3u])); }
+fn store_o(i: u32, x: VT) {
+    ob[i] = {{T}}(x.x);
+    ob[i + 1u] = {{T}}(x.y);
+    ob[i + 2u] = {{T}}(x.z);
+    ob[i + 3u] = {{T}}(x.w);
+}
+#else
+alias VT = f32;
+const VW: u32 = 1u;
+fn dotv(a: VT, b: VT) -> f32 { return a * b; }
+fn load_q(i: u32) -> VT { return f32(qb[i]); }
+fn load_k(i: u32) -> VT { return f32(kb[i]); }
+fn load_v(i: u32) -> VT { return f32(vb[i]); }
+fn store_o(i: u32, x: VT) { ob[i] = {{T}}(x); }
+#endif
+// Vectors per head row.
+const DV: u32 = DH / VW;
+
+var<workgroup> ks: array<VT, KT * DV>;
+var<workgroup> vs: array<VT, KT * DV>;
 
 // Row (inside the bound range) of query i of local sequence z.
 fn q_row(z: u32, i: u32) -> u32 {
@@ -84,17 +111,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let live = i < p.i0 + p.nq;
     let hc = h * DH;
 
-    var q: array<f32, DH>;
-    var acc: array<f32, DH>;
+    var q: array<VT, DV>;
+    var acc: array<VT, DV>;
     var m = -3.402823e38;
     var l = 0.0;
     var qr = 0u;
     if (live) {
         qr = q_row(z, i);
         let base = p.off_q + qr * p.ld_q + hc;
-        for (var d = 0u; d < DH; d += 1u) {
-            q[d] = f32(qb[base + d]) * p.scale;
-            acc[d] = 0.0;
+        for (var d = 0u; d < DV; d += 1u) {
+            q[d] = load_q(base + d * VW) * p.scale;
+            acc[d] = VT(0.0);
         }
     }
 #if HEAD_BIAS
@@ -107,12 +134,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
     for (var t0 = 0u; t0 < p.lk; t0 += KT) {
         let nk = min(KT, p.lk - t0);
-        for (var e = lid; e < nk * DH; e += WG) {
-            let j = e / DH;
-            let d = e - j * DH;
+        for (var e = lid; e < nk * DV; e += WG) {
+            let j = e / DV;
+            let d = (e - j * DV) * VW;
             let kr = k_row(z, t0 + j);
-            ks[e] = f32(kb[p.off_k + kr * p.ld_k + hc + d]);
-            vs[e] = f32(vb[p.off_v + kr * p.ld_v + hc + d]);
+            ks[e] = load_k(p.off_k + kr * p.ld_k + hc + d);
+            vs[e] = load_v(p.off_v + kr * p.ld_v + hc + d);
         }
         workgroupBarrier();
         if (live) {
@@ -120,9 +147,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             var tmax = -3.402823e38;
             for (var j = 0u; j < nk; j += 1u) {
                 var s = 0.0;
-                let kbase = j * DH;
-                for (var d = 0u; d < DH; d += 1u) {
-                    s += q[d] * ks[kbase + d];
+                let kbase = j * DV;
+                for (var d = 0u; d < DV; d += 1u) {
+                    s += dotv(q[d], ks[kbase + d]);
                 }
 #if BIAS
                 s += f32(bias[brow + t0 + j]);
@@ -136,14 +163,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let mnew = max(m, tmax);
             let corr = exp(m - mnew);
             l *= corr;
-            for (var d = 0u; d < DH; d += 1u) {
+            for (var d = 0u; d < DV; d += 1u) {
                 acc[d] *= corr;
             }
             for (var j = 0u; j < nk; j += 1u) {
                 let pj = exp(sc[j] - mnew);
                 l += pj;
-                let vbase = j * DH;
-                for (var d = 0u; d < DH; d += 1u) {
+                let vbase = j * DV;
+                for (var d = 0u; d < DV; d += 1u) {
                     acc[d] += pj * vs[vbase + d];
                 }
             }
@@ -155,8 +182,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (live) {
         let inv = 1.0 / l;
         let base = p.off_o + qr * p.ld_o + hc;
-        for (var d = 0u; d < DH; d += 1u) {
-            ob[base + d] = {{T}}(acc[d] * inv);
+        for (var d = 0u; d < DV; d += 1u) {
+            store_o(base + d * VW, acc[d] * inv);
         }
     }
 }

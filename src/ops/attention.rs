@@ -231,6 +231,7 @@ impl Op for Attention {
         let b_map = 4 + self.bias as usize + self.head_bias as usize;
         let kernel = Kernel::new("attention", self.n_in() as u32)
             .define("DH", self.head_dim)
+            .flag("VEC4", self.head_dim.is_multiple_of(4))
             .define("KT", self.key_tile())
             .flag("BIAS", self.bias)
             .flag("HEAD_BIAS", self.head_bias)
