@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use eframe::{egui, egui_wgpu};
+use ptdit::autotune::{autotune, Cache};
 use ptdit::embed::{Budget, Generation};
 use ptdit::pipeline::generate::{Frame, Request, TextToImage};
 use ptdit::pipeline::{default_model, model_dir, png};
@@ -63,6 +64,8 @@ impl App {
             .ok_or("eframe did not start on wgpu")?;
         let info = rs.adapter.get_info();
         let ctx = GpuContext::borrowed(rs.device.clone(), rs.queue.clone(), Some(&info));
+        // Kernel variants for this GPU: measured on the first run, then read from the cache.
+        pollster::block_on(autotune(&ctx, &Cache::Default)).map_err(|e| e.to_string())?;
         let comps = match &args.model {
             Some(dir) => model_dir::load(dir),
             None => model_dir::from_files(&default_model::files()),

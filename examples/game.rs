@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use glam::{Mat4, Vec3};
+use ptdit::autotune::{autotune, Cache};
 use ptdit::embed::{Budget, Generation};
 use ptdit::pipeline::generate::{Frame, TextToImage};
 use ptdit::pipeline::{default_model, model_dir, png};
@@ -296,6 +297,8 @@ impl App {
         surface.configure(&device, &config);
 
         let ctx = GpuContext::borrowed(device.clone(), queue.clone(), Some(&adapter.get_info()));
+        // Kernel variants for this GPU: measured on the first run, then read from the cache.
+        pollster::block_on(autotune(&ctx, &Cache::Default)).map_err(|e| e.to_string())?;
         let comps = model_dir::from_files(&default_model::files()).map_err(|e| e.to_string())?;
         let pipe = TextToImage::new(&ctx, comps);
         let req = pipe.request("");

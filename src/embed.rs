@@ -7,6 +7,7 @@
 //!
 //! ```ignore
 //! let ctx = GpuContext::borrowed(device.clone(), queue.clone(), None);
+//! pollster::block_on(ptdit::autotune::autotune(&ctx, &Cache::Default))?; // once: kernel variants
 //! let pipe = TextToImage::new(&ctx, model_dir::from_files(&default_model::files())?);
 //! let req = pipe.request("red apple");
 //! let texture = device.create_texture(&Generation::texture_descriptor(&req)); // or your own
