@@ -17,7 +17,7 @@ cargo rustc --release --locked --target wasm32-unknown-unknown --lib --crate-typ
 rm -rf "$out"
 mkdir -p "$out"
 wasm-bindgen --target web --no-typescript --out-dir "$out" target/wasm32-unknown-unknown/release/ptdit.wasm
-cp web/index.html web/main.js "$out/"
+cp web/index.html web/main.js web/engine.js web/worker.js "$out/"
 model=${1:-assets/model}
 if [ -d "$model" ]; then
     mkdir -p "$out/model"

@@ -1,5 +1,6 @@
-// Opens the built web demo (served at $URL), types a prompt, clicks Generate, waits for the
-// image, checks the canvas holds a real image (not blank) and that previews were drawn, and
+// Opens the built web demo (served at $URL), checks the engine started in a worker, types a
+// prompt, clicks Generate, waits for the image, checks the canvas holds a real image (not
+// blank) and that previews were drawn, and
 // saves a screenshot ($SHOT). With EXPECT_EMOJI=1 (the built-in model) the image must be an
 // emoji-like picture: not blank, not noise, with the white background every training image
 // has. Exits non-zero with the reason on any failure.
@@ -22,6 +23,11 @@ try {
       || document.getElementById("status").className === "error", null, { timeout: 180000 });
   const ready = await page.textContent("#status");
   if (!ready.startsWith("ready")) fail(`the page did not get ready: ${ready}`);
+  // The engine runs in a worker so the page stays free (the page itself is only a fallback for
+  // browsers without WebGPU in workers, which Chromium has).
+  const where = await page.evaluate(() => document.body.dataset.engine);
+  console.log(`e2e: ${ready}`);
+  if (where !== "a worker") fail(`the engine runs in ${where}, not in a worker`);
   await page.fill("#prompt", process.env.PROMPT ?? "red apple");
   if (process.env.STEPS) await page.fill("#steps", process.env.STEPS);
   // Count preview draws: each step's callback updates the progress bar.
@@ -112,6 +118,18 @@ try {
   await page.screenshot({ path: shot });
   console.log(`e2e: ${status}; canvas mean ${stats.mean.toFixed(1)}, std ${stats.std.toFixed(1)}, ${stats.colours} colours; screenshot ${shot}`);
   if (stats.std < 2 || stats.colours < 16) fail("the canvas is blank");
+
+  // Cancel reaches the worker between steps: Generate again, Cancel after the first preview.
+  await page.evaluate(() => { window.__progress = []; });
+  await page.click("#generate");
+  await page.waitForFunction(() => window.__progress.some((v) => v > 0), null, { timeout: 300000 });
+  await page.click("#cancel");
+  await page.waitForFunction(() => !document.getElementById("generate").disabled, null, { timeout: 300000 });
+  const cancelled = await page.textContent("#status");
+  if (!/cancel/i.test(cancelled)) fail(`Cancel did not stop the generation: ${cancelled}`);
+  const steps = (await page.evaluate(() => window.__progress)).filter((v) => v > 0 && v < 1).length;
+  console.log(`e2e: cancelled after ${steps} of 30 steps (${cancelled})`);
+  if (steps >= 29) fail("Cancel came too late to matter");
 } finally {
   await browser.close();
 }

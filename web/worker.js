@@ -1,0 +1,27 @@
+// The engine in a dedicated worker: messages in ({type: start | generate | cancel}), status,
+// per-step previews and the image out (pixel buffers transferred, not copied).
+import { startEngine } from "./engine.js";
+
+let engine = null;
+self.onmessage = async ({ data: m }) => {
+  if (m.type === "start") {
+    try {
+      engine = await startEngine(m.base, (text) => self.postMessage({ type: "status", text }));
+      const { adapter, kernels, which, defaults } = engine;
+      self.postMessage({ type: "ready", adapter, kernels, which, defaults });
+    } catch (e) {
+      self.postMessage({ type: "failed", message: `${e.message || e}` });
+    }
+  } else if (m.type === "generate") {
+    try {
+      const image = await engine.generate(m.opts, (step, total, preview) => {
+        self.postMessage({ type: "step", step, total, preview }, [preview.data.buffer]);
+      });
+      self.postMessage({ type: "done", image }, [image.data.buffer]);
+    } catch (e) {
+      self.postMessage({ type: "error", message: `${e.message || e}` });
+    }
+  } else if (m.type === "cancel" && engine) {
+    engine.cancel();
+  }
+};
