@@ -10,6 +10,8 @@
 // vec4 arrays.
 // GELU: the result (bias included) goes through GELU(tanh) before it is stored, which saves the
 // activation a pass over the MLP's widest tensor.
+// RESIDUAL: a tensor of C's shape is added before the store (`h + Linear(x)`), which saves the
+// residual add its own pass.
 
 struct Params {
     m: u32,
@@ -23,6 +25,7 @@ struct Params {
     a_batch: u32,
     w_batch: u32,
     c_batch: u32,
+    off_res: u32,
 }
 
 #include activations
@@ -37,10 +40,11 @@ struct Params {
 #endif
 #if BIAS
 @group(0) @binding(3) var<storage, read> bias: array<{{T}}>;
-@group(0) @binding(4) var<storage, read_write> c: array<{{T}}>;
-#else
-@group(0) @binding(3) var<storage, read_write> c: array<{{T}}>;
 #endif
+#if RESIDUAL
+@group(0) @binding({{B_RES}}) var<storage, read> res: array<{{T}}>;
+#endif
+@group(0) @binding({{B_OUT}}) var<storage, read_write> c: array<{{T}}>;
 
 #if VEC4
 fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(a[i / 4u]); }
@@ -116,10 +120,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var j = 0u; j < 4u; j += 1u) {
                 if (n0 + j < p.n) {
 #if GELU
-                    c[base + j] = {{T}}(gelu_tanh(r[j]));
+                    var v = gelu_tanh(r[j]);
 #else
-                    c[base + j] = {{T}}(r[j]);
+                    var v = r[j];
 #endif
+#if RESIDUAL
+                    // The residual has C's layout and is bound over C's range.
+                    v += f32(res[p.off_res + base + j - p.off_c]);
+#endif
+                    c[base + j] = {{T}}(v);
                 }
             }
         }

@@ -120,6 +120,30 @@ fn matmul_gelu(m: usize, k: usize, n: usize) -> Case {
     )
 }
 
+/// `r + x · wᵀ (+ b)` with the residual added in the matmul's epilogue.
+fn matmul_residual(m: usize, k: usize, n: usize, bias: bool, lead: &[usize]) -> Case {
+    let mut g = graph();
+    let mut xs = lead.to_vec();
+    xs.extend([m, k]);
+    let mut rs = lead.to_vec();
+    rs.extend([m, n]);
+    let a = g.input("a", fdesc(xs.clone())).unwrap();
+    let r = g.input("r", fdesc(rs.clone())).unwrap();
+    let w = g.param("w", [n, k]).unwrap();
+    let b = bias.then(|| g.param("b", [n]).unwrap());
+    let y = g.matmul_residual(a, w, b, r).unwrap();
+    g.output(y, "y").unwrap();
+    let mut f = vec![
+        ("a", rand(&xs, 44, 1.0)),
+        ("r", rand(&rs, 45, 3.0)),
+        ("w", rand(&[n, k], 46, 0.5)),
+    ];
+    if bias {
+        f.push(("b", rand(&[n], 47, 1.0)));
+    }
+    (g, feeds(f))
+}
+
 fn matmul_batched_weight(b: usize, m: usize, k: usize, n: usize) -> Case {
     let mut g = graph();
     let a = g.input("a", fdesc([b, m, k])).unwrap();
@@ -446,6 +470,8 @@ op_tests! {
     matmul_tall => matmul(130, 20, 3, false, &[]);
     matmul_weight_per_batch => matmul_batched_weight(3, 9, 10, 11);
     matmul_gelu_epilogue => matmul_gelu(37, 20, 45);
+    matmul_residual_bias => matmul_residual(37, 20, 45, true, &[]);
+    matmul_residual_leading_dims => matmul_residual(9, 12, 70, false, &[2]);
     add_same_shape => binary(true, &[7, 33], &[7, 33]);
     add_row_broadcast => binary(true, &[2, 301, 5], &[5]);
     add_table_broadcast => binary(true, &[3, 6, 40], &[6, 40]);
@@ -525,4 +551,5 @@ tiled_matmul_tests! {
     k_multiple_of_16 => matmul(64, 48, 64, false, &[2]);
     weight_per_batch => matmul_batched_weight(3, 70, 20, 66);
     gelu_epilogue => matmul_gelu(70, 24, 65);
+    residual_epilogue => matmul_residual(70, 24, 65, true, &[2]);
 }

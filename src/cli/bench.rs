@@ -145,6 +145,7 @@ fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<(
         let op = Matmul {
             bias: false,
             gelu: false,
+            residual: false,
         };
         let out_desc = TensorDesc::f32([s, s]);
         let cpu = time_per_call(2.0, || {

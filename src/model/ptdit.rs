@@ -146,6 +146,19 @@ impl<'a> Builder<'a> {
         self.g.matmul(x, w, b)
     }
 
+    /// `residual + Linear(x)`, the add done in the matmul's epilogue.
+    fn linear_onto(
+        &mut self,
+        x: TensorId,
+        prefix: &str,
+        out: usize,
+        bias: bool,
+        residual: TensorId,
+    ) -> Result<TensorId> {
+        let (w, b) = self.linear_params(x, prefix, out, bias)?;
+        self.g.matmul_residual(x, w, b, residual)
+    }
+
     /// A Linear followed by GELU(tanh), fused into the matmul's epilogue.
     fn linear_gelu(&mut self, x: TensorId, prefix: &str, out: usize) -> Result<TensorId> {
         let (w, b) = self.linear_params(x, prefix, out, true)?;
@@ -185,12 +198,28 @@ impl<'a> Builder<'a> {
         xkv: TensorId,
         extras: AttentionExtras,
     ) -> Result<TensorId> {
+        self.attention_onto(prefix, xq, xkv, extras, None)
+    }
+
+    /// [`Self::attention`] with `residual + ` folded into the output projection.
+    fn attention_onto(
+        &mut self,
+        prefix: &str,
+        xq: TensorId,
+        xkv: TensorId,
+        extras: AttentionExtras,
+        residual: Option<TensorId>,
+    ) -> Result<TensorId> {
         let (d, bias) = (self.d, self.cfg.attention_bias);
         let q = self.linear(xq, &format!("{prefix}.to_q"), d, bias)?;
         let k = self.linear(xkv, &format!("{prefix}.to_k"), d, bias)?;
         let v = self.linear(xkv, &format!("{prefix}.to_v"), d, bias)?;
         let o = self.g.attention(q, k, v, self.heads, extras)?;
-        self.linear(o, &format!("{prefix}.to_out.0"), d, bias)
+        let out = format!("{prefix}.to_out.0");
+        match residual {
+            Some(r) => self.linear_onto(o, &out, d, bias, r),
+            None => self.linear(o, &out, d, bias),
+        }
     }
 
     fn forward(&mut self) -> Result<TensorId> {
@@ -300,13 +329,13 @@ impl<'a> Builder<'a> {
             .window_mean(h, self.cfg.compress_ratios, self.cfg.proxy_strides())?;
         let p = self.g.reshape(p, [bsz, pk, d])?;
         let n = self.g.layer_norm(p, self.cfg.norm_eps)?;
-        let a = self.attention(
+        self.attention_onto(
             &format!("{pre}.proxy_attn1"),
             n,
             n,
             AttentionExtras::default(),
-        )?;
-        self.g.add(p, a)
+            Some(p),
+        )
     }
 
     /// Step 2: every token attends to its batch item's proxies;
@@ -327,9 +356,8 @@ impl<'a> Builder<'a> {
             kv,
             AttentionExtras::default(),
         )?;
-        let o = self.linear(o, &format!("{pre}.linear_1_visual"), d, true)?;
-        let o = self.g.reshape(o, [bsz * self.p, self.win, d])?;
-        self.g.add(h, o)
+        let o = self.linear_onto(o, &format!("{pre}.linear_1_visual"), d, true, all)?;
+        self.g.reshape(o, [bsz * self.p, self.win, d])
     }
 
     /// Step 3: `h + gate_msa · attn1(norm1(h)·(1 + scale_msa) + shift_msa)` within windows.
@@ -369,8 +397,7 @@ impl<'a> Builder<'a> {
         };
         let o = self.attention(&format!("{pre}.attn3"), n, n, extras)?;
         let o = self.g.gated(o, cx.t6, ptable, (2, 2))?;
-        let o = self.linear(o, &format!("{pre}.linear_2"), self.d, true)?;
-        self.g.add(h, o)
+        self.linear_onto(o, &format!("{pre}.linear_2"), self.d, true, h)
     }
 
     /// Step 5: `h + attn2(h, text)` with the padding bias; no norm, no gate.
@@ -381,9 +408,8 @@ impl<'a> Builder<'a> {
             bias: Some(cx.text_bias),
             ..Default::default()
         };
-        let o = self.attention(&format!("{pre}.attn2"), all, cx.text, extras)?;
-        let o = self.g.reshape(o, [bsz * self.p, self.win, d])?;
-        self.g.add(h, o)
+        let o = self.attention_onto(&format!("{pre}.attn2"), all, cx.text, extras, Some(all))?;
+        self.g.reshape(o, [bsz * self.p, self.win, d])
     }
 
     /// Step 6: `h + gate_mlp · ff(norm2(h)·(1 + scale_mlp) + shift_mlp)`, ff = Linear, GELU(tanh),

@@ -206,8 +206,8 @@ pub fn build_as(
             map: None,
         };
         let a = g.attention(q, k, v, cfg.num_heads, extras)?;
-        let o = lin(&mut g, a, format!("{pre}.0.SelfAttention.o.weight"), d)?;
-        x = g.add(x, o)?;
+        let wo = g.param(&format!("{pre}.0.SelfAttention.o.weight"), [d, hk])?;
+        x = g.matmul_residual(a, wo, None, x)?;
         // Gated-GELU feed-forward.
         let w1 = g.param(&format!("{pre}.1.layer_norm.weight"), [d])?;
         let h = g.rms_norm(x, w1, eps)?;
@@ -223,8 +223,8 @@ pub fn build_as(
             cfg.d_ff,
         )?;
         let f = g.mul(a, b)?;
-        let f = lin(&mut g, f, format!("{pre}.1.DenseReluDense.wo.weight"), d)?;
-        x = g.add(x, f)?;
+        let wo = g.param(&format!("{pre}.1.DenseReluDense.wo.weight"), [d, cfg.d_ff])?;
+        x = g.matmul_residual(f, wo, None, x)?;
         if traces {
             let t = g.reshape(x, [batch, len, d])?;
             g.output(t, &io::trace(n))?;

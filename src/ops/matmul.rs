@@ -19,6 +19,8 @@ pub struct Matmul {
     pub bias: bool,
     /// GELU(tanh) applied to the result before it is stored (the MLP's first Linear).
     pub gelu: bool,
+    /// A last input of the output's shape added to the result (`h + Linear(x)`).
+    pub residual: bool,
 }
 
 struct Dims {
@@ -56,13 +58,19 @@ impl Op for Matmul {
     fn name(&self) -> &'static str {
         if self.gelu {
             "matmul_gelu"
+        } else if self.residual {
+            "matmul_residual"
         } else {
             "matmul"
         }
     }
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
-        let dtype = expect_inputs("matmul", inputs, 2 + self.bias as usize)?;
+        let dtype = expect_inputs(
+            "matmul",
+            inputs,
+            2 + self.bias as usize + self.residual as usize,
+        )?;
         let (a, w) = (&inputs[0].shape, &inputs[1].shape);
         let bad = |why: &str| Error::shape("matmul", format!("a {a} and weight {w}: {why}"));
         if a.rank() < 2 {
@@ -94,6 +102,15 @@ impl Op for Matmul {
         let mut out = a.dims().to_vec();
         let last = out.len() - 1;
         out[last] = n;
+        if self.residual {
+            let r = &inputs[inputs.len() - 1].shape;
+            if r.dims() != out.as_slice() {
+                return Err(Error::shape(
+                    "matmul",
+                    format!("the residual {r} must have the output's shape {out:?}"),
+                ));
+            }
+        }
         Ok(TensorDesc::new(out, dtype))
     }
 
@@ -105,6 +122,11 @@ impl Op for Matmul {
         } else {
             None
         };
+        let res = if self.residual {
+            Some(inputs[inputs.len() - 1].as_f32())
+        } else {
+            None
+        };
         let mut c = vec![0f32; out.shape.numel()];
         for b in 0..d.batch {
             let wb = if d.w_batched { b * d.n * d.k } else { 0 };
@@ -113,7 +135,9 @@ impl Op for Matmul {
                 for n in 0..d.n {
                     let wrow = &w[wb + n * d.k..][..d.k];
                     let s = dot(arow, wrow) + bias.map_or(0.0, |bv| bv[n]);
-                    c[(b * d.m + m) * d.n + n] = if self.gelu { gelu_tanh(s) } else { s };
+                    let s = if self.gelu { gelu_tanh(s) } else { s };
+                    c[(b * d.m + m) * d.n + n] =
+                        s + res.map_or(0.0, |r| r[(b * d.m + m) * d.n + n]);
                 }
             }
         }
@@ -126,8 +150,12 @@ impl Op for Matmul {
         let vec4 = d.k.is_multiple_of(4);
         let (shader, tile) = cx.tuning.matmul.shader();
         let fused = self.gelu && cx.tuning.fuse_gelu;
-        let kernel = Kernel::new(shader, 2 + self.bias as u32)
+        let (nb, nr) = (self.bias as u32, self.residual as u32);
+        let kernel = Kernel::new(shader, 2 + nb + nr)
             .flag("BIAS", self.bias)
+            .flag("RESIDUAL", self.residual)
+            .define("B_RES", 3 + nb)
+            .define("B_OUT", 3 + nb + nr)
             .flag("GELU", fused)
             .flag("VEC4", vec4);
         self.encode_product(cx, inputs, out, kernel, tile)?;
@@ -159,6 +187,10 @@ fn gelu_in_place(cx: &mut EncodeCx, out: &TensorArg) -> Result<()> {
 }
 
 impl Matmul {
+    fn residual_arg<'a>(&self, inputs: &'a [TensorArg]) -> Option<&'a TensorArg> {
+        self.residual.then(|| &inputs[inputs.len() - 1])
+    }
+
     /// The product's dispatches (whole, or chunked for the binding limit) with `kernel`, whose
     /// workgroups cover `tile`² blocks of C.
     fn encode_product(
@@ -181,6 +213,10 @@ impl Matmul {
             } else {
                 0
             };
+            let or = match self.residual_arg(inputs) {
+                Some(r) => cx.bind_all(r)?,
+                None => 0,
+            };
             let oc = cx.bind_all(out)?;
             let params = Params::new()
                 .u(d.m)
@@ -193,7 +229,8 @@ impl Matmul {
                 .u(oc)
                 .u(d.m * d.k)
                 .u(if d.w_batched { d.n * d.k } else { 0 })
-                .u(d.m * d.n);
+                .u(d.m * d.n)
+                .u(or);
             let groups = [
                 d.n.div_ceil(tile) as u32,
                 d.m.div_ceil(tile) as u32,
@@ -218,7 +255,12 @@ impl Matmul {
                     } else {
                         0
                     };
-                    let oc = cx.bind(out, (b * d.m + m0) * d.n, (m1 - m0) * d.n)?;
+                    let rows = ((b * d.m + m0) * d.n, (m1 - m0) * d.n);
+                    let or = match self.residual_arg(inputs) {
+                        Some(r) => cx.bind(r, rows.0, rows.1)? as usize + n0,
+                        None => 0,
+                    };
+                    let oc = cx.bind(out, rows.0, rows.1)?;
                     let params = Params::new()
                         .u(m1 - m0)
                         .u(n1 - n0)
@@ -230,7 +272,8 @@ impl Matmul {
                         .u(oc as usize + n0)
                         .u(0)
                         .u(0)
-                        .u(0);
+                        .u(0)
+                        .u(or);
                     let groups = [
                         (n1 - n0).div_ceil(tile) as u32,
                         (m1 - m0).div_ceil(tile) as u32,
@@ -281,6 +324,25 @@ impl Graph {
         self.linear(x, w, bias, true)
     }
 
+    /// `residual + x · wᵀ + bias` in one kernel; `residual` has the output's shape.
+    pub fn matmul_residual(
+        &mut self,
+        x: TensorId,
+        w: TensorId,
+        bias: Option<TensorId>,
+        residual: TensorId,
+    ) -> Result<TensorId> {
+        let mut ins = vec![x, w];
+        ins.extend(bias);
+        ins.push(residual);
+        let op = Matmul {
+            bias: bias.is_some(),
+            gelu: false,
+            residual: true,
+        };
+        self.push(op, &ins)
+    }
+
     fn linear(
         &mut self,
         x: TensorId,
@@ -288,9 +350,24 @@ impl Graph {
         bias: Option<TensorId>,
         gelu: bool,
     ) -> Result<TensorId> {
+        let residual = false;
         match bias {
-            Some(b) => self.push(Matmul { bias: true, gelu }, &[x, w, b]),
-            None => self.push(Matmul { bias: false, gelu }, &[x, w]),
+            Some(b) => self.push(
+                Matmul {
+                    bias: true,
+                    gelu,
+                    residual,
+                },
+                &[x, w, b],
+            ),
+            None => self.push(
+                Matmul {
+                    bias: false,
+                    gelu,
+                    residual,
+                },
+                &[x, w],
+            ),
         }
     }
 }
