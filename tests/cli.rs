@@ -1,4 +1,4 @@
-//! The command line: `ptdit bench memory --json` (no GPU needed) and its figures.
+//! The command line: `ptdit bench memory --json` (no GPU needed) and `bench profile`.
 #![cfg(not(target_arch = "wasm32"))]
 
 #[test]
@@ -26,4 +26,51 @@ fn bench_memory_json_reports_the_released_xl_within_the_goal() {
         f16_1024["ratio"].as_f64().unwrap() < 0.2,
         "lifetime sharing saves most activation memory"
     );
+}
+
+/// `ptdit bench profile`: every op of a small forward gets a share, the shares add up, and the
+/// timing method is named (GPU timestamp queries where the adapter has them, as lavapipe does).
+#[test]
+fn bench_profile_shares_cover_the_forward() {
+    let run = |json: bool| {
+        let mut args = vec![
+            "bench", "profile", "--width", "64", "--layers", "1", "--latent", "16",
+        ];
+        if json {
+            args.push("--json");
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(false);
+    assert!(
+        text.contains("timed with GPU timestamp queries") || text.contains("timed per dispatch"),
+        "{text}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    let shares: Vec<(String, f64)> = doc["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| {
+            let name = f["name"].as_str()?.strip_prefix("share of forward: ")?;
+            Some((name.to_string(), f["value"].as_f64()?))
+        })
+        .collect();
+    for op in ["matmul", "attention", "layer_norm"] {
+        assert!(
+            shares.iter().any(|(n, _)| n == op),
+            "{op} missing: {shares:?}"
+        );
+    }
+    let total: f64 = shares.iter().map(|(_, v)| v).sum();
+    assert!((total - 100.0).abs() < 0.5, "shares add up to {total}");
 }

@@ -507,6 +507,70 @@ fn memory(out: &mut Out) -> Result<()> {
 /// Where a forward pass spends its time: each dispatch submitted and waited for alone, the cost
 /// of an empty submission subtracted, summed per op. Per-dispatch submission removes the
 /// overlap a real run has, so the shares are of GPU work, not of a run's wall time.
+/// Seconds each dispatch ran on the GPU in `rounds` runs (round-major), from timestamp
+/// queries; `None` when the device has none (or the run has too many dispatches for one set).
+fn timestamps(ctx: &GpuContext, exe: &Executable, rounds: usize) -> Result<Option<Vec<f64>>> {
+    let n = 2 * exe.dispatches;
+    if !ctx
+        .device
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+        || n > 4096
+        || n == 0
+    {
+        return Ok(None);
+    }
+    let dev = &ctx.device;
+    let queries = dev.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("profile"),
+        ty: wgpu::QueryType::Timestamp,
+        count: n as u32,
+    });
+    let bytes = (n * 8) as u64;
+    let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("profile resolve"),
+        size: bytes,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
+    let mut out = Vec::with_capacity(rounds * exe.dispatches);
+    for _ in 0..rounds {
+        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = dev.create_command_encoder(&Default::default());
+        exe.record_timed(&mut enc, &queries);
+        enc.resolve_query_set(&queries, 0..n as u32, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
+        ctx.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        exe.wait()?;
+        rx.recv()
+            .map_err(|e| ptdit::Error::Input(format!("timestamp readback: {e}")))?
+            .map_err(|e| ptdit::Error::Input(format!("timestamp readback: {e}")))?;
+        let ticks: Vec<u64> = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| ptdit::Error::Input(format!("timestamp readback: {e}")))?;
+            bytemuck::pod_collect_to_vec(&view)
+        };
+        staging.unmap();
+        for pair in ticks.chunks_exact(2) {
+            out.push(pair[1].saturating_sub(pair[0]) as f64 * period);
+        }
+    }
+    // All zeros means the adapter accepted the queries but does not write them.
+    Ok(out.iter().any(|t| *t > 0.0).then_some(out))
+}
+
 fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
     let m = small_model(args.width, args.layers, args.latent)?;
     let model = Ptdit::new_blocking(ctx, &m.cfg, m.shapes, &m.weights)?;
@@ -525,11 +589,17 @@ fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
     let mut per_op: Vec<(&str, f64, usize)> = Vec::new();
     let rounds = 3;
     submit(0..exe.dispatches)?; // warm-up
-    for _ in 0..rounds {
+    let stamps = timestamps(ctx, exe, rounds)?;
+    for r in 0..rounds {
         for (i, op) in exe.dispatch_ops.iter().enumerate() {
-            let t = Instant::now();
-            submit(i..i + 1)?;
-            let dt = (t.elapsed().as_secs_f64() - empty).max(0.0) / rounds as f64;
+            let dt = match &stamps {
+                Some(t) => t[r * exe.dispatches + i],
+                None => {
+                    let t = Instant::now();
+                    submit(i..i + 1)?;
+                    (t.elapsed().as_secs_f64() - empty).max(0.0)
+                }
+            } / rounds as f64;
             match per_op.iter_mut().find(|(o, _, _)| o == op) {
                 Some(e) => {
                     e.1 += dt;
@@ -539,17 +609,23 @@ fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
             }
         }
     }
+    out.say(match stamps {
+        Some(_) => "timed with GPU timestamp queries (a pass per dispatch)".to_string(),
+        None => format!(
+            "timed per dispatch, each submitted alone (the adapter has no timestamp queries; an empty submission's {:.3} ms subtracted)",
+            empty * 1e3
+        ),
+    });
     let total: f64 = per_op.iter().map(|e| e.1).sum();
     per_op.sort_by(|a, b| b.1.total_cmp(&a.1));
     out.say(format!(
-        "profile: PT-DiT forward, width {}, {} layers, {} tokens x 2: {} dispatches, {:.1} ms in one submission, {:.1} ms summed per dispatch (empty submission {:.3} ms subtracted)",
+        "profile: PT-DiT forward, width {}, {} layers, {} tokens x 2: {} dispatches, {:.1} ms in one submission, {:.1} ms summed per dispatch",
         args.width,
         args.layers,
         m.shapes.grid.tokens(),
         exe.dispatches,
         whole * 1e3,
         total * 1e3,
-        empty * 1e3
     ));
     let flops = m.graph.flops_by_op();
     for (op, t, n) in &per_op {

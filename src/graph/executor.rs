@@ -342,6 +342,28 @@ impl Executable {
         }
     }
 
+    /// Records one whole run with each dispatch in its own compute pass, writing GPU timestamps
+    /// at the pass's start and end into `queries` (2·i and 2·i + 1 for dispatch i), for
+    /// profiles on adapters with `timestamp-query`. The set needs 2 · `dispatches` entries.
+    pub fn record_timed(&self, enc: &mut wgpu::CommandEncoder, queries: &wgpu::QuerySet) {
+        for (i, s) in self.steps.iter().enumerate() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("ptdit timed"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: queries,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            pass.set_pipeline(&self.pipelines[s.pipeline]);
+            pass.set_bind_group(0, &s.bind_group, &[s.uniform_offset]);
+            pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
+        }
+        for (from, into, bytes) in &self.carries {
+            enc.copy_buffer_to_buffer(&self.buffers[*from], 0, &self.buffers[*into], 0, *bytes);
+        }
+    }
+
     /// The buffer holding an input or param (whole, from offset 0), for kernels outside the
     /// graph that read it, such as writing the latents into a host's texture.
     pub fn buffer(&self, name: &str) -> Result<&wgpu::Buffer> {
