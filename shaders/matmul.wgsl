@@ -5,46 +5,9 @@
 // workgroup memory: barriers are very expensive on software GPUs and the two operands are
 // already contiguous along k. Rows and columns past the edge are clamped on load and masked
 // on store, so any M, N, K work.
-//
-// VEC4: K is a multiple of 4 and every offset is 16-byte aligned: the operands are bound as
-// vec4 arrays.
-// GELU: the result (bias included) goes through GELU(tanh) before it is stored, which saves the
-// activation a pass over the MLP's widest tensor.
-// RESIDUAL: a tensor of C's shape is added before the store (`h + Linear(x)`), which saves the
-// residual add its own pass.
+// Parameters, bindings and the store (bias, GELU, residual) are in matmul_io.wgsl.
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    ldc: u32,
-    off_a: u32,
-    off_w: u32,
-    off_bias: u32,
-    off_c: u32,
-    a_batch: u32,
-    w_batch: u32,
-    c_batch: u32,
-    off_res: u32,
-}
-
-#include activations
-
-@group(0) @binding(0) var<uniform> p: Params;
-#if VEC4
-@group(0) @binding(1) var<storage, read> a: array<vec4<{{T}}>>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<{{T}}>>;
-#else
-@group(0) @binding(1) var<storage, read> a: array<{{T}}>;
-@group(0) @binding(2) var<storage, read> w: array<{{T}}>;
-#endif
-#if BIAS
-@group(0) @binding(3) var<storage, read> bias: array<{{T}}>;
-#endif
-#if RESIDUAL
-@group(0) @binding({{B_RES}}) var<storage, read> res: array<{{T}}>;
-#endif
-@group(0) @binding({{B_OUT}}) var<storage, read_write> c: array<{{T}}>;
+#include matmul_io
 
 #if VEC4
 fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(a[i / 4u]); }
@@ -102,35 +65,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 #endif
 
-    var b = vec4<f32>(0.0);
-#if BIAS
-    b = vec4<f32>(vec4<{{T}}>(
-        bias[p.off_bias + min(n0, p.n - 1u)],
-        bias[p.off_bias + min(n0 + 1u, p.n - 1u)],
-        bias[p.off_bias + min(n0 + 2u, p.n - 1u)],
-        bias[p.off_bias + min(n0 + 3u, p.n - 1u)]));
-#endif
-    let cb = p.off_c + gid.z * p.c_batch;
-    let rows = array<vec4<f32>, 4>(c0 + b, c1 + b, c2 + b, c3 + b);
-    for (var i = 0u; i < 4u; i += 1u) {
-        let m = m0 + i;
-        if (m < p.m) {
-            let r = rows[i];
-            let base = cb + m * p.ldc + n0;
-            for (var j = 0u; j < 4u; j += 1u) {
-                if (n0 + j < p.n) {
-#if GELU
-                    var v = gelu_tanh(r[j]);
-#else
-                    var v = r[j];
-#endif
-#if RESIDUAL
-                    // The residual has C's layout and is bound over C's range.
-                    v += f32(res[p.off_res + base + j - p.off_c]);
-#endif
-                    c[base + j] = {{T}}(v);
-                }
-            }
-        }
-    }
+    store_block(gid.z, m0, n0, array<vec4<f32>, 4>(c0, c1, c2, c3));
 }

@@ -1,0 +1,78 @@
+// What both matmul kernels share (`#include matmul_io`): their parameters, bindings and the
+// store of one invocation's 4x4 block of C, so the two differ only in how they compute it.
+//
+// VEC4: K is a multiple of 4 and every offset is 16-byte aligned: the operands are bound as
+// vec4 arrays.
+// BIAS: bias[n] is added to the result.
+// GELU: the result (bias included) goes through GELU(tanh) before it is stored, which saves the
+// activation a pass over the MLP's widest tensor.
+// RESIDUAL: a tensor of C's shape is added before the store (`h + Linear(x)`), which saves the
+// residual add its own pass.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    ldc: u32,
+    off_a: u32,
+    off_w: u32,
+    off_bias: u32,
+    off_c: u32,
+    a_batch: u32,
+    w_batch: u32,
+    c_batch: u32,
+    off_res: u32,
+}
+
+#include activations
+
+@group(0) @binding(0) var<uniform> p: Params;
+#if VEC4
+@group(0) @binding(1) var<storage, read> a: array<vec4<{{T}}>>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<{{T}}>>;
+#else
+@group(0) @binding(1) var<storage, read> a: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> w: array<{{T}}>;
+#endif
+#if BIAS
+@group(0) @binding(3) var<storage, read> bias: array<{{T}}>;
+#endif
+#if RESIDUAL
+@group(0) @binding({{B_RES}}) var<storage, read> res: array<{{T}}>;
+#endif
+@group(0) @binding({{B_OUT}}) var<storage, read_write> c: array<{{T}}>;
+
+// Stores rows m0..m0+4, columns n0..n0+4 of batch item z (row i in acc[i]): bias, GELU and
+// residual applied; rows and columns past the edge are skipped.
+fn store_block(z: u32, m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
+    var b = vec4<f32>(0.0);
+#if BIAS
+    b = vec4<f32>(vec4<{{T}}>(
+        bias[p.off_bias + min(n0, p.n - 1u)],
+        bias[p.off_bias + min(n0 + 1u, p.n - 1u)],
+        bias[p.off_bias + min(n0 + 2u, p.n - 1u)],
+        bias[p.off_bias + min(n0 + 3u, p.n - 1u)]));
+#endif
+    let cb = p.off_c + z * p.c_batch;
+    for (var i = 0u; i < 4u; i += 1u) {
+        let m = m0 + i;
+        if (m < p.m) {
+            let r = acc[i] + b;
+            let base = cb + m * p.ldc + n0;
+            for (var j = 0u; j < 4u; j += 1u) {
+                if (n0 + j < p.n) {
+#if GELU
+                    var v = gelu_tanh(r[j]);
+#else
+                    var v = r[j];
+#endif
+#if RESIDUAL
+                    // The residual has C's layout and is bound over C's range.
+                    v += f32(res[p.off_res + base + j - p.off_c]);
+#endif
+                    c[base + j] = {{T}}(v);
+                }
+            }
+        }
+    }
+}
