@@ -150,7 +150,12 @@ impl Engine {
     /// An engine on the browser's WebGPU adapter; fails with a clear message without WebGPU.
     pub async fn create() -> Result<Engine, JsError> {
         let ctx = GpuContext::new().await.map_err(js_err)?;
-        // Kernel variants timed on this adapter (under a second), kept for the page's lifetime.
+        Self::tuned(ctx).await
+    }
+
+    /// An engine on `ctx`, its kernel variants timed on this adapter (under a second) and kept
+    /// for the page's lifetime.
+    async fn tuned(ctx: GpuContext) -> Result<Engine, JsError> {
         let tuned = crate::autotune::autotune(&ctx, &crate::autotune::Cache::Default)
             .await
             .map_err(js_err)?;
@@ -181,14 +186,7 @@ impl Engine {
         unlend_device();
         let mut ctx = ctx.map_err(js_err)?;
         ctx.ownership = crate::gpu::Ownership::Borrowed;
-        let tuned = crate::autotune::autotune(&ctx, &crate::autotune::Cache::Default)
-            .await
-            .map_err(js_err)?;
-        Ok(Engine {
-            ctx,
-            pipe: None,
-            kernels: tuned.summary(),
-        })
+        Self::tuned(ctx).await
     }
 
     /// The kernel variants the autotuner chose for this adapter, with their measured speeds.

@@ -334,9 +334,13 @@ impl Executable {
                 pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
             }
         }
-        if end < self.steps.len() {
-            return;
+        if end == self.steps.len() {
+            self.record_carries(enc);
         }
+    }
+
+    /// The copies that carry outputs into next run's inputs, after a run's last dispatch.
+    fn record_carries(&self, enc: &mut wgpu::CommandEncoder) {
         for (from, into, bytes) in &self.carries {
             enc.copy_buffer_to_buffer(&self.buffers[*from], 0, &self.buffers[*into], 0, *bytes);
         }
@@ -359,9 +363,7 @@ impl Executable {
             pass.set_bind_group(0, &s.bind_group, &[s.uniform_offset]);
             pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
         }
-        for (from, into, bytes) in &self.carries {
-            enc.copy_buffer_to_buffer(&self.buffers[*from], 0, &self.buffers[*into], 0, *bytes);
-        }
+        self.record_carries(enc);
     }
 
     /// The buffer holding an input or param (whole, from offset 0), for kernels outside the
