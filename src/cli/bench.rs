@@ -584,12 +584,16 @@ fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
         ctx.queue.submit([enc.finish()]);
         exe.wait()
     };
-    let empty = time_per_call(0.5, || submit(0..0))?;
     let whole = time_per_call(2.0, || submit(0..exe.dispatches))?;
     let mut per_op: Vec<(&str, f64, usize)> = Vec::new();
     let rounds = 3;
     submit(0..exe.dispatches)?; // warm-up
     let stamps = timestamps(ctx, exe, rounds)?;
+    // Per-dispatch submissions pay a fixed cost, measured once and subtracted.
+    let empty = match stamps {
+        Some(_) => 0.0,
+        None => time_per_call(0.5, || submit(0..0))?,
+    };
     for r in 0..rounds {
         for (i, op) in exe.dispatch_ops.iter().enumerate() {
             let dt = match &stamps {
