@@ -1,10 +1,10 @@
 //! The command line: `ptdit bench memory --json` (no GPU needed) and `bench profile`.
 #![cfg(not(target_arch = "wasm32"))]
 
-#[test]
-fn bench_memory_json_reports_the_released_xl_within_the_goal() {
+/// Runs the CLI; its standard output, after checking that it succeeded.
+fn ptdit(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
-        .args(["bench", "memory", "--json"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -12,7 +12,13 @@ fn bench_memory_json_reports_the_released_xl_within_the_goal() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn bench_memory_json_reports_the_released_xl_within_the_goal() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&ptdit(&["bench", "memory", "--json"])).unwrap();
     let figures = doc["figures"].as_array().unwrap();
     let f16_1024 = figures
         .iter()
@@ -39,16 +45,7 @@ fn bench_profile_shares_cover_the_forward() {
         if json {
             args.push("--json");
         }
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        ptdit(&args)
     };
     let text = run(false);
     assert!(

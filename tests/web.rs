@@ -67,12 +67,42 @@ gpu_test!(
     }
 );
 
+/// Hands the tiny random model to a JS-API engine as a `Map` of files, as a page would.
+#[cfg(target_arch = "wasm32")]
+fn load_tiny_model(engine: &mut ptdit::web::Engine) {
+    use js_sys::{Map, Uint8Array};
+    use wasm_bindgen::JsValue;
+    let files = Map::new();
+    for (path, bytes) in common::tiny::tiny_model_files() {
+        files.set(&JsValue::from_str(&path), &Uint8Array::from(&bytes[..]));
+    }
+    engine.load_model(&files).unwrap();
+}
+
+/// `generate`'s options for the tiny model: 64×64, seed 5, `steps` steps.
+#[cfg(target_arch = "wasm32")]
+fn tiny_options(steps: u32) -> js_sys::Object {
+    use js_sys::{Object, Reflect};
+    use wasm_bindgen::JsValue;
+    let opts = Object::new();
+    for (k, v) in [
+        ("prompt", JsValue::from_str("a red apple")),
+        ("width", 64.into()),
+        ("height", 64.into()),
+        ("steps", steps.into()),
+        ("seed", 5.into()),
+    ] {
+        Reflect::set(&opts, &JsValue::from_str(k), &v).unwrap();
+    }
+    opts
+}
+
 /// The JavaScript API end to end on the tiny random model: load from a `Map` of files,
 /// generate with a preview callback, cancel with an `AbortSignal`.
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test::wasm_bindgen_test]
 async fn js_api_generates_and_cancels() {
-    use js_sys::{Function, Map, Object, Reflect, Uint8Array, Uint8ClampedArray};
+    use js_sys::{Function, Reflect, Uint8ClampedArray};
     use wasm_bindgen::{JsCast, JsValue};
 
     let mut engine = ptdit::web::Engine::create().await.unwrap();
@@ -81,22 +111,8 @@ async fn js_api_generates_and_cancels() {
         "{}",
         engine.adapter()
     );
-    let files = Map::new();
-    for (path, bytes) in common::tiny::tiny_model_files() {
-        files.set(&JsValue::from_str(&path), &Uint8Array::from(&bytes[..]));
-    }
-    engine.load_model(&files).unwrap();
-
-    let opts = Object::new();
-    for (k, v) in [
-        ("prompt", JsValue::from_str("a red apple")),
-        ("width", 64.into()),
-        ("height", 64.into()),
-        ("steps", 2.into()),
-        ("seed", 5.into()),
-    ] {
-        Reflect::set(&opts, &JsValue::from_str(k), &v).unwrap();
-    }
+    load_tiny_model(&mut engine);
+    let opts = tiny_options(2);
     // Counts previews in a global the callback increments.
     let counter = Function::new_with_args("step, total, preview", "globalThis.__steps = (globalThis.__steps || 0) + 1; if (preview.width !== 8 || preview.data.length !== 8 * 8 * 4) throw new Error('bad preview');");
     let img = engine
@@ -123,7 +139,7 @@ async fn js_api_generates_and_cancels() {
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test::wasm_bindgen_test]
 async fn js_api_runs_on_the_pages_own_device() {
-    use js_sys::{Function, Map, Object, Promise, Reflect, Uint8Array};
+    use js_sys::{Function, Object, Promise, Reflect};
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
 
@@ -146,21 +162,8 @@ async fn js_api_runs_on_the_pages_own_device() {
     );
     assert!(!own, "navigator.gpu.requestAdapter is the browser's again");
 
-    let files = Map::new();
-    for (path, bytes) in common::tiny::tiny_model_files() {
-        files.set(&JsValue::from_str(&path), &Uint8Array::from(&bytes[..]));
-    }
-    engine.load_model(&files).unwrap();
-    let opts = Object::new();
-    for (k, v) in [
-        ("prompt", JsValue::from_str("a red apple")),
-        ("width", 64.into()),
-        ("height", 64.into()),
-        ("steps", 1.into()),
-        ("seed", 5.into()),
-    ] {
-        Reflect::set(&opts, &JsValue::from_str(k), &v).unwrap();
-    }
+    load_tiny_model(&mut engine);
+    let opts = tiny_options(1);
     engine
         .generate(opts.clone().into(), None, None)
         .await
