@@ -67,11 +67,11 @@ impl App {
         // Kernel variants for this GPU: measured on the first run, then read from the cache.
         pollster::block_on(autotune(&ctx, &Cache::Default)).map_err(|e| e.to_string())?;
         let comps = match &args.model {
-            Some(dir) => model_dir::load(dir),
+            Some(dir) => model_dir::open(&ctx, dir, ptdit::DType::F32),
             None => model_dir::from_files(&default_model::files()),
         }
         .map_err(|e| e.to_string())?;
-        let pipe = TextToImage::new(&ctx, comps);
+        let pipe = TextToImage::new(&ctx, comps).map_err(|e| e.to_string())?;
         let req = pipe.request(args.prompt.as_deref().unwrap_or("red apple"));
         let mut app = App {
             ctx,

@@ -300,7 +300,7 @@ impl App {
         // Kernel variants for this GPU: measured on the first run, then read from the cache.
         pollster::block_on(autotune(&ctx, &Cache::Default)).map_err(|e| e.to_string())?;
         let comps = model_dir::from_files(&default_model::files()).map_err(|e| e.to_string())?;
-        let pipe = TextToImage::new(&ctx, comps);
+        let pipe = TextToImage::new(&ctx, comps).map_err(|e| e.to_string())?;
         let req = pipe.request("");
         let image = device.create_texture(&Generation::texture_descriptor(&req));
         let grey = vec![128u8; req.width * req.height * 4];

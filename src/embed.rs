@@ -8,7 +8,7 @@
 //! ```ignore
 //! let ctx = GpuContext::borrowed(device.clone(), queue.clone(), None);
 //! pollster::block_on(ptdit::autotune::autotune(&ctx, &Cache::Default))?; // once: kernel variants
-//! let pipe = TextToImage::new(&ctx, model_dir::from_files(&default_model::files())?);
+//! let pipe = TextToImage::new(&ctx, model_dir::from_files(&default_model::files())?)?;
 //! let req = pipe.request("red apple");
 //! let texture = device.create_texture(&Generation::texture_descriptor(&req)); // or your own
 //! let mut gen = pollster::block_on(Generation::new(&pipe, &req, &texture))?;
@@ -18,6 +18,7 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::gpu::readback::read_staged;
 use crate::gpu::shaders::Kernel;
 use crate::gpu::GpuContext;
 use crate::model::ptdit::io;
@@ -115,7 +116,7 @@ impl Generation {
         let writer = TextureWriter::new(&ctx, latent, &dims, target)?;
         Ok(Generation {
             ctx,
-            pipe_float: pipe.float,
+            pipe_float: pipe.float(),
             components: pipe.components.clone(),
             den,
             schedule,
@@ -247,48 +248,21 @@ pub async fn read_texture_rgba(ctx: &GpuContext, texture: &wgpu::Texture) -> Res
     };
     let (w, h) = (texture.width(), texture.height());
     let pitch = (w * 4).div_ceil(256) * 256;
-    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("read_texture"),
-        size: pitch as u64 * h as u64,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_texture_to_buffer(
-        texture.as_image_copy(),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &buf,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(pitch),
-                rows_per_image: None,
+    let data = read_staged(ctx, pitch as u64 * h as u64, "a texture", |enc, buf| {
+        enc.copy_texture_to_buffer(
+            texture.as_image_copy(),
+            wgpu::TexelCopyBufferInfo {
+                buffer: buf,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(pitch),
+                    rows_per_image: None,
+                },
             },
-        },
-        texture.size(),
-    );
-    ctx.queue.submit([enc.finish()]);
-    let (tx, rx) = futures_channel::oneshot::channel();
-    buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    #[cfg(not(target_arch = "wasm32"))]
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu {
-            during: "reading a texture".into(),
-            detail: e.to_string(),
-        })?;
-    let gpu_err = |detail: String| Error::Gpu {
-        during: "reading a texture".into(),
-        detail,
-    };
-    rx.await
-        .map_err(|_| Error::DeviceLost("texture readback was cancelled".into()))?
-        .map_err(|e| gpu_err(e.to_string()))?;
-    let data = buf
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| gpu_err(e.to_string()))?;
+            texture.size(),
+        )
+    })
+    .await?;
     let mut rgba = Vec::with_capacity((w * h * 4) as usize);
     for y in 0..h as usize {
         for px in data[y * pitch as usize..][..w as usize * 4].chunks(4) {

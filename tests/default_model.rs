@@ -60,7 +60,7 @@ gpu_test! {
         let ids: Vec<u32> = tok.ids.iter().chain(&empty.ids).copied().collect();
         assert_eq!(ids, fx.ids, "the engine's tokens are the ones PyTorch was given");
 
-        let pipe = TextToImage::new(&ctx, comps);
+        let pipe = TextToImage::new(&ctx, comps).unwrap();
         let mut req = pipe.request(&fx.prompt);
         req.steps = fx.steps;
         req.cfg = fx.cfg;
@@ -88,7 +88,7 @@ gpu_test! {
         let comps = model_dir::from_files(&default_model::files()).unwrap();
         assert!(comps.vae.is_none(), "pixel space");
         assert_eq!(comps.transformer.in_channels, 3);
-        let pipe = TextToImage::new(&ctx, comps);
+        let pipe = TextToImage::new(&ctx, comps).unwrap();
         let req = pipe.request("red apple");
         assert_eq!((req.width, req.height, req.steps, req.seed), (32, 32, 30, 0));
         let frames = pipe.generate(&req, |_, _, _| true, false).await.unwrap();

@@ -16,7 +16,7 @@ fn host() -> (GpuContext, TextToImage) {
     let own = gpu();
     let ctx = GpuContext::borrowed(own.device.clone(), own.queue.clone(), None);
     let comps = model_dir::from_files(&default_model::files()).unwrap();
-    let pipe = TextToImage::new(&ctx, comps);
+    let pipe = TextToImage::new(&ctx, comps).unwrap();
     (ctx, pipe)
 }
 
@@ -109,7 +109,7 @@ fn the_texture_writer_matches_its_cpu_reference_when_upscaling() {
     // (8×8 latents, 64×64 px) writes each latent as an 8×8 block.
     let own = gpu();
     let comps = model_dir::from_files(&common::tiny::tiny_model_files()).unwrap();
-    let pipe = TextToImage::new(&own, comps);
+    let pipe = TextToImage::new(&own, comps).unwrap();
     let req = Request {
         width: 64,
         height: 64,

@@ -63,7 +63,7 @@ fn tmp(name: &str) -> std::path::PathBuf {
 fn text_to_png_on_a_tiny_model() {
     let dir = tmp("pipeline");
     tiny_model_dir(&dir);
-    let pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap());
+    let pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap()).unwrap();
     let req = Request {
         prompt: "a red apple".into(),
         width: 64,
@@ -109,7 +109,7 @@ fn text_to_png_on_a_tiny_model() {
 fn f16_storage_gives_nearly_the_same_image() {
     let dir = tmp("f16");
     tiny_model_dir(&dir);
-    let mut pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap());
+    let pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap()).unwrap();
     let req = Request {
         prompt: "a red apple".into(),
         width: 64,
@@ -119,7 +119,10 @@ fn f16_storage_gives_nearly_the_same_image() {
         ..Request::default()
     };
     let f32_img = pollster::block_on(pipe.generate(&req, |_, _, _| true, false)).unwrap();
-    pipe.float = ptdit::DType::F16;
+    // Streamed from disk straight into f16 buffers.
+    let f16 = ptdit::DType::F16;
+    let streamed = model_dir::open(&gpu(), &dir, f16).unwrap();
+    let pipe = TextToImage::with_float(&gpu(), streamed, f16).unwrap();
     let f16_img = pollster::block_on(pipe.generate(&req, |_, _, _| true, false)).unwrap();
     let diff = f32_img[0]
         .rgb
@@ -137,7 +140,7 @@ fn f16_storage_gives_nearly_the_same_image() {
 fn video_frames_and_size_errors() {
     let dir = tmp("video");
     tiny_model_dir(&dir);
-    let pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap());
+    let pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap()).unwrap();
     let req = Request {
         prompt: "a cat".into(),
         width: 64,

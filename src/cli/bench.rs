@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use ptdit::autotune::{autotune, Cache};
-use ptdit::gpu::{MatmulKernel, Tuning};
+use ptdit::gpu::{readback, MatmulKernel, Tuning};
 use ptdit::graph::cpu;
 use ptdit::graph::planner;
 use ptdit::graph::ExecOptions;
@@ -536,33 +536,17 @@ fn timestamps(ctx: &GpuContext, exe: &Executable, rounds: usize) -> Result<Optio
     let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
     let mut out = Vec::with_capacity(rounds * exe.dispatches);
     for _ in 0..rounds {
-        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("profile readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = dev.create_command_encoder(&Default::default());
-        exe.record_timed(&mut enc, &queries);
-        enc.resolve_query_set(&queries, 0..n as u32, &resolve, 0);
-        enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
-        ctx.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        exe.wait()?;
-        rx.recv()
-            .map_err(|e| ptdit::Error::Input(format!("timestamp readback: {e}")))?
-            .map_err(|e| ptdit::Error::Input(format!("timestamp readback: {e}")))?;
-        let ticks: Vec<u64> = {
-            let view = staging
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| ptdit::Error::Input(format!("timestamp readback: {e}")))?;
-            bytemuck::pod_collect_to_vec(&view)
-        };
-        staging.unmap();
+        let bytes = pollster::block_on(readback::read_staged(
+            ctx,
+            bytes,
+            "timestamps",
+            |enc, st| {
+                exe.record_timed(enc, &queries);
+                enc.resolve_query_set(&queries, 0..n as u32, &resolve, 0);
+                enc.copy_buffer_to_buffer(&resolve, 0, st, 0, bytes);
+            },
+        ))?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
         for pair in ticks.chunks_exact(2) {
             out.push(pair[1].saturating_sub(pair[0]) as f64 * period);
         }

@@ -57,10 +57,6 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
 }
 
 pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
-    let components = match &args.model {
-        Some(dir) => model_dir::load(dir)?,
-        None => model_dir::from_files(&default_model::files())?,
-    };
     let ctx = GpuContext::new_blocking()?;
     let tuned = pollster::block_on(autotune(&ctx, &Cache::Default))?;
     if !tuned.cached && !tuned.forced {
@@ -69,10 +65,16 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
     if let Some(note) = &tuned.note {
         eprintln!("note: {note}");
     }
-    let mut pipe = TextToImage::new(&ctx, components);
-    if args.f16 {
-        pipe.float = ptdit::DType::F16;
-    }
+    let float = match args.f16 {
+        true => ptdit::DType::F16,
+        false => ptdit::DType::F32,
+    };
+    // A model directory streams its weights to the device; nothing is whole in host memory.
+    let components = match &args.model {
+        Some(dir) => model_dir::open(&ctx, dir, float)?,
+        None => model_dir::from_files(&default_model::files())?,
+    };
+    let pipe = TextToImage::with_float(&ctx, components, float)?;
     let defaults = pipe.request(&args.prompt);
     let (width, height) = match &args.size {
         Some(s) => parse_size(s)?,

@@ -1,6 +1,7 @@
 //! Everything that talks to WebGPU directly: the device, shader sources and pipelines.
 
 mod context;
+pub mod readback;
 pub mod shaders;
 pub mod tuning;
 

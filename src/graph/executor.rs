@@ -9,10 +9,11 @@
 use std::collections::HashMap;
 
 use super::encode::{Dispatch, EncodeCx, TensorArg};
+use super::param_buffers::ParamBuffers;
 use super::planner::{self, MemoryPlan};
 use super::{Graph, Source, TensorId};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, Tuning};
+use crate::gpu::{readback, GpuContext, Tuning};
 use crate::tensor::{DType, HostTensor, TensorDesc};
 
 #[derive(Clone, Debug, Default)]
@@ -64,11 +65,31 @@ impl Executable {
     }
 
     pub async fn with_options(ctx: &GpuContext, graph: &Graph, opts: &ExecOptions) -> Result<Self> {
+        Self::compile(ctx, graph, opts, None).await
+    }
+
+    /// Compiles `graph` binding its params to `params`, which must hold every one of them with
+    /// the graph's shape and dtype; nothing is uploaded.
+    pub async fn with_params(
+        ctx: &GpuContext,
+        graph: &Graph,
+        opts: &ExecOptions,
+        params: &ParamBuffers,
+    ) -> Result<Self> {
+        Self::compile(ctx, graph, opts, Some(params)).await
+    }
+
+    async fn compile(
+        ctx: &GpuContext,
+        graph: &Graph,
+        opts: &ExecOptions,
+        params: Option<&ParamBuffers>,
+    ) -> Result<Self> {
         ctx.check_alive()?;
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let mut kernels = Vec::new();
-        let built = Self::build(ctx, graph, opts, &mut kernels);
+        let built = Self::build(ctx, graph, opts, params, &mut kernels);
         let oom_err = oom.pop().await;
         let val_err = scope.pop().await;
         if built.is_err() || oom_err.is_some() || val_err.is_some() {
@@ -89,6 +110,7 @@ impl Executable {
         ctx: &GpuContext,
         graph: &Graph,
         opts: &ExecOptions,
+        params: Option<&ParamBuffers>,
         kernels: &mut Vec<String>,
     ) -> Result<Self> {
         let dev = &ctx.device;
@@ -137,15 +159,33 @@ impl Executable {
             buffers.push(make(*size, &format!("slab {i}"))?);
         }
         let mut buffer_of = Vec::with_capacity(graph.tensors.len());
+        let mut unbound = Vec::new();
         for (i, t) in graph.tensors.iter().enumerate() {
-            match (memory.slab_of[i], &t.source) {
-                (Some(s), _) => buffer_of.push(s),
-                (None, Source::View(r)) => buffer_of.push(buffer_of[r.0]),
-                (None, _) => {
+            match (memory.slab_of[i], &t.source, params) {
+                (Some(s), _, _) => buffer_of.push(s),
+                (None, Source::View(r), _) => buffer_of.push(buffer_of[r.0]),
+                (None, Source::Param, Some(p)) => {
+                    match p.get(&t.name) {
+                        Some(b) if b.desc == t.desc => buffers.push(b.buffer.clone()),
+                        Some(b) => unbound.push(format!(
+                            "`{}` is {:?} {} on the device but the graph reads {:?} {}",
+                            t.name, b.desc.dtype, b.desc.shape, t.desc.dtype, t.desc.shape
+                        )),
+                        None => unbound.push(format!("`{}` is not on the device", t.name)),
+                    }
+                    buffer_of.push(buffers.len().saturating_sub(1));
+                }
+                (None, _, _) => {
                     buffers.push(make(planner::align(t.desc.bytes()), &t.name)?);
                     buffer_of.push(buffers.len() - 1);
                 }
             }
+        }
+        if !unbound.is_empty() {
+            return Err(Error::Model(format!(
+                "the weights on the device do not fit this graph:\n  {}",
+                unbound.join("\n  ")
+            )));
         }
         for (i, t) in graph.tensors.iter().enumerate() {
             if let Source::Constant(v) = &t.source {
@@ -388,49 +428,10 @@ impl Executable {
             )));
         }
         let desc = &self.descs[id.0];
-        let size = desc.padded_bytes();
-        let dev = &self.ctx.device;
-        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("readback"),
-        });
-        enc.copy_buffer_to_buffer(&self.buffers[self.buffer_of[id.0]], 0, &staging, 0, size);
-        self.ctx.queue.submit([enc.finish()]);
-        let (tx, rx) = futures_channel::oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        #[cfg(not(target_arch = "wasm32"))]
-        dev.poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                during: format!("waiting for `{name}`"),
-                detail: e.to_string(),
-            })?;
-        let mapped = rx
-            .await
-            .map_err(|_| Error::DeviceLost("readback was cancelled".into()))?;
-        self.ctx
-            .take_errors(&format!("the run that produced `{name}`"))?;
-        mapped.map_err(|e| Error::Gpu {
-            during: format!("reading `{name}`"),
-            detail: e.to_string(),
-        })?;
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu {
-                during: format!("reading `{name}`"),
-                detail: e.to_string(),
-            })?;
-        let out = HostTensor::from_gpu_bytes(desc, &view);
-        drop(view);
-        staging.unmap();
-        Ok(out)
+        let buffer = &self.buffers[self.buffer_of[id.0]];
+        let what = format!("`{name}`");
+        let bytes = readback::read_buffer(&self.ctx, buffer, desc.padded_bytes(), &what).await?;
+        Ok(HostTensor::from_gpu_bytes(desc, &bytes))
     }
 
     #[cfg(not(target_arch = "wasm32"))]

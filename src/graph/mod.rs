@@ -8,10 +8,12 @@
 pub mod cpu;
 pub mod encode;
 mod executor;
+pub mod param_buffers;
 pub mod planner;
 
 pub use encode::{EncodeCx, Params, TensorArg};
 pub use executor::{ExecOptions, Executable};
+pub use param_buffers::{ParamBuffer, ParamBuffers};
 pub use planner::MemoryPlan;
 
 use std::collections::HashMap;

@@ -5,6 +5,7 @@ pub mod config;
 pub mod ptdit;
 pub mod t5;
 pub mod tables;
+pub mod upload;
 pub mod vae;
 pub mod verify;
 pub mod weights;
@@ -16,7 +17,7 @@ pub use ptdit::Shapes;
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::graph::{Executable, Graph};
+use crate::graph::{ExecOptions, Executable, Graph};
 use crate::tensor::HostTensor;
 
 /// One forward's inputs, as the official `forward` takes them.
@@ -80,16 +81,11 @@ impl Ptdit {
         weights: &HashMap<String, HostTensor>,
     ) -> Result<Self> {
         let graph = ptdit::build(config, &shapes)?;
-        let params = weights::select_params(
-            &graph,
-            weights,
-            &["pos_embed.pos_embed"],
-            &["input.", "output.", "trace."],
-        )?;
-        let exe = Executable::new(ctx, &graph).await?;
-        for (k, v) in &params {
-            exe.write(k, v)?;
-        }
+        let mut wanted = upload::Wanted::graph(&graph);
+        wanted.ignore = ptdit::UNUSED_KEYS.iter().map(|k| k.to_string()).collect();
+        wanted.skip_prefixes = ["input.", "output.", "trace."].map(String::from).to_vec();
+        let w = upload::upload_host(ctx, wanted, weights)?;
+        let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params).await?;
         Ok(Ptdit {
             config: config.clone(),
             shapes,

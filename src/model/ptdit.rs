@@ -6,6 +6,7 @@
 
 use super::config::{Grid, PtditConfig};
 use super::tables;
+use super::upload::Wanted;
 use crate::error::Result;
 use crate::graph::{Graph, TensorId};
 use crate::ops::attention::AttentionExtras;
@@ -40,6 +41,25 @@ pub struct Shapes {
     pub text_len: usize,
     /// Keep every block's output readable (for `verify`); costs their memory.
     pub traces: bool,
+}
+
+/// Checkpoint keys the engine does not read: it computes the positional table itself.
+pub const UNUSED_KEYS: &[&str] = &["pos_embed.pos_embed"];
+
+/// What a PT-DiT reads from its checkpoint when stored as `float`: the params of any graph of
+/// this config (they do not depend on the image size).
+pub fn wanted(cfg: &PtditConfig, float: DType) -> Result<Wanted> {
+    let [wf, wh, ww] = cfg.compress_ratios;
+    let p = cfg.patch_size;
+    let shapes = Shapes {
+        batch: 1,
+        grid: cfg.grid(wf, p * wh, p * ww)?,
+        text_len: 1,
+        traces: false,
+    };
+    let mut w = Wanted::graph(&build_as(cfg, &shapes, float)?);
+    w.ignore = UNUSED_KEYS.iter().map(|k| k.to_string()).collect();
+    Ok(w)
 }
 
 /// Builds the forward graph in f32; weights are params under their official keys.

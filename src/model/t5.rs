@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::graph::{Executable, Graph, TensorId};
+use crate::graph::{ExecOptions, Executable, Graph, TensorId};
+use crate::model::upload::{self, DeviceWeights, Wanted};
 use crate::model::weights;
 use crate::ops::attention::AttentionExtras;
 use crate::tensor::{DType, HostTensor};
@@ -293,6 +294,16 @@ pub fn graph_params(
     )
 }
 
+/// What the encoder reads from its checkpoint when stored as `float`: the layers' params on
+/// the device, the token table and the bucket table on the host (a lookup of L rows and a
+/// table of L² entries are cheaper there than shipping the tables to the GPU).
+pub fn wanted(cfg: &T5Config, float: DType) -> Result<Wanted> {
+    let mut w = Wanted::graph(&build_as(cfg, 1, 1, false, float)?);
+    w.host = vec![EMBED_KEY.to_string(), REL_BIAS_KEY.to_string()];
+    w.aliases = vec![("encoder.embed_tokens.weight".into(), EMBED_KEY.into())];
+    Ok(w)
+}
+
 /// The encoder compiled for one batch and length, with its weights.
 pub struct T5Encoder {
     pub config: T5Config,
@@ -303,6 +314,7 @@ pub struct T5Encoder {
 }
 
 impl T5Encoder {
+    /// Uploads `w` (host tensors under the official keys) and compiles.
     pub async fn new(
         ctx: &GpuContext,
         cfg: &T5Config,
@@ -311,31 +323,37 @@ impl T5Encoder {
         w: &HashMap<String, HostTensor>,
         float: DType,
     ) -> Result<Self> {
+        let mut wanted = wanted(cfg, float)?;
+        wanted.skip_prefixes = ["input.", "output.", "trace."].map(String::from).to_vec();
+        let w = upload::upload_host(ctx, wanted, w)?;
+        Self::with_weights(ctx, cfg, batch, len, &w, float).await
+    }
+
+    /// Compiles over weights already on the device (see [`wanted`]).
+    pub async fn with_weights(
+        ctx: &GpuContext,
+        cfg: &T5Config,
+        batch: usize,
+        len: usize,
+        w: &DeviceWeights,
+        float: DType,
+    ) -> Result<Self> {
         let graph = build_as(cfg, batch, len, false, float)?;
-        let params = graph_params(&graph, w)?;
-        let embed = w
-            .get(EMBED_KEY)
-            .or_else(|| w.get("encoder.embed_tokens.weight"))
-            .ok_or_else(|| Error::Model(format!("missing key `{EMBED_KEY}`")))?;
+        let embed = w.host(EMBED_KEY)?;
         if embed.shape.dims() != [cfg.vocab_size, cfg.d_model] {
             return Err(Error::Model(format!(
                 "`{EMBED_KEY}` is {}, expected ({}, {})",
                 embed.shape, cfg.vocab_size, cfg.d_model
             )));
         }
-        let table = w
-            .get(REL_BIAS_KEY)
-            .ok_or_else(|| Error::Model(format!("missing key `{REL_BIAS_KEY}`")))?;
+        let table = w.host(REL_BIAS_KEY)?;
         if table.shape.dims() != [cfg.relative_attention_num_buckets, cfg.num_heads] {
             return Err(Error::Model(format!(
                 "`{REL_BIAS_KEY}` is {}, expected ({}, {})",
                 table.shape, cfg.relative_attention_num_buckets, cfg.num_heads
             )));
         }
-        let exe = Executable::new(ctx, &graph).await?;
-        for (k, v) in &params {
-            exe.write(k, v)?;
-        }
+        let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params).await?;
         exe.write(io::POSITION_BIAS, &position_bias(cfg, table, len))?;
         Ok(T5Encoder {
             config: cfg.clone(),

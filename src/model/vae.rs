@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, TensorId};
+use crate::model::upload::Wanted;
 use crate::ops::attention::AttentionExtras;
 use crate::ops::upsample::UpsampleKind;
 use crate::tensor::{DType, HostTensor, TensorDesc};
@@ -235,6 +236,18 @@ impl Builder<'_> {
         let h = self.norm(h, "decoder.norm_out", true)?;
         self.conv(h, "decoder.conv_out", 3, [3, 3, 3])
     }
+}
+
+/// Checkpoint keys under these prefixes are not read: the decoder needs neither the encoder
+/// nor the training loss.
+pub const UNUSED_PREFIXES: &[&str] = &["encoder.", "quant_conv.", "loss."];
+
+/// What the decoder reads from a CausalVAE checkpoint when stored as `float`: the params of a
+/// graph of any latent size (they do not depend on it).
+pub fn wanted(cfg: &VaeConfig, float: DType) -> Result<Wanted> {
+    let mut w = Wanted::graph(&build_as(cfg, [1, cfg.z_channels, 2, 2, 2], false, float)?);
+    w.skip_prefixes = UNUSED_PREFIXES.iter().map(|k| k.to_string()).collect();
+    Ok(w)
 }
 
 /// The decoder graph for latents `(B, z_channels, T, H, W)`.

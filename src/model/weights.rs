@@ -36,14 +36,14 @@ impl TensorFile {
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             let shape = view.shape().to_vec();
-            let data = view.data();
-            let t = match view.dtype() {
-                Dtype::F32 => HostTensor::f32(shape, bytes_to::<4, _>(data, f32::from_le_bytes)),
-                Dtype::F16 => HostTensor::f32(shape, bytes_to::<2, _>(data, |b| half::f16::from_le_bytes(b).to_f32())),
-                Dtype::BF16 => HostTensor::f32(shape, bytes_to::<2, _>(data, |b| half::bf16::from_le_bytes(b).to_f32())),
-                Dtype::I64 => HostTensor::f32(shape, bytes_to::<8, _>(data, |b| i64::from_le_bytes(b) as f32)),
-                Dtype::I32 => HostTensor::f32(shape, bytes_to::<4, _>(data, |b| i32::from_le_bytes(b) as f32)),
-                other => return Err(Error::Model(format!("tensor `{name}` has dtype {other:?}; expected f32, f16, bf16 or an integer type"))),
+            let t = match decode(view.dtype(), view.data()) {
+                Some(v) => HostTensor::f32(shape, v),
+                None => {
+                    return Err(Error::Model(format!(
+                    "tensor `{name}` has dtype {:?}; expected f32, f16, bf16 or an integer type",
+                    view.dtype()
+                )))
+                }
             };
             let key = name.strip_prefix("module.").unwrap_or(&name).to_string();
             tensors.insert(key, t);
@@ -70,6 +70,19 @@ impl TensorFile {
             .get(key)
             .ok_or_else(|| Error::Model(format!("missing tensor `{key}`")))
     }
+}
+
+/// Little-endian values of `dtype` as f32 (integers too: masks and ids), or `None` for a dtype
+/// the engine does not read. Trailing bytes of a partial element are ignored.
+pub(crate) fn decode(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => bytes_to::<4, _>(data, f32::from_le_bytes),
+        Dtype::F16 => bytes_to::<2, _>(data, |b| half::f16::from_le_bytes(b).to_f32()),
+        Dtype::BF16 => bytes_to::<2, _>(data, |b| half::bf16::from_le_bytes(b).to_f32()),
+        Dtype::I64 => bytes_to::<8, _>(data, |b| i64::from_le_bytes(b) as f32),
+        Dtype::I32 => bytes_to::<4, _>(data, |b| i32::from_le_bytes(b) as f32),
+        _ => return None,
+    })
 }
 
 fn bytes_to<const N: usize, T>(data: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
@@ -123,8 +136,19 @@ pub fn select_params(
         })
         .collect();
     unexpected.sort();
+    mismatch_report(missing, unexpected.into_iter().cloned().collect(), wrong)?;
+    Ok(out)
+}
+
+/// One error listing every missing key, unexpected key and wrong shape or value (or `Ok` when
+/// there are none).
+pub(crate) fn mismatch_report(
+    missing: Vec<String>,
+    unexpected: Vec<String>,
+    wrong: Vec<String>,
+) -> Result<()> {
     if missing.is_empty() && wrong.is_empty() && unexpected.is_empty() {
-        return Ok(out);
+        return Ok(());
     }
     let mut msg = String::from("the weights do not match the model:");
     let mut list = |title: &str, items: Vec<String>| {
@@ -136,7 +160,7 @@ pub fn select_params(
         }
     };
     list("missing keys", missing);
-    list("unexpected keys", unexpected.into_iter().cloned().collect());
+    list("unexpected keys", unexpected);
     list("wrong shapes or values", wrong);
     Err(Error::Model(msg))
 }

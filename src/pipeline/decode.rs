@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::graph::Executable;
+use crate::graph::{ExecOptions, Executable};
+use crate::model::upload::DeviceWeights;
 use crate::model::vae::{self, VaeConfig};
-use crate::model::weights;
 use crate::tensor::{DType, HostTensor};
 
 /// Tiling of the released config: tiles of 512 px (64 latents), overlap factor 0.125.
@@ -83,24 +83,25 @@ fn blend_h(a: &Block, b: &mut Block, extent: usize) {
     }
 }
 
-/// The decoder over borrowed weights (no copy per request), compiling a graph per latent
+/// The decoder over weights on the device (shared, not copied), compiling a graph per latent
 /// shape it meets.
-pub struct Decoder<'w> {
+pub struct Decoder {
     ctx: GpuContext,
     config: VaeConfig,
-    weights: &'w HashMap<String, HostTensor>,
+    weights: DeviceWeights,
     compiled: HashMap<[usize; 5], Executable>,
     pub tiling: Tiling,
     /// Storage type of weights and activations (pixels come back as f32 either way).
-    pub float: DType,
+    float: DType,
 }
 
-impl<'w> Decoder<'w> {
-    /// `weights` may hold the whole VAE; the encoder's keys are ignored.
+impl Decoder {
+    /// `weights` as [`vae::wanted`] describes them for `float`.
     pub fn new(
         ctx: &GpuContext,
         config: VaeConfig,
-        weights: &'w HashMap<String, HostTensor>,
+        weights: DeviceWeights,
+        float: DType,
     ) -> Result<Self> {
         config.validate()?;
         Ok(Decoder {
@@ -109,7 +110,7 @@ impl<'w> Decoder<'w> {
             weights,
             compiled: HashMap::new(),
             tiling: Tiling::default(),
-            float: DType::F32,
+            float,
         })
     }
 
@@ -119,16 +120,13 @@ impl<'w> Decoder<'w> {
         })?;
         if !self.compiled.contains_key(&shape) {
             let graph = vae::build_as(&self.config, shape, false, self.float)?;
-            let params = weights::select_params(
+            let exe = Executable::with_params(
+                &self.ctx,
                 &graph,
-                self.weights,
-                &[],
-                &["encoder.", "quant_conv.", "loss."],
-            )?;
-            let exe = Executable::new(&self.ctx, &graph).await?;
-            for (k, v) in &params {
-                exe.write(k, v)?;
-            }
+                &ExecOptions::default(),
+                &self.weights.params,
+            )
+            .await?;
             self.compiled.insert(shape, exe);
         }
         let exe = &self.compiled[&shape];

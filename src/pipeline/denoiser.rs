@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use super::sampler::Step;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::graph::{Executable, Graph};
+use crate::graph::{ExecOptions, Executable, Graph};
 use crate::model::ptdit::{self as net, io, Shapes, TIMESTEP_CHANNELS};
-use crate::model::{tables, weights, PtditConfig};
+use crate::model::upload::{self, DeviceWeights};
+use crate::model::{tables, PtditConfig};
 use crate::tensor::{DType, HostTensor, TensorDesc};
 
 /// Name of the `[dt, cfg]` input and of the latents after the step.
@@ -114,12 +115,23 @@ impl Denoiser {
         w: &HashMap<String, HostTensor>,
         float: DType,
     ) -> Result<Self> {
+        let w = upload::upload_host(ctx, net::wanted(cfg, float)?, w)?;
+        Self::with_weights(ctx, cfg, batch, grid, text_len, &w, float).await
+    }
+
+    /// The step graph over transformer weights already on the device (as
+    /// [`net::wanted`] describes them for `float`).
+    pub async fn with_weights(
+        ctx: &GpuContext,
+        cfg: &PtditConfig,
+        batch: usize,
+        grid: crate::model::Grid,
+        text_len: usize,
+        w: &DeviceWeights,
+        float: DType,
+    ) -> Result<Self> {
         let graph = build(cfg, batch, grid, text_len, float)?;
-        let params = weights::select_params(&graph, w, &["pos_embed.pos_embed"], &[])?;
-        let exe = Executable::new(ctx, &graph).await?;
-        for (k, v) in &params {
-            exe.write(k, v)?;
-        }
+        let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params).await?;
         Ok(Denoiser { batch, exe })
     }
 

@@ -3,7 +3,7 @@
 
 use super::decode::Decoder;
 use super::denoiser::{self, Denoiser};
-use super::model_dir::Components;
+use super::model_dir::{Components, Weights};
 use super::sampler::{RectifiedFlow, Step};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -105,7 +105,7 @@ pub struct TextToImage {
     /// Storage type of the transformer and the VAE (f16 halves their memory; needs
     /// `shader-f16`). The text encoder always runs in f32, as released: T5 v1.1's activations
     /// overflow f16.
-    pub float: DType,
+    float: DType,
 }
 
 /// Pixels per latent in H and W (1 in pixel space).
@@ -114,13 +114,47 @@ fn spatial_factor(c: &Components) -> usize {
 }
 
 impl TextToImage {
-    pub fn new(ctx: &GpuContext, components: Components) -> Self {
-        TextToImage {
-            ctx: ctx.clone(),
-            text_len: components.text_len,
-            components: std::sync::Arc::new(components),
-            float: DType::F32,
+    /// The pipeline in f32. Weights still on the host are uploaded now, once: every request
+    /// after binds them where they are.
+    pub fn new(ctx: &GpuContext, components: Components) -> Result<Self> {
+        Self::with_float(ctx, components, DType::F32)
+    }
+
+    /// The pipeline with the transformer and the VAE stored as `float` (f16 needs
+    /// `shader-f16`). Weights streamed to the device must have been streamed as `float`.
+    pub fn with_float(ctx: &GpuContext, mut c: Components, float: DType) -> Result<Self> {
+        if float == DType::F16 && !ctx.has_f16() {
+            return Err(Error::Limit {
+                op: "pipeline",
+                detail: "f16 weights need shader-f16, which this device lacks".into(),
+            });
         }
+        let [t, e, v] = super::model_dir::wanted(&c, float)?;
+        let take = |w: &mut Weights| std::mem::replace(w, Weights::Host(Default::default()));
+        if let Some(t) = t {
+            c.transformer_weights = take(&mut c.transformer_weights).to_device(ctx, t)?;
+        }
+        if let Some(e) = e {
+            c.text_encoder_weights = take(&mut c.text_encoder_weights).to_device(ctx, e)?;
+        }
+        if let Some(v) = v {
+            c.vae_weights = take(&mut c.vae_weights).to_device(ctx, v)?;
+        }
+        ctx.take_errors("uploading the weights")?;
+        // In the browser, WebGPU handles (the weights' buffers) belong to one thread, so the
+        // Arc is not Send there; the components are shared only within that thread.
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+        Ok(TextToImage {
+            ctx: ctx.clone(),
+            text_len: c.text_len,
+            components: std::sync::Arc::new(c),
+            float,
+        })
+    }
+
+    /// How the transformer and the VAE are stored.
+    pub fn float(&self) -> DType {
+        self.float
     }
 
     /// The device this pipeline runs on.
@@ -243,12 +277,12 @@ impl TextToImage {
         let cond = c.tokenizer.encode(&req.prompt, self.text_len)?;
         let uncond = c.tokenizer.encode(&req.negative_prompt, self.text_len)?;
         let (emb, ids_len) = {
-            let enc = T5Encoder::new(
+            let enc = T5Encoder::with_weights(
                 &self.ctx,
                 &c.text_encoder,
                 2,
                 self.text_len,
-                &c.text_encoder_weights,
+                c.text_encoder_weights.device()?,
                 DType::F32,
             )
             .await?;
@@ -263,13 +297,13 @@ impl TextToImage {
         let text = denoiser::text_feeds(&e_cond, &cond.mask, &e_uncond, &uncond.mask)?;
 
         let grid = c.transformer.grid(lt, lh, lw)?;
-        let den = Denoiser::new(
+        let den = Denoiser::with_weights(
             &self.ctx,
             &c.transformer,
             1,
             grid,
             self.text_len,
-            &c.transformer_weights,
+            c.transformer_weights.device()?,
             self.float,
         )
         .await?;
@@ -305,8 +339,8 @@ pub(crate) async fn decode_frames(
 ) -> Result<Vec<Frame>> {
     let px = match &c.vae {
         Some(vae) => {
-            let mut dec = Decoder::new(ctx, vae.clone(), &c.vae_weights)?;
-            dec.float = float;
+            let w = c.vae_weights.device()?.clone();
+            let mut dec = Decoder::new(ctx, vae.clone(), w, float)?;
             dec.decode(&latents).await?
         }
         None => latents,

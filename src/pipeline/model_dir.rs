@@ -18,13 +18,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::model::t5::T5Config;
-use crate::model::vae::VaeConfig;
+use crate::gpu::GpuContext;
+use crate::model::t5::{self, T5Config};
+use crate::model::upload::{self, DeviceWeights, Upload, Wanted};
+use crate::model::vae::{self, VaeConfig};
 use crate::model::weights::TensorFile;
 use crate::model::PtditConfig;
 use crate::pipeline::sampler::SchedulerConfig;
 use crate::pipeline::text::{Tokenizer, MAX_LEN};
-use crate::tensor::HostTensor;
+use crate::tensor::{DType, HostTensor};
 
 pub const TRANSFORMER: &str = "transformer";
 pub const TEXT_ENCODER: &str = "text_encoder";
@@ -32,18 +34,51 @@ pub const TOKENIZER: &str = "tokenizer";
 pub const VAE: &str = "vae";
 pub const SCHEDULER: &str = "scheduler";
 
-/// Every component, loaded into host memory.
+/// A component's weights, by official key.
+#[derive(Clone, Debug)]
+pub enum Weights {
+    /// Read whole into host memory (f32): uploaded when a pipeline is made.
+    Host(HashMap<String, HostTensor>),
+    /// On the device already, streamed there as the files arrived ([`Streamed`]).
+    Device(DeviceWeights),
+}
+
+impl Weights {
+    /// The weights on the device (a pipeline uploads host weights when it is made).
+    pub fn device(&self) -> Result<&DeviceWeights> {
+        match self {
+            Weights::Device(w) => Ok(w),
+            Weights::Host(_) => Err(Error::Model(
+                "internal: these weights were never uploaded to the device".into(),
+            )),
+        }
+    }
+
+    /// Puts host weights on the device as `wanted` describes them; checks device weights
+    /// against it (a model streamed as f16 cannot run as f32).
+    pub fn to_device(self, ctx: &GpuContext, wanted: Wanted) -> Result<Weights> {
+        match self {
+            Weights::Host(map) => Ok(Weights::Device(upload::upload_host(ctx, wanted, &map)?)),
+            Weights::Device(w) => {
+                w.check(&wanted)?;
+                Ok(Weights::Device(w))
+            }
+        }
+    }
+}
+
+/// Every component: configs, tokenizer, and weights on the host or the device.
 pub struct Components {
     pub transformer: PtditConfig,
-    pub transformer_weights: HashMap<String, HostTensor>,
+    pub transformer_weights: Weights,
     pub text_encoder: T5Config,
-    pub text_encoder_weights: HashMap<String, HostTensor>,
+    pub text_encoder_weights: Weights,
     pub tokenizer: Tokenizer,
     /// Tokens per prompt, EOS and padding included.
     pub text_len: usize,
     /// `None` for a pixel-space model.
     pub vae: Option<VaeConfig>,
-    pub vae_weights: HashMap<String, HostTensor>,
+    pub vae_weights: Weights,
     pub scheduler: SchedulerConfig,
 }
 
@@ -54,6 +89,16 @@ pub type Files = BTreeMap<String, Vec<u8>>;
 /// Reads every file of a model directory that the pipeline uses.
 pub fn read_dir(root: &Path) -> Result<Files> {
     let mut files = Files::new();
+    for (rel, path) in list_dir(root)? {
+        let bytes = std::fs::read(&path).map_err(|err| Error::io(&path, err))?;
+        files.insert(rel, bytes);
+    }
+    Ok(files)
+}
+
+/// The files of a model directory that the pipeline uses: (relative path, path).
+fn list_dir(root: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut files = Vec::new();
     for comp in [TRANSFORMER, TEXT_ENCODER, TOKENIZER, VAE, SCHEDULER] {
         let d = root.join(comp);
         let Ok(entries) = std::fs::read_dir(&d) else {
@@ -71,11 +116,11 @@ pub fn read_dir(root: &Path) -> Result<Files> {
                 ]
                 .contains(&name.as_str());
             if wanted && e.path().is_file() {
-                let bytes = std::fs::read(e.path()).map_err(|err| Error::io(e.path(), err))?;
-                files.insert(format!("{comp}/{name}"), bytes);
+                files.push((format!("{comp}/{name}"), e.path()));
             }
         }
     }
+    files.sort();
     Ok(files)
 }
 
@@ -138,8 +183,17 @@ pub fn check(files: &Files) -> Result<()> {
     )))
 }
 
-/// Loads every component from the files of a model directory.
+/// Loads every component from the files of a model directory, weights into host memory.
 pub fn from_files(files: &Files) -> Result<Components> {
+    let mut c = parts(files)?;
+    c.transformer_weights = Weights::Host(weights(files, TRANSFORMER)?);
+    c.text_encoder_weights = Weights::Host(weights(files, TEXT_ENCODER)?);
+    c.vae_weights = Weights::Host(weights(files, VAE)?);
+    Ok(c)
+}
+
+/// Everything but the weights (left empty): configs, tokenizer, scheduler.
+fn parts(files: &Files) -> Result<Components> {
     check(files)?;
     let tokenizer = match files.get("tokenizer/tokenizer.json") {
         Some(b) => Tokenizer::from_bytes(b)?,
@@ -188,13 +242,13 @@ pub fn from_files(files: &Files) -> Result<Components> {
     };
     Ok(Components {
         transformer,
-        transformer_weights: weights(files, TRANSFORMER)?,
+        transformer_weights: Weights::Host(HashMap::new()),
         text_encoder: T5Config::from_json(text(files, "text_encoder/config.json")?)?,
-        text_encoder_weights: weights(files, TEXT_ENCODER)?,
+        text_encoder_weights: Weights::Host(HashMap::new()),
         tokenizer,
         text_len,
         vae,
-        vae_weights: weights(files, VAE)?,
+        vae_weights: Weights::Host(HashMap::new()),
         scheduler,
     })
 }
@@ -206,4 +260,139 @@ pub fn load(root: impl AsRef<Path>) -> Result<Components> {
         Error::Model(m) => Error::Model(format!("{}: {m}", root.display())),
         e => e,
     })
+}
+
+/// What each component reads, when the transformer and the VAE are stored as `float` (the text
+/// encoder is always f32: T5 v1.1's activations overflow f16).
+pub fn wanted(c: &Components, float: DType) -> Result<[Option<Wanted>; 3]> {
+    Ok([
+        Some(crate::model::ptdit::wanted(&c.transformer, float)?),
+        Some(t5::wanted(&c.text_encoder, DType::F32)?),
+        match &c.vae {
+            Some(v) => Some(vae::wanted(v, float)?),
+            None => None,
+        },
+    ])
+}
+
+/// A model directory whose small files (configs, tokenizer) are at hand and whose weights
+/// arrive in pieces, from a network or a disk: each piece goes to the device as it arrives
+/// ([`Upload`]), so no weight file is ever whole in memory. Feed each `*.safetensors` file's
+/// bytes in order with [`push`](Self::push), close it with [`end`](Self::end), then
+/// [`finish`](Self::finish).
+pub struct Streamed {
+    parts: Components,
+    /// Transformer, text encoder, VAE (none for a pixel-space model).
+    uploads: [Option<Upload>; 3],
+    bytes: u64,
+}
+
+impl Streamed {
+    /// `small` holds the configs and the tokenizer; `weight_files` names every safetensors file
+    /// that will be pushed (`transformer/…`, `text_encoder/…`, `vae/…`); the transformer and
+    /// the VAE are stored as `float`.
+    pub fn new(
+        ctx: &GpuContext,
+        small: &Files,
+        weight_files: &[String],
+        float: DType,
+    ) -> Result<Self> {
+        let mut listed = small.clone();
+        for f in weight_files {
+            if !f.ends_with(".safetensors") {
+                return Err(Error::Model(format!(
+                    "{f}: weight files must be *.safetensors"
+                )));
+            }
+            listed.insert(f.clone(), Vec::new());
+        }
+        let parts = parts(&listed)?;
+        let uploads = wanted(&parts, float)?.map(|w| w.map(|w| Upload::new(ctx, w)));
+        Ok(Streamed {
+            parts,
+            uploads,
+            bytes: 0,
+        })
+    }
+
+    fn upload(&mut self, path: &str) -> Result<&mut Upload> {
+        let i = [TRANSFORMER, TEXT_ENCODER, VAE]
+            .iter()
+            .position(|c| path.starts_with(&format!("{c}/")));
+        match i.and_then(|i| self.uploads[i].as_mut()) {
+            Some(u) => Ok(u),
+            None => Err(Error::Model(format!(
+                "{path}: not a weight file of this model (transformer/, text_encoder/ or vae/)"
+            ))),
+        }
+    }
+
+    /// The next bytes of weight file `path` (pieces of any size, in order).
+    pub fn push(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        self.bytes += bytes.len() as u64;
+        self.upload(path)?.push(path, bytes)
+    }
+
+    /// Weight file `path` is complete.
+    pub fn end(&mut self, path: &str) -> Result<()> {
+        self.upload(path)?.end(path)
+    }
+
+    /// Bytes pushed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Every file has ended: the components, weights on the device.
+    pub fn finish(self) -> Result<Components> {
+        let mut c = self.parts;
+        let [t, e, v] = self.uploads;
+        let done = |u: Option<Upload>| -> Result<Weights> {
+            Ok(match u {
+                Some(u) => Weights::Device(u.finish()?),
+                None => Weights::Host(HashMap::new()),
+            })
+        };
+        c.transformer_weights = done(t)?;
+        c.text_encoder_weights = done(e)?;
+        c.vae_weights = done(v)?;
+        Ok(c)
+    }
+}
+
+/// Opens a model directory on disk, streaming its weights to the device in pieces (host
+/// memory stays a few MiB however large the files).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn open(ctx: &GpuContext, root: impl AsRef<Path>, float: DType) -> Result<Components> {
+    use std::io::Read;
+    let root = root.as_ref();
+    let named = |e: Error| match e {
+        Error::Model(m) => Error::Model(format!("{}: {m}", root.display())),
+        e => e,
+    };
+    let mut small = Files::new();
+    let mut weight_files = Vec::new();
+    for (rel, path) in list_dir(root)? {
+        if rel.ends_with(".safetensors") {
+            weight_files.push(rel);
+        } else {
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            small.insert(rel, bytes);
+        }
+    }
+    let mut s = Streamed::new(ctx, &small, &weight_files, float).map_err(named)?;
+    let mut buf = vec![0u8; 8 << 20];
+    for rel in &weight_files {
+        let path = root.join(rel);
+        let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            s.push(rel, &buf[..n]).map_err(named)?;
+        }
+        s.end(rel).map_err(named)?;
+    }
+    s.finish().map_err(named)
 }

@@ -1,0 +1,590 @@
+//! Weights onto the device, by official key, into [`ParamBuffers`] that every compiled graph of
+//! a component then binds.
+//!
+//! Two ways in, one set of checks: a map already in host memory ([`upload_host`]), or
+//! safetensors files pushed in pieces of any size as they arrive from a network or a disk
+//! ([`Upload::push`]). A streamed file is never whole in memory: each piece is converted to the
+//! graph's dtype and written where its tensor lives, so a multi-GB checkpoint needs a few MiB
+//! of host memory. A file's header is read before its data, so unexpected keys and wrong
+//! shapes fail before the download does; missing keys are known once every file has ended.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use safetensors::Dtype;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::graph::{Graph, ParamBuffers, Source};
+use crate::tensor::{DType, HostTensor, TensorDesc};
+
+/// What one component reads, by key.
+#[derive(Clone, Debug, Default)]
+pub struct Wanted {
+    /// Params, as the device stores them.
+    pub device: BTreeMap<String, TensorDesc>,
+    /// Tensors the host reads itself (T5's token table and its bucket table), kept as f32.
+    pub host: Vec<String>,
+    /// Other names of a key (a tied copy, e.g. T5's `encoder.embed_tokens.weight` for
+    /// `shared.weight`): stored under the key; a second copy is skipped.
+    pub aliases: Vec<(String, String)>,
+    /// Keys in checkpoints that nothing reads (a buffer the engine recomputes).
+    pub ignore: Vec<String>,
+    /// Prefixes of keys that nothing reads (the VAE's encoder).
+    pub skip_prefixes: Vec<String>,
+}
+
+impl Wanted {
+    /// Every param `graph` reads, at the dtype it reads it.
+    pub fn graph(graph: &Graph) -> Self {
+        let device = graph
+            .tensors()
+            .filter(|(_, t)| matches!(t.source, Source::Param))
+            .map(|(_, t)| (t.name.clone(), t.desc.clone()))
+            .collect();
+        Wanted {
+            device,
+            ..Wanted::default()
+        }
+    }
+
+    fn canonical<'a>(&'a self, key: &'a str) -> &'a str {
+        let key = key.strip_prefix("module.").unwrap_or(key);
+        self.aliases
+            .iter()
+            .find(|(alias, _)| alias == key)
+            .map_or(key, |(_, k)| k.as_str())
+    }
+
+    fn unused(&self, key: &str) -> bool {
+        self.ignore.iter().any(|k| k == key)
+            || self.skip_prefixes.iter().any(|p| key.starts_with(p))
+    }
+}
+
+/// A component's weights once on the device.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceWeights {
+    pub params: ParamBuffers,
+    /// The [`Wanted::host`] tensors that were present.
+    pub host: HashMap<String, HostTensor>,
+}
+
+impl DeviceWeights {
+    pub fn host(&self, key: &str) -> Result<&HostTensor> {
+        self.host
+            .get(key)
+            .ok_or_else(|| Error::Model(format!("missing tensor `{key}`")))
+    }
+
+    /// Checks that these weights are what `wanted` describes (a model streamed at one dtype
+    /// and used at another is refused here, not as garbage later).
+    pub fn check(&self, wanted: &Wanted) -> Result<()> {
+        let mut bad = Vec::new();
+        for (k, d) in &wanted.device {
+            match self.params.get(k) {
+                None => bad.push(format!("`{k}` is missing")),
+                Some(p) if &p.desc != d => bad.push(format!(
+                    "`{k}` is {:?} {} on the device, {:?} {} is needed",
+                    p.desc.dtype, p.desc.shape, d.dtype, d.shape
+                )),
+                Some(_) => {}
+            }
+        }
+        match bad.is_empty() {
+            true => Ok(()),
+            false => Err(Error::Model(format!(
+                "the weights on the device do not fit the model:\n  {}",
+                bad.join("\n  ")
+            ))),
+        }
+    }
+}
+
+/// Uploads a host map. Missing, unexpected and wrong-shaped keys are reported together, before
+/// anything is uploaded; non-finite values are refused.
+pub fn upload_host(
+    ctx: &GpuContext,
+    wanted: Wanted,
+    tensors: &HashMap<String, HostTensor>,
+) -> Result<DeviceWeights> {
+    let mut up = Upload::new(ctx, wanted);
+    let mut keys: Vec<&String> = tensors.keys().collect();
+    keys.sort();
+    let mut slots = Vec::new();
+    let mut problems = Problems::default();
+    let given: HashSet<&str> = keys.iter().map(|k| up.wanted.canonical(k)).collect();
+    problems.missing = up
+        .wanted
+        .device
+        .keys()
+        .filter(|k| !given.contains(k.as_str()))
+        .cloned()
+        .collect();
+    for k in keys {
+        let t = &tensors[k];
+        match up.begin(k, t.shape.dims(), Dtype::F32) {
+            Ok(slot) => slots.push((slot, t)),
+            Err(p) => problems.add(p),
+        }
+    }
+    problems.check()?;
+    for (mut slot, t) in slots {
+        up.write(&mut slot, bytemuck::cast_slice(t.as_f32()), true)?;
+    }
+    up.finish()
+}
+
+/// Why a tensor was refused.
+enum Problem {
+    Unexpected(String),
+    Wrong(String),
+}
+
+/// Everything wrong with a set of weights, reported at once.
+#[derive(Default)]
+struct Problems {
+    missing: Vec<String>,
+    unexpected: Vec<String>,
+    wrong: Vec<String>,
+}
+
+impl Problems {
+    fn add(&mut self, p: Problem) {
+        match p {
+            Problem::Unexpected(k) => self.unexpected.push(k),
+            Problem::Wrong(m) => self.wrong.push(m),
+        }
+    }
+
+    fn check(self) -> Result<()> {
+        super::weights::mismatch_report(self.missing, self.unexpected, self.wrong)
+    }
+}
+
+/// Where one tensor's bytes go.
+enum Target {
+    Device {
+        key: String,
+        dtype: DType,
+        written: u64,
+    },
+    Host {
+        key: String,
+        shape: Vec<usize>,
+        values: Vec<f32>,
+    },
+    Skip,
+}
+
+/// One tensor's bytes in a file and the converted-so-far state.
+struct Slot {
+    src: Dtype,
+    /// Elements converted so far.
+    done: usize,
+    /// Bytes of whole elements not yet converted (and at most a partial element).
+    pending: Vec<u8>,
+    target: Target,
+}
+
+/// A safetensors file on its way in.
+enum FileState {
+    /// The first 8 bytes (header length), then the JSON header.
+    Header(Vec<u8>),
+    Body {
+        /// Bytes of tensor data seen.
+        pos: u64,
+        /// Data ranges `[start, end)` in file order, with their slots.
+        ranges: Vec<(u64, u64, Slot)>,
+        next: usize,
+        end: u64,
+    },
+}
+
+/// Pieces are converted once this many bytes are pending (whole elements only).
+const FLUSH_BYTES: usize = 4 << 20;
+/// Natively, queued writes are submitted and waited for every this many bytes, so staging
+/// memory stays bounded however large the file.
+const SYNC_BYTES: u64 = 256 << 20;
+/// Safetensors' own limit on a header.
+const MAX_HEADER: u64 = 100_000_000;
+
+/// Streams one component's safetensors files onto the device.
+pub struct Upload {
+    ctx: GpuContext,
+    wanted: Wanted,
+    out: DeviceWeights,
+    seen: HashSet<String>,
+    files: HashMap<String, FileState>,
+    ended: HashSet<String>,
+    unsynced: u64,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data_offsets: (u64, u64),
+}
+
+impl Upload {
+    pub fn new(ctx: &GpuContext, wanted: Wanted) -> Self {
+        Upload {
+            ctx: ctx.clone(),
+            wanted,
+            out: DeviceWeights::default(),
+            seen: HashSet::new(),
+            files: HashMap::new(),
+            ended: HashSet::new(),
+            unsynced: 0,
+        }
+    }
+
+    /// Bytes of the device buffers made so far.
+    pub fn device_bytes(&self) -> u64 {
+        self.out.params.bytes()
+    }
+
+    /// The next piece of file `file` (any size, in order). Errors name the file.
+    pub fn push(&mut self, file: &str, bytes: &[u8]) -> Result<()> {
+        self.push_inner(file, bytes).map_err(|e| in_file(file, e))
+    }
+
+    fn push_inner(&mut self, file: &str, mut bytes: &[u8]) -> Result<()> {
+        if self.ended.contains(file) {
+            return Err(Error::Model("more bytes after the file ended".into()));
+        }
+        let mut state = self
+            .files
+            .remove(file)
+            .unwrap_or_else(|| FileState::Header(Vec::new()));
+        if let FileState::Header(buf) = &mut state {
+            let need = |buf: &Vec<u8>| -> Result<u64> {
+                if buf.len() < 8 {
+                    return Ok(8);
+                }
+                let n = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+                if n > MAX_HEADER {
+                    return Err(Error::Model(format!(
+                        "not a safetensors file: its header claims {n} bytes (at most {MAX_HEADER})"
+                    )));
+                }
+                Ok(8 + n)
+            };
+            loop {
+                let want = need(buf)?;
+                let have = buf.len() as u64;
+                if have >= want && have >= 8 {
+                    break;
+                }
+                if bytes.is_empty() {
+                    self.files.insert(file.to_string(), state);
+                    return Ok(());
+                }
+                let take = ((want - have) as usize).min(bytes.len());
+                buf.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+            }
+            let header = std::mem::take(buf);
+            state = self.header(&header[8..])?;
+        }
+        let FileState::Body {
+            pos,
+            ranges,
+            next,
+            end,
+        } = &mut state
+        else {
+            return Err(Error::Model("internal: no header state".into()));
+        };
+        while !bytes.is_empty() {
+            if *next >= ranges.len() {
+                return Err(Error::Model(format!(
+                    "the file is longer than its header says ({end} bytes of tensor data)"
+                )));
+            }
+            let (_, stop, slot) = &mut ranges[*next];
+            let take = ((*stop - *pos) as usize).min(bytes.len());
+            let last = *pos + take as u64 == *stop;
+            self.write(slot, &bytes[..take], last)?;
+            *pos += take as u64;
+            bytes = &bytes[take..];
+            if last {
+                *next += 1;
+            }
+        }
+        self.files.insert(file.to_string(), state);
+        Ok(())
+    }
+
+    /// Parses a header: every tensor's slot is decided and its buffer made now.
+    fn header(&mut self, json: &[u8]) -> Result<FileState> {
+        let text = std::str::from_utf8(json)
+            .map_err(|_| Error::Model("not a safetensors file: the header is not UTF-8".into()))?;
+        let mut raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| Error::Model(format!("not a safetensors file: bad header ({e})")))?;
+        raw.remove("__metadata__");
+        let mut entries = Vec::with_capacity(raw.len());
+        for (k, v) in raw {
+            let e: Entry = serde_json::from_value(v)
+                .map_err(|e| Error::Model(format!("bad header entry for `{k}` ({e})")))?;
+            entries.push((k, e));
+        }
+        entries.sort_by_key(|(_, e)| e.data_offsets);
+        let mut at = 0u64;
+        for (k, e) in &entries {
+            let (start, stop) = e.data_offsets;
+            let numel = e
+                .shape
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+            let bytes = numel.and_then(|n| n.checked_mul(e.dtype.bitsize() as u64 / 8));
+            if start != at || stop < start || Some(stop - start) != bytes {
+                return Err(Error::Model(format!(
+                    "not a valid safetensors file: `{k}` {:?} {:?} has data at {start}..{stop}, expected {} bytes from {at}",
+                    e.dtype, e.shape, bytes.map_or("too many".into(), |b| b.to_string())
+                )));
+            }
+            at = stop;
+        }
+        let mut ranges = Vec::with_capacity(entries.len());
+        let mut problems = Problems::default();
+        for (k, e) in entries {
+            match self.begin(&k, &e.shape, e.dtype) {
+                Ok(slot) => ranges.push((e.data_offsets.0, e.data_offsets.1, slot)),
+                Err(p) => problems.add(p),
+            }
+        }
+        problems.check()?;
+        // Zero-sized tensors have no bytes to wait for.
+        let mut state = FileState::Body {
+            pos: 0,
+            ranges,
+            next: 0,
+            end: at,
+        };
+        if let FileState::Body { ranges, next, .. } = &mut state {
+            while *next < ranges.len() && ranges[*next].0 == ranges[*next].1 {
+                let slot = &mut ranges[*next].2;
+                self.write(slot, &[], true)?;
+                *next += 1;
+            }
+        }
+        Ok(state)
+    }
+
+    /// Decides where tensor `key` goes (and makes its buffer).
+    fn begin(
+        &mut self,
+        key: &str,
+        shape: &[usize],
+        src: Dtype,
+    ) -> std::result::Result<Slot, Problem> {
+        let key = self.wanted.canonical(key).to_string();
+        let slot = |target| Slot {
+            src,
+            done: 0,
+            pending: Vec::new(),
+            target,
+        };
+        let float_like = matches!(
+            src,
+            Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::I64 | Dtype::I32
+        );
+        if let Some(desc) = self.wanted.device.get(&key).cloned() {
+            if !self.seen.insert(key.clone()) {
+                return Err(Problem::Wrong(format!("{key}: appears twice")));
+            }
+            if desc.shape.dims() != shape {
+                let found = crate::tensor::Shape(shape.to_vec());
+                return Err(Problem::Wrong(format!(
+                    "{key}: expected {}, found {found}",
+                    desc.shape
+                )));
+            }
+            if !float_like {
+                return Err(Problem::Wrong(format!(
+                    "{key}: dtype {src:?}; expected f32, f16, bf16 or an integer type"
+                )));
+            }
+            self.out
+                .params
+                .create(&self.ctx, &key, desc.clone())
+                .map_err(|e| Problem::Wrong(e.to_string()))?;
+            return Ok(slot(Target::Device {
+                key,
+                dtype: desc.dtype,
+                written: 0,
+            }));
+        }
+        if self.wanted.host.contains(&key) {
+            if !self.seen.insert(key.clone()) {
+                // A tied copy under another name: the same values.
+                return Ok(slot(Target::Skip));
+            }
+            if !float_like {
+                return Err(Problem::Wrong(format!(
+                    "{key}: dtype {src:?}; expected a float or integer type"
+                )));
+            }
+            return Ok(slot(Target::Host {
+                key,
+                shape: shape.to_vec(),
+                values: Vec::new(),
+            }));
+        }
+        if self.wanted.unused(&key) {
+            return Ok(slot(Target::Skip));
+        }
+        Err(Problem::Unexpected(key))
+    }
+
+    /// Converts and writes a slot's next bytes; `last` flushes everything (the tensor ends).
+    fn write(&mut self, slot: &mut Slot, bytes: &[u8], last: bool) -> Result<()> {
+        if matches!(slot.target, Target::Skip) {
+            return Ok(());
+        }
+        let size = slot.src.bitsize() / 8;
+        // Convert in groups of 4 elements, so f16 output stays in the 4-byte words that buffer
+        // writes need, except for the tensor's tail, which is padded.
+        let whole = |n: usize| if last { n } else { n / (4 * size) * (4 * size) };
+        let direct = slot.pending.is_empty() && (last || bytes.len() >= FLUSH_BYTES);
+        let chunk: std::borrow::Cow<[u8]> = if direct {
+            let n = whole(bytes.len());
+            slot.pending.extend_from_slice(&bytes[n..]);
+            std::borrow::Cow::Borrowed(&bytes[..n])
+        } else {
+            slot.pending.extend_from_slice(bytes);
+            if !last && slot.pending.len() < FLUSH_BYTES {
+                return Ok(());
+            }
+            let n = whole(slot.pending.len());
+            let rest = slot.pending.split_off(n);
+            std::borrow::Cow::Owned(std::mem::replace(&mut slot.pending, rest))
+        };
+        if last && !chunk.len().is_multiple_of(size) {
+            return Err(Error::Model("a tensor ends inside an element".into()));
+        }
+        let values = crate::model::weights::decode(slot.src, &chunk)
+            .ok_or_else(|| Error::Model(format!("dtype {:?} cannot be read", slot.src)))?;
+        let first = slot.done;
+        slot.done += values.len();
+        match &mut slot.target {
+            Target::Skip => {}
+            Target::Host {
+                key, values: all, ..
+            } => {
+                check_values(key, &values, first, DType::F32)?;
+                all.extend_from_slice(&values);
+            }
+            Target::Device {
+                key,
+                dtype,
+                written,
+            } => {
+                check_values(key, &values, first, *dtype)?;
+                let mut out = HostTensor::f32([values.len()], values)
+                    .gpu_bytes(*dtype)
+                    .into_owned();
+                out.resize(out.len().div_ceil(4) * 4, 0);
+                if !out.is_empty() {
+                    let param =
+                        self.out.params.get(key).ok_or_else(|| {
+                            Error::Model(format!("internal: no buffer for `{key}`"))
+                        })?;
+                    self.ctx.queue.write_buffer(&param.buffer, *written, &out);
+                }
+                *written += out.len() as u64;
+                self.unsynced += out.len() as u64;
+            }
+        }
+        if last {
+            if let Target::Host { key, shape, values } =
+                std::mem::replace(&mut slot.target, Target::Skip)
+            {
+                self.out.host.insert(key, HostTensor::f32(shape, values));
+            }
+        }
+        if self.unsynced >= SYNC_BYTES {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Hands queued writes to the device (natively, waits for them, freeing their staging).
+    fn sync(&mut self) -> Result<()> {
+        self.unsynced = 0;
+        self.ctx.queue.submit([]);
+        #[cfg(not(target_arch = "wasm32"))]
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                during: "uploading weights".into(),
+                detail: e.to_string(),
+            })?;
+        self.ctx.take_errors("uploading weights")
+    }
+
+    /// File `file` has no more bytes: it must have been complete.
+    pub fn end(&mut self, file: &str) -> Result<()> {
+        let r = match self.files.remove(file) {
+            None => Err(Error::Model("the file is empty".into())),
+            Some(FileState::Header(b)) => Err(Error::Model(format!(
+                "truncated: the file ends inside its header ({} bytes)",
+                b.len()
+            ))),
+            Some(FileState::Body { pos, end, .. }) if pos < end => Err(Error::Model(format!(
+                "truncated: {pos} of {end} bytes of tensor data arrived"
+            ))),
+            Some(_) => Ok(()),
+        };
+        self.ended.insert(file.to_string());
+        r.map_err(|e| in_file(file, e))
+    }
+
+    /// Every file has ended: checks that every param arrived, and returns the weights.
+    pub fn finish(mut self) -> Result<DeviceWeights> {
+        if let Some(f) = self.files.keys().next() {
+            return Err(in_file(f, Error::Model("the file never ended".into())));
+        }
+        Problems {
+            missing: self
+                .wanted
+                .device
+                .keys()
+                .filter(|k| !self.seen.contains(*k))
+                .cloned()
+                .collect(),
+            ..Problems::default()
+        }
+        .check()?;
+        self.sync()?;
+        Ok(self.out)
+    }
+}
+
+/// NaN, infinities, and values f16 cannot hold are refused with the key and element.
+fn check_values(key: &str, values: &[f32], first: usize, dtype: DType) -> Result<()> {
+    let limit = if dtype == DType::F16 {
+        65504.0
+    } else {
+        f32::MAX
+    };
+    match values.iter().position(|x| x.is_nan() || x.abs() > limit) {
+        None => Ok(()),
+        Some(i) => Err(Error::Model(format!(
+            "`{key}`: element {} is {}, which {:?} weights cannot hold",
+            first + i,
+            values[i],
+            dtype
+        ))),
+    }
+}
+
+fn in_file(file: &str, e: Error) -> Error {
+    match e {
+        Error::Model(m) => Error::Model(format!("{file}: {m}")),
+        e => e,
+    }
+}
