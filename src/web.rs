@@ -5,7 +5,8 @@
 //! import init, { Engine } from "./ptdit.js";
 //! await init();
 //! const engine = await Engine.create();     // or Engine.onDevice(myGPUDevice)
-//! engine.loadModel(new Map([["transformer/config.json", bytes], ...]));
+//! await engine.loadModel(new Map([["transformer/config.json", bytes],
+//!     ["transformer/model.safetensors", () => fetch(url)], ...]), (bytes, path) => {});
 //! const image = await engine.generate({ prompt: "a red apple", steps: 30, seed: 1 },
 //!     (step, total, preview) => { /* preview: {width, height, data} RGBA */ }, abortSignal);
 //! ctx.putImageData(new ImageData(image.data, image.width, image.height), 0, 0);
@@ -13,12 +14,14 @@
 
 use std::collections::BTreeMap;
 
-use js_sys::{Function, Object, Reflect, Uint8Array, Uint8ClampedArray};
+use js_sys::{Function, Object, Promise, Reflect, Uint8Array, Uint8ClampedArray};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 use crate::gpu::GpuContext;
 use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
 use crate::pipeline::{default_model, model_dir};
+use crate::tensor::DType;
 
 // wgpu cannot wrap a `GPUDevice` made by JavaScript, but it gets its device from
 // `navigator.gpu.requestAdapter()` and `adapter.requestDevice()`, called as methods of those
@@ -86,6 +89,103 @@ fn image(f: &Frame) -> Result<JsValue, JsError> {
     set("height", JsValue::from(f.height as u32))?;
     set("data", Uint8ClampedArray::from(&rgba[..]).into())?;
     Ok(o.into())
+}
+
+/// A thrown JavaScript value as text (an `Error`'s message, or the value itself).
+fn js_text(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            Reflect::get(e, &JsValue::from_str("message"))
+                .ok()
+                .and_then(|m| m.as_string())
+        })
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Copies are made in pieces of this size, so a large array is never duplicated whole.
+const PIECE: u32 = 8 << 20;
+
+/// Hands `sink` the bytes of one file given in any of the forms `loadModel` takes, in pieces.
+async fn read_file(
+    path: &str,
+    v: JsValue,
+    mut sink: impl FnMut(&[u8]) -> Result<(), JsError>,
+) -> Result<(), JsError> {
+    let fail = |what: &str, e: &JsValue| JsError::new(&format!("{path}: {what}: {}", js_text(e)));
+    let mut v = v;
+    if let Some(f) = v.dyn_ref::<Function>() {
+        v = f
+            .call0(&JsValue::NULL)
+            .map_err(|e| fail("the file's function threw", &e))?;
+    }
+    let v = JsFuture::from(Promise::resolve(&v))
+        .await
+        .map_err(|e| fail("the file's promise was rejected", &e))?;
+    let mut buf = Vec::new();
+    let mut copy = |a: &Uint8Array| -> Result<(), JsError> {
+        let mut at = 0;
+        while at < a.length() {
+            let end = (at + PIECE).min(a.length());
+            buf.resize((end - at) as usize, 0);
+            a.subarray(at, end).copy_to(&mut buf);
+            sink(&buf)?;
+            at = end;
+        }
+        Ok(())
+    };
+    if let Some(a) = v.dyn_ref::<Uint8Array>() {
+        return copy(a);
+    }
+    if v.is_instance_of::<js_sys::ArrayBuffer>() {
+        return copy(&Uint8Array::new(&v));
+    }
+    let method = |o: &JsValue, name: &str| {
+        Reflect::get(o, &JsValue::from_str(name))
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok())
+    };
+    // A Response: its body (after checking the status); a Blob or File: its stream.
+    let stream = if let Some(ok) = field(&v, "ok").filter(|_| field(&v, "status").is_some()) {
+        if ok.as_bool() != Some(true) {
+            let status = field(&v, "status").and_then(|s| s.as_f64()).unwrap_or(0.0);
+            return Err(JsError::new(&format!("{path}: HTTP status {status}")));
+        }
+        field(&v, "body")
+            .ok_or_else(|| JsError::new(&format!("{path}: the response has no body")))?
+    } else if method(&v, "getReader").is_some() {
+        v
+    } else if let Some(f) = method(&v, "stream") {
+        f.call0(&v).map_err(|e| fail("cannot read the blob", &e))?
+    } else {
+        return Err(JsError::new(&format!(
+            "{path}: expected a Uint8Array, ArrayBuffer, Blob, Response or ReadableStream"
+        )));
+    };
+    let reader = method(&stream, "getReader")
+        .ok_or_else(|| JsError::new(&format!("{path}: not a readable stream")))?
+        .call0(&stream)
+        .map_err(|e| fail("cannot read the stream", &e))?;
+    let read = method(&reader, "read")
+        .ok_or_else(|| JsError::new(&format!("{path}: the stream's reader has no read()")))?;
+    loop {
+        let p = read
+            .call0(&reader)
+            .map_err(|e| fail("reading failed", &e))?;
+        let r = JsFuture::from(Promise::resolve(&p))
+            .await
+            .map_err(|e| fail("reading failed", &e))?;
+        if field(&r, "done").and_then(|d| d.as_bool()) == Some(true) {
+            return Ok(());
+        }
+        let chunk = field(&r, "value")
+            .and_then(|c| c.dyn_into::<Uint8Array>().ok())
+            .ok_or_else(|| {
+                JsError::new(&format!(
+                    "{path}: the stream gave something other than bytes"
+                ))
+            })?;
+        copy(&chunk)?;
+    }
 }
 
 fn field(o: &JsValue, k: &str) -> Option<JsValue> {
@@ -205,25 +305,66 @@ impl Engine {
         format!("{name} ({}, {})", r.backend, r.device_type)
     }
 
-    /// Loads a model from its files: a `Map` of relative path (`"transformer/config.json"`, …)
-    /// to `Uint8Array`.
+    /// Loads a model from its files: a `Map` of relative path (`"transformer/config.json"`,
+    /// …) to the file, as a `Uint8Array`, an `ArrayBuffer`, a `Blob`/`File`, a `Response`, a
+    /// `ReadableStream` of bytes, or a function returning one of those (or a promise of one),
+    /// called when the engine comes to that file — so a download can start only then.
+    ///
+    /// Weight files (`*.safetensors`) are streamed: each piece is converted and written to its
+    /// GPU buffer as it arrives, so no file is ever whole in wasm memory, and a header's wrong
+    /// shapes or unexpected keys fail before the rest is downloaded. `onProgress(bytes, path)`
+    /// reports the weight bytes read so far. Resolves once every weight is on the GPU.
     #[wasm_bindgen(js_name = loadModel)]
-    pub fn load_model(&mut self, files: &js_sys::Map) -> Result<(), JsError> {
-        let mut map = BTreeMap::new();
-        let mut bad = None;
-        files.for_each(
-            &mut |v, k| match (k.as_string(), v.dyn_ref::<Uint8Array>()) {
-                (Some(k), Some(bytes)) => {
-                    map.insert(k, bytes.to_vec());
-                }
-                _ => bad = Some("loadModel takes a Map of path strings to Uint8Array"),
-            },
-        );
-        if let Some(msg) = bad {
-            return Err(JsError::new(msg));
+    pub async fn load_model(
+        &mut self,
+        files: js_sys::Map,
+        on_progress: Option<Function>,
+    ) -> Result<(), JsError> {
+        let mut small = BTreeMap::new();
+        let mut weights = Vec::new();
+        let mut bad = false;
+        files.for_each(&mut |v, k| match k.as_string() {
+            Some(k) => weights.push((k, v)),
+            None => bad = true,
+        });
+        if bad {
+            return Err(JsError::new(
+                "loadModel takes a Map whose keys are paths (strings)",
+            ));
         }
-        let components = model_dir::from_files(&map).map_err(js_err)?;
-        self.pipe = Some(TextToImage::new(&self.ctx, components));
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        let (weights, rest): (Vec<_>, Vec<_>) = weights
+            .into_iter()
+            .partition(|(k, _)| k.ends_with(".safetensors"));
+        for (path, v) in rest {
+            let mut bytes = Vec::new();
+            read_file(&path, v, |piece| {
+                bytes.extend_from_slice(piece);
+                Ok(())
+            })
+            .await?;
+            small.insert(path, bytes);
+        }
+        let names: Vec<String> = weights.iter().map(|(k, _)| k.clone()).collect();
+        let mut stream =
+            model_dir::Streamed::new(&self.ctx, &small, &names, DType::F32).map_err(js_err)?;
+        for (path, v) in weights {
+            read_file(&path, v, |piece| {
+                stream.push(&path, piece).map_err(js_err)?;
+                if let Some(f) = &on_progress {
+                    let _ = f.call2(
+                        &JsValue::NULL,
+                        &JsValue::from(stream.bytes() as f64),
+                        &JsValue::from_str(&path),
+                    );
+                }
+                Ok(())
+            })
+            .await?;
+            stream.end(&path).map_err(js_err)?;
+        }
+        let components = stream.finish().map_err(js_err)?;
+        self.pipe = Some(TextToImage::new(&self.ctx, components).map_err(js_err)?);
         Ok(())
     }
 
@@ -231,7 +372,7 @@ impl Engine {
     #[wasm_bindgen(js_name = loadDefaultModel)]
     pub fn load_default_model(&mut self) -> Result<(), JsError> {
         let components = model_dir::from_files(&default_model::files()).map_err(js_err)?;
-        self.pipe = Some(TextToImage::new(&self.ctx, components));
+        self.pipe = Some(TextToImage::new(&self.ctx, components).map_err(js_err)?);
         Ok(())
     }
 

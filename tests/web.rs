@@ -69,14 +69,14 @@ gpu_test!(
 
 /// Hands the tiny random model to a JS-API engine as a `Map` of files, as a page would.
 #[cfg(target_arch = "wasm32")]
-fn load_tiny_model(engine: &mut ptdit::web::Engine) {
+async fn load_tiny_model(engine: &mut ptdit::web::Engine) {
     use js_sys::{Map, Uint8Array};
     use wasm_bindgen::JsValue;
     let files = Map::new();
     for (path, bytes) in common::tiny::tiny_model_files() {
         files.set(&JsValue::from_str(&path), &Uint8Array::from(&bytes[..]));
     }
-    engine.load_model(&files).unwrap();
+    engine.load_model(files, None).await.unwrap();
 }
 
 /// `generate`'s options for the tiny model: 64×64, seed 5, `steps` steps.
@@ -111,7 +111,7 @@ async fn js_api_generates_and_cancels() {
         "{}",
         engine.adapter()
     );
-    load_tiny_model(&mut engine);
+    load_tiny_model(&mut engine).await;
     let opts = tiny_options(2);
     // Counts previews in a global the callback increments.
     let counter = Function::new_with_args("step, total, preview", "globalThis.__steps = (globalThis.__steps || 0) + 1; if (preview.width !== 8 || preview.data.length !== 8 * 8 * 4) throw new Error('bad preview');");
@@ -162,7 +162,7 @@ async fn js_api_runs_on_the_pages_own_device() {
     );
     assert!(!own, "navigator.gpu.requestAdapter is the browser's again");
 
-    load_tiny_model(&mut engine);
+    load_tiny_model(&mut engine).await;
     let opts = tiny_options(1);
     engine
         .generate(opts.clone().into(), None, None)
@@ -176,4 +176,109 @@ async fn js_api_runs_on_the_pages_own_device() {
     destroy.call0(&device).unwrap();
     let after = engine.generate(opts.into(), None, None).await;
     assert!(after.is_err(), "the engine was using the page's device");
+}
+
+/// Weight files given as a `ReadableStream` (in 999-byte pieces, so tensors and elements are
+/// split across pieces), a `Blob` and a function resolving to a `Response` load the same model
+/// as whole `Uint8Array`s: the images are identical. A stream that ends early and a failed
+/// download are refused, naming the file.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn js_api_streams_weight_files_in_pieces() {
+    use js_sys::{Function, Map, Reflect, Uint8Array, Uint8ClampedArray};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    let wrap = Function::new_with_args(
+        "bytes, kind",
+        "if (kind === 'stream' || kind === 'truncated') {
+             const end = kind === 'truncated' ? bytes.length - 10 : bytes.length;
+             return new ReadableStream({ start(c) {
+                 for (let i = 0; i < end; i += 999) c.enqueue(bytes.slice(i, Math.min(i + 999, end)));
+                 c.close();
+             } });
+         }
+         if (kind === 'blob') return new Blob([bytes]);
+         if (kind === 'lazy') return () => Promise.resolve(new Response(bytes));
+         if (kind === '404') return () => new Response('gone', { status: 404 });
+         return bytes;",
+    );
+    let files = |kind_of: &dyn Fn(&str) -> &'static str| {
+        let m = Map::new();
+        for (path, bytes) in common::tiny::tiny_model_files() {
+            let arr: JsValue = Uint8Array::from(&bytes[..]).into();
+            let v = wrap
+                .call2(&JsValue::NULL, &arr, &JsValue::from_str(kind_of(&path)))
+                .unwrap();
+            m.set(&JsValue::from_str(&path), &v);
+        }
+        m
+    };
+    let image = |img: &JsValue| -> Vec<u8> {
+        let data: Uint8ClampedArray = Reflect::get(img, &JsValue::from_str("data"))
+            .unwrap()
+            .dyn_into()
+            .unwrap();
+        data.to_vec()
+    };
+
+    let mut whole = ptdit::web::Engine::create().await.unwrap();
+    whole.load_model(files(&|_| "bytes"), None).await.unwrap();
+    let expected = image(
+        &whole
+            .generate(tiny_options(2).into(), None, None)
+            .await
+            .unwrap(),
+    );
+
+    let mut streamed = ptdit::web::Engine::create().await.unwrap();
+    let progress = Function::new_with_args("bytes, path", "globalThis.__loaded = bytes;");
+    let kinds = |path: &str| match path.split('/').next() {
+        Some("transformer") => "stream",
+        Some("text_encoder") => "blob",
+        Some("vae") => "lazy",
+        _ => "bytes",
+    };
+    streamed
+        .load_model(files(&kinds), Some(progress))
+        .await
+        .unwrap();
+    let loaded = Reflect::get(&js_sys::global(), &JsValue::from_str("__loaded")).unwrap();
+    let total: usize = common::tiny::tiny_model_files()
+        .iter()
+        .filter(|(p, _)| p.ends_with(".safetensors"))
+        .map(|(_, b)| b.len())
+        .sum();
+    assert_eq!(
+        loaded.as_f64(),
+        Some(total as f64),
+        "progress counts every weight byte"
+    );
+    let got = image(
+        &streamed
+            .generate(tiny_options(2).into(), None, None)
+            .await
+            .unwrap(),
+    );
+    assert!(got == expected, "streamed weights give a different image");
+
+    for (kind, needle) in [("truncated", "truncated"), ("404", "HTTP status 404")] {
+        let mut e = ptdit::web::Engine::create().await.unwrap();
+        let bad =
+            |path: &str| match path.starts_with("transformer/") && path.ends_with(".safetensors") {
+                true => kind,
+                false => "bytes",
+            };
+        let err = match e.load_model(files(&bad), None).await {
+            Ok(()) => panic!("a {kind} weight file was accepted"),
+            Err(err) => JsValue::from(err),
+        };
+        let msg = Reflect::get(&err, &JsValue::from_str("message"))
+            .unwrap()
+            .as_string()
+            .unwrap_or_default();
+        assert!(
+            msg.contains(needle) && msg.contains("transformer/"),
+            "{kind}: {msg}"
+        );
+    }
 }

@@ -4,28 +4,27 @@
 // (`startEngine`), so the page can fall back to its own thread where a worker has no WebGPU.
 import init, { Engine } from "./ptdit.js";
 
-async function fetchCached(cache, url, onBytes) {
-  let res = cache && (await cache.match(url));
-  if (!res) {
-    res = await fetch(url);
+// Counts the bytes that pass through a stream.
+const counted = (body, onBytes) => body.pipeThrough(new TransformStream({
+  transform(chunk, out) { onBytes(chunk.length); out.enqueue(chunk); },
+}));
+
+// A model file as a Response whose body the engine reads as a stream. The first time, the
+// download is streamed into the Cache API (to disk, not memory) and the engine then streams it
+// from there; later visits read the cache only.
+async function cachedResponse(cache, url, onBytes) {
+  const download = async () => {
+    const res = await fetch(url);
     if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-    if (cache) await cache.put(url, res.clone());
-  }
-  // Read as a stream so progress shows for large files.
-  const reader = res.body.getReader();
-  const chunks = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    n += value.length;
-    onBytes(value.length);
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) { out.set(c, at); at += c.length; }
-  return out;
+    return new Response(counted(res.body, onBytes), { headers: res.headers });
+  };
+  if (!cache) return download();
+  const hit = await cache.match(url);
+  if (hit) return hit;
+  await cache.put(url, await download());
+  const res = await cache.match(url);
+  if (!res) throw new Error(`${url}: the browser did not keep it in the cache`);
+  return res;
 }
 
 async function loadModel(engine, base, onStatus) {
@@ -36,15 +35,18 @@ async function loadModel(engine, base, onStatus) {
   }
   const paths = await list.json();
   const cache = "caches" in self ? await caches.open("ptdit-model-v1") : null;
+  const mib = (b) => (b / 1048576).toFixed(1);
+  let downloaded = 0;
   const files = new Map();
-  let loaded = 0;
   for (const path of paths) {
-    files.set(path, await fetchCached(cache, new URL(`model/${path}`, base), (b) => {
-      loaded += b;
-      onStatus(`loading model… ${(loaded / 1048576).toFixed(1)} MiB`);
+    // A function: the engine opens each file when it comes to it, so one download runs at a
+    // time and nothing waits in memory.
+    files.set(path, () => cachedResponse(cache, new URL(`model/${path}`, base), (b) => {
+      downloaded += b;
+      onStatus(`downloading the model… ${mib(downloaded)} MiB`);
     }));
   }
-  engine.loadModel(files);
+  await engine.loadModel(files, (bytes) => onStatus(`weights to the GPU… ${mib(bytes)} MiB`));
   return "model/";
 }
 

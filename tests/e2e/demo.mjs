@@ -23,6 +23,9 @@ try {
       || document.getElementById("status").className === "error", null, { timeout: 180000 });
   const ready = await page.textContent("#status");
   if (!ready.startsWith("ready")) fail(`the page did not get ready: ${ready}`);
+  // EXPECT_WHICH: the model the page must have loaded (e.g. "model/", streamed from files).
+  if (process.env.EXPECT_WHICH && !ready.includes(`with ${process.env.EXPECT_WHICH}`))
+    fail(`the page did not load ${process.env.EXPECT_WHICH}: ${ready}`);
   // The engine runs in a worker so the page stays free (the page itself is only a fallback for
   // browsers without WebGPU in workers, which Chromium has).
   const where = await page.evaluate(() => document.body.dataset.engine);
