@@ -518,38 +518,44 @@ op_tests! {
 
 }
 
-/// The autotuner's other matmul kernel (workgroup memory, 64×64 blocks, K in slices of 16) on
-/// shapes that cut its blocks and slices everywhere: M and N past 64 and not multiples of it, K
-/// not a multiple of 16 (and of 4), batched weights; at the device's limits, split under the
+/// The autotuner's other matmul kernels on shapes that cut their blocks everywhere: `tiled`
+/// (workgroup memory, 64×64 blocks, K in slices of 16) and `rows` (128×8 blocks, uniform W
+/// loads): M and N past a block and not multiples of it, K not a multiple of 16 (and of 4), a
+/// matrix smaller than one block, batched weights; at the device's limits, split under the
 /// tiny binding limit, and (natively) in f16.
-macro_rules! tiled_matmul_tests {
-    ($($name:ident => $case:expr;)*) => {
-        mod tiled_matmul {
+macro_rules! matmul_kernel_tests {
+    ($module:ident, $kernel:expr) => {
+        mod $module {
             use super::*;
-            const TILED: Tuning = Tuning { matmul: MatmulKernel::Tiled, fuse_gelu: true };
-            $(gpu_test!(fn $name() {
-                let (g, f): Case = $case;
-                let opts = ExecOptions { tuning: Some(TILED), ..Default::default() };
-                let normal = check(&g, &f, F32_TOL, &opts).await;
-                let tiny = ExecOptions { max_binding_bytes: Some(TINY), tuning: Some(TILED) };
-                let split = check(&g, &f, F32_TOL, &tiny).await;
-                assert!(split.dispatches > normal.dispatches, "not split under the tiny limit");
-                #[cfg(not(target_arch = "wasm32"))]
-                {
-                    FLOAT.with(|f| f.set(DType::F16));
-                    let (g, f): Case = $case;
-                    check(&g, &f, F16_TOL, &opts).await;
-                }
-            });)*
+            const TUNING: Tuning = Tuning { matmul: $kernel, fuse_gelu: true };
+            matmul_kernel_tests!(@cases
+                odd_shapes_bias => matmul(130, 67, 70, true, &[]);
+                k_multiple_of_4_not_16 => matmul(65, 36, 129, true, &[]);
+                k_multiple_of_16 => matmul(64, 48, 64, false, &[2]);
+                smaller_than_one_block => matmul(3, 301, 7, true, &[]);
+                weight_per_batch => matmul_batched_weight(3, 70, 20, 66);
+                gelu_epilogue => matmul_gelu(70, 24, 65);
+                residual_epilogue => matmul_residual(70, 24, 65, true, &[2]);
+            );
         }
+    };
+    (@cases $($name:ident => $case:expr;)*) => {
+        $(gpu_test!(fn $name() {
+            let (g, f): Case = $case;
+            let opts = ExecOptions { tuning: Some(TUNING), ..Default::default() };
+            let normal = check(&g, &f, F32_TOL, &opts).await;
+            let tiny = ExecOptions { max_binding_bytes: Some(TINY), tuning: Some(TUNING) };
+            let split = check(&g, &f, F32_TOL, &tiny).await;
+            assert!(split.dispatches > normal.dispatches, "not split under the tiny limit");
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                FLOAT.with(|f| f.set(DType::F16));
+                let (g, f): Case = $case;
+                check(&g, &f, F16_TOL, &opts).await;
+            }
+        });)*
     };
 }
 
-tiled_matmul_tests! {
-    odd_shapes_bias => matmul(130, 67, 70, true, &[]);
-    k_multiple_of_4_not_16 => matmul(65, 36, 129, true, &[]);
-    k_multiple_of_16 => matmul(64, 48, 64, false, &[2]);
-    weight_per_batch => matmul_batched_weight(3, 70, 20, 66);
-    gelu_epilogue => matmul_gelu(70, 24, 65);
-    residual_epilogue => matmul_residual(70, 24, 65, true, &[2]);
-}
+matmul_kernel_tests!(tiled_matmul, MatmulKernel::Tiled);
+matmul_kernel_tests!(rows_matmul, MatmulKernel::Rows);

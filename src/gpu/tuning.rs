@@ -12,15 +12,24 @@ pub enum MatmulKernel {
     /// `shaders/matmul_tiled.wgsl`: 64×64 blocks per workgroup, K slices shared through
     /// workgroup memory. Made for real GPUs, where operand reuse matters more than barriers.
     Tiled,
+    /// `shaders/matmul_rows.wgsl`: a workgroup on 128 rows and 8 columns of C, each
+    /// invocation a 4×8 block from registers. Every lane reads the same W words, which a
+    /// software GPU loads once and broadcasts instead of gathering lane by lane.
+    Rows,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 2] = [MatmulKernel::Registers, MatmulKernel::Tiled];
+    pub const ALL: [MatmulKernel; 3] = [
+        MatmulKernel::Registers,
+        MatmulKernel::Tiled,
+        MatmulKernel::Rows,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             MatmulKernel::Registers => "registers",
             MatmulKernel::Tiled => "tiled",
+            MatmulKernel::Rows => "rows",
         }
     }
 
@@ -28,11 +37,12 @@ impl MatmulKernel {
         Self::ALL.into_iter().find(|k| k.name() == s)
     }
 
-    /// The shader file and the edge of the C block one workgroup covers.
-    pub fn shader(self) -> (&'static str, usize) {
+    /// The shader file and the block of C one workgroup covers: (rows, columns).
+    pub fn shader(self) -> (&'static str, [usize; 2]) {
         match self {
-            MatmulKernel::Registers => ("matmul", 32),
-            MatmulKernel::Tiled => ("matmul_tiled", 64),
+            MatmulKernel::Registers => ("matmul", [32, 32]),
+            MatmulKernel::Tiled => ("matmul_tiled", [64, 64]),
+            MatmulKernel::Rows => ("matmul_rows", [128, 8]),
         }
     }
 }

@@ -192,20 +192,24 @@ impl Matmul {
     }
 
     /// The product's dispatches (whole, or chunked for the binding limit) with `kernel`, whose
-    /// workgroups cover `tile`² blocks of C.
+    /// workgroups cover blocks of C of `tile` (rows, columns).
     fn encode_product(
         &self,
         cx: &mut EncodeCx,
         inputs: &[TensorArg],
         out: &TensorArg,
         kernel: Kernel,
-        tile: usize,
+        tile: [usize; 2],
     ) -> Result<()> {
+        let [tile_m, tile_n] = tile;
         let (a, w) = (&inputs[0], &inputs[1]);
         let d = dims(&a.desc.shape, &w.desc.shape);
         let vec4 = d.k.is_multiple_of(4);
         let all_fit = inputs.iter().chain([out]).all(|t| cx.fits(t));
-        if all_fit && d.m.div_ceil(tile) <= cx.max_groups as usize {
+        if all_fit
+            && d.m.div_ceil(tile_m) <= cx.max_groups as usize
+            && d.n.div_ceil(tile_n) <= cx.max_groups as usize
+        {
             let oa = cx.bind_all(a)?;
             let ow = cx.bind_all(w)?;
             let ob = if self.bias {
@@ -232,8 +236,8 @@ impl Matmul {
                 .u(d.m * d.n)
                 .u(or);
             let groups = [
-                d.n.div_ceil(tile) as u32,
-                d.m.div_ceil(tile) as u32,
+                d.n.div_ceil(tile_n) as u32,
+                d.m.div_ceil(tile_m) as u32,
                 d.batch as u32,
             ];
             return cx.dispatch(kernel, params, groups);
@@ -242,8 +246,10 @@ impl Matmul {
         let m_rows = cx
             .rows_per_chunk("the input", d.k)?
             .min(cx.rows_per_chunk("the output", d.n)?)
-            .min(cx.max_groups as usize * tile);
-        let n_rows = cx.rows_per_chunk("the weight", d.k)?;
+            .min(cx.max_groups as usize * tile_m);
+        let n_rows = cx
+            .rows_per_chunk("the weight", d.k)?
+            .min(cx.max_groups as usize * tile_n);
         for b in 0..d.batch {
             let wbase = if d.w_batched { b * d.n } else { 0 };
             for (m0, m1) in chunks(d.m, m_rows) {
@@ -275,8 +281,8 @@ impl Matmul {
                         .u(0)
                         .u(or);
                     let groups = [
-                        (n1 - n0).div_ceil(tile) as u32,
-                        (m1 - m0).div_ceil(tile) as u32,
+                        (n1 - n0).div_ceil(tile_n) as u32,
+                        (m1 - m0).div_ceil(tile_m) as u32,
                         1,
                     ];
                     let vec4_ok = vec4 && oa % 4 == 0 && ow % 4 == 0;
