@@ -199,11 +199,7 @@ impl Generation {
             .first()
             .ok_or_else(|| Error::Model("the VAE produced no frame".into()))?;
         let w = f.width;
-        let rgba: Vec<u8> = f
-            .rgb
-            .chunks(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect();
+        let rgba = f.rgba();
         self.ctx.queue.write_texture(
             self.target.as_image_copy(),
             &rgba,

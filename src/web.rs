@@ -74,11 +74,7 @@ fn js_err(e: crate::Error) -> JsError {
 
 /// An RGBA image as `{width, height, data: Uint8ClampedArray}` (what `new ImageData` takes).
 fn image(f: &Frame) -> Result<JsValue, JsError> {
-    let mut rgba = Vec::with_capacity(f.width * f.height * 4);
-    for px in f.rgb.chunks_exact(3) {
-        rgba.extend_from_slice(px);
-        rgba.push(255);
-    }
+    let rgba = f.rgba();
     let o = Object::new();
     let set = |k: &str, v: JsValue| {
         Reflect::set(&o, &JsValue::from_str(k), &v)

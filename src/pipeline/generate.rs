@@ -84,6 +84,14 @@ impl Frame {
         }
     }
 
+    /// The pixels as RGBA, opaque (what canvases and RGBA8 textures take).
+    pub fn rgba(&self) -> Vec<u8> {
+        self.rgb
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect()
+    }
+
     /// The smallest factor that makes both sides at least `min_side` pixels.
     pub fn factor_for(&self, min_side: usize) -> usize {
         min_side.div_ceil(self.width.min(self.height).max(1)).max(1)
