@@ -281,7 +281,7 @@ impl Upload {
                     self.files.insert(file.to_string(), state);
                     return Ok(());
                 }
-                let take = ((want - have) as usize).min(bytes.len());
+                let take = (want - have).min(bytes.len() as u64) as usize;
                 buf.extend_from_slice(&bytes[..take]);
                 bytes = &bytes[take..];
             }
@@ -304,7 +304,8 @@ impl Upload {
                 )));
             }
             let (_, stop, slot) = &mut ranges[*next];
-            let take = ((*stop - *pos) as usize).min(bytes.len());
+            // In u64 before narrowing: a tensor may be larger than wasm32's usize.
+            let take = (*stop - *pos).min(bytes.len() as u64) as usize;
             let last = *pos + take as u64 == *stop;
             self.write(slot, &bytes[..take], last)?;
             *pos += take as u64;
