@@ -372,6 +372,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Builds the kernels of a default-size request now, so the first `generate` starts at once
+    /// (call it after loading, while the page shows "loading").
+    pub async fn warm(&self) -> Result<(), JsError> {
+        let pipe = self
+            .pipe
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model loaded: call loadModel first"))?;
+        pipe.warm().await.map_err(js_err)
+    }
+
     /// The loaded model's defaults: `{width, height, steps, cfg}`.
     pub fn defaults(&self) -> Result<JsValue, JsError> {
         let pipe = self

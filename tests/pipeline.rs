@@ -230,3 +230,29 @@ fn ptdit_generate_writes_a_png() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nearest valid width is 64"));
 }
+
+/// `warm` builds every kernel that a default-size request runs before the VAE, so denoising
+/// after it compiles nothing new. (On its own device, so other tests' kernels do not count.)
+#[test]
+fn warm_builds_the_kernels_of_a_request_before_it_runs() {
+    let ctx = ptdit::GpuContext::new_blocking().unwrap();
+    let pipe = TextToImage::new(&ctx, model_dir::from_files(&tiny_model_files()).unwrap()).unwrap();
+    assert_eq!(
+        ctx.compiled_kernels(),
+        0,
+        "uploading weights compiles nothing"
+    );
+    pollster::block_on(pipe.warm()).unwrap();
+    let built = ctx.compiled_kernels();
+    assert!(built > 5, "warm built only {built} kernels");
+    let req = Request {
+        steps: 2,
+        ..pipe.request("a red apple")
+    };
+    pollster::block_on(pipe.denoise(&req, |_, _, _| true, false)).unwrap();
+    assert_eq!(
+        ctx.compiled_kernels(),
+        built,
+        "denoising built kernels that warm had not"
+    );
+}

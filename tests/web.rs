@@ -112,6 +112,7 @@ async fn js_api_generates_and_cancels() {
         engine.adapter()
     );
     load_tiny_model(&mut engine).await;
+    engine.warm().await.unwrap();
     let opts = tiny_options(2);
     // Counts previews in a global the callback increments.
     let counter = Function::new_with_args("step, total, preview", "globalThis.__steps = (globalThis.__steps || 0) + 1; if (preview.width !== 8 || preview.data.length !== 8 * 8 * 4) throw new Error('bad preview');");

@@ -56,6 +56,9 @@ export async function startEngine(base, onStatus) {
   await init();
   const engine = await Engine.create();
   const which = await loadModel(engine, base, onStatus);
+  // Kernels are compiled now rather than on the first click (over a second on a software GPU).
+  onStatus("compiling kernels…");
+  await engine.warm();
   let abort = null;
   return {
     adapter: engine.adapter(),

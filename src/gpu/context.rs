@@ -271,6 +271,11 @@ impl GpuContext {
         Ok(p)
     }
 
+    /// How many kernel variants have been compiled on this device so far.
+    pub fn compiled_kernels(&self) -> usize {
+        self.pipelines.lock().map_or(0, |c| c.len())
+    }
+
     /// Drops cached pipelines (after a failed compile, so a broken one is not reused).
     pub(crate) fn forget_pipelines(&self, keys: &[String]) {
         if let Ok(mut cache) = self.pipelines.lock() {

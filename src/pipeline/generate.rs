@@ -228,6 +228,18 @@ impl TextToImage {
         Ok((width / f, height / f, t))
     }
 
+    /// Builds now the kernels that a request of the model's default size runs before the VAE
+    /// (the text encoder and the denoising step), so the first image does not wait for them: on
+    /// a software GPU that is over a second. Later requests of any size reuse them. The VAE's
+    /// kernels are built at its first decode.
+    pub async fn warm(&self) -> Result<()> {
+        let req = Request {
+            steps: 1,
+            ..self.request("")
+        };
+        self.prepare(&req).await.map(|_| ())
+    }
+
     /// Runs a request; `on_step(i, n, latents)` is called after each denoising step and returns
     /// whether to go on (false cancels with [`Error::Cancelled`]); latents are given when
     /// `want_previews` (otherwise nothing is read back during the loop).
