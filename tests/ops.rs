@@ -197,6 +197,24 @@ fn modulate(b: usize, rows: usize, d: usize) -> Case {
     )
 }
 
+/// LayerNorm with adaLN modulation in the same pass, against the two ops' references.
+fn layer_norm_modulate(b: usize, rows: usize, d: usize) -> Case {
+    let mut g = graph();
+    let x = g.input("x", fdesc([b * rows, d])).unwrap();
+    let m = g.input("m", fdesc([b, 6, d])).unwrap();
+    let t = g.param("t", [3, d]).unwrap();
+    let y = g.layer_norm_modulate(x, 1e-6, m, t, (4, 1), (5, 2)).unwrap();
+    g.output(y, "y").unwrap();
+    (
+        g,
+        feeds(vec![
+            ("x", rand(&[b * rows, d], 12, 2.0)),
+            ("m", rand(&[b, 6, d], 13, 0.5)),
+            ("t", rand(&[3, d], 14, 0.5)),
+        ]),
+    )
+}
+
 fn gate(b: usize, rows: usize, d: usize, residual: bool) -> Case {
     let mut g = graph();
     let x = g.input("x", fdesc([b, rows, d])).unwrap();
@@ -481,6 +499,8 @@ op_tests! {
     gelu_tanh => unary(true, 1001);
     modulate_per_batch => modulate(2, 37, 13);
     modulate_batch_1 => modulate(1, 50, 24);
+    layer_norm_modulate_per_batch => layer_norm_modulate(2, 37, 13);
+    layer_norm_modulate_wide => layer_norm_modulate(1, 9, 80);
     gate_residual => gate(2, 19, 21, true);
     gate_no_residual => gate(3, 11, 16, false);
     layer_norm_d1 => layer_norm(4, 1, 0.0);

@@ -319,8 +319,9 @@ impl<'a> Builder<'a> {
         // Final layer: LN, modulation by (table + temb), proj_out, unpatchify.
         let sst = self.param("scale_shift_table", &[2, d])?;
         let temb3 = self.g.reshape(temb, [bsz, 1, d])?;
-        let n = self.g.layer_norm(h, 1e-6)?;
-        let n = self.g.modulate(n, temb3, sst, (0, 0), (0, 1))?;
+        let n = self
+            .g
+            .layer_norm_modulate(h, 1e-6, temb3, sst, (0, 0), (0, 1))?;
         let o = self.linear(n, "proj_out", pch * pch * cfg.out_channels(), true)?;
         self.unpatchify(o)
     }
@@ -388,8 +389,9 @@ impl<'a> Builder<'a> {
         cx: &Context,
         table: TensorId,
     ) -> Result<TensorId> {
-        let n = self.g.layer_norm(h, self.cfg.norm_eps)?;
-        let n = self.g.modulate(n, cx.t6, table, (0, 0), (1, 1))?;
+        let n = self
+            .g
+            .layer_norm_modulate(h, self.cfg.norm_eps, cx.t6, table, (0, 0), (1, 1))?;
         let o = self.attention(&format!("{pre}.attn1"), n, n, AttentionExtras::default())?;
         self.g.gated_residual(h, o, cx.t6, table, (2, 2))
     }
@@ -408,8 +410,9 @@ impl<'a> Builder<'a> {
         map: TensorId,
     ) -> Result<TensorId> {
         let ptable = self.param(&format!("{pre}.proxy_scale_shift_table"), &[3, self.d])?;
-        let n = self.g.layer_norm(h, self.cfg.norm_eps)?;
-        let n = self.g.modulate(n, cx.t6, ptable, (0, 0), (1, 1))?;
+        let n = self
+            .g
+            .layer_norm_modulate(h, self.cfg.norm_eps, cx.t6, ptable, (0, 0), (1, 1))?;
         let extras = AttentionExtras {
             bias: Some(mask),
             map: Some((map, self.p)),
@@ -436,8 +439,9 @@ impl<'a> Builder<'a> {
     /// Linear.
     fn mlp(&mut self, pre: &str, h: TensorId, cx: &Context, table: TensorId) -> Result<TensorId> {
         let d = self.d;
-        let n = self.g.layer_norm(h, self.cfg.norm_eps)?;
-        let n = self.g.modulate(n, cx.t6, table, (3, 3), (4, 4))?;
+        let n = self
+            .g
+            .layer_norm_modulate(h, self.cfg.norm_eps, cx.t6, table, (3, 3), (4, 4))?;
         let f = self.linear_gelu(n, &format!("{pre}.ff.net.0.proj"), 4 * d)?;
         let f = self.linear(f, &format!("{pre}.ff.net.2"), d, true)?;
         self.g.gated_residual(h, f, cx.t6, table, (5, 5))

@@ -1,6 +1,8 @@
 //! Normalisation over the last dimension: LayerNorm without affine parameters (every LayerNorm
-//! of PT-DiT), and T5's RMS norm with a weight.
+//! of PT-DiT), optionally followed by adaLN modulation in the same pass, and T5's RMS norm with
+//! a weight.
 
+use super::modulate::{check_mods, Chunk, Modulate};
 use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::Kernel;
@@ -19,19 +21,40 @@ pub struct LayerNorm {
     pub rms: bool,
     /// A per-channel weight `(D,)` is the second input.
     pub weight: bool,
+    /// adaLN modulation of the result (inputs `mods`, `table` after `x`), as [`Modulate`].
+    pub modulate: Option<Modulate>,
 }
 
 impl Op for LayerNorm {
     fn name(&self) -> &'static str {
-        if self.rms {
-            "rms_norm"
-        } else {
-            "layer_norm"
+        match (self.rms, &self.modulate) {
+            (true, _) => "rms_norm",
+            (false, Some(_)) => "layer_norm_modulate",
+            (false, None) => "layer_norm",
         }
     }
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
-        expect_inputs(self.name(), inputs, 1 + self.weight as usize)?;
+        let extra = match &self.modulate {
+            Some(_) if self.weight => {
+                return Err(Error::shape(
+                    self.name(),
+                    "a weighted norm cannot also be modulated".to_string(),
+                ))
+            }
+            Some(_) => 2,
+            None => self.weight as usize,
+        };
+        expect_inputs(self.name(), inputs, 1 + extra)?;
+        if let Some(m) = &self.modulate {
+            check_mods(
+                self.name(),
+                inputs[0],
+                inputs[1],
+                inputs[2],
+                &[m.shift, m.scale],
+            )?;
+        }
         let d = inputs[0].shape.last();
         if self.weight && inputs[1].shape.dims() != [d] {
             return Err(Error::shape(
@@ -68,13 +91,35 @@ impl Op for LayerNorm {
                 *o = ((*v as f64 - mean) * rstd * w.map_or(1.0, |w| w[c] as f64)) as f32;
             }
         }
-        HostTensor::f32(out.shape.clone(), o)
+        let normed = HostTensor::f32(out.shape.clone(), o);
+        match &self.modulate {
+            Some(m) => m.cpu(&[&normed, inputs[1], inputs[2]], out),
+            None => normed,
+        }
     }
 
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
         let d = out.desc.shape.last();
         let rows = out.desc.shape.rows();
         let per = cx.rows_per_chunk("x", d)?;
+        let reads = 1 + self.weight as u32 + 2 * self.modulate.is_some() as u32;
+        let (batch, mod_chunks) = match &self.modulate {
+            Some(_) => {
+                let (b, c, _, _) = check_mods(
+                    self.name(),
+                    &inputs[0].desc,
+                    &inputs[1].desc,
+                    &inputs[2].desc,
+                    &[],
+                )?;
+                (b, c)
+            }
+            None => (1, 0),
+        };
+        let m = self.modulate.clone().unwrap_or(Modulate {
+            shift: (0, 0),
+            scale: (0, 0),
+        });
         for (r0, r1) in chunks(rows, per) {
             let ox = cx.bind(&inputs[0], r0 * d, (r1 - r0) * d)?;
             let ow = if self.weight {
@@ -82,20 +127,41 @@ impl Op for LayerNorm {
             } else {
                 0
             };
+            let (om, ot) = match self.modulate {
+                Some(_) => (cx.bind_all(&inputs[1])?, cx.bind_all(&inputs[2])?),
+                None => (0, 0),
+            };
             let oo = cx.bind(out, r0 * d, (r1 - r0) * d)?;
-            let params = Params::new().u(r1 - r0).u(d).f(self.eps).u(ox).u(oo).u(ow);
+            let params = Params::new()
+                .u(r1 - r0)
+                .u(d)
+                .f(self.eps)
+                .u(ox)
+                .u(oo)
+                .u(ow)
+                .u(r0)
+                .u(rows / batch)
+                .u(mod_chunks)
+                .u(m.shift.0)
+                .u(m.scale.0)
+                .u(m.shift.1)
+                .u(m.scale.1)
+                .u(om)
+                .u(ot);
             let groups = cx.grid(r1 - r0);
-            let kernel = Kernel::new("layer_norm", 1 + self.weight as u32)
+            let kernel = Kernel::new("layer_norm", reads)
                 .define("WG", WG)
+                .define("B_OUT", 1 + reads)
                 .flag("RMS", self.rms)
-                .flag("WEIGHT", self.weight);
+                .flag("WEIGHT", self.weight)
+                .flag("MODULATE", self.modulate.is_some());
             cx.dispatch(kernel, params, groups)?;
         }
         Ok(())
     }
 
     fn flops(&self, _inputs: &[&TensorDesc], out: &TensorDesc) -> u64 {
-        5 * out.shape.numel() as u64
+        (5 + 6 * self.modulate.is_some() as u64) * out.shape.numel() as u64
     }
 }
 
@@ -107,8 +173,30 @@ impl Graph {
                 eps,
                 rms: false,
                 weight: false,
+                modulate: None,
             },
             &[x],
+        )
+    }
+    /// LayerNorm (no weight or bias) then adaLN modulation in one pass: the same as
+    /// `modulate(layer_norm(x, eps), mods, table, shift, scale)`.
+    pub fn layer_norm_modulate(
+        &mut self,
+        x: TensorId,
+        eps: f32,
+        mods: TensorId,
+        table: TensorId,
+        shift: Chunk,
+        scale: Chunk,
+    ) -> Result<TensorId> {
+        self.push(
+            LayerNorm {
+                eps,
+                rms: false,
+                weight: false,
+                modulate: Some(Modulate { shift, scale }),
+            },
+            &[x, mods, table],
         )
     }
     /// T5's norm: `w · x / sqrt(mean(x²) + eps)`.
@@ -118,6 +206,7 @@ impl Graph {
                 eps,
                 rms: true,
                 weight: true,
+                modulate: None,
             },
             &[x, w],
         )
