@@ -203,7 +203,9 @@ fn layer_norm_modulate(b: usize, rows: usize, d: usize) -> Case {
     let x = g.input("x", fdesc([b * rows, d])).unwrap();
     let m = g.input("m", fdesc([b, 6, d])).unwrap();
     let t = g.param("t", [3, d]).unwrap();
-    let y = g.layer_norm_modulate(x, 1e-6, m, t, (4, 1), (5, 2)).unwrap();
+    let y = g
+        .layer_norm_modulate(x, 1e-6, m, t, (4, 1), (5, 2))
+        .unwrap();
     g.output(y, "y").unwrap();
     (
         g,
