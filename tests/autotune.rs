@@ -9,6 +9,12 @@ use common::gpu;
 use ptdit::autotune::{autotune, Cache};
 use ptdit::gpu::MatmulKernel;
 
+/// A device for one test alone (tests run in parallel and autotune sets the device's tuning).
+fn own_gpu() -> ptdit::GpuContext {
+    gpu(); // fails with the engine's message if there is no adapter
+    ptdit::GpuContext::new_blocking().expect("a second device on the test adapter")
+}
+
 fn fresh_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("ptdit-autotune-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -17,7 +23,8 @@ fn fresh_dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn measures_every_variant_then_reuses_the_cached_choice() {
-    let ctx = gpu();
+    // Its own device: autotune sets the context's tuning, which the other test also does.
+    let ctx = own_gpu();
     let dir = fresh_dir("reuse");
     let cache = Cache::Dir(dir.clone());
 
@@ -71,7 +78,7 @@ fn measures_every_variant_then_reuses_the_cached_choice() {
 
 #[test]
 fn a_corrupt_cache_file_is_measured_again_and_replaced() {
-    let ctx = gpu();
+    let ctx = own_gpu();
     let dir = fresh_dir("corrupt");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("autotune.json"), "{ not json").unwrap();
