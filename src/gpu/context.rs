@@ -181,6 +181,19 @@ impl GpuContext {
         self.device.limits().max_storage_buffer_binding_size
     }
 
+    /// Blocks until all submitted work is done, then returns the first error it left (native;
+    /// the browser cannot block and resolves reads instead). `during` names the work.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait(&self, during: &str) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                during: format!("waiting for {during}"),
+                detail: e.to_string(),
+            })?;
+        self.take_errors(during)
+    }
+
     /// Returns the first GPU error recorded since the last check (own devices only; a host's
     /// device reports through the host's handler).
     pub fn take_errors(&self, during: &str) -> Result<()> {

@@ -442,14 +442,7 @@ impl Executable {
     /// Waits until all submitted work is done (native; the browser resolves reads instead).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&self) -> Result<()> {
-        self.ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                during: "waiting for the GPU".into(),
-                detail: e.to_string(),
-            })?;
-        self.ctx.take_errors("the last run")
+        self.ctx.wait("the last run")
     }
 
     /// The shape and dtype of a named tensor.

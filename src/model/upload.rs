@@ -517,13 +517,8 @@ impl Upload {
         self.unsynced = 0;
         self.ctx.queue.submit([]);
         #[cfg(not(target_arch = "wasm32"))]
-        self.ctx
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                during: "uploading weights".into(),
-                detail: e.to_string(),
-            })?;
+        return self.ctx.wait("uploading weights");
+        #[cfg(target_arch = "wasm32")]
         self.ctx.take_errors("uploading weights")
     }
 
