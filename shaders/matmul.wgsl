@@ -5,17 +5,9 @@
 // workgroup memory: barriers are very expensive on software GPUs and the two operands are
 // already contiguous along k. Rows and columns past the edge are clamped on load and masked
 // on store, so any M, N, K work.
-// Parameters, bindings and the store (bias, GELU, residual) are in matmul_io.wgsl.
+// Parameters, bindings, loads and the store (bias, GELU, residual) are in matmul_io.wgsl.
 
 #include matmul_io
-
-#if VEC4
-fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(a[i / 4u]); }
-fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(w[i / 4u]); }
-#else
-fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(f32(a[i]), f32(a[i + 1u]), f32(a[i + 2u]), f32(a[i + 3u])); }
-fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(f32(w[i]), f32(w[i + 1u]), f32(w[i + 2u]), f32(w[i + 3u])); }
-#endif
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

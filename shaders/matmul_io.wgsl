@@ -1,5 +1,6 @@
-// What both matmul kernels share (`#include matmul_io`): their parameters, bindings and the
-// store of one invocation's 4x4 block of C, so the two differ only in how they compute it.
+// What the matmul kernels share (`#include matmul_io`): their parameters, bindings, the
+// register kernels' loads and the store of a 4x4 block of C, so they differ only in how they
+// compute it.
 //
 // VEC4: K is a multiple of 4 and every offset is 16-byte aligned: the operands are bound as
 // vec4 arrays.
@@ -41,6 +42,16 @@ struct Params {
 @group(0) @binding({{B_RES}}) var<storage, read> res: array<{{T}}>;
 #endif
 @group(0) @binding({{B_OUT}}) var<storage, read_write> c: array<{{T}}>;
+
+// Four consecutive k of a row from element index i, unchecked (the register kernels stop at the
+// last whole vector and do K's tail element by element; the tiled kernel has bounded loads).
+#if VEC4
+fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(a[i / 4u]); }
+fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(w[i / 4u]); }
+#else
+fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(f32(a[i]), f32(a[i + 1u]), f32(a[i + 2u]), f32(a[i + 3u])); }
+fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(f32(w[i]), f32(w[i + 1u]), f32(w[i + 2u]), f32(w[i + 3u])); }
+#endif
 
 // Stores rows m0..m0+4, columns n0..n0+4 of batch item z (row i in acc[i]): bias, GELU and
 // residual applied; rows and columns past the edge are skipped.

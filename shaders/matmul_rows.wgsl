@@ -11,14 +11,6 @@
 
 #include matmul_io
 
-#if VEC4
-fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(a[i / 4u]); }
-fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(w[i / 4u]); }
-#else
-fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(f32(a[i]), f32(a[i + 1u]), f32(a[i + 2u]), f32(a[i + 3u])); }
-fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(f32(w[i]), f32(w[i + 1u]), f32(w[i + 2u]), f32(w[i + 3u])); }
-#endif
-
 // Everything is spelled out in scalars (no arrays indexed by a loop counter): a software GPU's
 // compiler keeps such arrays in memory, which costs more than this kernel saves.
 @compute @workgroup_size(32, 1, 1)
