@@ -3,9 +3,9 @@
 // rather than E[x²]-E[x]², which loses precision when |mean| is large against the spread.
 // RMS: T5's norm, x / sqrt(mean(x²) + eps), no mean subtracted.
 // WEIGHT: multiply by a per-channel weight (T5's norms have one).
-// MODULATE: then adaLN's `y * (1 + scale) + shift` for the batch item of the row, exactly as
-//   modulate.wgsl computes it (PT-DiT normalises only to modulate): one pass over the hidden
-//   state and one dispatch fewer per norm.
+// MODULATE: then adaLN's `y * (1 + scale) + shift` for the batch item of the row (adaln.wgsl,
+//   as the modulate op; PT-DiT normalises only to modulate): one pass over the hidden state and
+//   one dispatch fewer per norm.
 
 struct Params {
     rows: u32,
@@ -36,6 +36,7 @@ const WG: u32 = {{WG}}u;
 #if MODULATE
 @group(0) @binding(2) var<storage, read> mods: array<{{T}}>;
 @group(0) @binding(3) var<storage, read> table: array<{{T}}>;
+#include adaln
 #endif
 @group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
 
@@ -66,7 +67,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let rstd = inverseSqrt(reduce_sum(v, lid) / f32(p.d) + p.eps);
     let ob = p.off_out + row * p.d;
 #if MODULATE
-    let mb = p.off_mod + (p.row0 + row) / p.rows_per_batch * p.mod_chunks * p.d;
+    let b = (p.row0 + row) / p.rows_per_batch;
 #endif
     for (var c = lid; c < p.d; c += WG) {
         var y = (f32(x[base + c]) - mean) * rstd;
@@ -74,9 +75,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         y *= f32(weight[p.off_w + c]);
 #endif
 #if MODULATE
-        let shift = f32(mods[mb + p.shift_m * p.d + c]) + f32(table[p.off_table + p.shift_t * p.d + c]);
-        let scale = f32(mods[mb + p.scale_m * p.d + c]) + f32(table[p.off_table + p.scale_t * p.d + c]);
-        y = y * (1.0 + scale) + shift;
+        y = adaln(y, b, c);
 #endif
         out[ob + c] = {{T}}(y);
     }

@@ -1,6 +1,5 @@
-// adaLN modulation: out = x * (1 + scale) + shift, where for the batch b that row r belongs to
-//   shift = mods[b, SHIFT_M] + table[SHIFT_T],  scale = mods[b, SCALE_M] + table[SCALE_T].
-// Adding the learned table here saves a pass over (B, C, D) per block.
+// adaLN modulation: out = x * (1 + scale) + shift for the batch b that row r belongs to (the
+// formula is adaln.wgsl's). Adding the learned table here saves a pass over (B, C, D) per block.
 
 struct Params {
     rows: u32,
@@ -24,6 +23,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> table: array<{{T}}>;
 @group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
 
+#include adaln
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -34,8 +35,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let r = i / p.d;
     let c = i - r * p.d;
     let b = (p.row0 + r) / p.rows_per_batch;
-    let mb = p.off_mod + b * p.mod_chunks * p.d + c;
-    let shift = f32(mods[mb + p.shift_m * p.d]) + f32(table[p.off_table + p.shift_t * p.d + c]);
-    let scale = f32(mods[mb + p.scale_m * p.d]) + f32(table[p.off_table + p.scale_t * p.d + c]);
-    out[p.off_out + i] = {{T}}(f32(x[p.off_x + i]) * (1.0 + scale) + shift);
+    out[p.off_out + i] = {{T}}(adaln(f32(x[p.off_x + i]), b, c));
 }

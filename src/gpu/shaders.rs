@@ -18,6 +18,7 @@ pub fn source(name: &str) -> Option<&'static str> {
         "binary" => include_str!("../../shaders/binary.wgsl"),
         "unary" => include_str!("../../shaders/unary.wgsl"),
         "modulate" => include_str!("../../shaders/modulate.wgsl"),
+        "adaln" => include_str!("../../shaders/adaln.wgsl"),
         "gate" => include_str!("../../shaders/gate.wgsl"),
         "layer_norm" => include_str!("../../shaders/layer_norm.wgsl"),
         "softmax" => include_str!("../../shaders/softmax.wgsl"),

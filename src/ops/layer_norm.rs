@@ -132,22 +132,8 @@ impl Op for LayerNorm {
                 None => (0, 0),
             };
             let oo = cx.bind(out, r0 * d, (r1 - r0) * d)?;
-            let params = Params::new()
-                .u(r1 - r0)
-                .u(d)
-                .f(self.eps)
-                .u(ox)
-                .u(oo)
-                .u(ow)
-                .u(r0)
-                .u(rows / batch)
-                .u(mod_chunks)
-                .u(m.shift.0)
-                .u(m.scale.0)
-                .u(m.shift.1)
-                .u(m.scale.1)
-                .u(om)
-                .u(ot);
+            let head = Params::new().u(r1 - r0).u(d).f(self.eps).u(ox).u(oo).u(ow);
+            let params = m.params(head, r0, rows / batch, mod_chunks).u(om).u(ot);
             let groups = cx.grid(r1 - r0);
             let kernel = Kernel::new("layer_norm", reads)
                 .define("WG", WG)

@@ -22,6 +22,27 @@ pub struct Modulate {
     pub scale: Chunk,
 }
 
+impl Modulate {
+    /// The modulation's run of a kernel's parameters, in the order the kernels that include
+    /// `adaln.wgsl` declare it: first row, rows per batch item, chunks of `mods`, then the
+    /// shift's and the scale's chunk of `mods` and row of the table.
+    pub(crate) fn params(
+        &self,
+        p: Params,
+        row0: usize,
+        rows_per_batch: usize,
+        mod_chunks: usize,
+    ) -> Params {
+        p.u(row0)
+            .u(rows_per_batch)
+            .u(mod_chunks)
+            .u(self.shift.0)
+            .u(self.scale.0)
+            .u(self.shift.1)
+            .u(self.scale.1)
+    }
+}
+
 /// Checks `(x, mods, table)` for the per-batch modulation ops; returns (B, C, T, D).
 pub(crate) fn check_mods(
     op: &'static str,
@@ -117,16 +138,8 @@ impl Op for Modulate {
             let om = cx.bind_all(&inputs[1])?;
             let ot = cx.bind_all(&inputs[2])?;
             let oo = cx.bind(out, r0 * d, n)?;
-            let params = Params::new()
-                .u(r1 - r0)
-                .u(d)
-                .u(r0)
-                .u(rows / b)
-                .u(c)
-                .u(self.shift.0)
-                .u(self.scale.0)
-                .u(self.shift.1)
-                .u(self.scale.1)
+            let params = self
+                .params(Params::new().u(r1 - r0).u(d), r0, rows / b, c)
                 .u(ox)
                 .u(om)
                 .u(ot)
