@@ -83,7 +83,10 @@ impl Ptdit {
         let graph = ptdit::build(config, &shapes)?;
         let mut wanted = upload::Wanted::graph(&graph);
         wanted.ignore = ptdit::UNUSED_KEYS.iter().map(|k| k.to_string()).collect();
-        wanted.skip_prefixes = ["input.", "output.", "trace."].map(String::from).to_vec();
+        wanted.skip_prefixes = weights::FIXTURE_PREFIXES
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         let w = upload::upload_host(ctx, wanted, weights)?;
         let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params).await?;
         Ok(Ptdit {

@@ -290,7 +290,7 @@ pub fn graph_params(
         graph,
         w,
         &[EMBED_KEY, "encoder.embed_tokens.weight", REL_BIAS_KEY],
-        &["input.", "output.", "trace."],
+        weights::FIXTURE_PREFIXES,
     )
 }
 
@@ -324,7 +324,10 @@ impl T5Encoder {
         float: DType,
     ) -> Result<Self> {
         let mut wanted = wanted(cfg, float)?;
-        wanted.skip_prefixes = ["input.", "output.", "trace."].map(String::from).to_vec();
+        wanted.skip_prefixes = weights::FIXTURE_PREFIXES
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         let w = upload::upload_host(ctx, wanted, w)?;
         Self::with_weights(ctx, cfg, batch, len, &w, float).await
     }

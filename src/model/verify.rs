@@ -204,7 +204,7 @@ impl Golden for PtditFixture {
             &graph,
             &self.file.tensors,
             &["pos_embed.pos_embed"],
-            &["input.", "output.", "trace."],
+            super::weights::FIXTURE_PREFIXES,
         )?;
         feeds.extend(self.inputs.feeds(&self.shapes)?);
         Ok((graph, feeds))
@@ -376,7 +376,7 @@ impl Golden for VaeFixture {
             &graph,
             &self.file.tensors,
             &[],
-            &["input.", "output.", "trace."],
+            super::weights::FIXTURE_PREFIXES,
         )?;
         feeds.insert(
             vae::io::LATENTS.into(),

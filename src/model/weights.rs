@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Source};
 use crate::tensor::HostTensor;
 
+/// Key prefixes of the tensors a golden fixture file carries beside the weights (its inputs,
+/// outputs and per-block traces): skipped when the file's weights are loaded.
+pub const FIXTURE_PREFIXES: &[&str] = &["input.", "output.", "trace."];
+
 /// Tensors of a safetensors file by key, plus its metadata.
 #[derive(Debug, Default)]
 pub struct TensorFile {
