@@ -1,6 +1,8 @@
 //! Weights onto the device: safetensors streamed in pieces of any size land as the same bytes
 //! as a host upload, in f32 and f16 and from bf16 files; every kind of bad file is refused with
 //! the file and the problem named, wrong headers before any tensor data is read.
+// Native only: model directories are files (the browser path is tested in tests/web.rs).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
