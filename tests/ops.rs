@@ -353,6 +353,7 @@ fn attention_head_bias(z: usize, l: usize, heads: usize, dh: usize) -> Case {
         head_bias: Some(hb),
         scale: Some(1.0),
         map: None,
+        kind: None,
     };
     let o = g.attention(q, k, v, heads, extras).unwrap();
     g.output(o, "o").unwrap();

@@ -289,3 +289,37 @@ fn official_fixture_with_f16_storage() {
     // f16 really was used: the error is far above f32's.
     assert!(r.output.relative() > 1e-4, "{:?}", r.output);
 }
+
+/// `ptdit bench profile` reports time per attention kind and matmul shape through these labels:
+/// each of a block's five attentions must be told apart, and the labels must account for every
+/// FLOP the ops count.
+#[test]
+fn profile_labels_tell_every_attention_kind_and_matmul_shape_apart() {
+    let cfg = config(2, 8, [1, 2, 2], [1, 2, 2]);
+    let shapes = Shapes {
+        batch: 2,
+        grid: cfg.grid(1, 8, 8).unwrap(),
+        text_len: 5,
+        traces: false,
+    };
+    let graph = net::build(&cfg, &shapes).unwrap();
+    let labels = graph.labels();
+    // 4x4 tokens in 2x2 windows: 4 windows of 4 tokens per image, one proxy each, batch 2.
+    for want in [
+        "attention, proxy self (2 x 4q x 4k)",
+        "attention, proxy to latent cross (2 x 16q x 4k)",
+        "attention, window (8 x 4q x 4k)",
+        "attention, shifted window (8 x 4q x 4k)",
+        "attention, text cross (2 x 16q x 5k)",
+    ] {
+        let n = labels.iter().filter(|l| *l == want).count();
+        assert_eq!(n, cfg.num_layers, "`{want}` once per layer in {labels:?}");
+    }
+    // The patch embedding: 2x2 patches of 4 channels onto width 16, for 2 x 16 tokens.
+    assert!(
+        labels.iter().any(|l| l == "matmul 32x16x16"),
+        "no patch-embedding matmul label in {labels:?}"
+    );
+    let by_label: u64 = graph.flops_by_label().iter().map(|(_, f)| f).sum();
+    assert_eq!(by_label, graph.flops());
+}

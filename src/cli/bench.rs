@@ -359,6 +359,11 @@ fn global_attention_block(
         let q = lin(g, q_in, &format!("{name}.q"), d)?;
         let k = lin(g, kv, &format!("{name}.k"), d)?;
         let v = lin(g, kv, &format!("{name}.v"), d)?;
+        let kind = Some(if bias.is_some() {
+            "text cross"
+        } else {
+            "global self"
+        });
         let o = g.attention(
             q,
             k,
@@ -366,6 +371,7 @@ fn global_attention_block(
             heads,
             AttentionExtras {
                 bias,
+                kind,
                 ..Default::default()
             },
         )?;
@@ -569,7 +575,6 @@ fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
         exe.wait()
     };
     let whole = time_per_call(2.0, || submit(0..exe.dispatches))?;
-    let mut per_op: Vec<(&str, f64, usize)> = Vec::new();
     let rounds = 3;
     submit(0..exe.dispatches)?; // warm-up
     let stamps = timestamps(ctx, exe, rounds)?;
@@ -578,9 +583,11 @@ fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
         Some(_) => 0.0,
         None => time_per_call(0.5, || submit(0..0))?,
     };
+    // Seconds per dispatch, averaged over the rounds.
+    let mut per_dispatch = vec![0.0; exe.dispatches];
     for r in 0..rounds {
-        for (i, op) in exe.dispatch_ops.iter().enumerate() {
-            let dt = match &stamps {
+        for (i, dt) in per_dispatch.iter_mut().enumerate() {
+            *dt += match &stamps {
                 Some(t) => t[r * exe.dispatches + i],
                 None => {
                     let t = Instant::now();
@@ -588,13 +595,6 @@ fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
                     (t.elapsed().as_secs_f64() - empty).max(0.0)
                 }
             } / rounds as f64;
-            match per_op.iter_mut().find(|(o, _, _)| o == op) {
-                Some(e) => {
-                    e.1 += dt;
-                    e.2 += 1;
-                }
-                None => per_op.push((op, dt, 1)),
-            }
         }
     }
     out.say(match stamps {
@@ -604,8 +604,7 @@ fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
             empty * 1e3
         ),
     });
-    let total: f64 = per_op.iter().map(|e| e.1).sum();
-    per_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = per_dispatch.iter().sum();
     out.say(format!(
         "profile: PT-DiT forward, width {}, {} layers, {} tokens x 2: {} dispatches, {:.1} ms in one submission, {:.1} ms summed per dispatch",
         args.width,
@@ -615,26 +614,71 @@ fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
         whole * 1e3,
         total * 1e3,
     ));
-    let flops = m.graph.flops_by_op();
-    for (op, t, n) in &per_op {
-        let n = n / rounds;
-        let f = flops.iter().find(|(o, _)| o == op).map_or(0, |e| e.1) as f64;
-        let rate = if f > 0.0 && *t > 0.0 {
-            format!("{:7.2} GFLOP/s", f / t / 1e9)
-        } else {
-            String::new()
-        };
-        out.say(format!(
-            "  {op:<14} {:5.1}%  {:8.2} ms  {n:4} dispatches  {rate}",
-            100.0 * t / total,
-            t * 1e3
-        ));
-        out.figure(
-            &format!("share of forward: {op}"),
-            100.0 * t / total,
-            "%",
-            None,
-        );
-    }
+    let by_op = group(
+        exe.dispatch_ops.iter().map(|s| s.to_string()),
+        &per_dispatch,
+    );
+    let op_flops: Vec<(String, u64)> = m
+        .graph
+        .flops_by_op()
+        .into_iter()
+        .map(|(o, f)| (o.to_string(), f))
+        .collect();
+    print_shares(out, "share of forward", &by_op, &op_flops, total);
+    // Attention by kind and matmul by shape: the finer labels of the ops that have them.
+    out.say("  by attention kind (batch x queries x keys) and matmul shape (MxKxN):".to_string());
+    let by_label = group(exe.dispatch_labels.iter().cloned(), &per_dispatch);
+    let fine: Vec<(String, f64, usize)> = by_label
+        .into_iter()
+        .filter(|(l, _, _)| l.starts_with("attention") || l.starts_with("matmul"))
+        .collect();
+    print_shares(
+        out,
+        "share of forward",
+        &fine,
+        &m.graph.flops_by_label(),
+        total,
+    );
     Ok(())
+}
+
+/// Sums per-dispatch seconds under each dispatch's key: (key, seconds, dispatches), slowest first.
+fn group(keys: impl Iterator<Item = String>, seconds: &[f64]) -> Vec<(String, f64, usize)> {
+    let mut out: Vec<(String, f64, usize)> = Vec::new();
+    for (key, dt) in keys.zip(seconds) {
+        match out.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(e) => {
+                e.1 += dt;
+                e.2 += 1;
+            }
+            None => out.push((key, *dt, 1)),
+        }
+    }
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+/// One line (and one share figure, plus a GFLOP/s figure where FLOPs are known) per group.
+fn print_shares(
+    out: &mut Out,
+    figure: &str,
+    groups: &[(String, f64, usize)],
+    flops: &[(String, u64)],
+    total: f64,
+) {
+    let width = groups.iter().map(|g| g.0.len()).max().unwrap_or(0).max(14);
+    for (key, t, n) in groups {
+        let f = flops.iter().find(|(k, _)| k == key).map_or(0, |e| e.1) as f64;
+        let rate = (f > 0.0 && *t > 0.0).then(|| f / t / 1e9);
+        out.say(format!(
+            "  {key:<width$} {:5.1}%  {:8.2} ms  {n:4} dispatches  {}",
+            100.0 * t / total,
+            t * 1e3,
+            rate.map_or(String::new(), |r| format!("{r:7.2} GFLOP/s")),
+        ));
+        out.figure(&format!("{figure}: {key}"), 100.0 * t / total, "%", None);
+        if let Some(r) = rate {
+            out.figure(&format!("GFLOP/s: {key}"), r, "GFLOP/s", None);
+        }
+    }
 }

@@ -51,6 +51,8 @@ pub struct Executable {
     pub dispatches: usize,
     /// The op each dispatch belongs to (for profiles).
     pub dispatch_ops: Vec<&'static str>,
+    /// The profile label ([`crate::ops::Op::label`]) of each dispatch's node.
+    pub dispatch_labels: Vec<String>,
 }
 
 impl Executable {
@@ -199,7 +201,8 @@ impl Executable {
         let tuning = opts.tuning.unwrap_or_else(|| ctx.tuning());
         let mut dispatches: Vec<Dispatch> = Vec::new();
         let mut dispatch_ops = Vec::new();
-        for node in &graph.nodes {
+        let mut dispatch_labels = Vec::new();
+        for (node, label) in graph.nodes.iter().zip(graph.labels()) {
             let float = graph.tensors[node.output.0].desc.dtype;
             let mut cx = EncodeCx::new(node.op.name(), limit, align, max_groups, float, tuning);
 
@@ -210,6 +213,7 @@ impl Executable {
             let ins: Vec<TensorArg> = node.inputs.iter().map(arg).collect();
             node.op.encode(&mut cx, &ins, &arg(&node.output))?;
             dispatch_ops.extend(std::iter::repeat_n(node.op.name(), cx.out.len()));
+            dispatch_labels.extend(std::iter::repeat_n(label, cx.out.len()));
             dispatches.append(&mut cx.out);
         }
 
@@ -294,6 +298,7 @@ impl Executable {
             outputs: graph.tensors.iter().map(|t| t.is_output).collect(),
             dispatches: steps.len(),
             dispatch_ops,
+            dispatch_labels,
             carries: graph
                 .carries
                 .iter()

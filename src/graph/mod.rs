@@ -251,6 +251,31 @@ impl Graph {
         self.flops_by_op().iter().map(|(_, f)| f).sum()
     }
 
+    /// Each node's profile label ([`Op::label`]), in execution order.
+    pub fn labels(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let ins: Vec<&TensorDesc> = n.inputs.iter().map(|t| self.desc(*t)).collect();
+                n.op.label(&ins, self.desc(n.output))
+            })
+            .collect()
+    }
+
+    /// FLOPs summed per profile label.
+    pub fn flops_by_label(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for (n, label) in self.nodes.iter().zip(self.labels()) {
+            let ins: Vec<&TensorDesc> = n.inputs.iter().map(|t| self.desc(*t)).collect();
+            let f = n.op.flops(&ins, self.desc(n.output));
+            match out.iter_mut().find(|(l, _)| *l == label) {
+                Some(e) => e.1 += f,
+                None => out.push((label, f)),
+            }
+        }
+        out
+    }
+
     /// FLOPs of one run per op kind, in order of first appearance.
     pub fn flops_by_op(&self) -> Vec<(&'static str, u64)> {
         let mut out: Vec<(&'static str, u64)> = Vec::new();

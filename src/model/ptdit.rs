@@ -350,13 +350,11 @@ impl<'a> Builder<'a> {
             .window_mean(h, self.cfg.compress_ratios, self.cfg.proxy_strides())?;
         let p = self.g.reshape(p, [bsz, pk, d])?;
         let n = self.g.layer_norm(p, self.cfg.norm_eps)?;
-        self.attention_onto(
-            &format!("{pre}.proxy_attn1"),
-            n,
-            n,
-            AttentionExtras::default(),
-            Some(p),
-        )
+        let extras = AttentionExtras {
+            kind: Some("proxy self"),
+            ..Default::default()
+        };
+        self.attention_onto(&format!("{pre}.proxy_attn1"), n, n, extras, Some(p))
     }
 
     /// Step 2: every token attends to its batch item's proxies;
@@ -371,12 +369,11 @@ impl<'a> Builder<'a> {
         let all = self.g.reshape(h, [bsz, self.p * self.win, d])?;
         let a = self.g.layer_norm(all, eps)?;
         let kv = self.g.layer_norm(proxies, eps)?;
-        let o = self.attention(
-            &format!("{pre}.pvisual_attn2"),
-            a,
-            kv,
-            AttentionExtras::default(),
-        )?;
+        let extras = AttentionExtras {
+            kind: Some("proxy to latent cross"),
+            ..Default::default()
+        };
+        let o = self.attention(&format!("{pre}.pvisual_attn2"), a, kv, extras)?;
         let o = self.linear_onto(o, &format!("{pre}.linear_1_visual"), d, true, all)?;
         self.g.reshape(o, [bsz * self.p, self.win, d])
     }
@@ -392,7 +389,11 @@ impl<'a> Builder<'a> {
         let n = self
             .g
             .layer_norm_modulate(h, self.cfg.norm_eps, cx.t6, table, (0, 0), (1, 1))?;
-        let o = self.attention(&format!("{pre}.attn1"), n, n, AttentionExtras::default())?;
+        let extras = AttentionExtras {
+            kind: Some("window"),
+            ..Default::default()
+        };
+        let o = self.attention(&format!("{pre}.attn1"), n, n, extras)?;
         self.g.gated_residual(h, o, cx.t6, table, (2, 2))
     }
 
@@ -416,6 +417,7 @@ impl<'a> Builder<'a> {
         let extras = AttentionExtras {
             bias: Some(mask),
             map: Some((map, self.p)),
+            kind: Some("shifted window"),
             ..Default::default()
         };
         let o = self.attention(&format!("{pre}.attn3"), n, n, extras)?;
@@ -429,6 +431,7 @@ impl<'a> Builder<'a> {
         let all = self.g.reshape(h, [bsz, self.p * self.win, d])?;
         let extras = AttentionExtras {
             bias: Some(cx.text_bias),
+            kind: Some("text cross"),
             ..Default::default()
         };
         let o = self.attention_onto(&format!("{pre}.attn2"), all, cx.text, extras, Some(all))?;

@@ -205,6 +205,7 @@ pub fn build_as(
             head_bias: Some(pos),
             scale: Some(1.0),
             map: None,
+            kind: Some("T5 self"),
         };
         let a = g.attention(q, k, v, cfg.num_heads, extras)?;
         let wo = g.param(&format!("{pre}.0.SelfAttention.o.weight"), [d, hk])?;

@@ -183,7 +183,11 @@ impl Builder<'_> {
         let q = proj(&mut self.g, tokens, "q")?;
         let k = proj(&mut self.g, tokens, "k")?;
         let v = proj(&mut self.g, tokens, "v")?;
-        let a = self.g.attention(q, k, v, 1, AttentionExtras::default())?;
+        let extras = AttentionExtras {
+            kind: Some("VAE mid-block"),
+            ..Default::default()
+        };
+        let a = self.g.attention(q, k, v, 1, extras)?;
         let o = proj(&mut self.g, a, "proj_out")?;
         let o = self
             .g

@@ -32,6 +32,8 @@ pub struct Attention {
     pub head_bias: bool,
     /// Sequences per map group, when rows are gathered through a map.
     pub map_group: Option<usize>,
+    /// What the model uses this attention for ("window", "text cross", ...), for profiles.
+    pub kind: Option<&'static str>,
 }
 
 /// Optional parts of an attention call.
@@ -43,6 +45,8 @@ pub struct AttentionExtras {
     pub map: Option<(TensorId, usize)>,
     /// Score scale; `1/sqrt(head_dim)` when not given (T5 uses 1).
     pub scale: Option<f32>,
+    /// What the model uses this attention for, so that a profile can tell the kinds apart.
+    pub kind: Option<&'static str>,
 }
 
 struct Dims {
@@ -338,6 +342,15 @@ impl Op for Attention {
         let d = dims(inputs[0], inputs[1]);
         4 * (d.z * d.lq * d.lk * d.ld) as u64
     }
+
+    fn label(&self, inputs: &[&TensorDesc], _out: &TensorDesc) -> String {
+        let d = dims(inputs[0], inputs[1]);
+        let shape = format!("{} x {}q x {}k", d.z, d.lq, d.lk);
+        match self.kind {
+            Some(kind) => format!("attention, {kind} ({shape})"),
+            None => format!("attention ({shape})"),
+        }
+    }
 }
 
 impl Graph {
@@ -372,6 +385,7 @@ impl Graph {
             bias: extras.bias.is_some(),
             head_bias: extras.head_bias.is_some(),
             map_group: extras.map.map(|(_, g)| g),
+            kind: extras.kind,
         };
         self.push(op, &ins)
     }

@@ -169,6 +169,16 @@ impl Op for Matmul {
         let d = dims(&inputs[0].shape, &inputs[1].shape);
         2 * (d.batch * d.m * d.n * d.k) as u64
     }
+
+    fn label(&self, inputs: &[&TensorDesc], _out: &TensorDesc) -> String {
+        let d = dims(&inputs[0].shape, &inputs[1].shape);
+        let batch = if d.batch > 1 {
+            format!("{} x ", d.batch)
+        } else {
+            String::new()
+        };
+        format!("{} {batch}{}x{}x{}", self.name(), d.m, d.k, d.n)
+    }
 }
 
 /// GELU(tanh) over a matmul's output where it was not fused into the product.

@@ -51,6 +51,11 @@ pub trait Op: std::fmt::Debug + Send + Sync {
     fn flops(&self, _inputs: &[&TensorDesc], _out: &TensorDesc) -> u64 {
         0
     }
+    /// What a profile groups this node's time under: the op's name, or a finer label where ops
+    /// of one name differ in kind (attention) or shape (matmul).
+    fn label(&self, _inputs: &[&TensorDesc], _out: &TensorDesc) -> String {
+        self.name().to_string()
+    }
 }
 
 /// Checks the input count and that every input is a float of one type; returns that type.
