@@ -1,5 +1,5 @@
 //! Chooses each tunable op's kernel variant for this device by timing the variants, once:
-//! the matmul kernel, then whether GELU is fused into it.
+//! the matmul kernel, then whether GELU is fused into it, then the attention kernel.
 //!
 //! The choice depends on the adapter far more than on the model: software GPUs (lavapipe,
 //! SwiftShader) pay dearly for workgroup barriers, real GPUs for re-reading operands. So the
@@ -10,8 +10,9 @@
 //! Natively the cache is a JSON file (`PTDIT_CACHE_DIR`, else `$XDG_CACHE_HOME/ptdit`, else
 //! `~/.cache/ptdit`); in the browser it lives in memory for the page's lifetime.
 //!
-//! `PTDIT_MATMUL=registers|tiled` forces a variant without measuring (native); GELU is then
-//! fused with the tiled kernel (meant for real GPUs) and separate with the register one.
+//! `PTDIT_MATMUL=registers|tiled|rows` forces a variant without measuring (native); GELU is then
+//! fused and attention tiled with the tiled matmul (meant for real GPUs), and GELU separate and
+//! attention by rows with the other two (meant for software GPUs).
 
 use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::gpu::{shaders, GpuContext, MatmulKernel, Tuning};
+use crate::gpu::{shaders, AttentionKernel, GpuContext, MatmulKernel, Tuning};
 use crate::graph::{ExecOptions, Executable, Graph};
 use crate::rng::Rng;
 use crate::tensor::{HostTensor, TensorDesc};
@@ -48,6 +49,8 @@ pub struct Report {
     pub matmul_gflops: Vec<(MatmulKernel, f64)>,
     /// GFLOP/s of a Linear + GELU with the GELU fused and as a second dispatch (when measured).
     pub gelu_gflops: Option<(f64, f64)>,
+    /// Each attention variant's measured GFLOP/s (empty when cached or forced).
+    pub attention_gflops: Vec<(AttentionKernel, f64)>,
     /// The cache key: adapter, driver, engine version, kernel source hash.
     pub key: String,
     /// Something the user may want to know (an unreadable cache file that was replaced).
@@ -74,14 +77,25 @@ impl Report {
             }
             _ => String::new(),
         };
+        let attention = if self.attention_gflops.is_empty() {
+            String::new()
+        } else {
+            let each: Vec<String> = self
+                .attention_gflops
+                .iter()
+                .map(|(k, g)| format!("{} {g:.1}", k.name()))
+                .collect();
+            format!(" ({} GFLOP/s)", each.join(", "))
+        };
         format!(
-            "matmul kernel: {} ({how}); GELU {}{gelu}",
+            "matmul kernel: {} ({how}); GELU {}{gelu}; attention kernel: {}{attention}",
             self.tuning.matmul.name(),
             if self.tuning.fuse_gelu {
                 "fused into the matmul"
             } else {
                 "as its own dispatch"
-            }
+            },
+            self.tuning.attention.name(),
         )
     }
 }
@@ -98,12 +112,17 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         forced: false,
         matmul_gflops: Vec::new(),
         gelu_gflops: None,
+        attention_gflops: Vec::new(),
         key: key.clone(),
         note: None,
     };
     if let Some(k) = forced() {
         report.tuning.matmul = k;
         report.tuning.fuse_gelu = k == MatmulKernel::Tiled;
+        report.tuning.attention = match k {
+            MatmulKernel::Tiled => AttentionKernel::Tiled,
+            _ => AttentionKernel::Rows,
+        };
         report.forced = true;
         ctx.set_tuning(report.tuning);
         return Ok(report);
@@ -129,6 +148,15 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
     let split = time_linear_gelu(ctx, best.0, false).await?;
     report.gelu_gflops = Some((fused, split));
     report.tuning.fuse_gelu = fused > split;
+    let mut best = (AttentionKernel::default(), 0.0);
+    for k in AttentionKernel::ALL {
+        let g = time_attention(ctx, k).await?;
+        report.attention_gflops.push((k, g));
+        if g > best.1 {
+            best = (k, g);
+        }
+    }
+    report.tuning.attention = best.0;
     ctx.set_tuning(report.tuning);
     table.insert(key, format_tuning(report.tuning));
     if let Err(e) = store(cache, &table) {
@@ -137,14 +165,18 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
     Ok(report)
 }
 
-/// The cache's text for a tuning: `kernel+fused` or `kernel+split`.
+/// The cache's text for a tuning: `matmul+fused|split+attention`, e.g. `rows+split+rows`.
 fn format_tuning(t: Tuning) -> String {
     let g = if t.fuse_gelu { "fused" } else { "split" };
-    format!("{}+{g}", t.matmul.name())
+    format!("{}+{g}+{}", t.matmul.name(), t.attention.name())
 }
 
 fn parse_tuning(v: &str) -> Option<Tuning> {
-    let (k, g) = v.split_once('+')?;
+    let mut parts = v.split('+');
+    let (k, g, a) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
     Some(Tuning {
         matmul: MatmulKernel::from_name(k)?,
         fuse_gelu: match g {
@@ -152,6 +184,7 @@ fn parse_tuning(v: &str) -> Option<Tuning> {
             "split" => false,
             _ => return None,
         },
+        attention: AttentionKernel::from_name(a)?,
     })
 }
 
@@ -159,7 +192,7 @@ fn parse_tuning(v: &str) -> Option<Tuning> {
 pub async fn time_matmul(ctx: &GpuContext, kernel: MatmulKernel, size: usize) -> Result<f64> {
     let tuning = Tuning {
         matmul: kernel,
-        fuse_gelu: false,
+        ..Default::default()
     };
     time_linear(ctx, tuning, [size, size, size], false).await
 }
@@ -170,12 +203,12 @@ async fn time_linear_gelu(ctx: &GpuContext, kernel: MatmulKernel, fused: bool) -
     let tuning = Tuning {
         matmul: kernel,
         fuse_gelu: fused,
+        ..Default::default()
     };
     time_linear(ctx, tuning, [512, 256, 1024], true).await
 }
 
-/// Runs `y = x · wᵀ` (m, k, n) (then GELU) repeatedly until at least 0.2 s have passed, after a
-/// warm-up run that compiles the pipelines; completion is observed by reading the result.
+/// Runs `y = x · wᵀ` (m, k, n) (then GELU) with `tuning`; GFLOP/s.
 async fn time_linear(ctx: &GpuContext, tuning: Tuning, mkn: [usize; 3], gelu: bool) -> Result<f64> {
     let [m, k, n] = mkn;
     let mut g = Graph::new();
@@ -187,17 +220,47 @@ async fn time_linear(ctx: &GpuContext, tuning: Tuning, mkn: [usize; 3], gelu: bo
         g.matmul(a, w, None)?
     };
     g.output(y, "y")?;
+    time_graph(ctx, &g, tuning).await
+}
+
+/// GFLOP/s of one attention variant on 2 sequences of 256 queries and keys, 4 heads of 64: the
+/// size of a few windows' self-attention, or a short global one.
+async fn time_attention(ctx: &GpuContext, kernel: AttentionKernel) -> Result<f64> {
+    let (z, l, heads, dh) = (2, 256, 4, 64);
+    let mut g = Graph::new();
+    let desc = TensorDesc::f32([z, l, heads * dh]);
+    let q = g.input("q", desc.clone())?;
+    let k = g.input("k", desc.clone())?;
+    let v = g.input("v", desc)?;
+    let o = g.attention(q, k, v, heads, Default::default())?;
+    g.output(o, "y")?;
+    let tuning = Tuning {
+        attention: kernel,
+        ..ctx.tuning()
+    };
+    time_graph(ctx, &g, tuning).await
+}
+
+/// Runs `g` (random feeds, output `y`) with `tuning` repeatedly until at least 0.2 s have
+/// passed, after a warm-up run that compiles the pipelines; completion is observed by reading
+/// the result. GFLOP/s by the graph's own count.
+async fn time_graph(ctx: &GpuContext, g: &Graph, tuning: Tuning) -> Result<f64> {
     let opts = ExecOptions {
         tuning: Some(tuning),
         ..Default::default()
     };
-    let exe = Executable::with_options(ctx, &g, &opts).await?;
+    let exe = Executable::with_options(ctx, g, &opts).await?;
     let mut rng = Rng::new(0);
-    exe.write("a", &HostTensor::f32([m, k], rng.normals(m * k, 1.0)))?;
-    exe.write("w", &HostTensor::f32([n, k], rng.normals(n * k, 1.0)))?;
+    for info in g.feeds() {
+        let n = info.desc.shape.numel();
+        exe.write(
+            &info.name,
+            &HostTensor::f32(info.desc.shape.clone(), rng.normals(n, 1.0)),
+        )?;
+    }
     exe.run()?;
     exe.read("y").await?;
-    let flops = 2.0 * (m * k * n) as f64;
+    let flops = g.flops() as f64;
     let (mut runs, mut batch) = (0usize, 1usize);
     let start = now_secs();
     loop {
@@ -231,7 +294,9 @@ fn cache_key(ctx: &GpuContext) -> String {
     let r = &ctx.report;
     let mut h = 0xcbf2_9ce4_8422_2325u64; // FNV-1a: stable across Rust versions, unlike std's
     let timed = MatmulKernel::ALL.map(|k| k.shader().0);
-    for name in timed.iter().chain(&["matmul_io", "unary", "activations"]) {
+    let attention = AttentionKernel::ALL.map(|k| k.shader());
+    let shared = ["matmul_io", "unary", "activations", "attention_io"];
+    for name in timed.iter().chain(&attention).chain(&shared) {
         for b in shaders::source(name).unwrap_or("").bytes() {
             h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
         }

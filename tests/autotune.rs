@@ -1,5 +1,5 @@
-//! The autotuner: it measures every matmul variant and GELU fused or not, keeps the fastest in
-//! the context, caches the choice per adapter in a file, reuses it, and replaces a corrupt cache
+//! The autotuner: it measures every matmul variant, GELU fused or not and every attention
+//! variant, keeps the fastest in the context, caches the choice per adapter in a file, reuses it, and replaces a corrupt cache
 //! file.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -7,7 +7,7 @@ mod common;
 
 use common::gpu;
 use ptdit::autotune::{autotune, Cache};
-use ptdit::gpu::MatmulKernel;
+use ptdit::gpu::{AttentionKernel, MatmulKernel};
 
 /// A device for one test alone (tests run in parallel and autotune sets the device's tuning).
 fn own_gpu() -> ptdit::GpuContext {
@@ -56,13 +56,33 @@ fn measures_every_variant_then_reuses_the_cached_choice() {
     } else {
         "split"
     };
-    let want = format!("{}+{gelu}", first.tuning.matmul.name());
+    let want = format!(
+        "{}+{gelu}+{}",
+        first.tuning.matmul.name(),
+        first.tuning.attention.name()
+    );
     assert_eq!(table.get(&first.key), Some(&want));
     let (fused, split) = first.gelu_gflops.expect("GELU fusion is timed too");
     assert_eq!(
         first.tuning.fuse_gelu,
         fused > split,
         "and the faster way kept"
+    );
+    let attention: Vec<AttentionKernel> = first.attention_gflops.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        attention,
+        AttentionKernel::ALL.to_vec(),
+        "every attention variant is timed"
+    );
+    let fastest = first
+        .attention_gflops
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| *k);
+    assert_eq!(
+        Some(first.tuning.attention),
+        fastest,
+        "the fastest attention is kept"
     );
     assert!(
         first.key.contains(&ctx.report.name),
@@ -72,6 +92,7 @@ fn measures_every_variant_then_reuses_the_cached_choice() {
     let again = pollster::block_on(autotune(&ctx, &cache)).unwrap();
     assert!(again.cached, "the second call reads the cache");
     assert!(again.matmul_gflops.is_empty(), "and measures nothing");
+    assert!(again.attention_gflops.is_empty());
     assert_eq!(again.tuning, first.tuning);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,7 +12,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 use std::collections::HashMap;
 
 use common::{check, feeds, rand, F32_TOL};
-use ptdit::gpu::{MatmulKernel, Tuning};
+use ptdit::gpu::{AttentionKernel, MatmulKernel, Tuning};
 use ptdit::graph::ExecOptions;
 use ptdit::ops::attention::AttentionExtras;
 use ptdit::{DType, Graph, HostTensor, Shape, TensorDesc};
@@ -550,7 +550,7 @@ macro_rules! matmul_kernel_tests {
     ($module:ident, $kernel:expr) => {
         mod $module {
             use super::*;
-            const TUNING: Tuning = Tuning { matmul: $kernel, fuse_gelu: true };
+            const TUNING: Tuning = Tuning { matmul: $kernel, fuse_gelu: true, attention: AttentionKernel::Tiled };
             matmul_kernel_tests!(@cases
                 odd_shapes_bias => matmul(130, 67, 70, true, &[]);
                 k_multiple_of_4_not_16 => matmul(65, 36, 129, true, &[]);
@@ -582,3 +582,48 @@ macro_rules! matmul_kernel_tests {
 
 matmul_kernel_tests!(tiled_matmul, MatmulKernel::Tiled);
 matmul_kernel_tests!(rows_matmul, MatmulKernel::Rows);
+
+/// The rows attention kernel (8 queries per invocation, 4 keys at a time, no workgroup memory)
+/// on the attention cases above: query counts that leave part of its 64-query workgroups empty
+/// (1, 9, 19, 65, 70, 200), key counts that are not multiples of 4 (1, 7, 9, 33), head sizes
+/// odd, 72 and not a multiple of 4, every bias kind and the row map; under the cases' binding
+/// limits (queries split across dispatches) and, natively, in f16.
+macro_rules! attention_kernel_tests {
+    ($module:ident, $kernel:expr; $($name:ident => $case:expr, limit $limit:expr;)*) => {
+        mod $module {
+            use super::*;
+            const TUNING: Tuning = Tuning {
+                matmul: MatmulKernel::Registers,
+                fuse_gelu: false,
+                attention: $kernel,
+            };
+            $(gpu_test!(fn $name() {
+                let (g, f): Case = $case;
+                let opts = ExecOptions { tuning: Some(TUNING), ..Default::default() };
+                let normal = check(&g, &f, F32_TOL, &opts).await;
+                let small = ExecOptions { max_binding_bytes: Some($limit), tuning: Some(TUNING) };
+                let split = check(&g, &f, F32_TOL, &small).await;
+                if g.tensors().any(|(_, t)| t.desc.bytes() > $limit) {
+                    assert!(split.dispatches > normal.dispatches, "not split under {} bytes", $limit);
+                }
+                #[cfg(not(target_arch = "wasm32"))]
+                {
+                    FLOAT.with(|f| f.set(DType::F16));
+                    let (g, f): Case = $case;
+                    check(&g, &f, F16_TOL, &opts).await;
+                }
+            });)*
+        }
+    };
+}
+
+attention_kernel_tests!(rows_attention, AttentionKernel::Rows;
+    head_72_cross => attention(2, 70, 33, 2, 72, None, None), limit 24 << 10;
+    lq1_lk1 => attention(3, 1, 1, 4, 16, None, None), limit TINY;
+    text_bias => attention(2, 65, 12, 4, 16, Some((2, false)), None), limit 4 << 10;
+    bias_per_query_per_window => attention(6, 16, 16, 2, 8, Some((3, true)), None), limit 4 << 10;
+    row_map => attention(16, 16, 16, 2, 8, Some((4, true)), Some(4)), limit 6 << 10;
+    one_long_sequence => attention(1, 200, 9, 2, 8, None, None), limit TINY;
+    head_dim_odd => attention(2, 9, 7, 3, 5, None, None), limit TINY;
+    t5_head_bias_and_mask => attention_head_bias(2, 19, 4, 16), limit 8 << 10;
+);

@@ -162,6 +162,7 @@ fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<(
             tuning: Some(Tuning {
                 matmul: kernel,
                 fuse_gelu: false,
+                ..Default::default()
             }),
             ..Default::default()
         };

@@ -6,4 +6,4 @@ pub mod shaders;
 pub mod tuning;
 
 pub use context::{AdapterReport, GpuContext, Ownership, Pipeline};
-pub use tuning::{MatmulKernel, Tuning};
+pub use tuning::{AttentionKernel, MatmulKernel, Tuning};

@@ -23,6 +23,8 @@ pub fn source(name: &str) -> Option<&'static str> {
         "layer_norm" => include_str!("../../shaders/layer_norm.wgsl"),
         "softmax" => include_str!("../../shaders/softmax.wgsl"),
         "attention" => include_str!("../../shaders/attention.wgsl"),
+        "attention_rows" => include_str!("../../shaders/attention_rows.wgsl"),
+        "attention_io" => include_str!("../../shaders/attention_io.wgsl"),
         "window_mean" => include_str!("../../shaders/window_mean.wgsl"),
         "reindex" => include_str!("../../shaders/reindex.wgsl"),
         "cfg_euler" => include_str!("../../shaders/cfg_euler.wgsl"),

@@ -19,6 +19,7 @@
 use super::{expect_inputs, Op};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::Kernel;
+use crate::gpu::AttentionKernel;
 use crate::graph::encode::TensorArg;
 use crate::graph::{EncodeCx, Graph, Params, Source, TensorId};
 use crate::tensor::{DType, HostTensor, TensorDesc};
@@ -233,10 +234,20 @@ impl Op for Attention {
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
         let d = dims(&inputs[0].desc, &inputs[1].desc);
         let b_map = 4 + self.bias as usize + self.head_bias as usize;
-        let kernel = Kernel::new("attention", self.n_in() as u32)
+        // The rows kernel holds 8 queries' rows per invocation in registers: past 128 wide
+        // (the VAE's one 512-wide head) they would only spill, so the tiled kernel runs.
+        let variant = match cx.tuning.attention {
+            AttentionKernel::Rows if self.head_dim > 128 => AttentionKernel::Tiled,
+            k => k,
+        };
+        let key_tile = match variant {
+            AttentionKernel::Tiled => self.key_tile(),
+            AttentionKernel::Rows => 0,
+        };
+        let kernel = Kernel::new(variant.shader(), self.n_in() as u32)
             .define("DH", self.head_dim)
             .flag("VEC4", self.head_dim.is_multiple_of(4))
-            .define("KT", self.key_tile())
+            .define("KT", key_tile)
             .flag("BIAS", self.bias)
             .flag("HEAD_BIAS", self.head_bias)
             .flag("MAP", self.map_group.is_some())
