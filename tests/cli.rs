@@ -36,6 +36,7 @@ fn bench_memory_json_reports_the_released_xl_within_the_goal() {
 
 /// `ptdit bench profile`: every op of a small forward gets a share, the shares add up, and the
 /// timing method is named (GPU timestamp queries where the adapter has them, as lavapipe does).
+/// Attention is also reported per kind, each of the block's five with its own share and rate.
 #[test]
 fn bench_profile_shares_cover_the_forward() {
     let run = |json: bool| {
@@ -70,4 +71,24 @@ fn bench_profile_shares_cover_the_forward() {
     }
     let total: f64 = shares.iter().map(|(_, v)| v).sum();
     assert!((total - 100.0).abs() < 0.5, "shares add up to {total}");
+    let figures = doc["figures"].as_array().unwrap();
+    for kind in [
+        "window",
+        "shifted window",
+        "proxy self",
+        "proxy to latent cross",
+        "text cross",
+    ] {
+        let label = format!("attention, {kind} (");
+        let named = |prefix: &str| {
+            figures.iter().any(|f| {
+                f["name"]
+                    .as_str()
+                    .and_then(|n| n.strip_prefix(prefix))
+                    .is_some_and(|n| n.starts_with(&label))
+            })
+        };
+        assert!(named("share of forward by kind: "), "no share for {kind}");
+        assert!(named("GFLOP/s: "), "no rate for {kind}");
+    }
 }

@@ -635,7 +635,7 @@ fn profile(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
         .collect();
     print_shares(
         out,
-        "share of forward",
+        "share of forward by kind",
         &fine,
         &m.graph.flops_by_label(),
         total,
