@@ -5,7 +5,7 @@
 // workgroup memory: barriers are very expensive on software GPUs and the two operands are
 // already contiguous along k. Rows and columns past the edge are clamped on load and masked
 // on store, so any M, N, K work.
-// Parameters, bindings, loads and the store (bias, GELU, residual) are in matmul_io.wgsl.
+// Parameters, bindings, loads and the store (bias, GELU, gate, residual) are in matmul_io.wgsl.
 
 #include matmul_io
 

@@ -7,6 +7,8 @@
 // BIAS: bias[n] is added to the result.
 // GELU: the result (bias included) goes through GELU(tanh) before it is stored, which saves the
 // activation a pass over the MLP's widest tensor.
+// GATE: the result is multiplied by `mods[b, gate_m] + table[gate_t]` for the batch item b of
+// its row (PT-DiT's gate) before the residual is added: `h + gate * Linear(x)` in one pass.
 // RESIDUAL: a tensor of C's shape is added before the store (`h + Linear(x)`), which saves the
 // residual add its own pass.
 
@@ -23,6 +25,16 @@ struct Params {
     w_batch: u32,
     c_batch: u32,
     off_res: u32,
+    // GATE: C's first row and column in this dispatch (among all rows, over batches), rows per
+    // batch item of `mods`, its chunks, the gate's chunk and table row, the bound offsets.
+    row0: u32,
+    col0: u32,
+    rows_per_batch: u32,
+    mod_chunks: u32,
+    gate_m: u32,
+    gate_t: u32,
+    off_mod: u32,
+    off_table: u32,
 }
 
 #include activations
@@ -37,6 +49,10 @@ struct Params {
 #endif
 #if BIAS
 @group(0) @binding(3) var<storage, read> bias: array<{{T}}>;
+#endif
+#if GATE
+@group(0) @binding({{B_MODS}}) var<storage, read> mods: array<{{T}}>;
+@group(0) @binding({{B_TABLE}}) var<storage, read> table: array<{{T}}>;
 #endif
 #if RESIDUAL
 @group(0) @binding({{B_RES}}) var<storage, read> res: array<{{T}}>;
@@ -76,6 +92,12 @@ fn store_block(z: u32, m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
                     var v = gelu_tanh(r[j]);
 #else
                     var v = r[j];
+#endif
+#if GATE
+                    let item = (p.row0 + z * p.m + m) / p.rows_per_batch;
+                    let col = p.col0 + n0 + j;
+                    v *= f32(mods[p.off_mod + (item * p.mod_chunks + p.gate_m) * p.ldc + col])
+                        + f32(table[p.off_table + p.gate_t * p.ldc + col]);
 #endif
 #if RESIDUAL
                     // The residual has C's layout and is bound over C's range.

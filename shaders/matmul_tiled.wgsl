@@ -6,7 +6,7 @@
 // invocation), stored k-major in workgroup memory so that an invocation reads its four rows and
 // four columns as two vec4s. Real GPUs reward the reuse; software GPUs pay for the barriers.
 // Rows and columns past the edge are clamped on load and masked on store; k past K reads zero.
-// Parameters, bindings and the store (bias, GELU, residual) are in matmul_io.wgsl.
+// Parameters, bindings and the store (bias, GELU, gate, residual) are in matmul_io.wgsl.
 
 const BT: u32 = 64u; // block edge (rows of A, rows of W)
 const KS: u32 = 16u; // K slice

@@ -144,6 +144,32 @@ fn matmul_residual(m: usize, k: usize, n: usize, bias: bool, lead: &[usize]) -> 
     (g, feeds(f))
 }
 
+/// `r + gate · (a · wᵀ + b)` for `items` batch items of `rows` rows each, the gate a chunk of
+/// per-item modulations plus a table row (chunks 4 and 1, so that neither index is 0).
+fn matmul_gated_residual(items: usize, rows: usize, k: usize, n: usize, bias: bool) -> Case {
+    let mut g = graph();
+    let (xs, rs, ms) = ([items, rows, k], [items, rows, n], [items, 6, n]);
+    let a = g.input("a", fdesc(xs)).unwrap();
+    let r = g.input("r", fdesc(rs)).unwrap();
+    let m = g.input("m", fdesc(ms)).unwrap();
+    let t = g.param("t", [3, n]).unwrap();
+    let w = g.param("w", [n, k]).unwrap();
+    let b = bias.then(|| g.param("b", [n]).unwrap());
+    let y = g.matmul_gated_residual(a, w, b, m, t, (4, 1), r).unwrap();
+    g.output(y, "y").unwrap();
+    let mut f = vec![
+        ("a", rand(&xs, 48, 1.0)),
+        ("r", rand(&rs, 49, 3.0)),
+        ("m", rand(&ms, 50, 1.0)),
+        ("t", rand(&[3, n], 51, 1.0)),
+        ("w", rand(&[n, k], 52, 0.5)),
+    ];
+    if bias {
+        f.push(("b", rand(&[n], 53, 1.0)));
+    }
+    (g, feeds(f))
+}
+
 fn matmul_batched_weight(b: usize, m: usize, k: usize, n: usize) -> Case {
     let mut g = graph();
     let a = g.input("a", fdesc([b, m, k])).unwrap();
@@ -493,6 +519,8 @@ op_tests! {
     matmul_gelu_epilogue => matmul_gelu(37, 20, 45);
     matmul_residual_bias => matmul_residual(37, 20, 45, true, &[]);
     matmul_residual_leading_dims => matmul_residual(9, 12, 70, false, &[2]);
+    matmul_gated_residual_bias => matmul_gated_residual(3, 13, 24, 20, true);
+    matmul_gated_residual_one_item => matmul_gated_residual(1, 37, 12, 9, false);
     add_same_shape => binary(true, &[7, 33], &[7, 33]);
     add_row_broadcast => binary(true, &[2, 301, 5], &[5]);
     add_table_broadcast => binary(true, &[3, 6, 40], &[6, 40]);
@@ -559,6 +587,7 @@ macro_rules! matmul_kernel_tests {
                 weight_per_batch => matmul_batched_weight(3, 70, 20, 66);
                 gelu_epilogue => matmul_gelu(70, 24, 65);
                 residual_epilogue => matmul_residual(70, 24, 65, true, &[2]);
+                gated_residual_epilogue => matmul_gated_residual(3, 50, 24, 20, true);
             );
         }
     };

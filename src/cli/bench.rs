@@ -146,6 +146,7 @@ fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<(
             bias: false,
             gelu: false,
             residual: false,
+            gate: None,
         };
         let out_desc = TensorDesc::f32([s, s]);
         let cpu = time_per_call(2.0, || {
@@ -345,12 +346,17 @@ fn global_attention_block(
     let y = g.input("text", TensorDesc::f32([b, text, d]))?;
     let tb = g.input("text_bias", TensorDesc::f32([b, 1, text]))?;
     let table = g.param("table", [6, d])?;
-    let lin = |g: &mut Graph, x: TensorId, name: &str, out: usize| -> Result<TensorId> {
+    let params = |g: &mut Graph, x: TensorId, name: &str, out: usize| {
         let inp = g.shape(x).last();
         let w = g.param(&format!("{name}.w"), [out, inp])?;
         let bias = g.param(&format!("{name}.b"), [out])?;
+        Ok::<_, ptdit::Error>((w, bias))
+    };
+    let lin = |g: &mut Graph, x: TensorId, name: &str, out: usize| -> Result<TensorId> {
+        let (w, bias) = params(g, x, name, out)?;
         g.matmul(x, w, Some(bias))
     };
+    // Attention before its output projection, which the caller fuses with what follows.
     let attn = |g: &mut Graph,
                 q_in: TensorId,
                 kv: TensorId,
@@ -365,7 +371,7 @@ fn global_attention_block(
         } else {
             "global self"
         });
-        let o = g.attention(
+        g.attention(
             q,
             k,
             v,
@@ -375,23 +381,22 @@ fn global_attention_block(
                 kind,
                 ..Default::default()
             },
-        )?;
-        lin(g, o, &format!("{name}.o"), d)
+        )
     };
-    let x = g.layer_norm(h, 1e-6)?;
-    let x = g.modulate(x, t6, table, (0, 0), (1, 1))?;
+    // The PT-DiT block's fusions: modulating LayerNorms, GELU and (gated) residuals in the
+    // matmuls' epilogues.
+    let x = g.layer_norm_modulate(h, 1e-6, t6, table, (0, 0), (1, 1))?;
     let a = attn(&mut g, x, x, "self", None)?;
-    let h = g.gated_residual(h, a, t6, table, (2, 2))?;
+    let (w, bias) = params(&mut g, a, "self.o", d)?;
+    let h = g.matmul_gated_residual(a, w, Some(bias), t6, table, (2, 2), h)?;
     let c = attn(&mut g, h, y, "cross", Some(tb))?;
-    let h = g.add(h, c)?;
-    let x = g.layer_norm(h, 1e-6)?;
-    let x = g.modulate(x, t6, table, (3, 3), (4, 4))?;
-    // The MLP's first Linear carries the GELU, as in the PT-DiT block.
-    let w1 = g.param("ff1.w", [4 * d, d])?;
-    let b1 = g.param("ff1.b", [4 * d])?;
+    let (w, bias) = params(&mut g, c, "cross.o", d)?;
+    let h = g.matmul_residual(c, w, Some(bias), h)?;
+    let x = g.layer_norm_modulate(h, 1e-6, t6, table, (3, 3), (4, 4))?;
+    let (w1, b1) = params(&mut g, x, "ff1", 4 * d)?;
     let f = g.matmul_gelu(x, w1, Some(b1))?;
-    let f = lin(&mut g, f, "ff2", d)?;
-    let out = g.gated_residual(h, f, t6, table, (5, 5))?;
+    let (w2, b2) = params(&mut g, f, "ff2", d)?;
+    let out = g.matmul_gated_residual(f, w2, Some(b2), t6, table, (5, 5), h)?;
     g.output(out, "hidden_out")?;
     Ok(g)
 }

@@ -10,6 +10,7 @@ use super::upload::Wanted;
 use crate::error::Result;
 use crate::graph::{Graph, TensorId};
 use crate::ops::attention::AttentionExtras;
+use crate::ops::modulate::Chunk;
 use crate::tensor::{DType, TensorDesc};
 
 /// Names of the graph's inputs and outputs.
@@ -131,6 +132,15 @@ struct Context {
     swin_map: Option<TensorId>,
 }
 
+/// What a projection adds to its result before it stores it, in the matmul's epilogue.
+#[derive(Clone, Copy)]
+enum Onto {
+    /// `residual + Linear(x)`.
+    Residual(TensorId),
+    /// `residual + gate · Linear(x)`, the gate `mods[b, chunk.0] + table[chunk.1]` (adaLN).
+    Gated(TensorId, TensorId, TensorId, Chunk),
+}
+
 struct Builder<'a> {
     g: Graph,
     cfg: &'a PtditConfig,
@@ -173,10 +183,15 @@ impl<'a> Builder<'a> {
         prefix: &str,
         out: usize,
         bias: bool,
-        residual: TensorId,
+        onto: Onto,
     ) -> Result<TensorId> {
         let (w, b) = self.linear_params(x, prefix, out, bias)?;
-        self.g.matmul_residual(x, w, b, residual)
+        match onto {
+            Onto::Residual(r) => self.g.matmul_residual(x, w, b, r),
+            Onto::Gated(r, mods, table, gate) => {
+                self.g.matmul_gated_residual(x, w, b, mods, table, gate, r)
+            }
+        }
     }
 
     /// A Linear followed by GELU(tanh), fused into the matmul's epilogue.
@@ -221,14 +236,14 @@ impl<'a> Builder<'a> {
         self.attention_onto(prefix, xq, xkv, extras, None)
     }
 
-    /// [`Self::attention`] with `residual + ` folded into the output projection.
+    /// [`Self::attention`] with `residual + ` (gated or not) folded into the output projection.
     fn attention_onto(
         &mut self,
         prefix: &str,
         xq: TensorId,
         xkv: TensorId,
         extras: AttentionExtras,
-        residual: Option<TensorId>,
+        onto: Option<Onto>,
     ) -> Result<TensorId> {
         let (d, bias) = (self.d, self.cfg.attention_bias);
         let q = self.linear(xq, &format!("{prefix}.to_q"), d, bias)?;
@@ -236,8 +251,8 @@ impl<'a> Builder<'a> {
         let v = self.linear(xkv, &format!("{prefix}.to_v"), d, bias)?;
         let o = self.g.attention(q, k, v, self.heads, extras)?;
         let out = format!("{prefix}.to_out.0");
-        match residual {
-            Some(r) => self.linear_onto(o, &out, d, bias, r),
+        match onto {
+            Some(onto) => self.linear_onto(o, &out, d, bias, onto),
             None => self.linear(o, &out, d, bias),
         }
     }
@@ -354,7 +369,8 @@ impl<'a> Builder<'a> {
             kind: Some("proxy self"),
             ..Default::default()
         };
-        self.attention_onto(&format!("{pre}.proxy_attn1"), n, n, extras, Some(p))
+        let onto = Some(Onto::Residual(p));
+        self.attention_onto(&format!("{pre}.proxy_attn1"), n, n, extras, onto)
     }
 
     /// Step 2: every token attends to its batch item's proxies;
@@ -374,7 +390,13 @@ impl<'a> Builder<'a> {
             ..Default::default()
         };
         let o = self.attention(&format!("{pre}.pvisual_attn2"), a, kv, extras)?;
-        let o = self.linear_onto(o, &format!("{pre}.linear_1_visual"), d, true, all)?;
+        let o = self.linear_onto(
+            o,
+            &format!("{pre}.linear_1_visual"),
+            d,
+            true,
+            Onto::Residual(all),
+        )?;
         self.g.reshape(o, [bsz * self.p, self.win, d])
     }
 
@@ -393,8 +415,8 @@ impl<'a> Builder<'a> {
             kind: Some("window"),
             ..Default::default()
         };
-        let o = self.attention(&format!("{pre}.attn1"), n, n, extras)?;
-        self.g.gated_residual(h, o, cx.t6, table, (2, 2))
+        let onto = Some(Onto::Gated(h, cx.t6, table, (2, 2)));
+        self.attention_onto(&format!("{pre}.attn1"), n, n, extras, onto)
     }
 
     /// Step 4: attention within windows of the grid rolled by half a window, with the Swin
@@ -422,7 +444,13 @@ impl<'a> Builder<'a> {
         };
         let o = self.attention(&format!("{pre}.attn3"), n, n, extras)?;
         let o = self.g.gated(o, cx.t6, ptable, (2, 2))?;
-        self.linear_onto(o, &format!("{pre}.linear_2"), self.d, true, h)
+        self.linear_onto(
+            o,
+            &format!("{pre}.linear_2"),
+            self.d,
+            true,
+            Onto::Residual(h),
+        )
     }
 
     /// Step 5: `h + attn2(h, text)` with the padding bias; no norm, no gate.
@@ -434,7 +462,8 @@ impl<'a> Builder<'a> {
             kind: Some("text cross"),
             ..Default::default()
         };
-        let o = self.attention_onto(&format!("{pre}.attn2"), all, cx.text, extras, Some(all))?;
+        let onto = Some(Onto::Residual(all));
+        let o = self.attention_onto(&format!("{pre}.attn2"), all, cx.text, extras, onto)?;
         self.g.reshape(o, [bsz * self.p, self.win, d])
     }
 
@@ -446,8 +475,8 @@ impl<'a> Builder<'a> {
             .g
             .layer_norm_modulate(h, self.cfg.norm_eps, cx.t6, table, (3, 3), (4, 4))?;
         let f = self.linear_gelu(n, &format!("{pre}.ff.net.0.proj"), 4 * d)?;
-        let f = self.linear(f, &format!("{pre}.ff.net.2"), d, true)?;
-        self.g.gated_residual(h, f, cx.t6, table, (5, 5))
+        let onto = Onto::Gated(h, cx.t6, table, (5, 5));
+        self.linear_onto(f, &format!("{pre}.ff.net.2"), d, true, onto)
     }
 
     /// Latent `(B, C, F, H, W)` → window-major tokens `(B·P·S, D)`: gather each patch as

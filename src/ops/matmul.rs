@@ -3,9 +3,14 @@
 //! A is `(..., M, K)`; W is `(N, K)` (shared) or `(B, N, K)` (one per batch, then A must be
 //! `(B, M, K)`); bias is `(N,)`. The output is `(..., M, N)`.
 //!
+//! With a gate (`matmul_gated_residual`), the result is scaled per batch item and channel by a
+//! chunk of the adaLN modulation before the residual is added: `h + gate · Linear(x)`, PT-DiT's
+//! gated residual, in the projection's epilogue instead of a pass of its own.
+//!
 //! Splitting for the binding limit: rows of A and C go in chunks of M, rows of W (and bias) in
 //! chunks of N; a chunk of C covers whole rows and the kernel writes the chunk's columns.
 
+use super::modulate::{check_mods, Chunk};
 use super::unary::gelu_tanh;
 use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
@@ -21,6 +26,10 @@ pub struct Matmul {
     pub gelu: bool,
     /// A last input of the output's shape added to the result (`h + Linear(x)`).
     pub residual: bool,
+    /// The result is first multiplied by `mods[b, gate.0] + table[gate.1]` for the batch item
+    /// `b` of its row (`mods` and `table` are inputs after the bias), as [`super::gate::Gate`]
+    /// does.
+    pub gate: Option<Chunk>,
 }
 
 struct Dims {
@@ -58,6 +67,8 @@ impl Op for Matmul {
     fn name(&self) -> &'static str {
         if self.gelu {
             "matmul_gelu"
+        } else if self.gate.is_some() {
+            "matmul_gated"
         } else if self.residual {
             "matmul_residual"
         } else {
@@ -69,7 +80,7 @@ impl Op for Matmul {
         let dtype = expect_inputs(
             "matmul",
             inputs,
-            2 + self.bias as usize + self.residual as usize,
+            2 + self.bias as usize + 2 * self.gate.is_some() as usize + self.residual as usize,
         )?;
         let (a, w) = (&inputs[0].shape, &inputs[1].shape);
         let bad = |why: &str| Error::shape("matmul", format!("a {a} and weight {w}: {why}"));
@@ -111,7 +122,12 @@ impl Op for Matmul {
                 ));
             }
         }
-        Ok(TensorDesc::new(out, dtype))
+        let out = TensorDesc::new(out, dtype);
+        if let Some(gate) = self.gate {
+            let g = self.gate_index();
+            check_mods("matmul", &out, inputs[g], inputs[g + 1], &[gate])?;
+        }
+        Ok(out)
     }
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {
@@ -127,6 +143,17 @@ impl Op for Matmul {
         } else {
             None
         };
+        // The gate of (row, column): rows are grouped by batch item of `mods`.
+        let gate = self.gate.map(|(gm, gt)| {
+            let g = self.gate_index();
+            let (mods, table) = (inputs[g].as_f32(), inputs[g + 1].as_f32());
+            let (items, chunks) = (inputs[g].shape.dims()[0], inputs[g].shape.dims()[1]);
+            let rows_per_item = d.batch * d.m / items;
+            move |row: usize, n: usize| {
+                let b = row / rows_per_item;
+                mods[(b * chunks + gm) * d.n + n] + table[gt * d.n + n]
+            }
+        });
         let mut c = vec![0f32; out.shape.numel()];
         for b in 0..d.batch {
             let wb = if d.w_batched { b * d.n * d.k } else { 0 };
@@ -136,6 +163,7 @@ impl Op for Matmul {
                     let wrow = &w[wb + n * d.k..][..d.k];
                     let s = dot(arow, wrow) + bias.map_or(0.0, |bv| bv[n]);
                     let s = if self.gelu { gelu_tanh(s) } else { s };
+                    let s = gate.as_ref().map_or(s, |g| s * g(b * d.m + m, n));
                     c[(b * d.m + m) * d.n + n] =
                         s + res.map_or(0.0, |r| r[(b * d.m + m) * d.n + n]);
                 }
@@ -150,12 +178,19 @@ impl Op for Matmul {
         let vec4 = d.k.is_multiple_of(4);
         let (shader, tile) = cx.tuning.matmul.shader();
         let fused = self.gelu && cx.tuning.fuse_gelu;
-        let (nb, nr) = (self.bias as u32, self.residual as u32);
-        let kernel = Kernel::new(shader, 2 + nb + nr)
+        let (nb, ng, nr) = (
+            self.bias as u32,
+            2 * self.gate.is_some() as u32,
+            self.residual as u32,
+        );
+        let kernel = Kernel::new(shader, 2 + nb + ng + nr)
             .flag("BIAS", self.bias)
+            .flag("GATE", self.gate.is_some())
+            .define("B_MODS", 3 + nb)
+            .define("B_TABLE", 4 + nb)
             .flag("RESIDUAL", self.residual)
-            .define("B_RES", 3 + nb)
-            .define("B_OUT", 3 + nb + nr)
+            .define("B_RES", 3 + nb + ng)
+            .define("B_OUT", 3 + nb + ng + nr)
             .flag("GELU", fused)
             .flag("VEC4", vec4);
         self.encode_product(cx, inputs, out, kernel, tile)?;
@@ -201,6 +236,52 @@ impl Matmul {
         self.residual.then(|| &inputs[inputs.len() - 1])
     }
 
+    /// Where `mods` is among the inputs (`table` follows it).
+    fn gate_index(&self) -> usize {
+        2 + self.bias as usize
+    }
+
+    /// Binds `mods` and `table` whole (a few rows of the model's width), in their binding
+    /// slots' order: after the bias, before the residual. Their offsets, with a gate.
+    fn bind_gate(&self, cx: &mut EncodeCx, inputs: &[TensorArg]) -> Result<Option<[u32; 2]>> {
+        if self.gate.is_none() {
+            return Ok(None);
+        }
+        let g = self.gate_index();
+        Ok(Some([
+            cx.bind_all(&inputs[g])?,
+            cx.bind_all(&inputs[g + 1])?,
+        ]))
+    }
+
+    /// The gate's parameters, the last run of the kernels' (matmul_io.wgsl's order): the
+    /// output's first row and column in this dispatch, rows per batch item, chunks of `mods`,
+    /// the gate's chunk and table row, and where `mods` and `table` are bound. Placeholders
+    /// without a gate.
+    fn gate_params(
+        &self,
+        inputs: &[TensorArg],
+        p: Params,
+        bound: Option<[u32; 2]>,
+        row0: usize,
+        col0: usize,
+    ) -> Params {
+        let (Some((gm, gt)), Some([om, ot])) = (self.gate, bound) else {
+            return p.u(0).u(0).u(1).u(0).u(0).u(0).u(0).u(0);
+        };
+        let mods = &inputs[self.gate_index()].desc.shape;
+        let rows = inputs[0].desc.shape.rows();
+        let (items, chunks) = (mods.dims()[0], mods.dims()[1]);
+        p.u(row0)
+            .u(col0)
+            .u(rows / items)
+            .u(chunks)
+            .u(gm)
+            .u(gt)
+            .u(om)
+            .u(ot)
+    }
+
     /// The product's dispatches (whole, or chunked for the binding limit) with `kernel`, whose
     /// workgroups cover blocks of C of `tile` (rows, columns).
     fn encode_product(
@@ -227,6 +308,7 @@ impl Matmul {
             } else {
                 0
             };
+            let og = self.bind_gate(cx, inputs)?;
             let or = match self.residual_arg(inputs) {
                 Some(r) => cx.bind_all(r)?,
                 None => 0,
@@ -245,6 +327,7 @@ impl Matmul {
                 .u(if d.w_batched { d.n * d.k } else { 0 })
                 .u(d.m * d.n)
                 .u(or);
+            let params = self.gate_params(inputs, params, og, 0, 0);
             let groups = [
                 d.n.div_ceil(tile_n) as u32,
                 d.m.div_ceil(tile_m) as u32,
@@ -271,6 +354,7 @@ impl Matmul {
                     } else {
                         0
                     };
+                    let og = self.bind_gate(cx, inputs)?;
                     let rows = ((b * d.m + m0) * d.n, (m1 - m0) * d.n);
                     let or = match self.residual_arg(inputs) {
                         Some(r) => cx.bind(r, rows.0, rows.1)? as usize + n0,
@@ -290,6 +374,7 @@ impl Matmul {
                         .u(0)
                         .u(0)
                         .u(or);
+                    let params = self.gate_params(inputs, params, og, b * d.m + m0, n0);
                     let groups = [
                         (n1 - n0).div_ceil(tile_n) as u32,
                         (m1 - m0).div_ceil(tile_m) as u32,
@@ -355,6 +440,33 @@ impl Graph {
             bias: bias.is_some(),
             gelu: false,
             residual: true,
+            gate: None,
+        };
+        self.push(op, &ins)
+    }
+
+    /// `residual + gate · (x · wᵀ + bias)` in one kernel, `gate = mods[b, gate.0] +
+    /// table[gate.1]` for the batch item `b` of each row (PT-DiT's gated residual, as
+    /// [`Graph::gated_residual`] computes it after a plain matmul).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_gated_residual(
+        &mut self,
+        x: TensorId,
+        w: TensorId,
+        bias: Option<TensorId>,
+        mods: TensorId,
+        table: TensorId,
+        gate: Chunk,
+        residual: TensorId,
+    ) -> Result<TensorId> {
+        let mut ins = vec![x, w];
+        ins.extend(bias);
+        ins.extend([mods, table, residual]);
+        let op = Matmul {
+            bias: bias.is_some(),
+            gelu: false,
+            residual: true,
+            gate: Some(gate),
         };
         self.push(op, &ins)
     }
@@ -373,6 +485,7 @@ impl Graph {
                     bias: true,
                     gelu,
                     residual,
+                    gate: None,
                 },
                 &[x, w, b],
             ),
@@ -381,6 +494,7 @@ impl Graph {
                     bias: false,
                     gelu,
                     residual,
+                    gate: None,
                 },
                 &[x, w],
             ),
