@@ -61,8 +61,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             kr[j] = p.off_k + row * p.ld_k + hc;
             vr[j] = p.off_v + row * p.ld_v + hc;
         }
-        // Scores, then (in place) weights, of query r for key t0 + j at s[r * KJ + j].
+        // Scores, then (in place) weights, of query r for key t0 + j at s[r * KJ + j]. Zeroed
+        // explicitly: WGSL zeroes a `var` in a loop body on every trip, but Chromium on
+        // SwiftShader kept the last trip's values (the browser op tests caught it).
         var s: array<f32, R * KJ>;
+        for (var e = 0u; e < R * KJ; e += 1u) {
+            s[e] = 0.0;
+        }
         for (var d = 0u; d < DV; d += 1u) {
             var kv: array<VT, KJ>;
             for (var j = 0u; j < KJ; j += 1u) {
