@@ -401,8 +401,8 @@ fn global_attention_block(
     Ok(g)
 }
 
-/// Compiles `graph` with random weights and inputs; seconds per run.
-fn time_graph(ctx: &GpuContext, graph: &Graph, min_secs: f64) -> Result<f64> {
+/// Compiles `graph` with random weights and inputs.
+fn compile_random(ctx: &GpuContext, graph: &Graph) -> Result<Executable> {
     let exe = Executable::new_blocking(ctx, graph)?;
     let mut rng = Rng::new(4);
     for info in graph.feeds() {
@@ -412,10 +412,40 @@ fn time_graph(ctx: &GpuContext, graph: &Graph, min_secs: f64) -> Result<f64> {
             &HostTensor::f32(info.desc.shape.clone(), rng.normals(n, 0.05)),
         )?;
     }
-    time_per_call(min_secs, || {
+    Ok(exe)
+}
+
+/// Seconds per run of each graph, timed in alternation (a run of each per round, at least 3
+/// rounds and `min_secs` in all, after a warm-up run of each), each the median of its rounds:
+/// a machine whose speed drifts then slows both alike, and the ratio holds.
+fn time_alternating(ctx: &GpuContext, graphs: &[&Graph], min_secs: f64) -> Result<Vec<f64>> {
+    let exes = graphs
+        .iter()
+        .map(|g| compile_random(ctx, g))
+        .collect::<Result<Vec<_>>>()?;
+    let once = |exe: &Executable| -> Result<f64> {
+        let t = Instant::now();
         exe.run()?;
-        exe.wait()
-    })
+        exe.wait()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    for exe in &exes {
+        once(exe)?;
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); exes.len()];
+    let start = Instant::now();
+    while times[0].len() < 3 || start.elapsed().as_secs_f64() < min_secs {
+        for (exe, t) in exes.iter().zip(&mut times) {
+            t.push(once(exe)?);
+        }
+    }
+    Ok(times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect())
 }
 
 /// The proxy-token payoff: a PT-DiT block against an equal-width global-attention block.
@@ -447,8 +477,8 @@ fn payoff(ctx: &GpuContext, grids: &[usize], out: &mut Out) -> Result<()> {
         };
         let pt = net::build_block(&cfg, &shapes, DType::F32)?;
         let gl = global_attention_block(2, side * side, d, heads, text)?;
-        let tp = time_graph(ctx, &pt, 2.0)?;
-        let tg = time_graph(ctx, &gl, 2.0)?;
+        let t = time_alternating(ctx, &[&pt, &gl], 4.0)?;
+        let (tp, tg) = (t[0], t[1]);
         out.say(format!(
             "  {:>9} {:>8} {:>14.1} {:>14.1} {:>11.3} {:>11.3}",
             format!("{side}x{side}"),
