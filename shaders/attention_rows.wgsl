@@ -11,11 +11,11 @@
 // multiply-adds per load, no workgroup memory and no barriers. R x KJ scores live in registers.
 //
 // Every loop has a constant trip count except the walk over keys, so the compiler unrolls them
-// and the arrays below become registers (a software GPU keeps arrays indexed at run time in
-// memory, gathered lane by lane). A workgroup is 8 invocations (one 256-bit SIMD register) on
-// 64 queries, as in the tiled kernel, so both dispatch alike. Queries past the end compute on a
-// clamped copy of the last one and store nothing; keys past the end repeat the last key with
-// weight 0. All lanes stay active, which keeps the key and value loads uniform.
+// and the arrays below become registers; indexed at run time they would be kept in memory.
+// A workgroup is 8 invocations (one 256-bit SIMD register) on 64 queries, as in the tiled
+// kernel, so both dispatch alike. Queries past the end compute on a clamped copy of the last
+// one and store nothing; keys past the end repeat the last key with weight 0. All lanes stay
+// active, which keeps the key and value loads uniform.
 
 #include attention_io
 
