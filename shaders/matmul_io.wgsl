@@ -69,8 +69,38 @@ fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(f32(a[i]), f32(a[i + 1u]), f32
 fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(f32(w[i]), f32(w[i + 1u]), f32(w[i + 2u]), f32(w[i + 3u])); }
 #endif
 
+// The workgroup-memory kernels' bounded loads: four consecutive k of one row starting at element
+// index i (k0 = the k of i), zero past K.
+fn load4_a(i: u32, k0: u32) -> vec4<f32> {
+#if VEC4
+    if (k0 >= p.k) { return vec4<f32>(0.0); }
+    return vec4<f32>(a[i / 4u]);
+#else
+    var v = vec4<f32>(0.0);
+    for (var q = 0u; q < 4u; q += 1u) {
+        if (k0 + q < p.k) { v[q] = f32(a[i + q]); }
+    }
+    return v;
+#endif
+}
+
+fn load4_w(i: u32, k0: u32) -> vec4<f32> {
+#if VEC4
+    if (k0 >= p.k) { return vec4<f32>(0.0); }
+    return vec4<f32>(w[i / 4u]);
+#else
+    var v = vec4<f32>(0.0);
+    for (var q = 0u; q < 4u; q += 1u) {
+        if (k0 + q < p.k) { v[q] = f32(w[i + q]); }
+    }
+    return v;
+#endif
+}
+
 // Stores rows m0..m0+4, columns n0..n0+4 of batch item z (row i in acc[i]): bias, GELU and
-// residual applied; rows and columns past the edge are skipped.
+// residual applied; rows and columns past the edge are skipped. The rows are stored one call
+// each, so that no index into `acc` depends on a loop counter: a GPU compiler keeps an array
+// in registers only when it can resolve every index.
 fn store_block(z: u32, m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
     var b = vec4<f32>(0.0);
 #if BIAS
@@ -80,32 +110,36 @@ fn store_block(z: u32, m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
         bias[p.off_bias + min(n0 + 2u, p.n - 1u)],
         bias[p.off_bias + min(n0 + 3u, p.n - 1u)]));
 #endif
-    let cb = p.off_c + z * p.c_batch;
-    for (var i = 0u; i < 4u; i += 1u) {
-        let m = m0 + i;
-        if (m < p.m) {
-            let r = acc[i] + b;
-            let base = cb + m * p.ldc + n0;
-            for (var j = 0u; j < 4u; j += 1u) {
-                if (n0 + j < p.n) {
+    store_row(z, m0, n0, acc[0] + b);
+    store_row(z, m0 + 1u, n0, acc[1] + b);
+    store_row(z, m0 + 2u, n0, acc[2] + b);
+    store_row(z, m0 + 3u, n0, acc[3] + b);
+}
+
+// Row m, columns n0..n0+4 of batch item z (bias already added).
+fn store_row(z: u32, m: u32, n0: u32, r: vec4<f32>) {
+    if (m >= p.m) { return; }
+    let base = p.off_c + z * p.c_batch + m * p.ldc + n0;
+#if GATE
+    let item = (p.row0 + z * p.m + m) / p.rows_per_batch;
+    let mrow = p.off_mod + (item * p.mod_chunks + p.gate_m) * p.ldc + p.col0;
+    let trow = p.off_table + p.gate_t * p.ldc + p.col0;
+#endif
+    for (var j = 0u; j < 4u; j += 1u) {
+        if (n0 + j < p.n) {
 #if GELU
-                    var v = gelu_tanh(r[j]);
+            var v = gelu_tanh(r[j]);
 #else
-                    var v = r[j];
+            var v = r[j];
 #endif
 #if GATE
-                    let item = (p.row0 + z * p.m + m) / p.rows_per_batch;
-                    let col = p.col0 + n0 + j;
-                    v *= f32(mods[p.off_mod + (item * p.mod_chunks + p.gate_m) * p.ldc + col])
-                        + f32(table[p.off_table + p.gate_t * p.ldc + col]);
+            v *= f32(mods[mrow + n0 + j]) + f32(table[trow + n0 + j]);
 #endif
 #if RESIDUAL
-                    // The residual has C's layout and is bound over C's range.
-                    v += f32(res[p.off_res + base + j - p.off_c]);
+            // The residual has C's layout and is bound over C's range.
+            v += f32(res[p.off_res + base + j - p.off_c]);
 #endif
-                    c[base + j] = {{T}}(v);
-                }
-            }
+            c[base + j] = {{T}}(v);
         }
     }
 }

@@ -17,33 +17,6 @@ const KS: u32 = 16u; // K slice
 var<workgroup> as_: array<vec4<f32>, 256>;
 var<workgroup> ws_: array<vec4<f32>, 256>;
 
-// Four consecutive k of one row starting at element index i (k0 = the k of i): zero past K.
-fn load4_a(i: u32, k0: u32) -> vec4<f32> {
-#if VEC4
-    if (k0 >= p.k) { return vec4<f32>(0.0); }
-    return vec4<f32>(a[i / 4u]);
-#else
-    var v = vec4<f32>(0.0);
-    for (var q = 0u; q < 4u; q += 1u) {
-        if (k0 + q < p.k) { v[q] = f32(a[i + q]); }
-    }
-    return v;
-#endif
-}
-
-fn load4_w(i: u32, k0: u32) -> vec4<f32> {
-#if VEC4
-    if (k0 >= p.k) { return vec4<f32>(0.0); }
-    return vec4<f32>(w[i / 4u]);
-#else
-    var v = vec4<f32>(0.0);
-    for (var q = 0u; q < 4u; q += 1u) {
-        if (k0 + q < p.k) { v[q] = f32(w[i + q]); }
-    }
-    return v;
-#endif
-}
-
 // Scalar view of the k-major slices: element (k, r) lives in vec4 (k * BT + r) / 4.
 fn put(slice: u32, k: u32, r: u32, v: f32) {
     let e = k * BT + r;
@@ -66,10 +39,7 @@ fn main(
     let arow = ab + min(bm + lr, p.m - 1u) * p.k;
     let wrow = wb + min(bn + lr, p.n - 1u) * p.k;
 
-    var acc: array<vec4<f32>, 4>;
-    for (var i = 0u; i < 4u; i += 1u) {
-        acc[i] = vec4<f32>(0.0);
-    }
+    var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     for (var k0 = 0u; k0 < p.k; k0 += KS) {
         let va = load4_a(arow + k0 + lk, k0 + lk);
         let vw = load4_w(wrow + k0 + lk, k0 + lk);
