@@ -570,15 +570,22 @@ op_tests! {
 }
 
 /// The autotuner's other matmul kernels on shapes that cut their blocks everywhere: `tiled`
-/// (workgroup memory, 64×64 blocks, K in slices of 16) and `rows` (128×8 blocks, uniform W
-/// loads): M and N past a block and not multiples of it, K not a multiple of 16 (and of 4), a
+/// (workgroup memory, 64×64 blocks, K in slices of 16), `rows` (128×8 blocks, uniform W loads)
+/// and `wide` (128×128 blocks in 64×64 quarters, K in slices of 8, forced onto every product):
+/// M and N past a block or quarter and not multiples of it, K not a multiple of 16 (and of 4), a
 /// matrix smaller than one block, batched weights; at the device's limits, split under the
 /// tiny binding limit, and (natively) in f16.
 macro_rules! matmul_kernel_tests {
     ($module:ident, $kernel:expr) => {
         mod $module {
             use super::*;
-            const TUNING: Tuning = Tuning { matmul: $kernel, fuse_gelu: true, attention: AttentionKernel::Tiled };
+            // Any product runs the kernel under test, however few blocks it has.
+            const TUNING: Tuning = Tuning {
+                matmul: $kernel,
+                fuse_gelu: true,
+                attention: AttentionKernel::Tiled,
+                wide_min_blocks: 0,
+            };
             matmul_kernel_tests!(@cases
                 odd_shapes_bias => matmul(130, 67, 70, true, &[]);
                 k_multiple_of_4_not_16 => matmul(65, 36, 129, true, &[]);
@@ -611,6 +618,7 @@ macro_rules! matmul_kernel_tests {
 
 matmul_kernel_tests!(tiled_matmul, MatmulKernel::Tiled);
 matmul_kernel_tests!(rows_matmul, MatmulKernel::Rows);
+matmul_kernel_tests!(wide_matmul, MatmulKernel::Wide);
 
 /// The rows attention kernel (8 queries per invocation, 4 keys at a time, no workgroup memory)
 /// on the attention cases above: query counts that leave part of its 64-query workgroups empty
@@ -625,6 +633,7 @@ macro_rules! attention_kernel_tests {
                 matmul: MatmulKernel::Registers,
                 fuse_gelu: false,
                 attention: $kernel,
+                wide_min_blocks: 0,
             };
             $(gpu_test!(fn $name() {
                 let (g, f): Case = $case;

@@ -16,13 +16,20 @@ pub enum MatmulKernel {
     /// invocation a 4×8 block from registers. Every lane reads the same W words, which a
     /// software GPU loads once and broadcasts instead of gathering lane by lane.
     Rows,
+    /// `shaders/matmul_wide.wgsl`: 128×128 blocks per workgroup, 8×8 per invocation, K slices
+    /// shared through workgroup memory with the next slice loaded during the current one's
+    /// arithmetic. For real GPUs on large products; a product with fewer than
+    /// [`Tuning::wide_min_blocks`] such blocks runs the `tiled` kernel, whose 4× as many
+    /// workgroups keep more of the GPU busy.
+    Wide,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 3] = [
+    pub const ALL: [MatmulKernel; 4] = [
         MatmulKernel::Registers,
         MatmulKernel::Tiled,
         MatmulKernel::Rows,
+        MatmulKernel::Wide,
     ];
 
     pub fn name(self) -> &'static str {
@@ -30,6 +37,7 @@ impl MatmulKernel {
             MatmulKernel::Registers => "registers",
             MatmulKernel::Tiled => "tiled",
             MatmulKernel::Rows => "rows",
+            MatmulKernel::Wide => "wide",
         }
     }
 
@@ -43,9 +51,25 @@ impl MatmulKernel {
             MatmulKernel::Registers => ("matmul", [32, 32]),
             MatmulKernel::Tiled => ("matmul_tiled", [64, 64]),
             MatmulKernel::Rows => ("matmul_rows", [128, 8]),
+            MatmulKernel::Wide => ("matmul_wide", [128, 128]),
+        }
+    }
+
+    /// The kernel that runs a product of `batch` × `m` × `n` outputs under `tuning`: itself,
+    /// except `wide` on a product with too few 128×128 blocks, which runs `tiled`.
+    pub fn for_product(self, tuning: &Tuning, batch: usize, m: usize, n: usize) -> MatmulKernel {
+        let blocks = batch * m.div_ceil(128) * n.div_ceil(128);
+        if self == MatmulKernel::Wide && blocks < tuning.wide_min_blocks {
+            MatmulKernel::Tiled
+        } else {
+            self
         }
     }
 }
+
+/// The fewest 128×128 blocks for which the `wide` matmul kernel is used (see
+/// [`Tuning::wide_min_blocks`]).
+pub const WIDE_MIN_BLOCKS: usize = 128;
 
 /// The two attention kernels: the same function, keys and values read two ways.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -84,7 +108,7 @@ impl AttentionKernel {
 }
 
 /// The kernel choices of one device.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tuning {
     pub matmul: MatmulKernel,
     pub attention: AttentionKernel,
@@ -92,4 +116,50 @@ pub struct Tuning {
     /// in-place dispatch. Which is faster depends on the adapter's shader compiler (a longer
     /// kernel can compile worse on a software GPU), so the autotuner times both; off until then.
     pub fuse_gelu: bool,
+    /// The fewest 128×128 blocks of C a product needs to run the `wide` matmul kernel: below
+    /// it, the `tiled` kernel's smaller blocks give a large GPU enough workgroups to fill it.
+    /// [`WIDE_MIN_BLOCKS`] unless a test or benchmark wants the wide kernel on any product.
+    pub wide_min_blocks: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            matmul: MatmulKernel::default(),
+            attention: AttentionKernel::default(),
+            fuse_gelu: false,
+            wide_min_blocks: WIDE_MIN_BLOCKS,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_runs_only_products_with_enough_blocks() {
+        let t = Tuning {
+            matmul: MatmulKernel::Wide,
+            ..Tuning::default()
+        };
+        let wide = MatmulKernel::Wide;
+        // 2 × 16 × 4 = 128 blocks of 128×128 (the last row and column of blocks partial).
+        assert_eq!(wide.for_product(&t, 2, 2000, 500), MatmulKernel::Wide);
+        assert_eq!(wide.for_product(&t, 1, 2000, 500), MatmulKernel::Tiled);
+        assert_eq!(wide.for_product(&t, 1, 8192, 255), MatmulKernel::Wide);
+        assert_eq!(wide.for_product(&t, 1, 8191, 128), MatmulKernel::Tiled);
+        let always = Tuning {
+            wide_min_blocks: 0,
+            ..t
+        };
+        assert_eq!(wide.for_product(&always, 1, 1, 1), MatmulKernel::Wide);
+        for k in [
+            MatmulKernel::Registers,
+            MatmulKernel::Tiled,
+            MatmulKernel::Rows,
+        ] {
+            assert_eq!(k.for_product(&t, 1, 1, 1), k);
+        }
+    }
 }

@@ -176,7 +176,11 @@ impl Op for Matmul {
         let (a, w) = (&inputs[0], &inputs[1]);
         let d = dims(&a.desc.shape, &w.desc.shape);
         let vec4 = d.k.is_multiple_of(4);
-        let (shader, tile) = cx.tuning.matmul.shader();
+        let (shader, tile) = cx
+            .tuning
+            .matmul
+            .for_product(&cx.tuning, d.batch, d.m, d.n)
+            .shader();
         let fused = self.gelu && cx.tuning.fuse_gelu;
         let (nb, ng, nr) = (
             self.bias as u32,
