@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// Matrix size for `matmul` (M = N = K).
     #[arg(long, default_value_t = 512)]
     size: usize,
+    /// More `matmul` products, each `MxKxN` (e.g. the released model's `8192x1152x4608`),
+    /// timed after the square one.
+    #[arg(long, value_delimiter = ',', value_parser = parse_mkn)]
+    shapes: Vec<[usize; 3]>,
     /// Token grid sides for `payoff`.
     #[arg(long, value_delimiter = ',', default_value = "32,64")]
     grids: Vec<usize>,
@@ -98,7 +102,12 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         out.say(tuned.summary());
         adapter = serde_json::json!({ "name": r.name, "backend": r.backend, "device_type": r.device_type, "driver": r.driver, "matmul_kernel": tuned.tuning.matmul.name() });
         match args.which {
-            Which::Matmul => matmul(&ctx, args.size, !args.no_cpu, &mut out)?,
+            Which::Matmul => {
+                let square = [args.size; 3];
+                for &mkn in std::iter::once(&square).chain(&args.shapes) {
+                    matmul(&ctx, mkn, !args.no_cpu, &mut out)?;
+                }
+            }
             Which::Forward => forward(&ctx, args, &mut out)?,
             Which::Profile => profile(&ctx, args, &mut out)?,
             Which::Payoff => payoff(&ctx, &args.grids, &mut out)?,
@@ -129,17 +138,36 @@ fn time_per_call(min_secs: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64
     Ok(start.elapsed().as_secs_f64() / n as f64)
 }
 
-fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<()> {
+/// `MxKxN` for `--shapes`.
+fn parse_mkn(s: &str) -> std::result::Result<[usize; 3], String> {
+    let dims: Vec<usize> = s
+        .split('x')
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("{s:?} is not MxKxN: {e}"))?;
+    match dims[..] {
+        [m, k, n] if m > 0 && k > 0 && n > 0 => Ok([m, k, n]),
+        _ => Err(format!("{s:?} is not MxKxN with three positive sizes")),
+    }
+}
+
+fn matmul(ctx: &GpuContext, mkn: [usize; 3], with_cpu: bool, out: &mut Out) -> Result<()> {
+    let [m, k, n] = mkn;
     let mut g = Graph::new();
-    let a = g.input("a", TensorDesc::f32([s, s]))?;
-    let w = g.param("w", [s, s])?;
+    let a = g.input("a", TensorDesc::f32([m, k]))?;
+    let w = g.param("w", [n, k])?;
     let y = g.matmul(a, w, None)?;
     g.output(y, "y")?;
     let mut rng = Rng::new(0);
-    let av = HostTensor::f32([s, s], rng.normals(s * s, 1.0));
-    let wv = HostTensor::f32([s, s], rng.normals(s * s, 1.0));
-    let flops = 2.0 * (s as f64).powi(3);
-    out.say(format!("matmul {s}x{s}x{s} f32"));
+    let av = HostTensor::f32([m, k], rng.normals(m * k, 1.0));
+    let wv = HostTensor::f32([n, k], rng.normals(n * k, 1.0));
+    let flops = 2.0 * (m * k * n) as f64;
+    let shape = if m == k && k == n {
+        format!("{m}^3")
+    } else {
+        format!("{m}x{k}x{n}")
+    };
+    out.say(format!("matmul {m}x{k}x{n} f32"));
 
     let cg = if with_cpu {
         let op = Matmul {
@@ -148,7 +176,7 @@ fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<(
             residual: false,
             gate: None,
         };
-        let out_desc = TensorDesc::f32([s, s]);
+        let out_desc = TensorDesc::f32([m, n]);
         let cpu = time_per_call(2.0, || {
             std::hint::black_box(op.cpu(&[&av, &wv], &out_desc));
             Ok(())
@@ -157,12 +185,14 @@ fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<(
     } else {
         None
     };
-    // Every kernel variant, each against the CPU reference; the autotuner keeps the fastest.
+    // Every kernel variant (`wide` on its own blocks, however few), each against the CPU
+    // reference; the autotuner keeps the fastest.
     for kernel in MatmulKernel::ALL {
         let opts = ExecOptions {
             tuning: Some(Tuning {
                 matmul: kernel,
                 fuse_gelu: false,
+                wide_min_blocks: 0,
                 ..Default::default()
             }),
             ..Default::default()
@@ -184,7 +214,7 @@ fn matmul(ctx: &GpuContext, s: usize, with_cpu: bool, out: &mut Out) -> Result<(
             kernel.name(),
             gpu * 1e3
         ));
-        let name = format!("matmul {s}^3 f32, {} kernel", kernel.name());
+        let name = format!("matmul {shape} f32, {} kernel", kernel.name());
         match cg {
             Some(cg) => out.figure(
                 &name,
