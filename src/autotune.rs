@@ -329,8 +329,14 @@ fn cache_key(ctx: &GpuContext) -> String {
     let r = &ctx.report;
     let mut h = 0xcbf2_9ce4_8422_2325u64; // FNV-1a: stable across Rust versions, unlike std's
     let timed = MatmulKernel::ALL.map(|k| k.shader().0);
-    let attention = AttentionKernel::ALL.map(|k| k.shader());
-    let shared = ["matmul_io", "unary", "activations", "attention_io"];
+    let attention = AttentionKernel::ALL.map(|k| k.shader(64));
+    let shared = [
+        "matmul_io",
+        "unary",
+        "activations",
+        "attention_io",
+        "attention_loops",
+    ];
     for name in timed.iter().chain(&attention).chain(&shared) {
         for b in shaders::source(name).unwrap_or("").bytes() {
             h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);

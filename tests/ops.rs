@@ -548,6 +548,7 @@ op_tests! {
     attention_row_map => attention(16, 16, 16, 2, 8, Some((4, true)), Some(4)), limit 6 << 10;
     attention_one_long_sequence => attention(1, 200, 9, 2, 8, None, None);
     attention_head_dim_odd => attention(2, 9, 7, 3, 5, None, None);
+    attention_head_160_loops_kernel => attention(2, 9, 7, 1, 160, Some((2, false)), None), limit 8 << 10;
     attention_t5_head_bias_and_mask => attention_head_bias(2, 19, 4, 16), limit 8 << 10;
     window_mean_one_proxy => window_mean(6, [1, 4, 4], [1, 1, 1], 9);
     window_mean_dilated_proxies => window_mean(3, [2, 4, 4], [1, 2, 2], 7);

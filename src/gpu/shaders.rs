@@ -1,9 +1,10 @@
 //! WGSL sources (one file per op in `shaders/`) and the tiny preprocessor that specialises them.
 //!
-//! A kernel variant is a source plus defines. Three markers exist, as in the larger WebGPU
+//! A kernel variant is a source plus defines. Four markers exist, as in the larger WebGPU
 //! runtimes: `{{NAME}}` is replaced by the define's value, `#if NAME` / `#else` / `#endif` lines
-//! keep or drop a block depending on whether `NAME` is defined to something other than `0`, and
-//! `#include NAME` pastes another file of `shaders/` (shared helpers such as reductions). Dtype and
+//! keep or drop a block depending on whether `NAME` is defined to something other than `0`,
+//! `#include NAME` pastes another file of `shaders/` (shared helpers such as reductions), and
+//! `#unroll I COUNT` / `#endunroll` repeat a block with `{{I}}` = 0, 1, … COUNT - 1. Dtype and
 //! tile sizes are parameters of generation rather than copies of the file.
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub fn source(name: &str) -> Option<&'static str> {
         "layer_norm" => include_str!("../../shaders/layer_norm.wgsl"),
         "softmax" => include_str!("../../shaders/softmax.wgsl"),
         "attention" => include_str!("../../shaders/attention.wgsl"),
+        "attention_loops" => include_str!("../../shaders/attention_loops.wgsl"),
         "attention_rows" => include_str!("../../shaders/attention_rows.wgsl"),
         "attention_io" => include_str!("../../shaders/attention_io.wgsl"),
         "window_mean" => include_str!("../../shaders/window_mean.wgsl"),
@@ -84,14 +86,30 @@ impl Kernel {
     }
 }
 
-/// Applies `#if`/`#else`/`#endif` and `{{NAME}}` substitution.
+/// Applies `#if`/`#else`/`#endif`, `#unroll`/`#endunroll` and `{{NAME}}` substitution.
 pub fn preprocess(src: &str, defines: &BTreeMap<&str, String>) -> Result<String, String> {
     let mut out = String::with_capacity(src.len());
     // Each entry: (this block is kept, the enclosing block is kept).
     let mut stack: Vec<(bool, bool)> = Vec::new();
     let mut keep = true;
-    for (no, line) in src.lines().enumerate() {
+    let lines: Vec<&str> = src.lines().collect();
+    let mut next = 0;
+    while next < lines.len() {
+        let (no, line) = (next, lines[next]);
+        next += 1;
         let t = line.trim_start();
+        if keep {
+            if let Some(spec) = t.strip_prefix("#unroll ") {
+                let end = matching_endunroll(&lines, next)
+                    .ok_or_else(|| format!("line {}: #unroll without #endunroll", no + 1))?;
+                out.push_str(&unroll(spec, &lines[next..end], defines, no)?);
+                next = end + 1;
+                continue;
+            }
+            if t.starts_with("#endunroll") {
+                return Err(format!("line {}: #endunroll without #unroll", no + 1));
+            }
+        }
         if let Some(name) = t.strip_prefix("#if ") {
             let on = defines
                 .get(name.trim())
@@ -146,6 +164,51 @@ pub fn preprocess(src: &str, defines: &BTreeMap<&str, String>) -> Result<String,
     Ok(out)
 }
 
+/// The index of the `#endunroll` closing an `#unroll` whose body starts at line `from`.
+fn matching_endunroll(lines: &[&str], from: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (i, l) in lines.iter().enumerate().skip(from) {
+        let t = l.trim_start();
+        if t.starts_with("#unroll ") {
+            depth += 1;
+        } else if t.starts_with("#endunroll") {
+            if depth == 0 {
+                return Some(i);
+            }
+            depth -= 1;
+        }
+    }
+    None
+}
+
+/// `#unroll NAME COUNT` (COUNT a number or a define): the body once per NAME in 0..COUNT, with
+/// `{{NAME}}` standing for it. naga does not unroll loops, and a GPU's compiler keeps a
+/// per-invocation array in registers only when it can resolve every index; an unrolled body
+/// over separate variables (`acc{{d}}`) keeps them there.
+fn unroll(
+    spec: &str,
+    body: &[&str],
+    defines: &BTreeMap<&str, String>,
+    no: usize,
+) -> Result<String, String> {
+    let mut words = spec.split_whitespace();
+    let (Some(name), Some(count), None) = (words.next(), words.next(), words.next()) else {
+        return Err(format!("line {}: #unroll takes a name and a count", no + 1));
+    };
+    let count = defines.get(count).map_or(count, |v| v.as_str());
+    let count: usize = count
+        .parse()
+        .map_err(|_| format!("line {}: #unroll count `{count}` is not a number", no + 1))?;
+    let body = body.join("\n");
+    let mut inner = defines.clone();
+    let mut out = String::new();
+    for i in 0..count {
+        inner.insert(name, i.to_string());
+        out.push_str(&preprocess(&body, &inner)?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +223,20 @@ mod tests {
         assert!(preprocess("#if A\n", &d).is_err());
         assert!(preprocess("{{Q}}", &d).is_err());
         assert!(preprocess("#include no_such_file", &d).is_err());
+        // Unrolling, nested, with the count from a define or a number, and #if inside.
+        let src = "#unroll i N\na{{i}}\n#unroll j 2\n#if A\nb{{i}}{{j}}\n#endif\n#endunroll\n#endunroll\nz";
+        d.insert("N", "2".to_string());
+        assert_eq!(
+            preprocess(src, &d).unwrap(),
+            "a0\nb00\nb01\na1\nb10\nb11\nz\n"
+        );
+        assert_eq!(preprocess("#unroll i 0\nx\n#endunroll", &d).unwrap(), "");
+        assert!(preprocess("#if B\n#unroll i 9\nx\n#endunroll\n#endif", &d)
+            .unwrap()
+            .is_empty());
+        assert!(preprocess("#unroll i 2\nx", &d).is_err());
+        assert!(preprocess("x\n#endunroll", &d).is_err());
+        assert!(preprocess("#unroll i Q\nx\n#endunroll", &d).is_err());
         let mut wg = BTreeMap::new();
         wg.insert("WG", "64".to_string());
         assert!(preprocess("#include reduce", &wg)

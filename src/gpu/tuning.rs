@@ -75,7 +75,8 @@ pub const WIDE_MIN_BLOCKS: usize = 128;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AttentionKernel {
     /// `shaders/attention.wgsl`: an invocation per query, 64 queries per workgroup sharing
-    /// key and value tiles through workgroup memory. Made for real GPUs.
+    /// key and value tiles through workgroup memory, the query and accumulator in registers
+    /// (`attention_loops.wgsl` for heads over 128 wide). Made for real GPUs.
     #[default]
     Tiled,
     /// `shaders/attention_rows.wgsl`: 8 queries per invocation, keys and values read from
@@ -98,9 +99,12 @@ impl AttentionKernel {
         Self::ALL.into_iter().find(|k| k.name() == s)
     }
 
-    /// The shader file.
-    pub fn shader(self) -> &'static str {
+    /// The shader file for heads `head_dim` wide: the tiled kernel keeps a head's query and
+    /// accumulator in registers up to 128 wide, and walks wider heads (the VAE's 512, which
+    /// would only spill) with loops over arrays.
+    pub fn shader(self, head_dim: usize) -> &'static str {
         match self {
+            AttentionKernel::Tiled if head_dim > 128 => "attention_loops",
             AttentionKernel::Tiled => "attention",
             AttentionKernel::Rows => "attention_rows",
         }

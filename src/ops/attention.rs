@@ -78,8 +78,10 @@ impl Attention {
 
     /// Keys per tile: the K and V tiles together fill at most 16 KiB of workgroup memory,
     /// WebGPU's default limit.
+    /// Keys per workgroup-memory tile of the tiled kernels: key and value tiles within 16 KiB
+    /// (WebGPU's default), at most 32, a multiple of 4 (the unrolled kernel takes keys 4 at a time).
     fn key_tile(&self) -> usize {
-        (2048 / self.head_dim).clamp(1, 32)
+        (2048 / self.head_dim).clamp(4, 32) / 4 * 4
     }
 }
 
@@ -244,9 +246,11 @@ impl Op for Attention {
             AttentionKernel::Tiled => self.key_tile(),
             AttentionKernel::Rows => 0,
         };
-        let kernel = Kernel::new(variant.shader(), self.n_in() as u32)
+        let vec4 = self.head_dim.is_multiple_of(4);
+        let kernel = Kernel::new(variant.shader(self.head_dim), self.n_in() as u32)
             .define("DH", self.head_dim)
-            .flag("VEC4", self.head_dim.is_multiple_of(4))
+            .define("NV", self.head_dim / if vec4 { 4 } else { 1 })
+            .flag("VEC4", vec4)
             .define("KT", key_tile)
             .flag("BIAS", self.bias)
             .flag("HEAD_BIAS", self.head_bias)
