@@ -25,8 +25,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::gpu::{shaders, AttentionKernel, GpuContext, MatmulKernel, Tuning};
 use crate::graph::{ExecOptions, Executable, Graph};
-use crate::rng::Rng;
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::tensor::TensorDesc;
 
 /// Where tuning results are kept between runs.
 #[derive(Clone, Debug)]
@@ -285,14 +284,7 @@ async fn time_graph(ctx: &GpuContext, g: &Graph, tuning: Tuning) -> Result<f64> 
         ..Default::default()
     };
     let exe = Executable::with_options(ctx, g, &opts).await?;
-    let mut rng = Rng::new(0);
-    for info in g.feeds() {
-        let n = info.desc.shape.numel();
-        exe.write(
-            &info.name,
-            &HostTensor::f32(info.desc.shape.clone(), rng.normals(n, 1.0)),
-        )?;
-    }
+    exe.write_random(g, 0, 1.0)?;
     exe.run()?;
     exe.read("y").await?;
     let flops = g.flops() as f64;

@@ -434,14 +434,7 @@ fn global_attention_block(
 /// Compiles `graph` with random weights and inputs.
 fn compile_random(ctx: &GpuContext, graph: &Graph) -> Result<Executable> {
     let exe = Executable::new_blocking(ctx, graph)?;
-    let mut rng = Rng::new(4);
-    for info in graph.feeds() {
-        let n = info.desc.shape.numel();
-        exe.write(
-            &info.name,
-            &HostTensor::f32(info.desc.shape.clone(), rng.normals(n, 0.05)),
-        )?;
-    }
+    exe.write_random(graph, 4, 0.05)?;
     Ok(exe)
 }
 

@@ -326,6 +326,19 @@ impl Executable {
             .ok_or_else(|| Error::Graph(format!("no tensor named `{name}`")))
     }
 
+    /// Writes every feed of `graph` (the graph this was compiled from) with normal noise of
+    /// `std` drawn from `seed`: inputs for timing runs, where the values do not matter but zeros
+    /// would (they can run faster than real data).
+    pub fn write_random(&self, graph: &Graph, seed: u64, std: f32) -> Result<()> {
+        let mut rng = crate::rng::Rng::new(seed);
+        for info in graph.feeds() {
+            let n = info.desc.shape.numel();
+            let value = HostTensor::f32(info.desc.shape.clone(), rng.normals(n, std));
+            self.write(&info.name, &value)?;
+        }
+        Ok(())
+    }
+
     /// Uploads an input or a param. Shapes, dtypes and finiteness are checked; f32 data is
     /// converted for f16 tensors.
     pub fn write(&self, name: &str, value: &HostTensor) -> Result<()> {

@@ -262,29 +262,26 @@ impl Graph {
             .collect()
     }
 
-    /// FLOPs summed per profile label.
+    /// FLOPs summed per profile label, in order of first appearance.
     pub fn flops_by_label(&self) -> Vec<(String, u64)> {
-        let mut out: Vec<(String, u64)> = Vec::new();
-        for (n, label) in self.nodes.iter().zip(self.labels()) {
-            let ins: Vec<&TensorDesc> = n.inputs.iter().map(|t| self.desc(*t)).collect();
-            let f = n.op.flops(&ins, self.desc(n.output));
-            match out.iter_mut().find(|(l, _)| *l == label) {
-                Some(e) => e.1 += f,
-                None => out.push((label, f)),
-            }
-        }
-        out
+        self.flops_by(|_, label| label)
     }
 
     /// FLOPs of one run per op kind, in order of first appearance.
     pub fn flops_by_op(&self) -> Vec<(&'static str, u64)> {
-        let mut out: Vec<(&'static str, u64)> = Vec::new();
-        for n in &self.nodes {
+        self.flops_by(|n, _| n.op.name())
+    }
+
+    /// Each node's FLOPs summed under `key(node, its label)`, keys in order of first appearance.
+    fn flops_by<K: PartialEq>(&self, key: impl Fn(&Node, String) -> K) -> Vec<(K, u64)> {
+        let mut out: Vec<(K, u64)> = Vec::new();
+        for (n, label) in self.nodes.iter().zip(self.labels()) {
             let ins: Vec<&TensorDesc> = n.inputs.iter().map(|t| self.desc(*t)).collect();
             let f = n.op.flops(&ins, self.desc(n.output));
-            match out.iter_mut().find(|(name, _)| *name == n.op.name()) {
+            let k = key(n, label);
+            match out.iter_mut().find(|(e, _)| *e == k) {
                 Some(e) => e.1 += f,
-                None => out.push((n.op.name(), f)),
+                None => out.push((k, f)),
             }
         }
         out
