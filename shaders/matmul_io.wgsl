@@ -102,18 +102,24 @@ fn load4_w(i: u32, k0: u32) -> vec4<f32> {
 // each, so that no index into `acc` depends on a loop counter: a GPU compiler keeps an array
 // in registers only when it can resolve every index.
 fn store_block(z: u32, m0: u32, n0: u32, acc: array<vec4<f32>, 4>) {
-    var b = vec4<f32>(0.0);
-#if BIAS
-    b = vec4<f32>(vec4<{{T}}>(
-        bias[p.off_bias + min(n0, p.n - 1u)],
-        bias[p.off_bias + min(n0 + 1u, p.n - 1u)],
-        bias[p.off_bias + min(n0 + 2u, p.n - 1u)],
-        bias[p.off_bias + min(n0 + 3u, p.n - 1u)]));
-#endif
+    let b = bias4(n0);
     store_row(z, m0, n0, acc[0] + b);
     store_row(z, m0 + 1u, n0, acc[1] + b);
     store_row(z, m0 + 2u, n0, acc[2] + b);
     store_row(z, m0 + 3u, n0, acc[3] + b);
+}
+
+// bias[n0..n0+4] (clamped at the edge; zero without BIAS).
+fn bias4(n0: u32) -> vec4<f32> {
+#if BIAS
+    return vec4<f32>(vec4<{{T}}>(
+        bias[p.off_bias + min(n0, p.n - 1u)],
+        bias[p.off_bias + min(n0 + 1u, p.n - 1u)],
+        bias[p.off_bias + min(n0 + 2u, p.n - 1u)],
+        bias[p.off_bias + min(n0 + 3u, p.n - 1u)]));
+#else
+    return vec4<f32>(0.0);
+#endif
 }
 
 // Row m, columns n0..n0+4 of batch item z (bias already added).

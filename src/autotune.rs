@@ -13,9 +13,9 @@
 //! `$XDG_CACHE_HOME/ptdit`, else `~/.cache/ptdit`); in the browser it lives in memory for the
 //! page's lifetime.
 //!
-//! `PTDIT_MATMUL=registers|tiled|rows|wide` forces a variant without measuring (native); GELU is
-//! then fused and attention tiled with `tiled` and `wide` (meant for real GPUs), and GELU
-//! separate and attention by rows with the other two (meant for software GPUs).
+//! `PTDIT_MATMUL=registers|tiled|rows|wide|split` forces a variant without measuring (native);
+//! GELU is then fused and attention tiled with `tiled`, `wide` and `split` (meant for real GPUs),
+//! and GELU separate and attention by rows with the other two (meant for software GPUs).
 
 use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
@@ -120,7 +120,10 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
     };
     if let Some(k) = forced() {
         report.tuning.matmul = k;
-        let for_real_gpus = matches!(k, MatmulKernel::Tiled | MatmulKernel::Wide);
+        let for_real_gpus = matches!(
+            k,
+            MatmulKernel::Tiled | MatmulKernel::Wide | MatmulKernel::Split
+        );
         report.tuning.fuse_gelu = for_real_gpus;
         report.tuning.attention = if for_real_gpus {
             AttentionKernel::Tiled
@@ -221,11 +224,11 @@ fn parse_tuning(v: &str) -> Option<Tuning> {
     })
 }
 
-/// GFLOP/s of one matmul variant on (M, K, N), the `wide` kernel however few its blocks.
+/// GFLOP/s of one matmul variant on (M, K, N), whatever the product's size.
 pub async fn time_matmul(ctx: &GpuContext, kernel: MatmulKernel, mkn: [usize; 3]) -> Result<f64> {
     let tuning = Tuning {
         matmul: kernel,
-        wide_min_blocks: 0,
+        per_shape: false,
         ..Default::default()
     };
     time_linear(ctx, tuning, mkn, false).await

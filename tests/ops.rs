@@ -580,12 +580,12 @@ macro_rules! matmul_kernel_tests {
     ($module:ident, $kernel:expr) => {
         mod $module {
             use super::*;
-            // Any product runs the kernel under test, however few blocks it has.
+            // Every product runs the kernel under test, whatever its size.
             const TUNING: Tuning = Tuning {
                 matmul: $kernel,
                 fuse_gelu: true,
                 attention: AttentionKernel::Tiled,
-                wide_min_blocks: 0,
+                per_shape: false,
             };
             matmul_kernel_tests!(@cases
                 odd_shapes_bias => matmul(130, 67, 70, true, &[]);
@@ -620,6 +620,7 @@ macro_rules! matmul_kernel_tests {
 matmul_kernel_tests!(tiled_matmul, MatmulKernel::Tiled);
 matmul_kernel_tests!(rows_matmul, MatmulKernel::Rows);
 matmul_kernel_tests!(wide_matmul, MatmulKernel::Wide);
+matmul_kernel_tests!(split_matmul, MatmulKernel::Split);
 
 /// The rows attention kernel (8 queries per invocation, 4 keys at a time, no workgroup memory)
 /// on the attention cases above: query counts that leave part of its 64-query workgroups empty
@@ -634,7 +635,7 @@ macro_rules! attention_kernel_tests {
                 matmul: MatmulKernel::Registers,
                 fuse_gelu: false,
                 attention: $kernel,
-                wide_min_blocks: 0,
+                per_shape: false,
             };
             $(gpu_test!(fn $name() {
                 let (g, f): Case = $case;

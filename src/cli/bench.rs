@@ -185,14 +185,14 @@ fn matmul(ctx: &GpuContext, mkn: [usize; 3], with_cpu: bool, out: &mut Out) -> R
     } else {
         None
     };
-    // Every kernel variant (`wide` on its own blocks, however few), each against the CPU
+    // Every kernel variant (each on this product, whatever its size), each against the CPU
     // reference; the autotuner keeps the fastest.
     for kernel in MatmulKernel::ALL {
         let opts = ExecOptions {
             tuning: Some(Tuning {
                 matmul: kernel,
                 fuse_gelu: false,
-                wide_min_blocks: 0,
+                per_shape: false,
                 ..Default::default()
             }),
             ..Default::default()

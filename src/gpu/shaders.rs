@@ -16,6 +16,7 @@ pub fn source(name: &str) -> Option<&'static str> {
         "matmul_tiled" => include_str!("../../shaders/matmul_tiled.wgsl"),
         "matmul_rows" => include_str!("../../shaders/matmul_rows.wgsl"),
         "matmul_wide" => include_str!("../../shaders/matmul_wide.wgsl"),
+        "matmul_split" => include_str!("../../shaders/matmul_split.wgsl"),
         "matmul_io" => include_str!("../../shaders/matmul_io.wgsl"),
         "binary" => include_str!("../../shaders/binary.wgsl"),
         "unary" => include_str!("../../shaders/unary.wgsl"),

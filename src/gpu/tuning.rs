@@ -18,18 +18,21 @@ pub enum MatmulKernel {
     Rows,
     /// `shaders/matmul_wide.wgsl`: 128×128 blocks per workgroup, 8×8 per invocation, K slices
     /// shared through workgroup memory with the next slice loaded during the current one's
-    /// arithmetic. For real GPUs on large products; a product with fewer than
-    /// [`Tuning::wide_min_blocks`] such blocks runs the `tiled` kernel, whose 4× as many
-    /// workgroups keep more of the GPU busy.
+    /// arithmetic. For real GPUs on large products (see [`MatmulKernel::for_product`]).
     Wide,
+    /// `shaders/matmul_split.wgsl`: K split among 8 invocations per 4 outputs, the partial sums
+    /// added in workgroup memory. For real GPUs on products with few rows, where the block
+    /// kernels leave most of the GPU idle (see [`MatmulKernel::for_product`]).
+    Split,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 4] = [
+    pub const ALL: [MatmulKernel; 5] = [
         MatmulKernel::Registers,
         MatmulKernel::Tiled,
         MatmulKernel::Rows,
         MatmulKernel::Wide,
+        MatmulKernel::Split,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +41,7 @@ impl MatmulKernel {
             MatmulKernel::Tiled => "tiled",
             MatmulKernel::Rows => "rows",
             MatmulKernel::Wide => "wide",
+            MatmulKernel::Split => "split",
         }
     }
 
@@ -52,24 +56,37 @@ impl MatmulKernel {
             MatmulKernel::Tiled => ("matmul_tiled", [64, 64]),
             MatmulKernel::Rows => ("matmul_rows", [128, 8]),
             MatmulKernel::Wide => ("matmul_wide", [128, 128]),
+            MatmulKernel::Split => ("matmul_split", [4, 32]),
         }
     }
 
-    /// The kernel that runs a product of `batch` × `m` × `n` outputs under `tuning`: itself,
-    /// except `wide` on a product with too few 128×128 blocks, which runs `tiled`.
+    /// The kernel that runs a product of `batch` × `m` × `n` outputs, chosen as `self` (the
+    /// device's kernel): the two block kernels for real GPUs trade places by the product's
+    /// size, as measured on an H100. `wide` needs [`WIDE_MIN_BLOCKS`] of its 128×128 blocks
+    /// (with fewer, `tiled`'s 4× as many workgroups keep more of the GPU busy), and a product
+    /// with under [`SPLIT_BELOW_BLOCKS`] 64×64 blocks runs `split`, which spreads K over
+    /// invocations instead. Software GPUs' kernels and `per_shape: false` keep `self`.
     pub fn for_product(self, tuning: &Tuning, batch: usize, m: usize, n: usize) -> MatmulKernel {
-        let blocks = batch * m.div_ceil(128) * n.div_ceil(128);
-        if self == MatmulKernel::Wide && blocks < tuning.wide_min_blocks {
-            MatmulKernel::Tiled
-        } else {
-            self
+        let blocks = |edge: usize| batch * m.div_ceil(edge) * n.div_ceil(edge);
+        match self {
+            _ if !tuning.per_shape => self,
+            MatmulKernel::Wide if blocks(128) >= WIDE_MIN_BLOCKS => self,
+            MatmulKernel::Wide | MatmulKernel::Tiled if blocks(64) < SPLIT_BELOW_BLOCKS => {
+                MatmulKernel::Split
+            }
+            MatmulKernel::Wide => MatmulKernel::Tiled,
+            k => k,
         }
     }
 }
 
-/// The fewest 128×128 blocks for which the `wide` matmul kernel is used (see
-/// [`Tuning::wide_min_blocks`]).
+/// The fewest 128×128 blocks for which the `wide` matmul kernel runs: on an H100 it tied
+/// `tiled` at 128 (2048×256×1024) and lost at 32 (2048×1024×256, 4.4 against 7.7 TFLOP/s).
 pub const WIDE_MIN_BLOCKS: usize = 128;
+
+/// Products with fewer 64×64 blocks than this run the `split` kernel on real GPUs: on an H100
+/// `tiled` ran 2048×256×32 (32 blocks) at 0.9 TFLOP/s against 6.7 for 2048×256×256 (128).
+pub const SPLIT_BELOW_BLOCKS: usize = 64;
 
 /// The two attention kernels: the same function, keys and values read two ways.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -120,10 +137,9 @@ pub struct Tuning {
     /// in-place dispatch. Which is faster depends on the adapter's shader compiler (a longer
     /// kernel can compile worse on a software GPU), so the autotuner times both; off until then.
     pub fuse_gelu: bool,
-    /// The fewest 128×128 blocks of C a product needs to run the `wide` matmul kernel: below
-    /// it, the `tiled` kernel's smaller blocks give a large GPU enough workgroups to fill it.
-    /// [`WIDE_MIN_BLOCKS`] unless a test or benchmark wants the wide kernel on any product.
-    pub wide_min_blocks: usize,
+    /// Pick the kernel per product shape ([`MatmulKernel::for_product`]). Tests and
+    /// benchmarks turn it off to run one kernel on every product.
+    pub per_shape: bool,
 }
 
 impl Default for Tuning {
@@ -132,7 +148,7 @@ impl Default for Tuning {
             matmul: MatmulKernel::default(),
             attention: AttentionKernel::default(),
             fuse_gelu: false,
-            wide_min_blocks: WIDE_MIN_BLOCKS,
+            per_shape: true,
         }
     }
 }
@@ -142,28 +158,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wide_runs_only_products_with_enough_blocks() {
-        let t = Tuning {
-            matmul: MatmulKernel::Wide,
-            ..Tuning::default()
-        };
-        let wide = MatmulKernel::Wide;
+    fn real_gpu_kernels_trade_places_by_product_size() {
+        use MatmulKernel::*;
+        let t = Tuning::default();
         // 2 × 16 × 4 = 128 blocks of 128×128 (the last row and column of blocks partial).
-        assert_eq!(wide.for_product(&t, 2, 2000, 500), MatmulKernel::Wide);
-        assert_eq!(wide.for_product(&t, 1, 2000, 500), MatmulKernel::Tiled);
-        assert_eq!(wide.for_product(&t, 1, 8192, 255), MatmulKernel::Wide);
-        assert_eq!(wide.for_product(&t, 1, 8191, 128), MatmulKernel::Tiled);
-        let always = Tuning {
-            wide_min_blocks: 0,
+        assert_eq!(Wide.for_product(&t, 2, 2000, 500), Wide);
+        assert_eq!(Wide.for_product(&t, 1, 2000, 500), Tiled);
+        assert_eq!(Wide.for_product(&t, 1, 8192, 255), Wide);
+        assert_eq!(Wide.for_product(&t, 1, 8191, 128), Tiled);
+        // 64 blocks of 64×64 keep `tiled`; 63 run `split`, from either block kernel.
+        assert_eq!(Tiled.for_product(&t, 1, 512, 512), Tiled);
+        assert_eq!(Tiled.for_product(&t, 1, 63 * 64, 64), Split);
+        assert_eq!(Wide.for_product(&t, 2, 32, 256), Split);
+        // Software GPUs' kernels, and any kernel without per-shape choice, stay.
+        for k in [Registers, Rows, Split] {
+            assert_eq!(k.for_product(&t, 1, 1, 1), k);
+        }
+        let fixed = Tuning {
+            per_shape: false,
             ..t
         };
-        assert_eq!(wide.for_product(&always, 1, 1, 1), MatmulKernel::Wide);
-        for k in [
-            MatmulKernel::Registers,
-            MatmulKernel::Tiled,
-            MatmulKernel::Rows,
-        ] {
-            assert_eq!(k.for_product(&t, 1, 1, 1), k);
+        for k in MatmulKernel::ALL {
+            assert_eq!(k.for_product(&fixed, 1, 1, 1), k);
+            assert_eq!(k.for_product(&fixed, 1, 1 << 14, 1 << 14), k);
         }
     }
 }
