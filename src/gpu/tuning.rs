@@ -65,7 +65,8 @@ impl MatmulKernel {
     /// size, as measured on an H100. `wide` needs [`WIDE_MIN_BLOCKS`] of its 128×128 blocks
     /// (with fewer, `tiled`'s 4× as many workgroups keep more of the GPU busy), and a product
     /// with under [`SPLIT_BELOW_BLOCKS`] 64×64 blocks runs `split`, which spreads K over
-    /// invocations instead. Software GPUs' kernels and `per_shape: false` keep `self`.
+    /// invocations instead. On software GPUs `rows` hands products of under [`ROWS_MIN_ROWS`]
+    /// rows to `registers`. `per_shape: false` keeps `self` everywhere.
     pub fn for_product(self, tuning: &Tuning, batch: usize, m: usize, n: usize) -> MatmulKernel {
         let blocks = |edge: usize| batch * m.div_ceil(edge) * n.div_ceil(edge);
         match self {
@@ -75,6 +76,7 @@ impl MatmulKernel {
                 MatmulKernel::Split
             }
             MatmulKernel::Wide => MatmulKernel::Tiled,
+            MatmulKernel::Rows if m < ROWS_MIN_ROWS => MatmulKernel::Registers,
             k => k,
         }
     }
@@ -83,6 +85,12 @@ impl MatmulKernel {
 /// The fewest 128×128 blocks for which the `wide` matmul kernel runs: on an H100 it tied
 /// `tiled` at 128 (2048×256×1024) and lost at 32 (2048×1024×256, 4.4 against 7.7 TFLOP/s).
 pub const WIDE_MIN_BLOCKS: usize = 128;
+
+/// Products of fewer rows (per batch item) than this run `registers` where the device's kernel
+/// is `rows`, whose workgroups own 128 rows each and idle their other lanes: on llvmpipe
+/// 2×256×1536 took 6.1 ms by rows against 0.46 by registers, 32×256×256 2.1 against 0.59,
+/// 256×256×256 3.7 against 3.1; from 256×256×1024 on, rows was faster.
+pub const ROWS_MIN_ROWS: usize = 256;
 
 /// Products with fewer 64×64 blocks than this run the `split` kernel on real GPUs: on an H100
 /// `tiled` ran 2048×256×32 (32 blocks) at 0.9 TFLOP/s against 6.7 for 2048×256×256 (128).
@@ -170,8 +178,10 @@ mod tests {
         assert_eq!(Tiled.for_product(&t, 1, 512, 512), Tiled);
         assert_eq!(Tiled.for_product(&t, 1, 63 * 64, 64), Split);
         assert_eq!(Wide.for_product(&t, 2, 32, 256), Split);
-        // Software GPUs' kernels, and any kernel without per-shape choice, stay.
-        for k in [Registers, Rows, Split] {
+        // On software GPUs, `rows` needs 256 rows per batch item.
+        assert_eq!(Rows.for_product(&t, 8, 255, 4096), Registers);
+        assert_eq!(Rows.for_product(&t, 1, 256, 8), Rows);
+        for k in [Registers, Split] {
             assert_eq!(k.for_product(&t, 1, 1, 1), k);
         }
         let fixed = Tuning {
