@@ -194,6 +194,26 @@ impl GpuContext {
         self.take_errors(during)
     }
 
+    /// Resolves once all work submitted so far is done, then returns the first error it left:
+    /// the way to time GPU work on both targets (the browser cannot block) without reading a
+    /// result back, whose transfer can cost more than the work. `during` names the work.
+    pub async fn finished(&self, during: &str) -> Result<()> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                during: format!("waiting for {during}"),
+                detail: e.to_string(),
+            })?;
+        rx.await
+            .map_err(|_| Error::DeviceLost(format!("waiting for {during} was cancelled")))?;
+        self.take_errors(during)
+    }
+
     /// Returns the first GPU error recorded since the last check (own devices only; a host's
     /// device reports through the host's handler).
     pub fn take_errors(&self, during: &str) -> Result<()> {
