@@ -12,12 +12,7 @@
 // whose arrays would spill here anyway. KT is a multiple of 4.
 
 #include attention_io
-
-const KT: u32 = {{KT}}u;
-const WG: u32 = 64u;
-
-var<workgroup> ks: array<VT, KT * DV>;
-var<workgroup> vs: array<VT, KT * DV>;
+#include attention_tiles
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -44,22 +39,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var m = -3.402823e38;
     var l = 0.0;
 #if HEAD_BIAS
-    let hrow = p.off_head_bias + (h * p.lq + i) * p.lk;
+    let hrow = head_bias_row(h, i);
 #endif
 #if BIAS
-    let bz = (p.z0 + z) % p.bias_seqs;
-    let brow = p.off_bias + (bz * select(1u, p.lq, p.bias_per_q == 1u) + select(0u, i, p.bias_per_q == 1u)) * p.lk;
+    let brow = bias_row(z, i);
 #endif
 
     for (var t0 = 0u; t0 < p.lk; t0 += KT) {
         let nk = min(KT, p.lk - t0);
-        for (var e = lid; e < nk * DV; e += WG) {
-            let j = e / DV;
-            let d = (e - j * DV) * VW;
-            let kr = k_row(z, t0 + j);
-            ks[e] = load_k(p.off_k + kr * p.ld_k + hc + d);
-            vs[e] = load_v(p.off_v + kr * p.ld_v + hc + d);
-        }
+        load_tile(z, t0, nk, hc, lid);
         workgroupBarrier();
         if (live) {
             for (var j = 0u; j < nk; j += 4u) {

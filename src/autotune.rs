@@ -182,8 +182,8 @@ fn flops([m, k, n]: [usize; 3]) -> f64 {
     2.0 * (m * k * n) as f64
 }
 
-/// Times every matmul variant on (M, K, N) (the `wide` kernel on its own blocks, however few),
-/// appending each rate to `rates`; the fastest and its GFLOP/s.
+/// Times every matmul variant on (M, K, N) (each on this product, whatever its size), appending
+/// each rate to `rates`; the fastest and its GFLOP/s.
 async fn best_matmul(
     ctx: &GpuContext,
     mkn: [usize; 3],
@@ -283,8 +283,7 @@ async fn time_attention(ctx: &GpuContext, kernel: AttentionKernel) -> Result<f64
 /// kernel that fails shows here). Completion is awaited, not read back: on an H100, with the
 /// 8192 × 4608 product read back after each batch, the five kernels timed within 15 % of each
 /// other (346 to 401 GFLOP/s) where the benchmark, reading nothing, spread them from 7 to 27
-/// TFLOP/s.
-/// GFLOP/s by the graph's own count.
+/// TFLOP/s. GFLOP/s by the graph's own count.
 async fn time_graph(ctx: &GpuContext, g: &Graph, tuning: Tuning) -> Result<f64> {
     let opts = ExecOptions {
         tuning: Some(tuning),
@@ -334,6 +333,7 @@ fn cache_key(ctx: &GpuContext) -> String {
         "unary",
         "activations",
         "attention_io",
+        "attention_tiles",
         "attention_loops",
     ];
     for name in timed.iter().chain(&attention).chain(&shared) {

@@ -29,6 +29,7 @@ pub fn source(name: &str) -> Option<&'static str> {
         "attention_loops" => include_str!("../../shaders/attention_loops.wgsl"),
         "attention_rows" => include_str!("../../shaders/attention_rows.wgsl"),
         "attention_io" => include_str!("../../shaders/attention_io.wgsl"),
+        "attention_tiles" => include_str!("../../shaders/attention_tiles.wgsl"),
         "window_mean" => include_str!("../../shaders/window_mean.wgsl"),
         "reindex" => include_str!("../../shaders/reindex.wgsl"),
         "cfg_euler" => include_str!("../../shaders/cfg_euler.wgsl"),
