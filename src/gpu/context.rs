@@ -185,13 +185,21 @@ impl GpuContext {
     /// the browser cannot block and resolves reads instead). `during` names the work.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&self, during: &str) -> Result<()> {
+        self.poll_until_idle(during)?;
+        self.take_errors(during)
+    }
+
+    /// The blocking poll under `wait` and `finished` (native): returns once the queue is empty,
+    /// having run the callbacks of the work that finished.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn poll_until_idle(&self, during: &str) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
             .map_err(|e| Error::Gpu {
                 during: format!("waiting for {during}"),
                 detail: e.to_string(),
-            })?;
-        self.take_errors(during)
+            })
     }
 
     /// Resolves once all work submitted so far is done, then returns the first error it left:
@@ -203,12 +211,7 @@ impl GpuContext {
             let _ = tx.send(());
         });
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                during: format!("waiting for {during}"),
-                detail: e.to_string(),
-            })?;
+        self.poll_until_idle(during)?;
         rx.await
             .map_err(|_| Error::DeviceLost(format!("waiting for {during} was cancelled")))?;
         self.take_errors(during)
