@@ -124,6 +124,17 @@ impl AttentionKernel {
         Self::ALL.into_iter().find(|k| k.name() == s)
     }
 
+    /// The kernel that runs heads `head_dim` wide when this one is chosen: `rows` holds 8
+    /// queries' rows per invocation in registers, and past 128 wide (the VAE's one 512-wide
+    /// head) they would only spill, so `tiled` (then `attention_loops`, see [`Self::shader`])
+    /// runs them.
+    pub fn for_head(self, head_dim: usize) -> AttentionKernel {
+        match self {
+            AttentionKernel::Rows if head_dim > 128 => AttentionKernel::Tiled,
+            k => k,
+        }
+    }
+
     /// The shader file for heads `head_dim` wide: the tiled kernel keeps a head's query and
     /// accumulator in registers up to 128 wide, and walks wider heads (the VAE's 512, which
     /// would only spill) with loops over arrays.
@@ -191,6 +202,17 @@ mod tests {
         for k in MatmulKernel::ALL {
             assert_eq!(k.for_product(&fixed, 1, 1, 1), k);
             assert_eq!(k.for_product(&fixed, 1, 1 << 14, 1 << 14), k);
+        }
+    }
+
+    #[test]
+    fn attention_heads_over_128_wide_run_the_loop_kernel() {
+        use AttentionKernel::*;
+        assert_eq!(Rows.for_head(128).shader(128), "attention_rows");
+        assert_eq!(Tiled.for_head(128).shader(128), "attention");
+        for k in AttentionKernel::ALL {
+            assert_eq!(k.for_head(129), Tiled);
+            assert_eq!(k.for_head(512).shader(512), "attention_loops");
         }
     }
 }

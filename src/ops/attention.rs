@@ -236,12 +236,7 @@ impl Op for Attention {
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
         let d = dims(&inputs[0].desc, &inputs[1].desc);
         let b_map = 4 + self.bias as usize + self.head_bias as usize;
-        // The rows kernel holds 8 queries' rows per invocation in registers: past 128 wide
-        // (the VAE's one 512-wide head) they would only spill, so the tiled kernel runs.
-        let variant = match cx.tuning.attention {
-            AttentionKernel::Rows if self.head_dim > 128 => AttentionKernel::Tiled,
-            k => k,
-        };
+        let variant = cx.tuning.attention.for_head(self.head_dim);
         let key_tile = match variant {
             AttentionKernel::Tiled => self.key_tile(),
             AttentionKernel::Rows => 0,
