@@ -8,7 +8,7 @@
 // multiply-add per key or value word it reads. Here an invocation owns R = 8 queries, keys and
 // values are read straight from their buffers at addresses that depend on the workgroup alone
 // (one load and a broadcast), KJ = 4 at a time, and each word read serves all R queries: eight
-// multiply-adds per load, no workgroup memory and no barriers. R x KJ scores live in registers.
+// multiply-adds per load, no workgroup memory and no barriers.
 //
 // Every loop has a constant trip count except the walk over keys. llvmpipe unrolls only part of
 // them: the rest index the arrays below at run time, and it gathers those from the stack lane

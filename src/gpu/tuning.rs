@@ -96,6 +96,10 @@ pub const ROWS_MIN_ROWS: usize = 256;
 /// `tiled` ran 2048×256×32 (32 blocks) at 0.9 TFLOP/s against 6.7 for 2048×256×256 (128).
 pub const SPLIT_BELOW_BLOCKS: usize = 64;
 
+/// The widest head whose query row and accumulator the attention kernels hold in registers
+/// (`rows`, `attention`); wider heads would only spill, and run `attention_loops`.
+pub const REGISTER_HEAD_MAX: usize = 128;
+
 /// The two attention kernels: the same function, keys and values read two ways.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AttentionKernel {
@@ -130,7 +134,7 @@ impl AttentionKernel {
     /// runs them.
     pub fn for_head(self, head_dim: usize) -> AttentionKernel {
         match self {
-            AttentionKernel::Rows if head_dim > 128 => AttentionKernel::Tiled,
+            AttentionKernel::Rows if head_dim > REGISTER_HEAD_MAX => AttentionKernel::Tiled,
             k => k,
         }
     }
@@ -140,7 +144,7 @@ impl AttentionKernel {
     /// would only spill) with loops over arrays.
     pub fn shader(self, head_dim: usize) -> &'static str {
         match self {
-            AttentionKernel::Tiled if head_dim > 128 => "attention_loops",
+            AttentionKernel::Tiled if head_dim > REGISTER_HEAD_MAX => "attention_loops",
             AttentionKernel::Tiled => "attention",
             AttentionKernel::Rows => "attention_rows",
         }
