@@ -1,6 +1,6 @@
 // What the attention kernels share (`#include attention_io`): their parameters, bindings, the
-// loads and stores of head rows, and where query and key rows live, so they differ only in how
-// they walk the keys.
+// loads and stores of head rows, and where query rows, key rows and bias rows live, so they
+// differ only in how they walk the keys.
 //
 // Sequence z has queries i < LQ and keys j < LK. Rows hold all heads side by side
 // ((..., H * DH), as a Linear produces them), so no head transpose is ever materialised.
@@ -96,3 +96,18 @@ fn k_row(z: u32, j: u32) -> u32 {
     return z * p.lk + j;
 #endif
 }
+
+#if BIAS
+// Where query i of local sequence z finds its bias row (per sequence, or per query).
+fn bias_row(z: u32, i: u32) -> u32 {
+    let bz = (p.z0 + z) % p.bias_seqs;
+    return p.off_bias + (bz * select(1u, p.lq, p.bias_per_q == 1u) + select(0u, i, p.bias_per_q == 1u)) * p.lk;
+}
+#endif
+
+#if HEAD_BIAS
+// Where query i of head h finds its row of the per-head bias.
+fn head_bias_row(h: u32, i: u32) -> u32 {
+    return p.off_head_bias + (h * p.lq + i) * p.lk;
+}
+#endif

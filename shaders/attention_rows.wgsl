@@ -41,10 +41,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var m: array<f32, R>;
     var l: array<f32, R>;
     var qr: array<u32, R>;
-    var qi: array<u32, R>;
+#if BIAS
+    var brow: array<u32, R>;
+#endif
+#if HEAD_BIAS
+    var hrow: array<u32, R>;
+#endif
     for (var r = 0u; r < R; r += 1u) {
-        qi[r] = min(first + r * WG, end - 1u);
-        qr[r] = q_row(z, qi[r]);
+        let qi = min(first + r * WG, end - 1u);
+        qr[r] = q_row(z, qi);
+#if BIAS
+        brow[r] = bias_row(z, qi);
+#endif
+#if HEAD_BIAS
+        hrow[r] = head_bias_row(h, qi);
+#endif
         let base = p.off_q + qr[r] * p.ld_q + hc;
         for (var d = 0u; d < DV; d += 1u) {
             q[r * DV + d] = load_q(base + d * VW) * p.scale;
@@ -53,9 +64,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         m[r] = NEG;
         l[r] = 0.0;
     }
-#if BIAS
-    let bz = (p.z0 + z) % p.bias_seqs;
-#endif
     let last = p.lk - 1u;
     for (var t0 = 0u; t0 < p.lk; t0 += KJ) {
         var kr: array<u32, KJ>;
@@ -90,11 +98,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 let key = min(t0 + j, last);
                 var sv = s[r * KJ + j];
 #if BIAS
-                let bq = select(0u, qi[r], p.bias_per_q == 1u);
-                sv += f32(bias[p.off_bias + (bz * select(1u, p.lq, p.bias_per_q == 1u) + bq) * p.lk + key]);
+                sv += f32(bias[brow[r] + key]);
 #endif
 #if HEAD_BIAS
-                sv += f32(hbias[p.off_head_bias + (h * p.lq + qi[r]) * p.lk + key]);
+                sv += f32(hbias[hrow[r] + key]);
 #endif
                 sv = select(NEG, sv, t0 + j <= last);
                 s[r * KJ + j] = sv;

@@ -1,6 +1,6 @@
 // What the two tiled attention kernels share (`#include attention_tiles`, after attention_io):
-// their workgroup of 64 queries, the key and value tiles in workgroup memory, the loading of a
-// tile and the rows of the additive biases, so they differ only in how a query walks a tile.
+// their workgroup of 64 queries, the key and value tiles in workgroup memory, and the loading of a
+// tile, so they differ only in how a query walks a tile.
 
 const KT: u32 = {{KT}}u;
 const WG: u32 = 64u;
@@ -19,18 +19,3 @@ fn load_tile(z: u32, t0: u32, nk: u32, hc: u32, lid: u32) {
         vs[e] = load_v(p.off_v + kr * p.ld_v + hc + d);
     }
 }
-
-#if BIAS
-// Where query i of local sequence z finds its bias row (per sequence, or per query).
-fn bias_row(z: u32, i: u32) -> u32 {
-    let bz = (p.z0 + z) % p.bias_seqs;
-    return p.off_bias + (bz * select(1u, p.lq, p.bias_per_q == 1u) + select(0u, i, p.bias_per_q == 1u)) * p.lk;
-}
-#endif
-
-#if HEAD_BIAS
-// Where query i of head h finds its row of the per-head bias.
-fn head_bias_row(h: u32, i: u32) -> u32 {
-    return p.off_head_bias + (h * p.lq + i) * p.lk;
-}
-#endif
