@@ -18,42 +18,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let ab = p.off_a + gid.z * p.a_batch;
     let wb = p.off_w + gid.z * p.w_batch;
-    let a0 = ab + min(m0, p.m - 1u) * p.k;
-    let a1 = ab + min(m0 + 1u, p.m - 1u) * p.k;
-    let a2 = ab + min(m0 + 2u, p.m - 1u) * p.k;
-    let a3 = ab + min(m0 + 3u, p.m - 1u) * p.k;
-    let w0 = wb + min(n0, p.n - 1u) * p.k;
-    let w1 = wb + min(n0 + 1u, p.n - 1u) * p.k;
-    let w2 = wb + min(n0 + 2u, p.n - 1u) * p.k;
-    let w3 = wb + min(n0 + 3u, p.n - 1u) * p.k;
-
-    var c0 = vec4<f32>(0.0);
-    var c1 = vec4<f32>(0.0);
-    var c2 = vec4<f32>(0.0);
-    var c3 = vec4<f32>(0.0);
+#unroll r 4
+    let a{{r}} = ab + min(m0 + {{r}}u, p.m - 1u) * p.k;
+    let w{{r}} = wb + min(n0 + {{r}}u, p.n - 1u) * p.k;
+    var c{{r}} = vec4<f32>(0.0);
+#endunroll
     let k4 = p.k & ~3u;
     for (var kk = 0u; kk < k4; kk += 4u) {
-        let x0 = load_a(a0 + kk);
-        let x1 = load_a(a1 + kk);
-        let x2 = load_a(a2 + kk);
-        let x3 = load_a(a3 + kk);
-        let y0 = load_w(w0 + kk);
-        let y1 = load_w(w1 + kk);
-        let y2 = load_w(w2 + kk);
-        let y3 = load_w(w3 + kk);
-        c0 += vec4<f32>(dot(x0, y0), dot(x0, y1), dot(x0, y2), dot(x0, y3));
-        c1 += vec4<f32>(dot(x1, y0), dot(x1, y1), dot(x1, y2), dot(x1, y3));
-        c2 += vec4<f32>(dot(x2, y0), dot(x2, y1), dot(x2, y2), dot(x2, y3));
-        c3 += vec4<f32>(dot(x3, y0), dot(x3, y1), dot(x3, y2), dot(x3, y3));
+#unroll r 4
+        let x{{r}} = load_a(a{{r}} + kk);
+        let y{{r}} = load_w(w{{r}} + kk);
+#endunroll
+#unroll r 4
+        c{{r}} += vec4<f32>(dot(x{{r}}, y0), dot(x{{r}}, y1), dot(x{{r}}, y2), dot(x{{r}}, y3));
+#endunroll
     }
 #if VEC4
 #else
     for (var kk = k4; kk < p.k; kk += 1u) {
         let y = vec4<f32>(f32(w[w0 + kk]), f32(w[w1 + kk]), f32(w[w2 + kk]), f32(w[w3 + kk]));
-        c0 += f32(a[a0 + kk]) * y;
-        c1 += f32(a[a1 + kk]) * y;
-        c2 += f32(a[a2 + kk]) * y;
-        c3 += f32(a[a3 + kk]) * y;
+#unroll r 4
+        c{{r}} += f32(a[a{{r}} + kk]) * y;
+#endunroll
     }
 #endif
 
