@@ -2,7 +2,7 @@
 //! `gate = mods[b, gate.0] + table[gate.1]` for the batch item `b` of each row (shapes as in
 //! [`super::modulate`]).
 
-use super::modulate::{check_mods, Chunk};
+use super::modulate::{check_mods, AdaVectors, Chunk};
 use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::Kernel;
@@ -37,18 +37,13 @@ impl Op for Gate {
     }
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {
-        let (y, m, t) = (inputs[0].as_f32(), inputs[1].as_f32(), inputs[2].as_f32());
-        let c = inputs[1].shape.dims()[1];
-        let b_count = inputs[1].shape.dims()[0];
-        let d = out.shape.last();
-        let rows = out.shape.rows();
-        let rpb = rows / b_count;
+        let y = inputs[0].as_f32();
+        let (d, rows) = (out.shape.last(), out.shape.rows());
+        let ada = AdaVectors::new(inputs[1], inputs[2], rows);
         let mut o = vec![0f32; y.len()];
         for r in 0..rows {
-            let b = r / rpb;
             for k in 0..d {
-                let g = m[(b * c + self.gate.0) * d + k] + t[self.gate.1 * d + k];
-                let mut v = g * y[r * d + k];
+                let mut v = ada.at(r, self.gate, k) * y[r * d + k];
                 if self.residual {
                     v += inputs[3].as_f32()[r * d + k];
                 }

@@ -10,7 +10,7 @@
 //! Splitting for the binding limit: rows of A and C go in chunks of M, rows of W (and bias) in
 //! chunks of N; a chunk of C covers whole rows and the kernel writes the chunk's columns.
 
-use super::modulate::{check_mods, Chunk};
+use super::modulate::{check_mods, AdaVectors, Chunk};
 use super::unary::gelu_tanh;
 use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
@@ -144,15 +144,10 @@ impl Op for Matmul {
             None
         };
         // The gate of (row, column): rows are grouped by batch item of `mods`.
-        let gate = self.gate.map(|(gm, gt)| {
+        let gate = self.gate.map(|chunk| {
             let g = self.gate_index();
-            let (mods, table) = (inputs[g].as_f32(), inputs[g + 1].as_f32());
-            let (items, chunks) = (inputs[g].shape.dims()[0], inputs[g].shape.dims()[1]);
-            let rows_per_item = d.batch * d.m / items;
-            move |row: usize, n: usize| {
-                let b = row / rows_per_item;
-                mods[(b * chunks + gm) * d.n + n] + table[gt * d.n + n]
-            }
+            let ada = AdaVectors::new(inputs[g], inputs[g + 1], d.batch * d.m);
+            move |row: usize, n: usize| ada.at(row, chunk, n)
         });
         let mut c = vec![0f32; out.shape.numel()];
         for b in 0..d.batch {

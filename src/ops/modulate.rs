@@ -43,6 +43,36 @@ impl Modulate {
     }
 }
 
+/// The CPU references' view of `(mods, table)`: the adaLN vector of a chunk for a row of a
+/// tensor whose `rows` are grouped by batch item, as every op that reads `mods` sees it.
+pub(crate) struct AdaVectors<'a> {
+    mods: &'a [f32],
+    table: &'a [f32],
+    chunks: usize,
+    d: usize,
+    rows_per_item: usize,
+}
+
+impl<'a> AdaVectors<'a> {
+    /// `mods` `(B, C, D)` and `table` `(T, D)`, already checked, for `rows` rows.
+    pub(crate) fn new(mods: &'a HostTensor, table: &'a HostTensor, rows: usize) -> Self {
+        let dims = mods.shape.dims();
+        AdaVectors {
+            mods: mods.as_f32(),
+            table: table.as_f32(),
+            chunks: dims[1],
+            d: dims[2],
+            rows_per_item: rows / dims[0],
+        }
+    }
+
+    /// Element `k` of `mods[b, chunk.0] + table[chunk.1]`, b the batch item of `row`.
+    pub(crate) fn at(&self, row: usize, chunk: Chunk, k: usize) -> f32 {
+        let b = row / self.rows_per_item;
+        self.mods[(b * self.chunks + chunk.0) * self.d + k] + self.table[chunk.1 * self.d + k]
+    }
+}
+
 /// Checks `(x, mods, table)` for the per-batch modulation ops; returns (B, C, T, D).
 pub(crate) fn check_mods(
     op: &'static str,
@@ -104,18 +134,13 @@ impl Op for Modulate {
     }
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {
-        let (x, m, t) = (inputs[0].as_f32(), inputs[1].as_f32(), inputs[2].as_f32());
-        let c = inputs[1].shape.dims()[1];
-        let b_count = inputs[1].shape.dims()[0];
-        let d = out.shape.last();
-        let rows = out.shape.rows();
-        let rpb = rows / b_count;
+        let x = inputs[0].as_f32();
+        let (d, rows) = (out.shape.last(), out.shape.rows());
+        let ada = AdaVectors::new(inputs[1], inputs[2], rows);
         let mut o = vec![0f32; x.len()];
         for r in 0..rows {
-            let b = r / rpb;
             for k in 0..d {
-                let shift = m[(b * c + self.shift.0) * d + k] + t[self.shift.1 * d + k];
-                let scale = m[(b * c + self.scale.0) * d + k] + t[self.scale.1 * d + k];
+                let (shift, scale) = (ada.at(r, self.shift, k), ada.at(r, self.scale, k));
                 o[r * d + k] = x[r * d + k] * (1.0 + scale) + shift;
             }
         }
