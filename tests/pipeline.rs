@@ -52,6 +52,14 @@ fn tokenizer_json_and_spiece_model_agree() {
     assert!(Tokenizer::from_spiece(b"\xff\xff").is_err());
 }
 
+/// The tiny model written to a fresh directory `name`, and its pipeline (f32).
+fn tiny_pipeline(name: &str) -> (std::path::PathBuf, TextToImage) {
+    let dir = tmp(name);
+    tiny_model_dir(&dir);
+    let pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap()).unwrap();
+    (dir, pipe)
+}
+
 fn tmp(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("ptdit-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -61,9 +69,7 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn text_to_png_on_a_tiny_model() {
-    let dir = tmp("pipeline");
-    tiny_model_dir(&dir);
-    let pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap()).unwrap();
+    let (_, pipe) = tiny_pipeline("pipeline");
     let req = Request {
         prompt: "a red apple".into(),
         width: 64,
@@ -107,9 +113,7 @@ fn text_to_png_on_a_tiny_model() {
 
 #[test]
 fn f16_storage_gives_nearly_the_same_image() {
-    let dir = tmp("f16");
-    tiny_model_dir(&dir);
-    let pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap()).unwrap();
+    let (dir, pipe) = tiny_pipeline("f16");
     let req = Request {
         prompt: "a red apple".into(),
         width: 64,
@@ -138,9 +142,7 @@ fn f16_storage_gives_nearly_the_same_image() {
 
 #[test]
 fn video_frames_and_size_errors() {
-    let dir = tmp("video");
-    tiny_model_dir(&dir);
-    let pipe = TextToImage::new(&gpu(), model_dir::load(&dir).unwrap()).unwrap();
+    let (_, pipe) = tiny_pipeline("video");
     let req = Request {
         prompt: "a cat".into(),
         width: 64,
