@@ -15,7 +15,9 @@
 // by lane. Written out as separate variables (`#unroll`, as attention.wgsl does), 64-wide heads
 // ran 1.5x faster over 4096 keys, but the first `bench profile` (no shader cache) took 454 s
 // against 57 s, as llvmpipe compiled the straight-line code, and the 16-key proxy
-// cross-attention ran 20 % slower: not worth it.
+// cross-attention ran 20 % slower: not worth it. With R = 4 (16 invocations on 64 queries),
+// written out the same way, 4096 keys ran no faster (`bench payoff` at 64x64: time ratio 0.416,
+// where this kernel gives 0.40-0.42) and the rows op tests took 212 s to compile against 43.
 // A workgroup is 8 invocations (one 256-bit SIMD register) on 64 queries, as in the tiled
 // kernel, so both dispatch alike. Queries past the end compute on a clamped copy of the last
 // one and store nothing; keys past the end repeat the last key with weight 0. All lanes stay
