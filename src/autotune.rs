@@ -11,7 +11,8 @@
 //! driver, this engine's version and a hash of the kernels' source, so a new driver or a changed
 //! kernel is measured again. Natively the cache is a JSON file (`PTDIT_CACHE_DIR`, else
 //! `$XDG_CACHE_HOME/ptdit`, else `~/.cache/ptdit`); in the browser it lives in memory for the
-//! page's lifetime.
+//! page's lifetime, and [`memory_json`] / [`set_memory_json`] let the page keep it longer (the
+//! web demo does, with the Cache API).
 //!
 //! `PTDIT_MATMUL=registers|tiled|rows|wide|split` forces a variant without measuring (native);
 //! GELU is then fused and attention tiled with `tiled`, `wide` and `split` (meant for real GPUs),
@@ -103,6 +104,33 @@ impl Report {
 }
 
 static MEMORY: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+
+/// The in-memory cache (the browser's, or [`Cache::Memory`]) as JSON, for a host that keeps it
+/// across page loads or processes (the web demo stores it with the Cache API): adapters as
+/// [`cache_key`] names them, and the choice for each.
+pub fn memory_json() -> String {
+    let table = MEMORY
+        .lock()
+        .ok()
+        .and_then(|m| m.clone())
+        .unwrap_or_default();
+    serde_json::to_string(&table).unwrap_or_default()
+}
+
+/// Replaces the in-memory cache with a table [`memory_json`] wrote. Entries for other adapters
+/// or other kernel sources are kept but never match; an entry whose choice this version does not
+/// know is measured again.
+pub fn set_memory_json(json: &str) -> Result<()> {
+    let table: HashMap<String, String> = serde_json::from_str(json).map_err(|e| {
+        Error::Input(format!(
+            "the tuning cache is not a JSON object of strings: {e}"
+        ))
+    })?;
+    if let Ok(mut m) = MEMORY.lock() {
+        *m = Some(table);
+    }
+    Ok(())
+}
 
 /// Sets `ctx`'s kernel variants from the cache, or measures them and caches the result. Graphs
 /// compiled afterwards use them. On llvmpipe here measuring takes 4 s with Mesa's shader cache
@@ -325,7 +353,9 @@ fn forced() -> Option<MatmulKernel> {
     }
 }
 
-fn cache_key(ctx: &GpuContext) -> String {
+/// The key `ctx`'s tuning is cached under: adapter, backend, driver, engine version and a hash
+/// of the timed kernels' source, so a new driver or a changed kernel is measured again.
+pub fn cache_key(ctx: &GpuContext) -> String {
     let r = &ctx.report;
     let mut h = 0xcbf2_9ce4_8422_2325u64; // FNV-1a: stable across Rust versions, unlike std's
     let timed = MatmulKernel::ALL.map(|k| k.shader().0);

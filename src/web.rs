@@ -249,8 +249,8 @@ impl Engine {
         Self::tuned(ctx).await
     }
 
-    /// An engine on `ctx`, its kernel variants timed on this adapter (under a second) and kept
-    /// for the page's lifetime.
+    /// An engine on `ctx`, its kernel variants timed on this adapter and kept for the page's
+    /// lifetime, or taken from a table given to [`Engine::set_tuning_cache`].
     async fn tuned(ctx: GpuContext) -> Result<Engine, JsError> {
         let tuned = crate::autotune::autotune(&ctx, &crate::autotune::Cache::Default)
             .await
@@ -283,6 +283,21 @@ impl Engine {
         let mut ctx = ctx.map_err(js_err)?;
         ctx.ownership = crate::gpu::Ownership::Borrowed;
         Self::tuned(ctx).await
+    }
+
+    /// The autotuner's choices as JSON, to keep across page loads (the demo puts it in the Cache
+    /// API): measuring takes seconds on a software adapter, and this page measured only if no
+    /// table from an earlier visit was given to `setTuningCache` before `create`/`onDevice`.
+    #[wasm_bindgen(js_name = tuningCache)]
+    pub fn tuning_cache() -> String {
+        crate::autotune::memory_json()
+    }
+
+    /// Gives the autotuner a table `tuningCache` returned on an earlier visit; call it before
+    /// `create` or `onDevice`. A table that is not one is refused with a message.
+    #[wasm_bindgen(js_name = setTuningCache)]
+    pub fn set_tuning_cache(json: &str) -> Result<(), JsError> {
+        crate::autotune::set_memory_json(json).map_err(js_err)
     }
 
     /// The kernel variants the autotuner chose for this adapter, with their measured speeds.

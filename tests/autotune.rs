@@ -1,12 +1,13 @@
 //! The autotuner: it measures every matmul variant, GELU fused or not and every attention
-//! variant, keeps the fastest in the context, caches the choice per adapter in a file, reuses it, and replaces a corrupt cache
-//! file.
+//! variant, keeps the fastest in the context, caches the choice per adapter in a file, reuses it,
+//! replaces a corrupt cache file, and takes its in-memory table from a host (the browser's way
+//! of keeping it across page loads).
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use common::gpu;
-use ptdit::autotune::{autotune, Cache};
+use ptdit::autotune::{autotune, cache_key, memory_json, set_memory_json, Cache};
 use ptdit::gpu::{AttentionKernel, MatmulKernel};
 
 /// A device for one test alone (tests run in parallel and autotune sets the device's tuning).
@@ -113,4 +114,31 @@ fn a_corrupt_cache_file_is_measured_again_and_replaced() {
         "replaced: {text}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_in_memory_table_is_taken_from_a_host_and_given_back() {
+    // The only test of this binary that touches the in-memory table (the others use files).
+    let ctx = own_gpu();
+    let key = cache_key(&ctx);
+    let table = serde_json::json!({ key.clone(): "registers+split+rows", "another adapter": "wide+fused+tiled" });
+    set_memory_json(&table.to_string()).unwrap();
+    let r = pollster::block_on(autotune(&ctx, &Cache::Memory)).unwrap();
+    assert!(r.cached, "the host's table is used: nothing is measured");
+    assert!(r.matmul_gflops.is_empty() && r.attention_gflops.is_empty());
+    assert_eq!(
+        (r.tuning.matmul, r.tuning.fuse_gelu, r.tuning.attention),
+        (MatmulKernel::Registers, false, AttentionKernel::Rows),
+        "and its choice for this adapter is set"
+    );
+    assert_eq!(ctx.tuning(), r.tuning);
+    let back: serde_json::Value = serde_json::from_str(&memory_json()).unwrap();
+    assert_eq!(back, table, "the table goes back to the host unchanged");
+
+    for bad in ["{ not json", "[1, 2]", r#"{"k": 3}"#] {
+        let e = set_memory_json(bad).unwrap_err().to_string();
+        assert!(e.contains("tuning cache"), "{bad}: {e}");
+    }
+    let back: serde_json::Value = serde_json::from_str(&memory_json()).unwrap();
+    assert_eq!(back, table, "a refused table changes nothing");
 }

@@ -283,3 +283,45 @@ async fn js_api_streams_weight_files_in_pieces() {
         );
     }
 }
+
+/// `Engine.tuningCache` / `setTuningCache`: the autotuner's table leaves the page and comes back
+/// on a later visit, whose engine then takes its choice from it and measures nothing.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn js_api_keeps_the_tuning_across_visits() {
+    use ptdit::web::Engine;
+    use wasm_bindgen::JsValue;
+
+    Engine::create().await.unwrap(); // measures, unless an earlier test of this page did
+    let table: std::collections::HashMap<String, String> =
+        serde_json::from_str(&Engine::tuning_cache()).unwrap();
+    // An entry per device the page's tests tuned, each named by its adapter (the page's own
+    // GPUDevice of `onDevice` may report its driver differently).
+    assert!(
+        !table.is_empty() && table.keys().all(|k| k.contains("BrowserWebGpu")),
+        "{table:?}"
+    );
+    // A later visit hands back a table; a choice the autotuner would not make here proves that
+    // the engine took it from the table.
+    let later: std::collections::HashMap<&String, &str> =
+        table.keys().map(|k| (k, "registers+split+rows")).collect();
+    Engine::set_tuning_cache(&serde_json::to_string(&later).unwrap()).unwrap();
+    let engine = Engine::create().await.unwrap();
+    let kernels = engine.kernels();
+    assert!(
+        kernels.starts_with("matmul kernel: registers (cached)")
+            && kernels.ends_with("attention kernel: rows"),
+        "{kernels}"
+    );
+    let err = match Engine::set_tuning_cache("{ not json") {
+        Ok(()) => panic!("a table that is not one was taken"),
+        Err(e) => JsValue::from(e),
+    };
+    let msg = js_sys::Reflect::get(&err, &JsValue::from_str("message"))
+        .unwrap()
+        .as_string()
+        .unwrap_or_default();
+    assert!(msg.contains("tuning cache"), "{msg}");
+    // The measured choice again, for the tests after this one.
+    Engine::set_tuning_cache(&serde_json::to_string(&table).unwrap()).unwrap();
+}

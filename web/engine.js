@@ -50,11 +50,33 @@ async function loadModel(engine, base, onStatus) {
   return "model/";
 }
 
+// The autotuner's table, kept in the Cache API (which workers have, unlike localStorage) so
+// that a later visit measures nothing: seconds on a software adapter.
+const TUNING = "ptdit-tuning.json";
+
+async function createTuned(base, onStatus) {
+  const store = "caches" in self ? await caches.open("ptdit-tuning-v1").catch(() => null) : null;
+  const key = new URL(TUNING, base).href;
+  const saved = store && await store.match(key);
+  if (saved) {
+    try { Engine.setTuningCache(await saved.text()); }
+    catch (e) { console.warn(`ptdit: the saved tuning was not usable (${e.message}); measuring again`); }
+  } else {
+    onStatus("timing the kernels on this GPU (once per browser)…");
+  }
+  const engine = await Engine.create();
+  if (store) {
+    const table = new Response(Engine.tuningCache(), { headers: { "content-type": "application/json" } });
+    await store.put(key, table).catch((e) => console.warn(`ptdit: the tuning was not saved (${e.message})`));
+  }
+  return engine;
+}
+
 /** The engine on this thread (a worker's or the page's). */
 export async function startEngine(base, onStatus) {
   if (!navigator.gpu) throw new Error("no WebGPU on this thread");
   await init();
-  const engine = await Engine.create();
+  const engine = await createTuned(base, onStatus);
   const which = await loadModel(engine, base, onStatus);
   // Kernels are compiled now rather than on the first click (over a second on a software GPU).
   onStatus("compiling kernels…");

@@ -37,6 +37,7 @@ async function main() {
   $("steps").value = defaults.steps;
   status(`ready on ${engine.adapter} in ${engine.where} with ${engine.which} (${defaults.width}×${defaults.height})`);
   document.body.dataset.engine = engine.where;
+  document.body.dataset.kernels = engine.kernels;
   $("generate").disabled = false;
   $("cancel").onclick = () => engine.cancel();
   $("generate").onclick = async () => {

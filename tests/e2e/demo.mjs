@@ -1,9 +1,10 @@
 // Opens the built web demo (served at $URL), checks the engine started in a worker, types a
 // prompt, clicks Generate, waits for the image, checks the canvas holds a real image (not
-// blank) and that previews were drawn, and
-// saves a screenshot ($SHOT). With EXPECT_EMOJI=1 (the built-in model) the image must be an
-// emoji-like picture: not blank, not noise, with the white background every training image
-// has. Exits non-zero with the reason on any failure.
+// blank) and that previews were drawn, saves a screenshot ($SHOT), cancels a second generation
+// and reloads the page, whose engine must take its kernel choice from the first visit's. With
+// EXPECT_EMOJI=1 (the built-in model) the image must be an emoji-like picture: not blank, not
+// noise, with the white background every training image has. Exits non-zero with the reason
+// on any failure.
 import { chromium } from "playwright-core";
 
 const url = process.env.URL ?? "http://127.0.0.1:8765/index.html";
@@ -18,9 +19,14 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.error("page error:", e.message));
+  const readyIn = async () => {
+    const t0 = Date.now();
+    await page.waitForFunction(() => !document.getElementById("generate").disabled
+        || document.getElementById("status").className === "error", null, { timeout: 180000 });
+    return (Date.now() - t0) / 1000;
+  };
   await page.goto(url);
-  await page.waitForFunction(() => !document.getElementById("generate").disabled
-      || document.getElementById("status").className === "error", null, { timeout: 180000 });
+  const firstVisit = await readyIn();
   const ready = await page.textContent("#status");
   if (!ready.startsWith("ready")) fail(`the page did not get ready: ${ready}`);
   // EXPECT_WHICH: the model the page must have loaded (e.g. "model/", streamed from files).
@@ -133,6 +139,14 @@ try {
   const steps = (await page.evaluate(() => window.__progress)).filter((v) => v > 0 && v < 1).length;
   console.log(`e2e: cancelled after ${steps} of 30 steps (${cancelled})`);
   if (steps >= 29) fail("Cancel came too late to matter");
+
+  // A second visit takes the autotuner's table from the Cache API and measures nothing.
+  const measured = await page.evaluate(() => document.body.dataset.kernels);
+  await page.reload();
+  const secondVisit = await readyIn();
+  const kernels = await page.evaluate(() => document.body.dataset.kernels);
+  console.log(`e2e: ready in ${firstVisit.toFixed(1)} s on the first visit (${measured}), ${secondVisit.toFixed(1)} s on the second (${kernels})`);
+  if (!kernels || !kernels.includes("(cached)")) fail(`the second visit measured the kernels again: ${kernels}`);
 } finally {
   await browser.close();
 }
