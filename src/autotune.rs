@@ -106,14 +106,12 @@ impl Report {
 static MEMORY: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
 
 /// The in-memory cache (the browser's, or [`Cache::Memory`]) as JSON, for a host that keeps it
-/// across page loads or processes (the web demo stores it with the Cache API): adapters as
-/// [`cache_key`] names them, and the choice for each.
+/// across page loads or processes (the web demo stores it with the Cache API, and only when it
+/// changed): adapters as [`cache_key`] names them, and the choice for each.
 pub fn memory_json() -> String {
-    let table = MEMORY
-        .lock()
-        .ok()
-        .and_then(|m| m.clone())
-        .unwrap_or_default();
+    // Sorted, so the same table gives the same text and a host can tell whether it changed.
+    let table: std::collections::BTreeMap<String, String> =
+        load(&Cache::Memory).0.into_iter().collect();
     serde_json::to_string(&table).unwrap_or_default()
 }
 
@@ -126,10 +124,7 @@ pub fn set_memory_json(json: &str) -> Result<()> {
             "the tuning cache is not a JSON object of strings: {e}"
         ))
     })?;
-    if let Ok(mut m) = MEMORY.lock() {
-        *m = Some(table);
-    }
-    Ok(())
+    store(&Cache::Memory, &table)
 }
 
 /// Sets `ctx`'s kernel variants from the cache, or measures them and caches the result. Graphs

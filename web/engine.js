@@ -58,16 +58,18 @@ async function createTuned(base, onStatus) {
   const store = "caches" in self ? await caches.open("ptdit-tuning-v1").catch(() => null) : null;
   const key = new URL(TUNING, base).href;
   const saved = store && await store.match(key);
-  if (saved) {
-    try { Engine.setTuningCache(await saved.text()); }
+  const savedText = saved ? await saved.text() : null;
+  if (savedText !== null) {
+    try { Engine.setTuningCache(savedText); }
     catch (e) { console.warn(`ptdit: the saved tuning was not usable (${e.message}); measuring again`); }
   } else {
     onStatus("timing the kernels on this GPU (once per browser)…");
   }
   const engine = await Engine.create();
-  if (store) {
-    const table = new Response(Engine.tuningCache(), { headers: { "content-type": "application/json" } });
-    await store.put(key, table).catch((e) => console.warn(`ptdit: the tuning was not saved (${e.message})`));
+  const table = Engine.tuningCache();
+  if (store && table !== savedText) {
+    const body = new Response(table, { headers: { "content-type": "application/json" } });
+    await store.put(key, body).catch((e) => console.warn(`ptdit: the tuning was not saved (${e.message})`));
   }
   return engine;
 }
