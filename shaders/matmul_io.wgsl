@@ -11,6 +11,9 @@
 // its row (PT-DiT's gate) before the residual is added: `h + gate * Linear(x)` in one pass.
 // RESIDUAL: a tensor of C's shape is added before the store (`h + Linear(x)`), which saves the
 // residual add its own pass.
+// F16MATH (f16 storage, `tiled` and `wide` only): the workgroup-memory slices hold f16 and the
+// products of one K slice are summed in f16, then added to f32 accumulators; the epilogue
+// (bias, GELU, gate, residual) stays f32.
 
 struct Params {
     m: u32,
@@ -38,6 +41,13 @@ struct Params {
 }
 
 #include activations
+
+// The type the workgroup-memory kernels multiply in.
+#if F16MATH
+alias MT = f16;
+#else
+alias MT = f32;
+#endif
 
 @group(0) @binding(0) var<uniform> p: Params;
 #if VEC4
@@ -70,28 +80,28 @@ fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(f32(w[i]), f32(w[i + 1u]), f32
 #endif
 
 // The workgroup-memory kernels' bounded loads: four consecutive k of one row starting at element
-// index i (k0 = the k of i), zero past K.
-fn load4_a(i: u32, k0: u32) -> vec4<f32> {
+// index i (k0 = the k of i), zero past K, in the type they multiply in.
+fn load4_a(i: u32, k0: u32) -> vec4<MT> {
 #if VEC4
-    if (k0 >= p.k) { return vec4<f32>(0.0); }
-    return vec4<f32>(a[i / 4u]);
+    if (k0 >= p.k) { return vec4<MT>(0.0); }
+    return vec4<MT>(a[i / 4u]);
 #else
-    var v = vec4<f32>(0.0);
+    var v = vec4<MT>(0.0);
     for (var q = 0u; q < 4u; q += 1u) {
-        if (k0 + q < p.k) { v[q] = f32(a[i + q]); }
+        if (k0 + q < p.k) { v[q] = MT(a[i + q]); }
     }
     return v;
 #endif
 }
 
-fn load4_w(i: u32, k0: u32) -> vec4<f32> {
+fn load4_w(i: u32, k0: u32) -> vec4<MT> {
 #if VEC4
-    if (k0 >= p.k) { return vec4<f32>(0.0); }
-    return vec4<f32>(w[i / 4u]);
+    if (k0 >= p.k) { return vec4<MT>(0.0); }
+    return vec4<MT>(w[i / 4u]);
 #else
-    var v = vec4<f32>(0.0);
+    var v = vec4<MT>(0.0);
     for (var q = 0u; q < 4u; q += 1u) {
-        if (k0 + q < p.k) { v[q] = f32(w[i + q]); }
+        if (k0 + q < p.k) { v[q] = MT(w[i + q]); }
     }
     return v;
 #endif

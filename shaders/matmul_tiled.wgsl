@@ -14,11 +14,11 @@ const KS: u32 = 16u; // K slice
 #include matmul_io
 
 // k-major slices: as_[k * BT + row].
-var<workgroup> as_: array<vec4<f32>, 256>;
-var<workgroup> ws_: array<vec4<f32>, 256>;
+var<workgroup> as_: array<vec4<MT>, 256>;
+var<workgroup> ws_: array<vec4<MT>, 256>;
 
 // Scalar view of the k-major slices: element (k, r) lives in vec4 (k * BT + r) / 4.
-fn put(slice: u32, k: u32, r: u32, v: f32) {
+fn put(slice: u32, k: u32, r: u32, v: MT) {
     let e = k * BT + r;
     if (slice == 0u) { as_[e / 4u][e % 4u] = v; } else { ws_[e / 4u][e % 4u] = v; }
 }
@@ -48,14 +48,31 @@ fn main(
             put(1u, lk + q, lr, vw[q]);
         }
         workgroupBarrier();
+#if F16MATH
+        // This slice's products, summed in f16 (16 terms) before they join the f32 sums.
+        var s = array<vec4<f16>, 4>(vec4<f16>(0.0), vec4<f16>(0.0), vec4<f16>(0.0), vec4<f16>(0.0));
+#endif
         for (var kk = 0u; kk < KS; kk += 1u) {
             let x = as_[(kk * BT) / 4u + lid.y];
             let y = ws_[(kk * BT) / 4u + lid.x];
+#if F16MATH
+            s[0] += x[0] * y;
+            s[1] += x[1] * y;
+            s[2] += x[2] * y;
+            s[3] += x[3] * y;
+#else
             acc[0] += x[0] * y;
             acc[1] += x[1] * y;
             acc[2] += x[2] * y;
             acc[3] += x[3] * y;
+#endif
         }
+#if F16MATH
+        acc[0] += vec4<f32>(s[0]);
+        acc[1] += vec4<f32>(s[1]);
+        acc[2] += vec4<f32>(s[2]);
+        acc[3] += vec4<f32>(s[3]);
+#endif
         workgroupBarrier();
     }
 

@@ -24,8 +24,8 @@ const LD4: u32 = 33u;
 #include matmul_io
 
 // k-major slices: row r of k lives in vec4 k * LD4 + r / 4, component r % 4.
-var<workgroup> as_: array<vec4<f32>, 264>;
-var<workgroup> ws_: array<vec4<f32>, 264>;
+var<workgroup> as_: array<vec4<MT>, 264>;
+var<workgroup> ws_: array<vec4<MT>, 264>;
 
 // Every index below into an array or vector is a constant or depends on the invocation alone:
 // a real GPU's compiler keeps a function-local array in registers only when it can resolve
@@ -33,7 +33,7 @@ var<workgroup> ws_: array<vec4<f32>, 264>;
 // in a four-step loop ran 8x slower on an H100 than this one).
 
 // Invocation li brings k (li % 2) * 4 .. +4 of row li / 2 of each slice (128 rows x 8 k).
-fn put(k4: u32, r: u32, va: vec4<f32>, vw: vec4<f32>) {
+fn put(k4: u32, r: u32, va: vec4<MT>, vw: vec4<MT>) {
     let e = k4 * LD4 + r / 4u;
     let q = r % 4u;
     as_[e][q] = va.x;
@@ -73,16 +73,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let kn = k0 + KS + lk;
         va = load4_a(arow + kn, kn);
         vw = load4_w(wrow + kn, kn);
+#if F16MATH
+        // This slice's products, summed in f16 (8 terms) before they join the f32 sums.
+#unroll q 16
+        var s{{q}} = vec4<f16>(0.0);
+#endunroll
+#endif
         for (var kk = 0u; kk < KS; kk += 1u) {
             let x0 = as_[kk * LD4 + ty];
             let x1 = as_[kk * LD4 + 16u + ty];
             let y0 = ws_[kk * LD4 + tx];
             let y1 = ws_[kk * LD4 + 16u + tx];
+#if F16MATH
+            s0 += x0.x * y0; s1 += x0.y * y0; s2 += x0.z * y0; s3 += x0.w * y0;
+            s4 += x0.x * y1; s5 += x0.y * y1; s6 += x0.z * y1; s7 += x0.w * y1;
+            s8 += x1.x * y0; s9 += x1.y * y0; s10 += x1.z * y0; s11 += x1.w * y0;
+            s12 += x1.x * y1; s13 += x1.y * y1; s14 += x1.z * y1; s15 += x1.w * y1;
+#else
             c00_0 += x0.x * y0; c00_1 += x0.y * y0; c00_2 += x0.z * y0; c00_3 += x0.w * y0;
             c01_0 += x0.x * y1; c01_1 += x0.y * y1; c01_2 += x0.z * y1; c01_3 += x0.w * y1;
             c10_0 += x1.x * y0; c10_1 += x1.y * y0; c10_2 += x1.z * y0; c10_3 += x1.w * y0;
             c11_0 += x1.x * y1; c11_1 += x1.y * y1; c11_2 += x1.z * y1; c11_3 += x1.w * y1;
+#endif
         }
+#if F16MATH
+        c00_0 += vec4<f32>(s0); c00_1 += vec4<f32>(s1); c00_2 += vec4<f32>(s2); c00_3 += vec4<f32>(s3);
+        c01_0 += vec4<f32>(s4); c01_1 += vec4<f32>(s5); c01_2 += vec4<f32>(s6); c01_3 += vec4<f32>(s7);
+        c10_0 += vec4<f32>(s8); c10_1 += vec4<f32>(s9); c10_2 += vec4<f32>(s10); c10_3 += vec4<f32>(s11);
+        c11_0 += vec4<f32>(s12); c11_1 += vec4<f32>(s13); c11_2 += vec4<f32>(s14); c11_3 += vec4<f32>(s15);
+#endif
         workgroupBarrier();
     }
 

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::gpu::{shaders, AttentionKernel, GpuContext, MatmulKernel, Tuning};
 use crate::graph::{ExecOptions, Executable, Graph};
-use crate::tensor::TensorDesc;
+use crate::tensor::{DType, TensorDesc};
 
 /// Where tuning results are kept between runs.
 #[derive(Clone, Debug)]
@@ -54,6 +54,9 @@ pub struct Report {
     pub gelu_gflops: Option<(f64, f64)>,
     /// Each attention variant's measured GFLOP/s (empty when cached or forced).
     pub attention_gflops: Vec<(AttentionKernel, f64)>,
+    /// GFLOP/s of the chosen matmul on f16 operands multiplying in f16 and in f32 (measured
+    /// where the device has `shader-f16` and the kernel has f16 math).
+    pub f16_math_gflops: Option<(f64, f64)>,
     /// The cache key: adapter, driver, engine version, kernel source hash.
     pub key: String,
     /// Something the user may want to know (an unreadable cache file that was replaced).
@@ -90,14 +93,19 @@ impl Report {
                 .collect();
             format!(" ({} GFLOP/s)", each.join(", "))
         };
+        let f16 = match self.f16_math_gflops {
+            Some((h, f)) => format!(" (f16 {h:.1}, f32 {f:.1} GFLOP/s)"),
+            None => String::new(),
+        };
         format!(
-            "matmul kernel: {} ({how}); GELU {}{gelu}; attention kernel: {}{attention}",
+            "matmul kernel: {} ({how}); GELU {}{gelu}; f16 operands multiplied in {}{f16}; attention kernel: {}{attention}",
             self.tuning.matmul.name(),
             if self.tuning.fuse_gelu {
                 "fused into the matmul"
             } else {
                 "as its own dispatch"
             },
+            if self.tuning.f16_math { "f16" } else { "f32" },
             self.tuning.attention.name(),
         )
     }
@@ -140,6 +148,7 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         matmul_gflops: Vec::new(),
         gelu_gflops: None,
         attention_gflops: Vec::new(),
+        f16_math_gflops: None,
         key: key.clone(),
         note: None,
     };
@@ -167,15 +176,23 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         ctx.set_tuning(report.tuning);
         return Ok(report);
     }
-    let mut best = best_matmul(ctx, MATMUL_SIZE, &mut report.matmul_gflops).await?;
+    let mut mkn = MATMUL_SIZE;
+    let mut best = best_matmul(ctx, mkn, &mut report.matmul_gflops).await?;
     if flops(MATMUL_SIZE) / (best.1 * 1e9) < FAST_RUN_SECS {
         // A GPU this fast spends 512³ mostly in launching it, where every kernel ties (on an
         // H100 all four ran it at 0.5 to 3.4 TFLOP/s while 4096³ spread them from 7 to 27): the
         // products that decide its speed are the released model's, tens of GFLOP each.
         report.matmul_gflops.clear();
-        best = best_matmul(ctx, MATMUL_FAST, &mut report.matmul_gflops).await?;
+        mkn = MATMUL_FAST;
+        best = best_matmul(ctx, mkn, &mut report.matmul_gflops).await?;
     }
     report.tuning.matmul = best.0;
+    if ctx.has_f16() && best.0.has_f16_math() {
+        let half = time_matmul_f16(ctx, best.0, mkn, true).await?;
+        let single = time_matmul_f16(ctx, best.0, mkn, false).await?;
+        report.f16_math_gflops = Some((half, single));
+        report.tuning.f16_math = half > single;
+    }
     let fused = time_linear_gelu(ctx, best.0, true).await?;
     let split = time_linear_gelu(ctx, best.0, false).await?;
     report.gelu_gflops = Some((fused, split));
@@ -225,15 +242,22 @@ async fn best_matmul(
     Ok(best)
 }
 
-/// The cache's text for a tuning: `matmul+fused|split+attention`, e.g. `rows+split+rows`.
+/// The cache's text for a tuning: `matmul+fused|split+attention[+f16]`, e.g. `rows+split+rows`
+/// or `wide+fused+tiled+f16` (f16 operands multiplied in f16).
 fn format_tuning(t: Tuning) -> String {
     let g = if t.fuse_gelu { "fused" } else { "split" };
-    format!("{}+{g}+{}", t.matmul.name(), t.attention.name())
+    let h = if t.f16_math { "+f16" } else { "" };
+    format!("{}+{g}+{}{h}", t.matmul.name(), t.attention.name())
 }
 
 fn parse_tuning(v: &str) -> Option<Tuning> {
     let mut parts = v.split('+');
     let (k, g, a) = (parts.next()?, parts.next()?, parts.next()?);
+    let f16_math = match parts.next() {
+        None => false,
+        Some("f16") => true,
+        Some(_) => return None,
+    };
     if parts.next().is_some() {
         return None;
     }
@@ -245,6 +269,7 @@ fn parse_tuning(v: &str) -> Option<Tuning> {
             _ => return None,
         },
         attention: AttentionKernel::from_name(a)?,
+        f16_math,
         ..Tuning::default()
     })
 }
@@ -257,6 +282,28 @@ pub async fn time_matmul(ctx: &GpuContext, kernel: MatmulKernel, mkn: [usize; 3]
         ..Default::default()
     };
     time_linear(ctx, tuning, mkn, false).await
+}
+
+/// GFLOP/s of one matmul variant on f16 operands (M, K, N), multiplying in f16 or in f32.
+pub async fn time_matmul_f16(
+    ctx: &GpuContext,
+    kernel: MatmulKernel,
+    mkn: [usize; 3],
+    f16_math: bool,
+) -> Result<f64> {
+    let [m, k, n] = mkn;
+    let mut g = Graph::with_float(DType::F16);
+    let a = g.input("a", TensorDesc::new([m, k], DType::F16))?;
+    let w = g.param("w", [n, k])?;
+    let y = g.matmul(a, w, None)?;
+    g.output(y, "y")?;
+    let tuning = Tuning {
+        matmul: kernel,
+        per_shape: false,
+        f16_math,
+        ..Default::default()
+    };
+    time_graph(ctx, &g, tuning).await
 }
 
 /// GFLOP/s of the MLP's first Linear + GELU at a released-like shape (512 tokens, 256 → 1024),

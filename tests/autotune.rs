@@ -58,9 +58,10 @@ fn measures_every_variant_then_reuses_the_cached_choice() {
         "split"
     };
     let want = format!(
-        "{}+{gelu}+{}",
+        "{}+{gelu}+{}{}",
         first.tuning.matmul.name(),
-        first.tuning.attention.name()
+        first.tuning.attention.name(),
+        if first.tuning.f16_math { "+f16" } else { "" }
     );
     assert_eq!(table.get(&first.key), Some(&want));
     let (fused, split) = first.gelu_gflops.expect("GELU fusion is timed too");
@@ -69,6 +70,24 @@ fn measures_every_variant_then_reuses_the_cached_choice() {
         fused > split,
         "and the faster way kept"
     );
+    // f16 arithmetic is timed where it can run: shader-f16 and a kernel that has it.
+    match first.f16_math_gflops {
+        Some((half, single)) => {
+            assert!(ctx.has_f16() && first.tuning.matmul.has_f16_math());
+            assert_eq!(
+                first.tuning.f16_math,
+                half > single,
+                "the faster math is kept"
+            );
+        }
+        None => {
+            assert!(
+                !(ctx.has_f16() && first.tuning.matmul.has_f16_math()),
+                "f16 math not timed"
+            );
+            assert!(!first.tuning.f16_math);
+        }
+    }
     let attention: Vec<AttentionKernel> = first.attention_gflops.iter().map(|(k, _)| *k).collect();
     assert_eq!(
         attention,
@@ -121,7 +140,7 @@ fn the_in_memory_table_is_taken_from_a_host_and_given_back() {
     // The only test of this binary that touches the in-memory table (the others use files).
     let ctx = own_gpu();
     let key = cache_key(&ctx);
-    let table = serde_json::json!({ key.clone(): "registers+split+rows", "another adapter": "wide+fused+tiled" });
+    let table = serde_json::json!({ key.clone(): "registers+split+rows", "another adapter": "wide+fused+tiled+f16" });
     set_memory_json(&table.to_string()).unwrap();
     let r = pollster::block_on(autotune(&ctx, &Cache::Memory)).unwrap();
     assert!(r.cached, "the host's table is used: nothing is measured");
@@ -141,4 +160,14 @@ fn the_in_memory_table_is_taken_from_a_host_and_given_back() {
     }
     let back: serde_json::Value = serde_json::from_str(&memory_json()).unwrap();
     assert_eq!(back, table, "a refused table changes nothing");
+
+    // A choice with f16 arithmetic comes back with it.
+    let table = serde_json::json!({ key.clone(): "wide+fused+tiled+f16" });
+    set_memory_json(&table.to_string()).unwrap();
+    let r = pollster::block_on(autotune(&ctx, &Cache::Memory)).unwrap();
+    assert!(r.cached);
+    assert_eq!(
+        (r.tuning.matmul, r.tuning.attention, r.tuning.f16_math),
+        (MatmulKernel::Wide, AttentionKernel::Tiled, true)
+    );
 }

@@ -37,6 +37,15 @@ fn fdesc(shape: impl Into<Shape>) -> TensorDesc {
 #[cfg(not(target_arch = "wasm32"))]
 const F16_TOL: f32 = 2e-3;
 
+/// f16 storage and f16 sums within a K slice (`Tuning::f16_math`; S = 8 or 16 terms): on top
+/// of [`F16_TOL`]'s rounding, each product and partial sum is rounded to f16 (2^-11 relative).
+/// For independent roundings the error's rms is about 2^-11/√3 · √(1 + S/2) ≈ 8.5e-4 of a
+/// typical output (S = 16); the largest of a few thousand outputs' errors is ~4 rms, and the
+/// scale (the largest output) is at least 2.5 typical ones here, so ~1.4e-3 of the scale more.
+/// An indexing error shows at the scale of the data, 250x this.
+#[cfg(not(target_arch = "wasm32"))]
+const F16_MATH_TOL: f32 = 4e-3;
+
 /// A binding limit far below every test tensor's size.
 const TINY: u64 = 2048;
 
@@ -586,6 +595,7 @@ macro_rules! matmul_kernel_tests {
                 fuse_gelu: true,
                 attention: AttentionKernel::Tiled,
                 per_shape: false,
+                f16_math: false,
             };
             matmul_kernel_tests!(@cases
                 odd_shapes_bias => matmul(130, 67, 70, true, &[]);
@@ -611,7 +621,14 @@ macro_rules! matmul_kernel_tests {
             {
                 FLOAT.with(|f| f.set(DType::F16));
                 let (g, f): Case = $case;
-                check(&g, &f, F16_TOL, &opts).await;
+                let f32_math = check(&g, &f, F16_TOL, &opts).await;
+                if TUNING.matmul.has_f16_math() {
+                    let tuning = Tuning { f16_math: true, ..TUNING };
+                    let opts = ExecOptions { tuning: Some(tuning), ..Default::default() };
+                    let f16_math = check(&g, &f, F16_MATH_TOL, &opts).await;
+                    // The same inputs summed in f16 round differently somewhere: the flag ran.
+                    assert_ne!(f32_math.got["y"].data, f16_math.got["y"].data, "f16 math changed nothing");
+                }
             }
         });)*
     };
@@ -636,6 +653,7 @@ macro_rules! attention_kernel_tests {
                 fuse_gelu: false,
                 attention: $kernel,
                 per_shape: false,
+                f16_math: false,
             };
             $(gpu_test!(fn $name() {
                 let (g, f): Case = $case;

@@ -323,3 +323,45 @@ fn profile_labels_tell_every_attention_kind_and_matmul_shape_apart() {
     let by_label: u64 = graph.flops_by_label().iter().map(|(_, f)| f).sum();
     assert_eq!(by_label, graph.flops());
 }
+
+/// f16 arithmetic (`Tuning::f16_math`) in both kernels that have it, each forced onto every
+/// product, on the official fixture: sums of a K slice in f16 add roundings of the same order
+/// as f16 storage's (tests/ops.rs bounds them at ~1.4e-3 of a product's scale), so the f16
+/// tolerance holds; the error differs from f16 storage alone, so the f16 sums really ran.
+#[test]
+fn official_fixture_with_f16_arithmetic() {
+    use ptdit::gpu::{MatmulKernel, Tuning};
+    // Its own device: the tuning set here must not reach the other tests.
+    let ctx = ptdit::GpuContext::new_blocking().expect("GPU tests need a WebGPU adapter");
+    assert!(
+        ctx.has_f16(),
+        "f16 arithmetic needs shader-f16, which lavapipe has"
+    );
+    let fx = PtditFixture::from_file(TensorFile::read(FIXTURE).unwrap()).unwrap();
+    for matmul in [MatmulKernel::Tiled, MatmulKernel::Wide] {
+        assert!(matmul.has_f16_math());
+        let mut errors = Vec::new();
+        for f16_math in [false, true] {
+            ctx.set_tuning(Tuning {
+                matmul,
+                per_shape: false,
+                f16_math,
+                ..Tuning::default()
+            });
+            let r = pollster::block_on(check_gpu(&fx, &ctx, F16_TOL, DType::F16)).unwrap();
+            assert!(
+                r.passed(),
+                "{} f16_math={f16_math}: {:?}",
+                matmul.name(),
+                r.output
+            );
+            errors.push(r.output.relative());
+        }
+        assert_ne!(
+            errors[0],
+            errors[1],
+            "{}: f16 math changed nothing",
+            matmul.name()
+        );
+    }
+}

@@ -153,14 +153,7 @@ fn parse_mkn(s: &str) -> std::result::Result<[usize; 3], String> {
 
 fn matmul(ctx: &GpuContext, mkn: [usize; 3], with_cpu: bool, out: &mut Out) -> Result<()> {
     let [m, k, n] = mkn;
-    let mut g = Graph::new();
-    let a = g.input("a", TensorDesc::f32([m, k]))?;
-    let w = g.param("w", [n, k])?;
-    let y = g.matmul(a, w, None)?;
-    g.output(y, "y")?;
-    let mut rng = Rng::new(0);
-    let av = HostTensor::f32([m, k], rng.normals(m * k, 1.0));
-    let wv = HostTensor::f32([n, k], rng.normals(n * k, 1.0));
+    let (g, av, wv) = product(mkn, DType::F32)?;
     let flops = 2.0 * (m * k * n) as f64;
     let shape = if m == k && k == n {
         format!("{m}^3")
@@ -188,26 +181,13 @@ fn matmul(ctx: &GpuContext, mkn: [usize; 3], with_cpu: bool, out: &mut Out) -> R
     // Every kernel variant (each on this product, whatever its size), each against the CPU
     // reference; the autotuner keeps the fastest.
     for kernel in MatmulKernel::ALL {
-        let opts = ExecOptions {
-            tuning: Some(Tuning {
-                matmul: kernel,
-                fuse_gelu: false,
-                per_shape: false,
-                ..Default::default()
-            }),
+        let tuning = Tuning {
+            matmul: kernel,
+            fuse_gelu: false,
+            per_shape: false,
             ..Default::default()
         };
-        let exe = pollster::block_on(Executable::with_options(ctx, &g, &opts))?;
-        exe.write("a", &av)?;
-        exe.write("w", &wv)?;
-        // A batch of runs per wait, so per-submit latency is amortised as in a denoising loop.
-        let batch = 8;
-        let gpu = time_per_call(2.0, || {
-            for _ in 0..batch {
-                exe.run()?;
-            }
-            exe.wait()
-        })? / batch as f64;
+        let gpu = time_product(ctx, &g, tuning, &av, &wv)?;
         let gg = flops / gpu / 1e9;
         out.say(format!(
             "  engine, {:<9} kernel {gg:9.2} GFLOP/s  ({:.3} ms)",
@@ -230,7 +210,89 @@ fn matmul(ctx: &GpuContext, mkn: [usize; 3], with_cpu: bool, out: &mut Out) -> R
             "  CPU reference     {cg:9.2} GFLOP/s  (one thread)"
         ));
     }
+    if ctx.has_f16() {
+        matmul_f16_math(ctx, mkn, &shape, out)?;
+    }
     Ok(())
+}
+
+/// The kernels that can multiply in f16, on f16 operands: f16 sums against f32 sums.
+fn matmul_f16_math(
+    ctx: &GpuContext,
+    [m, k, n]: [usize; 3],
+    shape: &str,
+    out: &mut Out,
+) -> Result<()> {
+    let (g, av, wv) = product([m, k, n], DType::F16)?;
+    let flops = 2.0 * (m * k * n) as f64;
+    out.say(format!("matmul {m}x{k}x{n} f16 operands"));
+    for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.has_f16_math()) {
+        let mut rate = [0.0; 2];
+        for (f16_math, r) in [(false, 0), (true, 1)] {
+            let tuning = Tuning {
+                matmul: kernel,
+                per_shape: false,
+                f16_math,
+                ..Default::default()
+            };
+            rate[r] = flops / time_product(ctx, &g, tuning, &av, &wv)? / 1e9;
+        }
+        out.say(format!(
+            "  engine, {:<9} kernel {:9.2} GFLOP/s multiplying in f16, {:.2} in f32 ({:.2}x)",
+            kernel.name(),
+            rate[1],
+            rate[0],
+            rate[1] / rate[0]
+        ));
+        out.figure(
+            &format!(
+                "matmul {shape} f16 operands, {} kernel, f16 math",
+                kernel.name()
+            ),
+            rate[1],
+            "GFLOP/s",
+            Some(("f32 math, same kernel", rate[0])),
+        );
+    }
+    Ok(())
+}
+
+/// `y = a · wᵀ` (M, K, N) in `float`, and random operands for it.
+fn product([m, k, n]: [usize; 3], float: DType) -> Result<(Graph, HostTensor, HostTensor)> {
+    let mut g = Graph::with_float(float);
+    let a = g.input("a", TensorDesc::new([m, k], float))?;
+    let w = g.param("w", [n, k])?;
+    let y = g.matmul(a, w, None)?;
+    g.output(y, "y")?;
+    let mut rng = Rng::new(0);
+    let av = HostTensor::f32([m, k], rng.normals(m * k, 1.0));
+    let wv = HostTensor::f32([n, k], rng.normals(n * k, 1.0));
+    Ok((g, av, wv))
+}
+
+/// Seconds per run of the product `g` (inputs `a`, `w`) with `tuning`.
+fn time_product(
+    ctx: &GpuContext,
+    g: &Graph,
+    tuning: Tuning,
+    av: &HostTensor,
+    wv: &HostTensor,
+) -> Result<f64> {
+    let opts = ExecOptions {
+        tuning: Some(tuning),
+        ..Default::default()
+    };
+    let exe = pollster::block_on(Executable::with_options(ctx, g, &opts))?;
+    exe.write("a", av)?;
+    exe.write("w", wv)?;
+    // A batch of runs per wait, so per-submit latency is amortised as in a denoising loop.
+    let batch = 8;
+    Ok(time_per_call(2.0, || {
+        for _ in 0..batch {
+            exe.run()?;
+        }
+        exe.wait()
+    })? / batch as f64)
 }
 
 /// The benchmark model: the released block structure at `width` (heads of 64), `layers`,

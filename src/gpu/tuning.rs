@@ -49,6 +49,12 @@ impl MatmulKernel {
         Self::ALL.into_iter().find(|k| k.name() == s)
     }
 
+    /// Whether the kernel can multiply in f16 ([`Tuning::f16_math`]): the two that stage K
+    /// slices in workgroup memory, whose slices give the f16 sums a short, fixed length.
+    pub fn has_f16_math(self) -> bool {
+        matches!(self, MatmulKernel::Tiled | MatmulKernel::Wide)
+    }
+
     /// The shader file and the block of C one workgroup covers: (rows, columns).
     pub fn shader(self) -> (&'static str, [usize; 2]) {
         match self {
@@ -163,6 +169,12 @@ pub struct Tuning {
     /// Pick the kernel per product shape ([`MatmulKernel::for_product`]). Tests and
     /// benchmarks turn it off to run one kernel on every product.
     pub per_shape: bool,
+    /// In f16 graphs, the workgroup-memory matmuls (`tiled`, `wide`; see
+    /// [`MatmulKernel::has_f16_math`]) multiply in f16 and sum each K slice in f16 before adding
+    /// it to f32 sums. A GPU with packed f16 arithmetic may run twice the multiply-adds; a
+    /// software GPU emulates f16 and loses. The autotuner times both on devices with
+    /// `shader-f16`; off until then.
+    pub f16_math: bool,
 }
 
 impl Default for Tuning {
@@ -172,6 +184,7 @@ impl Default for Tuning {
             attention: AttentionKernel::default(),
             fuse_gelu: false,
             per_shape: true,
+            f16_math: false,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::gpu::shaders::Kernel;
 use crate::graph::encode::TensorArg;
 use crate::graph::{EncodeCx, Graph, Params, TensorId};
-use crate::tensor::{HostTensor, Shape, TensorDesc};
+use crate::tensor::{DType, HostTensor, Shape, TensorDesc};
 
 #[derive(Clone, Debug)]
 pub struct Matmul {
@@ -171,11 +171,9 @@ impl Op for Matmul {
         let (a, w) = (&inputs[0], &inputs[1]);
         let d = dims(&a.desc.shape, &w.desc.shape);
         let vec4 = d.k.is_multiple_of(4);
-        let (shader, tile) = cx
-            .tuning
-            .matmul
-            .for_product(&cx.tuning, d.batch, d.m, d.n)
-            .shader();
+        let chosen = cx.tuning.matmul.for_product(&cx.tuning, d.batch, d.m, d.n);
+        let (shader, tile) = chosen.shader();
+        let f16_math = cx.tuning.f16_math && cx.float == DType::F16 && chosen.has_f16_math();
         let fused = self.gelu && cx.tuning.fuse_gelu;
         let (nb, ng, nr) = (
             self.bias as u32,
@@ -191,7 +189,8 @@ impl Op for Matmul {
             .define("B_RES", 3 + nb + ng)
             .define("B_OUT", 3 + nb + ng + nr)
             .flag("GELU", fused)
-            .flag("VEC4", vec4);
+            .flag("VEC4", vec4)
+            .flag("F16MATH", f16_math);
         self.encode_product(cx, inputs, out, kernel, tile)?;
         if self.gelu && !fused {
             gelu_in_place(cx, out)?;

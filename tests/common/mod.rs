@@ -92,6 +92,8 @@ pub const F32_TOL: f32 = 1e-4;
 pub struct Compared {
     pub worst: f32,
     pub dispatches: usize,
+    /// What the GPU computed, by output name.
+    pub got: HashMap<String, HostTensor>,
 }
 
 /// Runs `graph` on the GPU (with `opts`) and on the CPU reference; asserts every output
@@ -112,6 +114,7 @@ pub async fn check(
     }
     exe.run().expect("run");
     let mut worst = 0f32;
+    let mut outputs = HashMap::new();
     for (name, w) in &want {
         let got = exe.read(name).await.expect("read");
         assert_eq!(got.shape, w.shape, "{name}: shape");
@@ -124,10 +127,12 @@ pub async fn check(
         };
         assert!(e <= tol, "{name}: relative error {e:e} exceeds {tol:e}");
         worst = worst.max(e);
+        outputs.insert(name.clone(), got);
     }
     Compared {
         worst,
         dispatches: exe.dispatches,
+        got: outputs,
     }
 }
 
