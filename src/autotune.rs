@@ -281,29 +281,23 @@ pub async fn time_matmul(ctx: &GpuContext, kernel: MatmulKernel, mkn: [usize; 3]
         per_shape: false,
         ..Default::default()
     };
-    time_linear(ctx, tuning, mkn, false).await
+    time_linear(ctx, tuning, mkn, false, DType::F32).await
 }
 
 /// GFLOP/s of one matmul variant on f16 operands (M, K, N), multiplying in f16 or in f32.
-pub async fn time_matmul_f16(
+async fn time_matmul_f16(
     ctx: &GpuContext,
     kernel: MatmulKernel,
     mkn: [usize; 3],
     f16_math: bool,
 ) -> Result<f64> {
-    let [m, k, n] = mkn;
-    let mut g = Graph::with_float(DType::F16);
-    let a = g.input("a", TensorDesc::new([m, k], DType::F16))?;
-    let w = g.param("w", [n, k])?;
-    let y = g.matmul(a, w, None)?;
-    g.output(y, "y")?;
     let tuning = Tuning {
         matmul: kernel,
         per_shape: false,
         f16_math,
         ..Default::default()
     };
-    time_graph(ctx, &g, tuning).await
+    time_linear(ctx, tuning, mkn, false, DType::F16).await
 }
 
 /// GFLOP/s of the MLP's first Linear + GELU at a released-like shape (512 tokens, 256 → 1024),
@@ -314,14 +308,20 @@ async fn time_linear_gelu(ctx: &GpuContext, kernel: MatmulKernel, fused: bool) -
         fuse_gelu: fused,
         ..Default::default()
     };
-    time_linear(ctx, tuning, [512, 256, 1024], true).await
+    time_linear(ctx, tuning, [512, 256, 1024], true, DType::F32).await
 }
 
-/// Runs `y = x · wᵀ` (m, k, n) (then GELU) with `tuning`; GFLOP/s.
-async fn time_linear(ctx: &GpuContext, tuning: Tuning, mkn: [usize; 3], gelu: bool) -> Result<f64> {
+/// Runs `y = x · wᵀ` (m, k, n) (then GELU) in `float` with `tuning`; GFLOP/s.
+async fn time_linear(
+    ctx: &GpuContext,
+    tuning: Tuning,
+    mkn: [usize; 3],
+    gelu: bool,
+    float: DType,
+) -> Result<f64> {
     let [m, k, n] = mkn;
-    let mut g = Graph::new();
-    let a = g.input("a", TensorDesc::f32([m, k]))?;
+    let mut g = Graph::with_float(float);
+    let a = g.input("a", g.float_desc([m, k]))?;
     let w = g.param("w", [n, k])?;
     let y = if gelu {
         g.matmul_gelu(a, w, None)?
