@@ -4,27 +4,18 @@
 //   x' = x + v * dt, written to both halves, ready to be the next step's input.
 // step = [dt, cfg] lives in a buffer because it changes every step.
 
-struct Params {
-    half: u32,
-    c: u32,
-    c_out: u32,
-    spatial: u32,
-    off_pred: u32,
-    off_x: u32,
-    off_step: u32,
-    off_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> pred: array<{{T}}>;
-@group(0) @binding(2) var<storage, read> x: array<{{T}}>;
-@group(0) @binding(3) var<storage, read> step: array<{{T}}>;
-@group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
+@group(0) @binding({{B_PRED}}) var<storage, read> pred: array<{{T}}>;
+@group(0) @binding({{B_X}}) var<storage, read> x: array<{{T}}>;
+@group(0) @binding({{B_STEP}}) var<storage, read> step: array<{{T}}>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
+
+#include common/index
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = flat_index(wid, nwg, lid, 256u);
     let per_item = p.c * p.spatial;
     if (i >= p.half * per_item) {
         return;

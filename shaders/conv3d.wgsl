@@ -5,30 +5,11 @@
 // by zeros. Each invocation computes 4 output channels of one pixel, so every input value it
 // loads is used 4 times.
 
-struct Params {
-    cin: u32,
-    cout: u32,
-    t: u32,
-    h: u32,
-    w: u32,
-    kt: u32,
-    kh: u32,
-    kw: u32,
-    ph: u32,
-    pw: u32,
-    off_x: u32,
-    off_w: u32,
-    off_b: u32,
-    off_out: u32,
-    x_batch: u32,
-    out_batch: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
-@group(0) @binding(2) var<storage, read> wt: array<{{T}}>;
-@group(0) @binding(3) var<storage, read> bias: array<{{T}}>;
-@group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
+@group(0) @binding({{B_X}}) var<storage, read> x: array<{{T}}>;
+@group(0) @binding({{B_WT}}) var<storage, read> wt: array<{{T}}>;
+@group(0) @binding({{B_BIAS}}) var<storage, read> bias: array<{{T}}>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

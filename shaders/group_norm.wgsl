@@ -3,33 +3,22 @@
 // (mean, then squared deviations), biased variance. SILU applies SiLU to the result, as every
 // GroupNorm of CausalVAE's ResNet blocks and output is followed by one.
 
-struct Params {
-    blocks: u32,
-    groups: u32,
-    per_channel: u32,
-    channels_per_group: u32,
-    eps: f32,
-    block0: u32,
-    off_x: u32,
-    off_w: u32,
-    off_b: u32,
-    off_out: u32,
-}
-
 const WG: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
-@group(0) @binding(2) var<storage, read> gamma: array<{{T}}>;
-@group(0) @binding(3) var<storage, read> beta: array<{{T}}>;
-@group(0) @binding(4) var<storage, read_write> out: array<{{T}}>;
+@group(0) @binding({{B_X}}) var<storage, read> x: array<{{T}}>;
+@group(0) @binding({{B_GAMMA}}) var<storage, read> gamma: array<{{T}}>;
+@group(0) @binding({{B_BETA}}) var<storage, read> beta: array<{{T}}>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
 
-#include reduce
+#include common/reduce
+
+#include common/index
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let blk = wid.x + wid.y * nwg.x;
+    let blk = group_index(wid, nwg);
     if (blk >= p.blocks) {
         return;
     }

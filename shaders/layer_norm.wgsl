@@ -7,45 +7,26 @@
 //   as the modulate op; PT-DiT normalises only to modulate): one pass over the hidden state and
 //   one dispatch fewer per norm.
 
-struct Params {
-    rows: u32,
-    d: u32,
-    eps: f32,
-    off_x: u32,
-    off_out: u32,
-    off_w: u32,
-    // MODULATE only.
-    row0: u32,
-    rows_per_batch: u32,
-    mod_chunks: u32,
-    shift_m: u32,
-    scale_m: u32,
-    shift_t: u32,
-    scale_t: u32,
-    off_mod: u32,
-    off_table: u32,
-}
-
 const WG: u32 = {{WG}}u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
+@group(0) @binding({{B_X}}) var<storage, read> x: array<{{T}}>;
 #if WEIGHT
-@group(0) @binding(2) var<storage, read> weight: array<{{T}}>;
+@group(0) @binding({{B_WEIGHT}}) var<storage, read> weight: array<{{T}}>;
 #endif
 #if MODULATE
-@group(0) @binding(2) var<storage, read> mods: array<{{T}}>;
-@group(0) @binding(3) var<storage, read> table: array<{{T}}>;
-#include adaln
+#include common/adaln
 #endif
 @group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
 
-#include reduce
+#include common/reduce
+
+#include common/index
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * nwg.x;
+    let row = group_index(wid, nwg);
     if (row >= p.rows) {
         return;
     }
@@ -67,7 +48,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let rstd = inverseSqrt(reduce_sum(v, lid) / f32(p.d) + p.eps);
     let ob = p.off_out + row * p.d;
 #if MODULATE
-    let b = (p.row0 + row) / p.rows_per_batch;
+    let b = ada_item(row);
 #endif
     for (var c = lid; c < p.d; c += WG) {
         var y = (f32(x[base + c]) - mean) * rstd;
@@ -75,7 +56,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         y *= f32(weight[p.off_w + c]);
 #endif
 #if MODULATE
-        y = adaln(y, b, c);
+        y = ada_modulate(y, b, c);
 #endif
         out[ob + c] = {{T}}(y);
     }

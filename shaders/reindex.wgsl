@@ -3,29 +3,20 @@
 // size n rolled by s, output coordinate c reads input coordinate (c + n - s) % n, which is
 // torch.roll(x, s). Permute, roll, window partition and patchify are all this one kernel.
 
-struct Params {
-    dims: array<vec4<u32>, 3>,
-    strides: array<vec4<u32>, 3>,
-    shifts: array<vec4<u32>, 3>,
-    rank: u32,
-    n: u32,
-    start: u32,
-    off_x: u32,
-    off_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<{{T_IN}}>;
-@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
+@group(0) @binding({{B_X}}) var<storage, read> x: array<{{T_IN}}>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
 
 fn at(a: array<vec4<u32>, 3>, i: u32) -> u32 {
     return a[i / 4u][i % 4u];
 }
 
+#include common/index
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = flat_index(wid, nwg, lid, 256u);
     if (i >= p.n) {
         return;
     }

@@ -1,24 +1,19 @@
 // Softmax over the last dimension, one workgroup per row, max-subtracted for stability.
 
-struct Params {
-    rows: u32,
-    d: u32,
-    off_x: u32,
-    off_out: u32,
-}
-
 const WG: u32 = {{WG}}u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
-@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
+@group(0) @binding({{B_X}}) var<storage, read> x: array<{{T}}>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
 
-#include reduce
+#include common/reduce
+
+#include common/index
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * nwg.x;
+    let row = group_index(wid, nwg);
     if (row >= p.rows) {
         return;
     }

@@ -4,20 +4,9 @@
 // pixel); channels 0..2 map [-1, 1] to bytes as the pipeline's PNG does: (x + 1) / 2 * 255,
 // rounded. Missing channels are 0, alpha is opaque.
 
-struct Params {
-    c: u32,
-    t: u32,
-    h: u32,
-    w: u32,
-    scale: u32,
-    out_w: u32,
-    out_h: u32,
-    pitch: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding({{B_X}}) var<storage, read> x: array<f32>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<u32>;
 
 fn byte(v: f32) -> u32 {
     return u32(clamp((clamp(v, -1.0, 1.0) + 1.0) * 0.5 * 255.0 + 0.5, 0.0, 255.0));

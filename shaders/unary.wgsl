@@ -1,26 +1,20 @@
 // out[i] = f(x[i]) for the activations the models use.
 // INPLACE: out[i] = f(out[i]), one binding (a matmul's output when its GELU is not fused).
 
-struct Params {
-    n: u32,
-    off_x: u32,
-    off_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
-#if INPLACE
-@group(0) @binding(1) var<storage, read_write> out: array<{{T}}>;
-#else
-@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
-@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
+#if !INPLACE
+@group(0) @binding({{B_X}}) var<storage, read> x: array<{{T}}>;
 #endif
+@group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
 
-#include activations
+#include common/activations
+
+#include common/index
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = flat_index(wid, nwg, lid, 256u);
     if (i >= p.n) {
         return;
     }

@@ -4,19 +4,9 @@
 // Spatial2xTime2x3DUpsample: frame 0 is only scaled in H and W; frames 1..T-1 are scaled
 // ×2 in T, H and W among themselves, giving 2T - 1 frames.
 
-struct Params {
-    planes: u32,
-    t: u32,
-    h: u32,
-    w: u32,
-    t_out: u32,
-    off_x: u32,
-    off_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
-@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
+@group(0) @binding({{B_X}}) var<storage, read> x: array<{{T}}>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
 
 // Source index and weight of output o along an axis of n inputs scaled ×2.
 struct Tap {
@@ -35,10 +25,12 @@ fn at(plane: u32, t: u32, y: u32, xx: u32) -> f32 {
     return f32(x[p.off_x + (plane * p.t + t) * p.h * p.w + y * p.w + xx]);
 }
 
+#include common/index
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = flat_index(wid, nwg, lid, 256u);
     let h2 = 2u * p.h;
     let w2 = 2u * p.w;
     let per_plane = p.t_out * h2 * w2;

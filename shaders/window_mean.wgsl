@@ -3,28 +3,17 @@
 // (G, K, D) with K = SF*SH*SW proxies ordered (a, b, c). Proxy (a, b, c) averages the tokens
 // (i*SF + a, j*SH + b, k*SW + c): a strided, not a contiguous, sub-window.
 
-struct Params {
-    groups: u32,
-    d: u32,
-    wf: u32,
-    wh: u32,
-    ww: u32,
-    sf: u32,
-    sh: u32,
-    sw: u32,
-    off_x: u32,
-    off_out: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<{{T}}>;
-@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
+@group(0) @binding({{B_X}}) var<storage, read> x: array<{{T}}>;
+@group(0) @binding({{B_OUT}}) var<storage, read_write> out: array<{{T}}>;
+
+#include common/index
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let k_count = p.sf * p.sh * p.sw;
-    let idx = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let idx = flat_index(wid, nwg, lid, 256u);
     if (idx >= p.groups * k_count * p.d) {
         return;
     }

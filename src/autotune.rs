@@ -24,8 +24,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::gpu::{shaders, AttentionKernel, GpuContext, MatmulKernel, Tuning};
+use crate::gpu::GpuContext;
 use crate::graph::{ExecOptions, Executable, Graph};
+use crate::kernel::{wgsl, AttentionKernel, MatmulKernel, Tuning};
 use crate::tensor::{DType, TensorDesc};
 
 /// Where tuning results are kept between runs.
@@ -396,22 +397,27 @@ fn forced() -> Option<MatmulKernel> {
 }
 
 /// The key `ctx`'s tuning is cached under: adapter, backend, driver, engine version and a hash
-/// of the timed kernels' source, so a new driver or a changed kernel is measured again.
+/// of every file the timed kernels are made of (their include closures), so a new driver or a
+/// changed kernel or include is measured again.
 pub fn cache_key(ctx: &GpuContext) -> String {
     let r = &ctx.report;
     let mut h = 0xcbf2_9ce4_8422_2325u64; // FNV-1a: stable across Rust versions, unlike std's
-    let timed = MatmulKernel::ALL.map(|k| k.shader().0);
-    let attention = AttentionKernel::ALL.map(|k| k.shader(64));
-    let shared = [
-        "matmul_io",
-        "unary",
-        "activations",
-        "attention_io",
-        "attention_tiles",
-        "attention_loops",
-    ];
-    for name in timed.iter().chain(&attention).chain(&shared) {
-        for b in shaders::source(name).unwrap_or("").bytes() {
+                                          // Every file each timed kernel is made of (its include closure), once each.
+    let mut files: Vec<&str> = MatmulKernel::ALL
+        .iter()
+        .map(|k| k.shader().0)
+        .chain(
+            AttentionKernel::ALL
+                .iter()
+                .flat_map(|k| [k.shader(64), k.shader(512)]),
+        )
+        .chain(["unary"])
+        .flat_map(wgsl::include_closure)
+        .collect();
+    files.sort();
+    files.dedup();
+    for name in files {
+        for b in name.bytes().chain(wgsl::source(name).unwrap_or("").bytes()) {
             h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
         }
     }

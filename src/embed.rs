@@ -19,8 +19,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::readback::read_staged;
-use crate::gpu::shaders::Kernel;
 use crate::gpu::GpuContext;
+use crate::kernel::{Kernel, ParamBlock};
 use crate::model::ptdit::io;
 use crate::pipeline::denoiser::{step_feeds, Denoiser};
 use crate::pipeline::generate::{decode_frames, Frame, Prepared, Request, TextToImage};
@@ -281,6 +281,20 @@ struct TextureWriter {
     groups: (u32, u32),
 }
 
+crate::param_block! {
+    /// `shaders/to_rgba8.wgsl`'s parameters.
+    pub struct ToRgba8Params {
+        c: u32,
+        t: u32,
+        h: u32,
+        w: u32,
+        scale: u32,
+        out_w: u32,
+        out_h: u32,
+        pitch: u32,
+    }
+}
+
 impl TextureWriter {
     fn new(
         ctx: &GpuContext,
@@ -293,17 +307,21 @@ impl TextureWriter {
         let scale = (size.width as usize / w).max(1) as u32;
         // copy_buffer_to_texture needs rows in multiples of 256 bytes.
         let pitch = (size.width * 4).div_ceil(256) * 64;
-        let p = ctx.pipeline(&Kernel::new("to_rgba8", 1))?;
-        let params: [u32; 8] = [
-            c as u32,
-            t as u32,
-            h as u32,
-            w as u32,
+        let p = ctx.pipeline(
+            &Kernel::new("to_rgba8")
+                .read("x")
+                .with_params::<ToRgba8Params>(),
+        )?;
+        let params = ToRgba8Params {
+            c: c as u32,
+            t: t as u32,
+            h: h as u32,
+            w: w as u32,
             scale,
-            size.width,
-            size.height,
+            out_w: size.width,
+            out_h: size.height,
             pitch,
-        ];
+        };
         let uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("to_rgba8 params"),
             size: 256,
@@ -311,7 +329,7 @@ impl TextureWriter {
             mapped_at_creation: false,
         });
         ctx.queue
-            .write_buffer(&uniform, 0, bytemuck::cast_slice(&params));
+            .write_buffer(&uniform, 0, bytemuck::cast_slice(&params.words()));
         let texels = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("to_rgba8 texels"),
             size: pitch as u64 * 4 * size.height as u64,

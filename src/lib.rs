@@ -1,7 +1,9 @@
 //! ptdit: a WebGPU runtime for the Proxy Token Diffusion Transformer (PT-DiT, Qihoo-T2X).
 //!
 //! Layers, bottom up (see ARCHITECTURE.md):
-//! - [`gpu`]: the device (own or a host's), WGSL sources, pipelines.
+//! - [`kernel`]: what an op is (shapes, CPU reference, dispatches), WGSL sources and their
+//!   preprocessor, parameter blocks declared once, the device's kernel choices.
+//! - [`gpu`]: the device (own or a host's), pipelines.
 //! - [`graph`]: the tensor graph IR, the memory planner, the GPU executor and the CPU reference
 //!   interpreter.
 //! - [`ops`]: one module per op: shapes, CPU reference, kernel dispatch.
@@ -15,6 +17,7 @@ pub mod embed;
 pub mod error;
 pub mod gpu;
 pub mod graph;
+pub mod kernel;
 pub mod model;
 pub mod ops;
 pub mod pipeline;

@@ -243,3 +243,14 @@ impl HostTensor {
         }
     }
 }
+
+/// A tensor of a graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub(crate) usize);
+
+impl TensorId {
+    /// Position of the tensor in the graph (dense, from 0).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}

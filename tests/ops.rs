@@ -12,8 +12,8 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 use std::collections::HashMap;
 
 use common::{check, feeds, rand, F32_TOL};
-use ptdit::gpu::{AttentionKernel, MatmulKernel, Tuning};
 use ptdit::graph::ExecOptions;
+use ptdit::kernel::{AttentionKernel, MatmulKernel, Tuning};
 use ptdit::ops::attention::AttentionExtras;
 use ptdit::{DType, Graph, HostTensor, Shape, TensorDesc};
 use std::cell::Cell;

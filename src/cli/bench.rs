@@ -5,14 +5,15 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use ptdit::autotune::{autotune, Cache};
-use ptdit::gpu::{readback, MatmulKernel, Tuning};
+use ptdit::gpu::readback;
 use ptdit::graph::cpu;
 use ptdit::graph::planner;
 use ptdit::graph::ExecOptions;
+use ptdit::kernel::Op;
+use ptdit::kernel::{MatmulKernel, Tuning};
 use ptdit::model::{ptdit as net, random_weights, ForwardInputs, Ptdit, PtditConfig, Shapes};
 use ptdit::ops::attention::AttentionExtras;
 use ptdit::ops::matmul::Matmul;
-use ptdit::ops::Op;
 use ptdit::rng::Rng;
 use ptdit::{DType, Executable, GpuContext, Graph, HostTensor, Result, TensorDesc, TensorId};
 

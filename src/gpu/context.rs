@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::gpu::tuning::Tuning;
+use crate::kernel::{Kernel, Tuning};
 
 /// A compiled kernel and the layout of its bind group.
 #[derive(Clone, Debug)]
@@ -247,6 +246,7 @@ impl GpuContext {
             during: format!("preparing shader {key}"),
             detail: e,
         })?;
+        crate::kernel::wgsl::dump(kernel, &wgsl);
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -263,13 +263,14 @@ impl GpuContext {
             },
             count: None,
         }];
-        for i in 0..=kernel.reads {
+        let reads = kernel.read_count();
+        for i in 0..=reads {
             entries.push(wgpu::BindGroupLayoutEntry {
                 binding: i + 1,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Storage {
-                        read_only: i < kernel.reads,
+                        read_only: i < reads,
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,

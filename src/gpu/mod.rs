@@ -1,9 +1,7 @@
-//! Everything that talks to WebGPU directly: the device, shader sources and pipelines.
+//! Everything that talks to WebGPU directly: the device, pipelines built from the kernel
+//! layer's [`crate::kernel::Kernel`]s, and readback.
 
 mod context;
 pub mod readback;
-pub mod shaders;
-pub mod tuning;
 
 pub use context::{AdapterReport, GpuContext, Ownership, Pipeline};
-pub use tuning::{AttentionKernel, MatmulKernel, Tuning};

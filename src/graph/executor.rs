@@ -8,12 +8,13 @@
 
 use std::collections::HashMap;
 
-use super::encode::{Dispatch, EncodeCx, TensorArg};
 use super::param_buffers::ParamBuffers;
 use super::planner::{self, MemoryPlan};
 use super::{Graph, Source, TensorId};
 use crate::error::{Error, Result};
-use crate::gpu::{readback, GpuContext, Tuning};
+use crate::gpu::{readback, GpuContext};
+use crate::kernel::Tuning;
+use crate::kernel::{Dispatch, EncodeCx, TensorArg};
 use crate::tensor::{DType, HostTensor, TensorDesc};
 
 #[derive(Clone, Debug, Default)]
@@ -51,7 +52,7 @@ pub struct Executable {
     pub dispatches: usize,
     /// The op each dispatch belongs to (for profiles).
     pub dispatch_ops: Vec<&'static str>,
-    /// The profile label ([`crate::ops::Op::label`]) of each dispatch's node.
+    /// The profile label ([`crate::kernel::Op::label`]) of each dispatch's node.
     pub dispatch_labels: Vec<String>,
 }
 

@@ -6,12 +6,10 @@
 //! runs on the GPU ([`Executable`]) or on the CPU reference ([`cpu::run`]).
 
 pub mod cpu;
-pub mod encode;
 mod executor;
 pub mod param_buffers;
 pub mod planner;
 
-pub use encode::{EncodeCx, Params, TensorArg};
 pub use executor::{ExecOptions, Executable};
 pub use param_buffers::{ParamBuffer, ParamBuffers};
 pub use planner::MemoryPlan;
@@ -19,19 +17,9 @@ pub use planner::MemoryPlan;
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::ops::Op;
+use crate::kernel::Op;
+pub use crate::tensor::TensorId;
 use crate::tensor::{DType, HostTensor, Shape, TensorDesc};
-
-/// A tensor of a graph.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TensorId(pub(crate) usize);
-
-impl TensorId {
-    /// Position of the tensor in the graph (dense, from 0).
-    pub fn index(self) -> usize {
-        self.0
-    }
-}
 
 /// Where a tensor's data comes from.
 #[derive(Clone, Debug)]

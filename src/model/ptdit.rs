@@ -9,8 +9,8 @@ use super::tables;
 use super::upload::Wanted;
 use crate::error::Result;
 use crate::graph::{Graph, TensorId};
+use crate::ops::adaln::Chunk;
 use crate::ops::attention::AttentionExtras;
-use crate::ops::modulate::Chunk;
 use crate::tensor::{DType, TensorDesc};
 
 /// Names of the graph's inputs and outputs.

@@ -2,12 +2,21 @@
 //! and its shape must be a suffix of `a`'s, or it is a single value): same-shape, bias rows,
 //! positional tables, scalars.
 
-use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::graph::encode::TensorArg;
-use crate::graph::{EncodeCx, Graph, Params, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct BinaryParams {
+        n: u32,
+        nb: u32,
+        start: u32,
+        off_a: u32,
+        off_b: u32,
+        off_out: u32,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryKind {
@@ -68,7 +77,7 @@ impl Op for Binary {
             BinaryKind::Mul => "*",
         };
         let per = cx.rows_per_chunk("the operands", 1)?;
-        let kernel = Kernel::new("binary", 2).define("OP", op);
+        let kernel = Kernel::new("binary").read("a").read("b").define("OP", op);
         // Each chunk: (start in a, length, start in b, length of b's bound range).
         let mut work = Vec::new();
         if cx.fits(&inputs[1]) {
@@ -87,9 +96,16 @@ impl Op for Binary {
                 Some(bs) => (cx.bind(&inputs[1], bs, len)?, len, 0),
             };
             let oo = cx.bind(out, s, len)?;
-            let params = Params::new().u(len).u(nb_eff).u(start).u(oa).u(ob).u(oo);
+            let params = BinaryParams {
+                n: len as u32,
+                nb: nb_eff as u32,
+                start: start as u32,
+                off_a: oa,
+                off_b: ob,
+                off_out: oo,
+            };
             let groups = cx.grid(len.div_ceil(256));
-            cx.dispatch(kernel.clone(), params, groups)?;
+            cx.dispatch(kernel.clone(), &params, groups)?;
         }
         Ok(())
     }

@@ -6,11 +6,23 @@
 //! half is unused), `x` is `(2B, C, ...)` (its first half is read), `step` is `[dt, cfg]`.
 //! Latents are bound whole: they are a thousand times smaller than the hidden state.
 
-use super::{expect_inputs, Op};
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::graph::{EncodeCx, Graph, Params, TensorArg, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct CfgEulerParams {
+        half: u32,
+        c: u32,
+        c_out: u32,
+        spatial: u32,
+        off_pred: u32,
+        off_x: u32,
+        off_step: u32,
+        off_out: u32,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct CfgEuler;
@@ -79,17 +91,19 @@ impl Op for CfgEuler {
         let ox = cx.bind_all(&inputs[1])?;
         let os = cx.bind_all(&inputs[2])?;
         let oo = cx.bind_all(out)?;
-        let params = Params::new()
-            .u(d.half)
-            .u(d.c)
-            .u(d.c_out)
-            .u(d.spatial)
-            .u(op)
-            .u(ox)
-            .u(os)
-            .u(oo);
+        let params = CfgEulerParams {
+            half: d.half as u32,
+            c: d.c as u32,
+            c_out: d.c_out as u32,
+            spatial: d.spatial as u32,
+            off_pred: op,
+            off_x: ox,
+            off_step: os,
+            off_out: oo,
+        };
         let groups = cx.grid((d.half * d.c * d.spatial).div_ceil(256));
-        cx.dispatch(Kernel::new("cfg_euler", 3), params, groups)
+        let kernel = Kernel::new("cfg_euler").read("pred").read("x").read("step");
+        cx.dispatch(kernel, &params, groups)
     }
 
     fn flops(&self, _inputs: &[&TensorDesc], out: &TensorDesc) -> u64 {

@@ -5,11 +5,31 @@
 //! Split for the binding limit by batch item and by groups of output channels (each a
 //! contiguous block of the output and of the weight); one batch item's input is bound whole.
 
-use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::graph::{EncodeCx, Graph, Params, TensorArg, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct Conv3dParams {
+        cin: u32,
+        cout: u32,
+        t: u32,
+        h: u32,
+        w: u32,
+        kt: u32,
+        kh: u32,
+        kw: u32,
+        ph: u32,
+        pw: u32,
+        off_x: u32,
+        off_w: u32,
+        off_b: u32,
+        off_out: u32,
+        x_batch: u32,
+        out_batch: u32,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Conv3d;
@@ -123,25 +143,27 @@ impl Op for Conv3d {
                 let ow = cx.bind(&inputs[1], c0 * ksz, (c1 - c0) * ksz)?;
                 let ob = cx.bind(&inputs[2], c0, c1 - c0)?;
                 let oo = cx.bind(out, (b * d.cout + c0) * plane, (c1 - c0) * plane)?;
-                let params = Params::new()
-                    .u(d.cin)
-                    .u(c1 - c0)
-                    .u(d.t)
-                    .u(d.h)
-                    .u(d.w)
-                    .u(d.k[0])
-                    .u(d.k[1])
-                    .u(d.k[2])
-                    .u(d.k[1] / 2)
-                    .u(d.k[2] / 2)
-                    .u(ox)
-                    .u(ow)
-                    .u(ob)
-                    .u(oo)
-                    .u(0)
-                    .u(0);
+                let params = Conv3dParams {
+                    cin: d.cin as u32,
+                    cout: (c1 - c0) as u32,
+                    t: d.t as u32,
+                    h: d.h as u32,
+                    w: d.w as u32,
+                    kt: d.k[0] as u32,
+                    kh: d.k[1] as u32,
+                    kw: d.k[2] as u32,
+                    ph: (d.k[1] / 2) as u32,
+                    pw: (d.k[2] / 2) as u32,
+                    off_x: ox,
+                    off_w: ow,
+                    off_b: ob,
+                    off_out: oo,
+                    x_batch: 0,
+                    out_batch: 0,
+                };
                 let groups = [pixel_groups as u32, (c1 - c0).div_ceil(4) as u32, 1];
-                cx.dispatch(Kernel::new("conv3d", 3), params, groups)?;
+                let kernel = Kernel::new("conv3d").read("x").read("wt").read("bias");
+                cx.dispatch(kernel, &params, groups)?;
             }
         }
         Ok(())

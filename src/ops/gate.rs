@@ -2,13 +2,25 @@
 //! `gate = mods[b, gate.0] + table[gate.1]` for the batch item `b` of each row (shapes as in
 //! [`super::modulate`]).
 
-use super::modulate::{check_mods, AdaVectors, Chunk};
-use super::{chunks, expect_inputs, Op};
+use super::adaln::{check_mods, AdaParams, AdaVectors, Chunk};
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::graph::encode::TensorArg;
-use crate::graph::{EncodeCx, Graph, Params, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct GateParams uses AdaParams {
+        rows: u32,
+        d: u32,
+        off_y: u32,
+        off_x: u32,
+        off_out: u32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
+        ada: AdaParams,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Gate {
@@ -54,42 +66,32 @@ impl Op for Gate {
     }
 
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
-        let (b, c, _, d) = check_mods(
-            "gate",
-            &inputs[0].desc,
-            &inputs[1].desc,
-            &inputs[2].desc,
-            &[],
-        )?;
+        let d = out.desc.shape.last();
         let rows = out.desc.shape.rows();
-        let per = cx.rows_per_chunk("y", d)?;
-        let kernel = Kernel::new("gate", 3 + self.residual as u32).flag("RESIDUAL", self.residual);
-        for (r0, r1) in chunks(rows, per) {
+        let kernel = Kernel::new("gate")
+            .read("y")
+            .read("mods")
+            .read("table")
+            .read_if(self.residual, "x")
+            .flag("RESIDUAL", self.residual);
+        for (r0, r1) in chunks(rows, cx.rows_per_chunk("y", d)?) {
             let n = (r1 - r0) * d;
-            let oy = cx.bind(&inputs[0], r0 * d, n)?;
-            let om = cx.bind_all(&inputs[1])?;
-            let ot = cx.bind_all(&inputs[2])?;
-            let ox = if self.residual {
-                cx.bind(&inputs[3], r0 * d, n)?
-            } else {
-                0
+            let off_y = cx.bind(&inputs[0], r0 * d, n)?;
+            let bound = [cx.bind_all(&inputs[1])?, cx.bind_all(&inputs[2])?];
+            let off_x = match self.residual {
+                true => cx.bind(&inputs[3], r0 * d, n)?,
+                false => 0,
             };
-            let oo = cx.bind(out, r0 * d, n)?;
-            let params = Params::new()
-                .u(r1 - r0)
-                .u(d)
-                .u(r0)
-                .u(rows / b)
-                .u(c)
-                .u(self.gate.0)
-                .u(self.gate.1)
-                .u(oy)
-                .u(om)
-                .u(ot)
-                .u(ox)
-                .u(oo);
-            let groups = cx.grid(n.div_ceil(256));
-            cx.dispatch(kernel.clone(), params, groups)?;
+            let params = GateParams {
+                rows: (r1 - r0) as u32,
+                d: d as u32,
+                off_y,
+                off_x,
+                off_out: cx.bind(out, r0 * d, n)?,
+                ada: AdaParams::new(&inputs[1], rows, r0, bound).gating(self.gate),
+                ..Default::default()
+            };
+            cx.dispatch(kernel.clone(), &params, cx.grid(n.div_ceil(256)))?;
         }
         Ok(())
     }

@@ -2,11 +2,25 @@
 //! item and group cover the group's channels and everything after them (all frames together).
 
 use super::unary::silu;
-use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::graph::{EncodeCx, Graph, Params, TensorArg, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct GroupNormParams {
+        blocks: u32,
+        groups: u32,
+        per_channel: u32,
+        channels_per_group: u32,
+        eps: f32,
+        block0: u32,
+        off_x: u32,
+        off_w: u32,
+        off_b: u32,
+        off_out: u32,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct GroupNorm {
@@ -65,25 +79,30 @@ impl Op for GroupNorm {
         let n = per_channel * cpg;
         let blocks = s[0] * self.groups;
         let per = cx.rows_per_chunk("one group", n)?;
-        let kernel = Kernel::new("group_norm", 3).flag("SILU", self.silu);
+        let kernel = Kernel::new("group_norm")
+            .read("x")
+            .read("gamma")
+            .read("beta")
+            .flag("SILU", self.silu);
         for (b0, b1) in chunks(blocks, per) {
             let ox = cx.bind(&inputs[0], b0 * n, (b1 - b0) * n)?;
             let ow = cx.bind_all(&inputs[1])?;
             let ob = cx.bind_all(&inputs[2])?;
             let oo = cx.bind(out, b0 * n, (b1 - b0) * n)?;
-            let params = Params::new()
-                .u(b1 - b0)
-                .u(self.groups)
-                .u(per_channel)
-                .u(cpg)
-                .f(self.eps)
-                .u(b0)
-                .u(ox)
-                .u(ow)
-                .u(ob)
-                .u(oo);
+            let params = GroupNormParams {
+                blocks: (b1 - b0) as u32,
+                groups: self.groups as u32,
+                per_channel: per_channel as u32,
+                channels_per_group: cpg as u32,
+                eps: self.eps,
+                block0: b0 as u32,
+                off_x: ox,
+                off_w: ow,
+                off_b: ob,
+                off_out: oo,
+            };
             let groups = cx.grid(b1 - b0);
-            cx.dispatch(kernel.clone(), params, groups)?;
+            cx.dispatch(kernel.clone(), &params, groups)?;
         }
         Ok(())
     }

@@ -2,13 +2,27 @@
 //! of PT-DiT), optionally followed by adaLN modulation in the same pass, and T5's RMS norm with
 //! a weight.
 
-use super::modulate::{check_mods, Chunk, Modulate};
-use super::{chunks, expect_inputs, Op};
+use super::adaln::{check_mods, AdaParams, Chunk};
+use super::modulate::Modulate;
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::graph::encode::TensorArg;
-use crate::graph::{EncodeCx, Graph, Params, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct LayerNormParams uses AdaParams {
+        rows: u32,
+        d: u32,
+        eps: f32,
+        off_x: u32,
+        off_out: u32,
+        off_w: u32,
+        pad0: u32,
+        pad1: u32,
+        /// MODULATE only.
+        ada: AdaParams,
+    }
+}
 
 /// Threads per row: enough to share a 1152-wide row, few enough that the tree reduction's
 /// barriers stay cheap on software GPUs.
@@ -101,47 +115,40 @@ impl Op for LayerNorm {
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
         let d = out.desc.shape.last();
         let rows = out.desc.shape.rows();
-        let per = cx.rows_per_chunk("x", d)?;
-        let reads = 1 + self.weight as u32 + 2 * self.modulate.is_some() as u32;
-        let (batch, mod_chunks) = match &self.modulate {
-            Some(_) => {
-                let (b, c, _, _) = check_mods(
-                    self.name(),
-                    &inputs[0].desc,
-                    &inputs[1].desc,
-                    &inputs[2].desc,
-                    &[],
-                )?;
-                (b, c)
-            }
-            None => (1, 0),
-        };
-        let m = self.modulate.clone().unwrap_or(Modulate {
-            shift: (0, 0),
-            scale: (0, 0),
-        });
-        for (r0, r1) in chunks(rows, per) {
-            let ox = cx.bind(&inputs[0], r0 * d, (r1 - r0) * d)?;
-            let ow = if self.weight {
-                cx.bind_all(&inputs[1])?
-            } else {
-                0
+        let modulating = self.modulate.is_some();
+        let kernel = Kernel::new("layer_norm")
+            .read("x")
+            .read_if(self.weight, "weight")
+            .read_if(modulating, "mods")
+            .read_if(modulating, "table")
+            .define("WG", WG)
+            .flag("RMS", self.rms)
+            .flag("WEIGHT", self.weight)
+            .flag("MODULATE", modulating);
+        for (r0, r1) in chunks(rows, cx.rows_per_chunk("x", d)?) {
+            let off_x = cx.bind(&inputs[0], r0 * d, (r1 - r0) * d)?;
+            let off_w = match self.weight {
+                true => cx.bind_all(&inputs[1])?,
+                false => 0,
             };
-            let (om, ot) = match self.modulate {
-                Some(_) => (cx.bind_all(&inputs[1])?, cx.bind_all(&inputs[2])?),
-                None => (0, 0),
+            let ada = match &self.modulate {
+                Some(m) => {
+                    let bound = [cx.bind_all(&inputs[1])?, cx.bind_all(&inputs[2])?];
+                    AdaParams::new(&inputs[1], rows, r0, bound).modulating(m.shift, m.scale)
+                }
+                None => AdaParams::default(),
             };
-            let oo = cx.bind(out, r0 * d, (r1 - r0) * d)?;
-            let head = Params::new().u(r1 - r0).u(d).f(self.eps).u(ox).u(oo).u(ow);
-            let params = m.params(head, r0, rows / batch, mod_chunks).u(om).u(ot);
-            let groups = cx.grid(r1 - r0);
-            let kernel = Kernel::new("layer_norm", reads)
-                .define("WG", WG)
-                .define("B_OUT", 1 + reads)
-                .flag("RMS", self.rms)
-                .flag("WEIGHT", self.weight)
-                .flag("MODULATE", self.modulate.is_some());
-            cx.dispatch(kernel, params, groups)?;
+            let params = LayerNormParams {
+                rows: (r1 - r0) as u32,
+                d: d as u32,
+                eps: self.eps,
+                off_x,
+                off_out: cx.bind(out, r0 * d, (r1 - r0) * d)?,
+                off_w,
+                ada,
+                ..Default::default()
+            };
+            cx.dispatch(kernel.clone(), &params, cx.grid(r1 - r0))?;
         }
         Ok(())
     }

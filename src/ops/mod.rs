@@ -1,23 +1,29 @@
-//! The ops of the engine. Each module holds one op: its shape rules and graph-builder method,
-//! its plain-Rust CPU reference, and how it dispatches its WGSL kernel (`shaders/<op>.wgsl`).
+//! The ops of the engine. Each module holds one op: its parameter block, shape rules and
+//! graph-builder method, its plain-Rust CPU reference, and how it dispatches its WGSL kernel
+//! (`shaders/<op>.wgsl`, or one file per variant in `shaders/<op>/`, whose choice rules are in
+//! the op's `variants.rs`).
 //!
 //! | op | kernel | used for |
 //! |---|---|---|
-//! | [`matmul`] | `matmul.wgsl` | every Linear (weight stored `(out, in)`), batched |
+//! | [`matmul`] | `matmul/{registers,rows,tiled,wide,split}.wgsl` | every Linear (weight stored `(out, in)`), batched |
 //! | [`binary`] | `binary.wgsl` | add / mul with a repeated (broadcast) right side |
 //! | [`unary`] | `unary.wgsl` | SiLU, GELU (tanh) |
 //! | [`modulate`] | `modulate.wgsl` | adaLN `x * (1 + scale) + shift`, per batch |
 //! | [`gate`] | `gate.wgsl` | `x + gate * y` (or `gate * y`), per batch |
 //! | [`layer_norm`] | `layer_norm.wgsl` | LayerNorm without affine |
 //! | [`softmax`] | `softmax.wgsl` | row softmax |
-//! | [`attention`] | `attention.wgsl` | multi-head attention, online softmax, bias, row maps |
+//! | [`attention`] | `attention/{tiled,loops,rows}.wgsl` | multi-head attention, online softmax, bias, row maps |
 //! | [`window_mean`] | `window_mean.wgsl` | mean over groups of rows; PT-DiT proxy tokens |
 //! | [`reindex`] | `reindex.wgsl` | permute / roll / window partition / patchify |
 //! | [`conv3d`] | `conv3d.wgsl` | CausalVAE's causal 3-D convolution |
 //! | [`group_norm`] | `group_norm.wgsl` | GroupNorm (+ SiLU) |
 //! | [`upsample`] | `upsample.wgsl` | nearest / causal trilinear ×2 |
 //! | [`cfg_euler`] | `cfg_euler.wgsl` | the sampler step: CFG + Euler, on the GPU |
+//!
+//! [`adaln`] holds what modulate, the modulating LayerNorm, gate and the matmul's gate epilogue
+//! share: the adaLN vector's shape check, CPU view and parameters (`common/adaln.wgsl`).
 
+pub mod adaln;
 pub mod attention;
 pub mod binary;
 pub mod cfg_euler;
@@ -32,57 +38,3 @@ pub mod softmax;
 pub mod unary;
 pub mod upsample;
 pub mod window_mean;
-
-use crate::error::{Error, Result};
-use crate::graph::encode::TensorArg;
-use crate::graph::EncodeCx;
-use crate::tensor::{DType, HostTensor, TensorDesc};
-
-/// An op: shape inference, CPU reference, GPU encoding.
-pub trait Op: std::fmt::Debug + Send + Sync {
-    fn name(&self) -> &'static str;
-    /// The output's description, or an error naming the op and the offending shapes.
-    fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc>;
-    /// The reference result, computed plainly on the CPU.
-    fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor;
-    /// Emits the op's dispatches, split so that every binding respects the device's limit.
-    fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()>;
-    /// Floating-point operations (a multiply-add counts 2).
-    fn flops(&self, _inputs: &[&TensorDesc], _out: &TensorDesc) -> u64 {
-        0
-    }
-    /// What a profile groups this node's time under: the op's name, or a finer label where ops
-    /// of one name differ in kind (attention) or shape (matmul).
-    fn label(&self, _inputs: &[&TensorDesc], _out: &TensorDesc) -> String {
-        self.name().to_string()
-    }
-}
-
-/// Checks the input count and that every input is a float of one type; returns that type.
-pub(crate) fn expect_inputs(op: &'static str, inputs: &[&TensorDesc], n: usize) -> Result<DType> {
-    if inputs.len() != n {
-        return Err(Error::shape(
-            op,
-            format!("takes {n} inputs, got {}", inputs.len()),
-        ));
-    }
-    let first = inputs.first().map_or(DType::F32, |t| t.dtype);
-    for (i, t) in inputs.iter().enumerate() {
-        if !t.dtype.is_float() || t.dtype != first {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "input {i} is {:?}; all inputs must be floats of one type ({first:?})",
-                    t.dtype
-                ),
-            ));
-        }
-    }
-    Ok(first)
-}
-
-/// Splits `n` rows into chunks of at most `per` rows.
-pub(crate) fn chunks(n: usize, per: usize) -> impl Iterator<Item = (usize, usize)> {
-    let per = per.max(1);
-    (0..n.div_ceil(per)).map(move |c| (c * per, ((c + 1) * per).min(n)))
-}

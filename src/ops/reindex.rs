@@ -7,12 +7,23 @@
 //!
 //! The output is split freely; the input is read at scattered places, so it is bound whole.
 
-use super::Op;
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::graph::encode::TensorArg;
-use crate::graph::{EncodeCx, Graph, Params, TensorId};
-use crate::tensor::{DType, HostTensor, Shape, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{DType, HostTensor, Shape, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct ReindexParams {
+        dims: [[u32; 4]; 3],
+        strides: [[u32; 4]; 3],
+        shifts: [[u32; 4]; 3],
+        rank: u32,
+        n: u32,
+        start: u32,
+        off_x: u32,
+        off_out: u32,
+    }
+}
 
 pub const MAX_RANK: usize = 12;
 
@@ -127,15 +138,16 @@ impl Op for Reindex {
 
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
         let (dims, strides, shifts) = self.plan();
-        let pack = |v: &[usize], p: Params| {
-            let mut p = p;
-            for i in 0..MAX_RANK {
-                p = p.u(v.get(i).copied().unwrap_or(0));
+        let pack = |v: &[usize]| {
+            let mut p = [[0u32; 4]; 3];
+            for (i, x) in v.iter().take(MAX_RANK).enumerate() {
+                p[i / 4][i % 4] = *x as u32;
             }
             p
         };
         let n = out.desc.shape.numel();
-        let kernel = Kernel::new("reindex", 1)
+        let kernel = Kernel::new("reindex")
+            .read("x")
             .define("T_IN", inputs[0].desc.dtype.wgsl())
             .define("T", out.desc.dtype.wgsl());
         let mut per = cx.rows_per_chunk("the output", 1)?;
@@ -167,14 +179,18 @@ impl Op for Reindex {
             // The kernel indexes the input by global source index; the binding starts at `lo`,
             // so the offset is `ox - lo`, which u32 arithmetic in the kernel wraps back.
             let off_x = ox.wrapping_sub(lo as u32);
-            let params = pack(&shifts, pack(&strides, pack(&dims, Params::new())))
-                .u(dims.len())
-                .u(e - s)
-                .u(s)
-                .u(off_x)
-                .u(oo);
+            let params = ReindexParams {
+                dims: pack(&dims),
+                strides: pack(&strides),
+                shifts: pack(&shifts),
+                rank: dims.len() as u32,
+                n: (e - s) as u32,
+                start: s as u32,
+                off_x,
+                off_out: oo,
+            };
             let grid = cx.grid((e - s).div_ceil(256));
-            cx.dispatch(kernel.clone(), params, grid)?;
+            cx.dispatch(kernel.clone(), &params, grid)?;
 
             s = e;
         }

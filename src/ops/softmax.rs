@@ -1,11 +1,18 @@
 //! Softmax over the last dimension.
 
-use super::{chunks, expect_inputs, Op};
 use crate::error::Result;
-use crate::gpu::shaders::Kernel;
-use crate::graph::encode::TensorArg;
-use crate::graph::{EncodeCx, Graph, Params, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct SoftmaxParams {
+        rows: u32,
+        d: u32,
+        off_x: u32,
+        off_out: u32,
+    }
+}
 
 const WG: usize = 64;
 
@@ -44,8 +51,14 @@ impl Op for Softmax {
             let ox = cx.bind(&inputs[0], r0 * d, (r1 - r0) * d)?;
             let oo = cx.bind(out, r0 * d, (r1 - r0) * d)?;
             let groups = cx.grid(r1 - r0);
-            let params = Params::new().u(r1 - r0).u(d).u(ox).u(oo);
-            cx.dispatch(Kernel::new("softmax", 1).define("WG", WG), params, groups)?;
+            let params = SoftmaxParams {
+                rows: (r1 - r0) as u32,
+                d: d as u32,
+                off_x: ox,
+                off_out: oo,
+            };
+            let kernel = Kernel::new("softmax").read("x").define("WG", WG);
+            cx.dispatch(kernel, &params, groups)?;
         }
         Ok(())
     }

@@ -1,11 +1,17 @@
 //! Activations: SiLU and GELU with the tanh approximation.
 
-use super::{chunks, expect_inputs, Op};
 use crate::error::Result;
-use crate::gpu::shaders::Kernel;
-use crate::graph::encode::TensorArg;
-use crate::graph::{EncodeCx, Graph, Params, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct UnaryParams {
+        n: u32,
+        off_x: u32,
+        off_out: u32,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnaryKind {
@@ -53,13 +59,14 @@ impl Op for Unary {
 
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
         let n = out.desc.shape.numel();
-        let per = cx.rows_per_chunk("the operand", 1)?;
-        for (s, e) in chunks(n, per) {
-            let ox = cx.bind(&inputs[0], s, e - s)?;
-            let oo = cx.bind(out, s, e - s)?;
-            let groups = cx.grid((e - s).div_ceil(256));
-            let kernel = Kernel::new("unary", 1).define("FN", self.name());
-            cx.dispatch(kernel, Params::new().u(e - s).u(ox).u(oo), groups)?;
+        let kernel = Kernel::new("unary").read("x").define("FN", self.name());
+        for (s, e) in chunks(n, cx.rows_per_chunk("the operand", 1)?) {
+            let params = UnaryParams {
+                n: (e - s) as u32,
+                off_x: cx.bind(&inputs[0], s, e - s)?,
+                off_out: cx.bind(out, s, e - s)?,
+            };
+            cx.dispatch(kernel.clone(), &params, cx.grid((e - s).div_ceil(256)))?;
         }
         Ok(())
     }
@@ -67,6 +74,23 @@ impl Op for Unary {
     fn flops(&self, _inputs: &[&TensorDesc], out: &TensorDesc) -> u64 {
         8 * out.shape.numel() as u64
     }
+}
+
+/// GELU(tanh) in place over `out`, for a matmul whose product did not fuse it.
+pub(crate) fn gelu_in_place(cx: &mut EncodeCx, out: &TensorArg) -> Result<()> {
+    let n = out.desc.shape.numel();
+    let kernel = Kernel::new("unary")
+        .define("FN", "gelu_tanh")
+        .flag("INPLACE", true);
+    for (s, e) in chunks(n, cx.rows_per_chunk("the output", 1)?) {
+        let params = UnaryParams {
+            n: (e - s) as u32,
+            off_x: 0,
+            off_out: cx.bind(out, s, e - s)?,
+        };
+        cx.dispatch(kernel.clone(), &params, cx.grid((e - s).div_ceil(256)))?;
+    }
+    Ok(())
 }
 
 impl Graph {

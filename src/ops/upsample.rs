@@ -3,11 +3,22 @@
 //! space and frames `1..T` are scaled ×2 in time among themselves (`Spatial2xTime2x3DUpsample`,
 //! `T → 2T − 1`). Split over `(b, c)` planes.
 
-use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::graph::{EncodeCx, Graph, Params, TensorArg, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct UpsampleParams {
+        planes: u32,
+        t: u32,
+        h: u32,
+        w: u32,
+        t_out: u32,
+        off_x: u32,
+        off_out: u32,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpsampleKind {
@@ -105,21 +116,23 @@ impl Op for Upsample {
         let per = cx
             .rows_per_chunk("one output plane", out_plane)?
             .min(cx.rows_per_chunk("one input plane", in_plane)?);
-        let kernel =
-            Kernel::new("upsample", 1).flag("NEAREST", self.kind == UpsampleKind::Nearest2d);
+        let kernel = Kernel::new("upsample")
+            .read("x")
+            .flag("NEAREST", self.kind == UpsampleKind::Nearest2d);
         for (p0, p1) in chunks(planes, per) {
             let ox = cx.bind(&inputs[0], p0 * in_plane, (p1 - p0) * in_plane)?;
             let oo = cx.bind(out, p0 * out_plane, (p1 - p0) * out_plane)?;
-            let params = Params::new()
-                .u(p1 - p0)
-                .u(t)
-                .u(h)
-                .u(w)
-                .u(self.t_out(t))
-                .u(ox)
-                .u(oo);
+            let params = UpsampleParams {
+                planes: (p1 - p0) as u32,
+                t: t as u32,
+                h: h as u32,
+                w: w as u32,
+                t_out: self.t_out(t) as u32,
+                off_x: ox,
+                off_out: oo,
+            };
             let groups = cx.grid(((p1 - p0) * out_plane).div_ceil(256));
-            cx.dispatch(kernel.clone(), params, groups)?;
+            cx.dispatch(kernel.clone(), &params, groups)?;
         }
         Ok(())
     }

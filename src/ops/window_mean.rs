@@ -2,12 +2,25 @@
 //! yields `SF·SH·SW` means over dilated sub-grids (PT-DiT's proxy tokens, spec §2.7). With
 //! `window = (1, 1, S)` and `strides = (1, 1, 1)` it is the plain mean of every `S` rows.
 
-use super::{chunks, expect_inputs, Op};
 use crate::error::{Error, Result};
-use crate::gpu::shaders::Kernel;
-use crate::graph::encode::TensorArg;
-use crate::graph::{EncodeCx, Graph, Params, TensorId};
-use crate::tensor::{HostTensor, TensorDesc};
+use crate::graph::Graph;
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::tensor::{HostTensor, TensorDesc, TensorId};
+
+crate::param_block! {
+    pub struct WindowMeanParams {
+        groups: u32,
+        d: u32,
+        wf: u32,
+        wh: u32,
+        ww: u32,
+        sf: u32,
+        sh: u32,
+        sw: u32,
+        off_x: u32,
+        off_out: u32,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct WindowMean {
@@ -103,19 +116,21 @@ impl Op for WindowMean {
             let oo = cx.bind(out, g0 * self.k() * d, (g1 - g0) * self.k() * d)?;
             let [wf, wh, ww] = self.window;
             let [sf, sh, sw] = self.strides;
-            let params = Params::new()
-                .u(g1 - g0)
-                .u(d)
-                .u(wf)
-                .u(wh)
-                .u(ww)
-                .u(sf)
-                .u(sh)
-                .u(sw)
-                .u(ox)
-                .u(oo);
+            let u = |v: usize| v as u32;
+            let params = WindowMeanParams {
+                groups: u(g1 - g0),
+                d: u(d),
+                wf: u(wf),
+                wh: u(wh),
+                ww: u(ww),
+                sf: u(sf),
+                sh: u(sh),
+                sw: u(sw),
+                off_x: ox,
+                off_out: oo,
+            };
             let grid = cx.grid(((g1 - g0) * self.k() * d).div_ceil(256));
-            cx.dispatch(Kernel::new("window_mean", 1), params, grid)?;
+            cx.dispatch(Kernel::new("window_mean").read("x"), &params, grid)?;
         }
         Ok(())
     }

@@ -1,0 +1,114 @@
+//! Which kernel variant each tunable op uses on this device. The autotuner
+//! ([`crate::autotune`]) measures the variants and sets these; until then (and in tests that do
+//! not ask for a variant) the defaults hold. The variants are named here; the rules that hand a
+//! product or a head to a neighbouring variant, and their thresholds, live with their op
+//! (`ops/matmul/variants.rs`, `ops/attention/variants.rs`).
+
+/// The matmul kernels: they compute the same function with different memory strategies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MatmulKernel {
+    /// `shaders/matmul/registers.wgsl`: each invocation a 4×4 block from registers, no workgroup memory
+    /// and no barriers. The fastest on software GPUs (lavapipe, SwiftShader).
+    #[default]
+    Registers,
+    /// `shaders/matmul/tiled.wgsl`: 64×64 blocks per workgroup, K slices shared through
+    /// workgroup memory. Made for real GPUs, where operand reuse matters more than barriers.
+    Tiled,
+    /// `shaders/matmul/rows.wgsl`: a workgroup on 128 rows and 8 columns of C, each
+    /// invocation a 4×8 block from registers. Every lane reads the same W words, which a
+    /// software GPU loads once and broadcasts instead of gathering lane by lane.
+    Rows,
+    /// `shaders/matmul/wide.wgsl`: 128×128 blocks per workgroup, 8×8 per invocation, K slices
+    /// shared through workgroup memory with the next slice loaded during the current one's
+    /// arithmetic. For real GPUs on large products (see [`MatmulKernel::for_product`]).
+    Wide,
+    /// `shaders/matmul/split.wgsl`: K split among 8 invocations per 4 outputs, the partial sums
+    /// added in workgroup memory. For real GPUs on products with few rows, where the block
+    /// kernels leave most of the GPU idle (see [`MatmulKernel::for_product`]).
+    Split,
+}
+
+impl MatmulKernel {
+    pub const ALL: [MatmulKernel; 5] = [
+        MatmulKernel::Registers,
+        MatmulKernel::Tiled,
+        MatmulKernel::Rows,
+        MatmulKernel::Wide,
+        MatmulKernel::Split,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Registers => "registers",
+            MatmulKernel::Tiled => "tiled",
+            MatmulKernel::Rows => "rows",
+            MatmulKernel::Wide => "wide",
+            MatmulKernel::Split => "split",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// The two attention kernels: the same function, keys and values read two ways.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AttentionKernel {
+    /// `shaders/attention/tiled.wgsl`: an invocation per query, 64 queries per workgroup sharing
+    /// key and value tiles through workgroup memory, the query and accumulator in registers
+    /// (`attention/loops.wgsl` for heads over 128 wide). Made for real GPUs.
+    #[default]
+    Tiled,
+    /// `shaders/attention/rows.wgsl`: 8 queries per invocation, keys and values read from
+    /// their buffers at workgroup-uniform addresses, each word serving all 8; no workgroup
+    /// memory, no barriers. For software GPUs, which load lane by lane.
+    Rows,
+}
+
+impl AttentionKernel {
+    pub const ALL: [AttentionKernel; 2] = [AttentionKernel::Tiled, AttentionKernel::Rows];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AttentionKernel::Tiled => "tiled",
+            AttentionKernel::Rows => "rows",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// The kernel choices of one device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tuning {
+    pub matmul: MatmulKernel,
+    pub attention: AttentionKernel,
+    /// GELU inside the matmul's epilogue (one dispatch, one pass fewer) rather than a second
+    /// in-place dispatch. Which is faster depends on the adapter's shader compiler (a longer
+    /// kernel can compile worse on a software GPU), so the autotuner times both; off until then.
+    pub fuse_gelu: bool,
+    /// Pick the kernel per product shape ([`MatmulKernel::for_product`]). Tests and
+    /// benchmarks turn it off to run one kernel on every product.
+    pub per_shape: bool,
+    /// In f16 graphs, the workgroup-memory matmuls (`tiled`, `wide`; see
+    /// [`MatmulKernel::has_f16_math`]) multiply in f16 and sum each K slice in f16 before adding
+    /// it to f32 sums. A GPU with packed f16 arithmetic may run twice the multiply-adds; a
+    /// software GPU emulates f16 and loses. The autotuner times both on devices with
+    /// `shader-f16`; off until then.
+    pub f16_math: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            matmul: MatmulKernel::default(),
+            attention: AttentionKernel::default(),
+            fuse_gelu: false,
+            per_shape: true,
+            f16_math: false,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The native-only integration tests, one module per area, in one test binary: each binary links
+//! the whole engine and wgpu, so one link instead of thirteen saves CI minutes, and the tests of
+//! every area share the cores. `tests/ops.rs` and `tests/web.rs` stay binaries of their own:
+//! they also run in the browser (`cargo test --target wasm32-unknown-unknown --test ops --test
+//! web`).
+#![cfg(not(target_arch = "wasm32"))]
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod apps;
+mod autotune;
+mod cli;
+mod convert;
+mod default_model;
+mod embed;
+mod graph;
+mod pipeline;
+mod ptdit;
+mod sampler;
+mod t5;
+mod upload;
+mod vae;
