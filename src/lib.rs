@@ -7,6 +7,7 @@
 //! - [`graph`]: the tensor graph IR, the memory planner, the GPU executor and the CPU reference
 //!   interpreter.
 //! - [`ops`]: one module per op: shapes, CPU reference, kernel dispatch.
+//! - [`nn`]: Linear, attention with its projections, adaLN: the blocks models are made of.
 //! - [`model`]: PT-DiT built from ops, its config and weights.
 //! - [`pipeline`]: text → image: tokenizer, T5, the sampler loop, VAE, the default model.
 //! - [`embed`]: generation in a host's render loop, sliced per frame, into the host's texture.
@@ -19,6 +20,7 @@ pub mod gpu;
 pub mod graph;
 pub mod kernel;
 pub mod model;
+pub mod nn;
 pub mod ops;
 pub mod pipeline;
 pub mod rng;

@@ -11,11 +11,12 @@ use ptdit::graph::planner;
 use ptdit::graph::ExecOptions;
 use ptdit::kernel::Op;
 use ptdit::kernel::{MatmulKernel, Tuning};
-use ptdit::model::{ptdit as net, random_weights, ForwardInputs, Ptdit, PtditConfig, Shapes};
-use ptdit::ops::attention::AttentionExtras;
+use ptdit::model::{
+    global_block, ptdit as net, random_weights, ForwardInputs, Ptdit, PtditConfig, Shapes,
+};
 use ptdit::ops::matmul::Matmul;
 use ptdit::rng::Rng;
-use ptdit::{DType, Executable, GpuContext, Graph, HostTensor, Result, TensorDesc, TensorId};
+use ptdit::{DType, Executable, GpuContext, Graph, HostTensor, Result, TensorDesc};
 
 /// What a benchmark reports: lines for people, figures (each with its baseline from the same
 /// run) for `--json`.
@@ -424,76 +425,6 @@ fn forward(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
     Ok(())
 }
 
-/// A PixArt-style block at the same width, from the same kernels: global self-attention over
-/// all tokens (adaLN-modulated, gated), text cross-attention, MLP.
-fn global_attention_block(
-    b: usize,
-    n: usize,
-    d: usize,
-    heads: usize,
-    text: usize,
-) -> Result<Graph> {
-    let mut g = Graph::new();
-    let h = g.input("hidden", TensorDesc::f32([b, n, d]))?;
-    let t6 = g.input("t6", TensorDesc::f32([b, 6, d]))?;
-    let y = g.input("text", TensorDesc::f32([b, text, d]))?;
-    let tb = g.input("text_bias", TensorDesc::f32([b, 1, text]))?;
-    let table = g.param("table", [6, d])?;
-    let params = |g: &mut Graph, x: TensorId, name: &str, out: usize| {
-        let inp = g.shape(x).last();
-        let w = g.param(&format!("{name}.w"), [out, inp])?;
-        let bias = g.param(&format!("{name}.b"), [out])?;
-        Ok::<_, ptdit::Error>((w, bias))
-    };
-    let lin = |g: &mut Graph, x: TensorId, name: &str, out: usize| -> Result<TensorId> {
-        let (w, bias) = params(g, x, name, out)?;
-        g.matmul(x, w, Some(bias))
-    };
-    // Attention before its output projection, which the caller fuses with what follows.
-    let attn = |g: &mut Graph,
-                q_in: TensorId,
-                kv: TensorId,
-                name: &str,
-                bias: Option<TensorId>|
-     -> Result<TensorId> {
-        let q = lin(g, q_in, &format!("{name}.q"), d)?;
-        let k = lin(g, kv, &format!("{name}.k"), d)?;
-        let v = lin(g, kv, &format!("{name}.v"), d)?;
-        let kind = Some(if bias.is_some() {
-            "text cross"
-        } else {
-            "global self"
-        });
-        g.attention(
-            q,
-            k,
-            v,
-            heads,
-            AttentionExtras {
-                bias,
-                kind,
-                ..Default::default()
-            },
-        )
-    };
-    // The PT-DiT block's fusions: modulating LayerNorms, GELU and (gated) residuals in the
-    // matmuls' epilogues.
-    let x = g.layer_norm_modulate(h, 1e-6, t6, table, (0, 0), (1, 1))?;
-    let a = attn(&mut g, x, x, "self", None)?;
-    let (w, bias) = params(&mut g, a, "self.o", d)?;
-    let h = g.matmul_gated_residual(a, w, Some(bias), t6, table, (2, 2), h)?;
-    let c = attn(&mut g, h, y, "cross", Some(tb))?;
-    let (w, bias) = params(&mut g, c, "cross.o", d)?;
-    let h = g.matmul_residual(c, w, Some(bias), h)?;
-    let x = g.layer_norm_modulate(h, 1e-6, t6, table, (3, 3), (4, 4))?;
-    let (w1, b1) = params(&mut g, x, "ff1", 4 * d)?;
-    let f = g.matmul_gelu(x, w1, Some(b1))?;
-    let (w2, b2) = params(&mut g, f, "ff2", d)?;
-    let out = g.matmul_gated_residual(f, w2, Some(b2), t6, table, (5, 5), h)?;
-    g.output(out, "hidden_out")?;
-    Ok(g)
-}
-
 /// Compiles `graph` with random weights and inputs.
 fn compile_random(ctx: &GpuContext, graph: &Graph) -> Result<Executable> {
     let exe = Executable::new_blocking(ctx, graph)?;
@@ -562,7 +493,7 @@ fn payoff(ctx: &GpuContext, grids: &[usize], out: &mut Out) -> Result<()> {
             traces: false,
         };
         let pt = net::build_block(&cfg, &shapes, DType::F32)?;
-        let gl = global_attention_block(2, side * side, d, heads, text)?;
+        let gl = global_block::build(2, side * side, d, heads, text)?;
         let t = time_alternating(ctx, &[&pt, &gl], 4.0)?;
         let (tp, tg) = (t[0], t[1]);
         out.say(format!(

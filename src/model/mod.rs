@@ -2,6 +2,7 @@
 //! model ready to run.
 
 pub mod config;
+pub mod global_block;
 pub mod ptdit;
 pub mod t5;
 pub mod tables;

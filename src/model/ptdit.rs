@@ -9,7 +9,11 @@ use super::tables;
 use super::upload::Wanted;
 use crate::error::Result;
 use crate::graph::{Graph, TensorId};
-use crate::ops::adaln::Chunk;
+use crate::nn::adaln::{
+    FINAL_SCALE, FINAL_SHIFT, GATE_MLP, GATE_MSA, SCALE_MLP, SCALE_MSA, SHIFT_MLP, SHIFT_MSA,
+};
+use crate::nn::attention::ProjectionKeys;
+use crate::nn::{self, AdaLn, Attention, Epilogue, Linear};
 use crate::ops::attention::AttentionExtras;
 use crate::tensor::{DType, TensorDesc};
 
@@ -132,15 +136,6 @@ struct Context {
     swin_map: Option<TensorId>,
 }
 
-/// What a projection adds to its result before it stores it, in the matmul's epilogue.
-#[derive(Clone, Copy)]
-enum Onto {
-    /// `residual + Linear(x)`.
-    Residual(TensorId),
-    /// `residual + gate · Linear(x)`, the gate `mods[b, chunk.0] + table[chunk.1]` (adaLN).
-    Gated(TensorId, TensorId, TensorId, Chunk),
-}
-
 struct Builder<'a> {
     g: Graph,
     cfg: &'a PtditConfig,
@@ -170,91 +165,28 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// `x · weightᵀ + bias` with the weight at `{prefix}.weight`, `(out, in)`.
-    fn linear(&mut self, x: TensorId, prefix: &str, out: usize, bias: bool) -> Result<TensorId> {
-        let (w, b) = self.linear_params(x, prefix, out, bias)?;
-        self.g.matmul(x, w, b)
-    }
-
-    /// `residual + Linear(x)`, the add done in the matmul's epilogue.
-    fn linear_onto(
+    /// `Linear(x)` with `epilogue`, the Linear `{prefix}` (with bias) reading `x`'s width.
+    fn project(
         &mut self,
         x: TensorId,
         prefix: &str,
         out: usize,
-        bias: bool,
-        onto: Onto,
+        epilogue: Epilogue,
     ) -> Result<TensorId> {
-        let (w, b) = self.linear_params(x, prefix, out, bias)?;
-        match onto {
-            Onto::Residual(r) => self.g.matmul_residual(x, w, b, r),
-            Onto::Gated(r, mods, table, gate) => {
-                self.g.matmul_gated_residual(x, w, b, mods, table, gate, r)
-            }
-        }
-    }
-
-    /// A Linear followed by GELU(tanh), fused into the matmul's epilogue.
-    fn linear_gelu(&mut self, x: TensorId, prefix: &str, out: usize) -> Result<TensorId> {
-        let (w, b) = self.linear_params(x, prefix, out, true)?;
-        self.g.matmul_gelu(x, w, b)
-    }
-
-    fn linear_params(
-        &mut self,
-        x: TensorId,
-        prefix: &str,
-        out: usize,
-        bias: bool,
-    ) -> Result<(TensorId, Option<TensorId>)> {
         let inp = self.g.shape(x).last();
-        let w = self.param(&format!("{prefix}.weight"), &[out, inp])?;
-        let b = if bias {
-            Some(self.param(&format!("{prefix}.bias"), &[out])?)
-        } else {
-            None
-        };
-        Ok((w, b))
+        let lin = Linear::new(&mut self.g, prefix, inp, out, true)?;
+        lin.forward_into(&mut self.g, x, epilogue)
     }
 
     fn param(&mut self, key: &str, shape: &[usize]) -> Result<TensorId> {
-        match self.g.find(key) {
-            Some(t) => Ok(t),
-            None => self.g.param(key, shape.to_vec()),
-        }
+        nn::param(&mut self.g, key, shape)
     }
 
-    /// A diffusers `Attention`: q from `xq`, k and v from `xkv`, both `(Z, L, D)`; output
-    /// projected by `to_out.0`.
-    fn attention(
-        &mut self,
-        prefix: &str,
-        xq: TensorId,
-        xkv: TensorId,
-        extras: AttentionExtras,
-    ) -> Result<TensorId> {
-        self.attention_onto(prefix, xq, xkv, extras, None)
-    }
-
-    /// [`Self::attention`] with `residual + ` (gated or not) folded into the output projection.
-    fn attention_onto(
-        &mut self,
-        prefix: &str,
-        xq: TensorId,
-        xkv: TensorId,
-        extras: AttentionExtras,
-        onto: Option<Onto>,
-    ) -> Result<TensorId> {
-        let (d, bias) = (self.d, self.cfg.attention_bias);
-        let q = self.linear(xq, &format!("{prefix}.to_q"), d, bias)?;
-        let k = self.linear(xkv, &format!("{prefix}.to_k"), d, bias)?;
-        let v = self.linear(xkv, &format!("{prefix}.to_v"), d, bias)?;
-        let o = self.g.attention(q, k, v, self.heads, extras)?;
-        let out = format!("{prefix}.to_out.0");
-        match onto {
-            Some(onto) => self.linear_onto(o, &out, d, bias, onto),
-            None => self.linear(o, &out, d, bias),
-        }
+    /// A diffusers `Attention` of the model's width under `{prefix}`.
+    fn attention(&mut self, prefix: &str) -> Result<Attention> {
+        let (d, heads, bias) = (self.d, self.heads, self.cfg.attention_bias);
+        let keys = ProjectionKeys::DIFFUSERS;
+        Attention::new(&mut self.g, prefix, keys, d, heads, bias)
     }
 
     fn forward(&mut self) -> Result<TensorId> {
@@ -288,21 +220,22 @@ impl<'a> Builder<'a> {
         h = self.g.reshape(h, [bsz * self.p, self.win, d])?;
 
         // adaLN-single: temb = linear_2(SiLU(linear_1(t))), t6 = linear(SiLU(temb)).
-        let t1 = self.linear(
+        let none = Epilogue::None;
+        let t1 = self.project(
             tfeat,
             "adaln_single.emb.timestep_embedder.linear_1",
             d,
-            true,
+            none,
         )?;
         let t1 = self.g.silu(t1)?;
-        let temb = self.linear(t1, "adaln_single.emb.timestep_embedder.linear_2", d, true)?;
+        let temb = self.project(t1, "adaln_single.emb.timestep_embedder.linear_2", d, none)?;
         let st = self.g.silu(temb)?;
-        let t6 = self.linear(st, "adaln_single.linear", 6 * d, true)?;
+        let t6 = self.project(st, "adaln_single.linear", 6 * d, none)?;
         let t6 = self.g.reshape(t6, [bsz, 6, d])?;
 
         // Caption projection: linear_1, GELU(tanh), linear_2.
-        let y = self.linear_gelu(text, "caption_projection.linear_1", d)?;
-        let y = self.linear(y, "caption_projection.linear_2", d, true)?;
+        let y = self.project(text, "caption_projection.linear_1", d, Epilogue::Gelu)?;
+        let y = self.project(y, "caption_projection.linear_2", d, none)?;
 
         let (swin_mask, swin_map) = if cfg.shift_window {
             let m = self
@@ -334,10 +267,9 @@ impl<'a> Builder<'a> {
         // Final layer: LN, modulation by (table + temb), proj_out, unpatchify.
         let sst = self.param("scale_shift_table", &[2, d])?;
         let temb3 = self.g.reshape(temb, [bsz, 1, d])?;
-        let n = self
-            .g
-            .layer_norm_modulate(h, 1e-6, temb3, sst, (0, 0), (0, 1))?;
-        let o = self.linear(n, "proj_out", pch * pch * cfg.out_channels(), true)?;
+        let ada = AdaLn::new(temb3, sst);
+        let n = ada.norm_modulate(&mut self.g, h, 1e-6, FINAL_SHIFT, FINAL_SCALE)?;
+        let o = self.project(n, "proj_out", pch * pch * cfg.out_channels(), none)?;
         self.unpatchify(o)
     }
 
@@ -345,15 +277,16 @@ impl<'a> Builder<'a> {
     fn block(&mut self, n: usize, h: TensorId, cx: &Context) -> Result<TensorId> {
         let pre = format!("transformer_blocks.{n}");
         let table = self.param(&format!("{pre}.scale_shift_table"), &[6, self.d])?;
+        let ada = AdaLn::new(cx.t6, table);
         let proxies = self.proxy_self_attention(&pre, h)?;
         let h = self.proxy_cross_attention(&pre, h, proxies)?;
-        let h = self.window_attention(&pre, h, cx, table)?;
+        let h = self.window_attention(&pre, h, ada)?;
         let h = match (cx.swin_mask, cx.swin_map) {
             (Some(mask), Some(map)) => self.shifted_window_attention(&pre, h, cx, mask, map)?,
             _ => h,
         };
         let h = self.text_cross_attention(&pre, h, cx)?;
-        self.mlp(&pre, h, cx, table)
+        self.mlp(&pre, h, ada)
     }
 
     /// Step 1: proxies are window means (dilated when several per window), then
@@ -369,8 +302,8 @@ impl<'a> Builder<'a> {
             kind: Some("proxy self"),
             ..Default::default()
         };
-        let onto = Some(Onto::Residual(p));
-        self.attention_onto(&format!("{pre}.proxy_attn1"), n, n, extras, onto)
+        let attn = self.attention(&format!("{pre}.proxy_attn1"))?;
+        attn.forward(&mut self.g, n, n, extras, Epilogue::Residual(p))
     }
 
     /// Step 2: every token attends to its batch item's proxies;
@@ -389,34 +322,32 @@ impl<'a> Builder<'a> {
             kind: Some("proxy to latent cross"),
             ..Default::default()
         };
-        let o = self.attention(&format!("{pre}.pvisual_attn2"), a, kv, extras)?;
-        let o = self.linear_onto(
+        let attn = self.attention(&format!("{pre}.pvisual_attn2"))?;
+        let o = attn.forward(&mut self.g, a, kv, extras, Epilogue::None)?;
+        let o = self.project(
             o,
             &format!("{pre}.linear_1_visual"),
             d,
-            true,
-            Onto::Residual(all),
+            Epilogue::Residual(all),
         )?;
         self.g.reshape(o, [bsz * self.p, self.win, d])
     }
 
     /// Step 3: `h + gate_msa · attn1(norm1(h)·(1 + scale_msa) + shift_msa)` within windows.
-    fn window_attention(
-        &mut self,
-        pre: &str,
-        h: TensorId,
-        cx: &Context,
-        table: TensorId,
-    ) -> Result<TensorId> {
-        let n = self
-            .g
-            .layer_norm_modulate(h, self.cfg.norm_eps, cx.t6, table, (0, 0), (1, 1))?;
+    fn window_attention(&mut self, pre: &str, h: TensorId, ada: AdaLn) -> Result<TensorId> {
+        let eps = self.cfg.norm_eps;
+        let n = ada.norm_modulate(&mut self.g, h, eps, SHIFT_MSA, SCALE_MSA)?;
         let extras = AttentionExtras {
             kind: Some("window"),
             ..Default::default()
         };
-        let onto = Some(Onto::Gated(h, cx.t6, table, (2, 2)));
-        self.attention_onto(&format!("{pre}.attn1"), n, n, extras, onto)
+        let attn = self.attention(&format!("{pre}.attn1"))?;
+        let onto = Epilogue::Gated {
+            residual: h,
+            ada,
+            gate: GATE_MSA,
+        };
+        attn.forward(&mut self.g, n, n, extras, onto)
     }
 
     /// Step 4: attention within windows of the grid rolled by half a window, with the Swin
@@ -433,24 +364,18 @@ impl<'a> Builder<'a> {
         map: TensorId,
     ) -> Result<TensorId> {
         let ptable = self.param(&format!("{pre}.proxy_scale_shift_table"), &[3, self.d])?;
-        let n = self
-            .g
-            .layer_norm_modulate(h, self.cfg.norm_eps, cx.t6, ptable, (0, 0), (1, 1))?;
+        let ada = AdaLn::new(cx.t6, ptable);
+        let n = ada.norm_modulate(&mut self.g, h, self.cfg.norm_eps, SHIFT_MSA, SCALE_MSA)?;
         let extras = AttentionExtras {
             bias: Some(mask),
             map: Some((map, self.p)),
             kind: Some("shifted window"),
             ..Default::default()
         };
-        let o = self.attention(&format!("{pre}.attn3"), n, n, extras)?;
-        let o = self.g.gated(o, cx.t6, ptable, (2, 2))?;
-        self.linear_onto(
-            o,
-            &format!("{pre}.linear_2"),
-            self.d,
-            true,
-            Onto::Residual(h),
-        )
+        let attn = self.attention(&format!("{pre}.attn3"))?;
+        let o = attn.forward(&mut self.g, n, n, extras, Epilogue::None)?;
+        let o = ada.gate(&mut self.g, o, GATE_MSA)?;
+        self.project(o, &format!("{pre}.linear_2"), self.d, Epilogue::Residual(h))
     }
 
     /// Step 5: `h + attn2(h, text)` with the padding bias; no norm, no gate.
@@ -462,21 +387,23 @@ impl<'a> Builder<'a> {
             kind: Some("text cross"),
             ..Default::default()
         };
-        let onto = Some(Onto::Residual(all));
-        let o = self.attention_onto(&format!("{pre}.attn2"), all, cx.text, extras, onto)?;
+        let attn = self.attention(&format!("{pre}.attn2"))?;
+        let o = attn.forward(&mut self.g, all, cx.text, extras, Epilogue::Residual(all))?;
         self.g.reshape(o, [bsz * self.p, self.win, d])
     }
 
     /// Step 6: `h + gate_mlp · ff(norm2(h)·(1 + scale_mlp) + shift_mlp)`, ff = Linear, GELU(tanh),
     /// Linear.
-    fn mlp(&mut self, pre: &str, h: TensorId, cx: &Context, table: TensorId) -> Result<TensorId> {
+    fn mlp(&mut self, pre: &str, h: TensorId, ada: AdaLn) -> Result<TensorId> {
         let d = self.d;
-        let n = self
-            .g
-            .layer_norm_modulate(h, self.cfg.norm_eps, cx.t6, table, (3, 3), (4, 4))?;
-        let f = self.linear_gelu(n, &format!("{pre}.ff.net.0.proj"), 4 * d)?;
-        let onto = Onto::Gated(h, cx.t6, table, (5, 5));
-        self.linear_onto(f, &format!("{pre}.ff.net.2"), d, true, onto)
+        let n = ada.norm_modulate(&mut self.g, h, self.cfg.norm_eps, SHIFT_MLP, SCALE_MLP)?;
+        let f = self.project(n, &format!("{pre}.ff.net.0.proj"), 4 * d, Epilogue::Gelu)?;
+        let onto = Epilogue::Gated {
+            residual: h,
+            ada,
+            gate: GATE_MLP,
+        };
+        self.project(f, &format!("{pre}.ff.net.2"), d, onto)
     }
 
     /// Latent `(B, C, F, H, W)` → window-major tokens `(B·P·S, D)`: gather each patch as
@@ -496,7 +423,7 @@ impl<'a> Builder<'a> {
         let w = self.param("pos_embed.proj.weight", &[self.d, c, pp, pp])?;
         let w = self.g.reshape(w, [self.d, c * pp * pp])?;
         let b = self.param("pos_embed.proj.bias", &[self.d])?;
-        let h = self.g.matmul(patches, w, Some(b))?;
+        let h = Linear::from_params(&self.g, w, Some(b))?.forward(&mut self.g, patches)?;
         self.g.reshape(h, [s.batch, s.grid.tokens(), self.d])
     }
 

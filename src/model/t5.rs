@@ -12,9 +12,10 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::graph::{ExecOptions, Executable, Graph, TensorId};
+use crate::graph::{ExecOptions, Executable, Graph};
 use crate::model::upload::{self, DeviceWeights, Wanted};
 use crate::model::weights;
+use crate::nn::{Attention, Epilogue, Linear};
 use crate::ops::attention::AttentionExtras;
 use crate::tensor::{DType, HostTensor};
 
@@ -187,19 +188,23 @@ pub fn build_as(
     let pos = g.input(io::POSITION_BIAS, g.float_desc([cfg.num_heads, len, len]))?;
 
     let eps = cfg.layer_norm_epsilon;
-    let lin = |g: &mut Graph, x: TensorId, key: String, out: usize| -> Result<TensorId> {
-        let inp = g.shape(x).last();
-        let w = g.param(&key, [out, inp])?;
-        g.matmul(x, w, None)
-    };
     for n in 0..cfg.num_layers {
         let pre = format!("encoder.block.{n}.layer");
-        // Self-attention.
+        // Self-attention: q, k, v and o without biases, unscaled scores plus the relative
+        // position bias, the residual added in o's epilogue.
         let w0 = g.param(&format!("{pre}.0.layer_norm.weight"), [d])?;
         let h = g.rms_norm(x, w0, eps)?;
-        let q = lin(&mut g, h, format!("{pre}.0.SelfAttention.q.weight"), hk)?;
-        let k = lin(&mut g, h, format!("{pre}.0.SelfAttention.k.weight"), hk)?;
-        let v = lin(&mut g, h, format!("{pre}.0.SelfAttention.v.weight"), hk)?;
+        let sa = format!("{pre}.0.SelfAttention");
+        let lin = |g: &mut Graph, key: &str, inp: usize, out: usize| {
+            Linear::new(g, &format!("{sa}.{key}"), inp, out, false)
+        };
+        let attn = Attention {
+            q: lin(&mut g, "q", d, hk)?,
+            k: lin(&mut g, "k", d, hk)?,
+            v: lin(&mut g, "v", d, hk)?,
+            out: lin(&mut g, "o", hk, d)?,
+            heads: cfg.num_heads,
+        };
         let extras = AttentionExtras {
             bias: Some(mask),
             head_bias: Some(pos),
@@ -207,26 +212,18 @@ pub fn build_as(
             map: None,
             kind: Some("T5 self"),
         };
-        let a = g.attention(q, k, v, cfg.num_heads, extras)?;
-        let wo = g.param(&format!("{pre}.0.SelfAttention.o.weight"), [d, hk])?;
-        x = g.matmul_residual(a, wo, None, x)?;
-        // Gated-GELU feed-forward.
+        x = attn.forward(&mut g, h, h, extras, Epilogue::Residual(x))?;
+        // Gated-GELU feed-forward: wo(gelu(wi_0(h)) · wi_1(h)), the residual in wo's epilogue.
         let w1 = g.param(&format!("{pre}.1.layer_norm.weight"), [d])?;
         let h = g.rms_norm(x, w1, eps)?;
-        let wi0 = g.param(
-            &format!("{pre}.1.DenseReluDense.wi_0.weight"),
-            [cfg.d_ff, d],
-        )?;
-        let a = g.matmul_gelu(h, wi0, None)?;
-        let b = lin(
-            &mut g,
-            h,
-            format!("{pre}.1.DenseReluDense.wi_1.weight"),
-            cfg.d_ff,
-        )?;
+        let ff = format!("{pre}.1.DenseReluDense");
+        let wi0 = Linear::new(&mut g, &format!("{ff}.wi_0"), d, cfg.d_ff, false)?;
+        let wi1 = Linear::new(&mut g, &format!("{ff}.wi_1"), d, cfg.d_ff, false)?;
+        let wo = Linear::new(&mut g, &format!("{ff}.wo"), cfg.d_ff, d, false)?;
+        let a = wi0.forward_into(&mut g, h, Epilogue::Gelu)?;
+        let b = wi1.forward(&mut g, h)?;
         let f = g.mul(a, b)?;
-        let wo = g.param(&format!("{pre}.1.DenseReluDense.wo.weight"), [d, cfg.d_ff])?;
-        x = g.matmul_residual(f, wo, None, x)?;
+        x = wo.forward_into(&mut g, f, Epilogue::Residual(x))?;
         if traces {
             let t = g.reshape(x, [batch, len, d])?;
             g.output(t, &io::trace(n))?;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, TensorId};
 use crate::model::upload::Wanted;
+use crate::nn::{Attention, Epilogue, Linear};
 use crate::ops::attention::AttentionExtras;
 use crate::ops::upsample::UpsampleKind;
 use crate::tensor::{DType, HostTensor, TensorDesc};
@@ -174,21 +175,21 @@ impl Builder<'_> {
         let tokens = self
             .g
             .reindex(y, &d, &[0, 2, 3, 4, 1], &[], &[b * t, h * w, c])?;
-        let proj = |g: &mut Graph, inp: TensorId, name: &str| -> Result<TensorId> {
-            let wt = g.param(&format!("{key}.{name}.conv.weight"), [c, c, 1, 1, 1])?;
-            let wt = g.reshape(wt, [c, c])?;
-            let bias = g.param(&format!("{key}.{name}.conv.bias"), [c])?;
-            g.matmul(inp, wt, Some(bias))
+        let proj = |g: &mut Graph, name: &str| {
+            Linear::pointwise_conv(g, &format!("{key}.{name}.conv"), c, c, 3)
         };
-        let q = proj(&mut self.g, tokens, "q")?;
-        let k = proj(&mut self.g, tokens, "k")?;
-        let v = proj(&mut self.g, tokens, "v")?;
+        let attn = Attention {
+            q: proj(&mut self.g, "q")?,
+            k: proj(&mut self.g, "k")?,
+            v: proj(&mut self.g, "v")?,
+            out: proj(&mut self.g, "proj_out")?,
+            heads: 1,
+        };
         let extras = AttentionExtras {
             kind: Some("VAE mid-block"),
             ..Default::default()
         };
-        let a = self.g.attention(q, k, v, 1, extras)?;
-        let o = proj(&mut self.g, a, "proj_out")?;
+        let o = attn.forward(&mut self.g, tokens, tokens, extras, Epilogue::None)?;
         let o = self
             .g
             .reindex(o, &[b, t, h, w, c], &[0, 4, 1, 2, 3], &[], &d)?;

@@ -1,0 +1,115 @@
+//! `Linear`: `x · weightᵀ + bias`, the weight stored `(out, in)` as checkpoints store it.
+//!
+//! The weight's storage type is the Linear's, not the caller's: every large weight of the
+//! models is declared here, so a storage format other than the graph's float type (bf16,
+//! int8/int4 blocks) changes this file and the matmul op, not the models.
+
+use super::adaln::{AdaLn, Modulation};
+use super::param;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, TensorId};
+use crate::tensor::DType;
+
+/// A linear layer's params in a graph.
+#[derive(Clone, Copy, Debug)]
+pub struct Linear {
+    /// `(out, in)`.
+    pub weight: TensorId,
+    /// `(out)`.
+    pub bias: Option<TensorId>,
+    /// How the weight is stored (today the graph's float type).
+    pub storage: DType,
+    pub in_features: usize,
+    pub out_features: usize,
+}
+
+/// What the matmul adds to `x · weightᵀ + bias` before it stores the result, in its epilogue.
+#[derive(Clone, Copy, Debug)]
+pub enum Epilogue {
+    /// The product alone.
+    None,
+    /// `gelu_tanh(·)`.
+    Gelu,
+    /// `residual + ·`.
+    Residual(TensorId),
+    /// `residual + gate · (·)`, the gate one of the adaLN vectors.
+    Gated {
+        residual: TensorId,
+        ada: AdaLn,
+        gate: Modulation,
+    },
+}
+
+impl Linear {
+    /// `{prefix}.weight` `(out, in)` and, with `bias`, `{prefix}.bias` `(out)`.
+    pub fn new(
+        g: &mut Graph,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let weight = param(g, &format!("{prefix}.weight"), &[out_features, in_features])?;
+        let bias = match bias {
+            true => Some(param(g, &format!("{prefix}.bias"), &[out_features])?),
+            false => None,
+        };
+        Self::from_params(g, weight, bias)
+    }
+
+    /// A convolution whose kernel covers one element (`{prefix}.weight` `(out, in, 1, …, 1)`
+    /// and `{prefix}.bias`): per position it is a Linear, read through a free reshape.
+    pub fn pointwise_conv(
+        g: &mut Graph,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+        spatial_dims: usize,
+    ) -> Result<Self> {
+        let mut shape = vec![out_features, in_features];
+        shape.extend(std::iter::repeat_n(1, spatial_dims));
+        let w = param(g, &format!("{prefix}.weight"), &shape)?;
+        let weight = g.reshape(w, [out_features, in_features])?;
+        let bias = param(g, &format!("{prefix}.bias"), &[out_features])?;
+        Self::from_params(g, weight, Some(bias))
+    }
+
+    /// A Linear over params already in the graph (e.g. a convolution's weight reshaped).
+    pub fn from_params(g: &Graph, weight: TensorId, bias: Option<TensorId>) -> Result<Self> {
+        let desc = g.desc(weight);
+        let dims = desc.shape.dims();
+        if dims.len() != 2 {
+            return Err(Error::shape(
+                "linear",
+                format!("weight {} must be (out, in)", desc.shape),
+            ));
+        }
+        Ok(Linear {
+            weight,
+            bias,
+            storage: desc.dtype,
+            in_features: dims[1],
+            out_features: dims[0],
+        })
+    }
+
+    /// `x · weightᵀ + bias`.
+    pub fn forward(&self, g: &mut Graph, x: TensorId) -> Result<TensorId> {
+        self.forward_into(g, x, Epilogue::None)
+    }
+
+    /// `x · weightᵀ + bias` with `epilogue` applied in the same kernel.
+    pub fn forward_into(&self, g: &mut Graph, x: TensorId, epilogue: Epilogue) -> Result<TensorId> {
+        let (w, b) = (self.weight, self.bias);
+        match epilogue {
+            Epilogue::None => g.matmul(x, w, b),
+            Epilogue::Gelu => g.matmul_gelu(x, w, b),
+            Epilogue::Residual(r) => g.matmul_residual(x, w, b, r),
+            Epilogue::Gated {
+                residual,
+                ada,
+                gate,
+            } => g.matmul_gated_residual(x, w, b, ada.mods, ada.table, gate.chunk(), residual),
+        }
+    }
+}
