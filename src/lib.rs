@@ -1,6 +1,7 @@
 //! ptdit: a WebGPU runtime for the Proxy Token Diffusion Transformer (PT-DiT, Qihoo-T2X).
 //!
 //! Layers, bottom up (see ARCHITECTURE.md):
+//! - [`formats`]: safetensors (whole and streamed), PyTorch checkpoints, SentencePiece.
 //! - [`kernel`]: what an op is (shapes, CPU reference, dispatches), WGSL sources and their
 //!   preprocessor, parameter blocks declared once, the device's kernel choices.
 //! - [`gpu`]: the device (own or a host's), pipelines.
@@ -13,9 +14,9 @@
 //! - [`embed`]: generation in a host's render loop, sliced per frame, into the host's texture.
 
 pub mod autotune;
-pub mod convert;
 pub mod embed;
 pub mod error;
+pub mod formats;
 pub mod gpu;
 pub mod graph;
 pub mod kernel;
@@ -28,7 +29,7 @@ pub mod tensor;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use error::{Error, Result};
+pub use error::{Error, LoadError, Result};
 pub use gpu::GpuContext;
 pub use graph::{Executable, Graph, TensorId};
 pub use tensor::{DType, HostTensor, Shape, TensorDesc};

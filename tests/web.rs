@@ -9,8 +9,8 @@ mod common;
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use common::gpu_async;
+use ptdit::formats::safetensors::TensorFile;
 use ptdit::model::verify::{check_gpu, PtditFixture, T5Fixture, VaeFixture};
-use ptdit::model::weights::TensorFile;
 use ptdit::DType;
 
 const PTDIT: &[u8] = include_bytes!("fixtures/ptdit_tiny_square.safetensors");

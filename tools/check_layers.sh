@@ -6,10 +6,12 @@ cd "$(dirname "$0")/.."
 
 # layer directory (or file) : the crate modules it must not use
 rules=(
-    "src/kernel:gpu graph ops nn model pipeline autotune embed convert formats cli web"
-    "src/gpu:graph ops nn model pipeline autotune embed convert formats cli web"
-    "src/graph:ops nn model pipeline autotune embed convert cli web"
-    "src/ops:nn model pipeline autotune embed cli web"
+    "src/kernel:gpu graph ops nn model pipeline autotune embed formats cli web"
+    "src/gpu:graph ops nn model pipeline autotune embed formats cli web"
+    "src/graph:ops nn model pipeline autotune embed formats cli web"
+    "src/formats:kernel gpu graph ops nn model pipeline autotune embed cli web"
+    "src/ops:nn model pipeline autotune embed formats cli web"
+    "src/nn:model pipeline autotune embed formats cli web"
     "src/model:pipeline embed cli web"
     "src/pipeline:embed cli web"
 )

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use ptdit::convert;
+use ptdit::formats::{safetensors, torch};
 use ptdit::{Error, Result};
 
 #[derive(Args)]
@@ -20,9 +20,8 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
         path: args.input.display().to_string(),
         source: e,
     })?;
-    let ck = convert::read_checkpoint(&bytes)
-        .map_err(|e| Error::Model(format!("{}: {e}", args.input.display())))?;
-    let out = convert::to_safetensors(&ck.tensors)?;
+    let ck = torch::read_checkpoint(&bytes).map_err(|e| e.in_file(args.input.display()))?;
+    let out = safetensors::write(&ck.tensors)?;
     std::fs::write(&args.output, out).map_err(|e| Error::Io {
         path: args.output.display().to_string(),
         source: e,

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use ptdit::formats::safetensors::TensorFile;
 use ptdit::model::verify::{Comparison, Fixture};
-use ptdit::model::weights::TensorFile;
 use ptdit::{DType, GpuContext, Result};
 
 /// Tolerance on max |error|, relative to the reference's standard deviation: 1e-3 in f32;

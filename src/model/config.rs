@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{config_error, Error, Result};
 
 fn default_compress() -> [usize; 3] {
     [1, 8, 8]
@@ -52,7 +52,7 @@ pub struct PtditConfig {
 impl PtditConfig {
     pub fn from_json(text: &str) -> Result<Self> {
         let cfg: PtditConfig =
-            serde_json::from_str(text).map_err(|e| Error::Model(format!("PT-DiT config: {e}")))?;
+            serde_json::from_str(text).map_err(|e| config_error(format!("PT-DiT config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -95,7 +95,7 @@ impl PtditConfig {
     /// Rejects configurations the official code would not run, or that this engine does not
     /// implement (other norms or activations), with the reason.
     pub fn validate(&self) -> Result<()> {
-        let bad = |why: String| Err(Error::Model(format!("PT-DiT config: {why}")));
+        let bad = |why: String| Err(config_error(format!("PT-DiT config: {why}")));
         if self.num_attention_heads == 0 || self.attention_head_dim == 0 || self.num_layers == 0 {
             return bad("heads, head dim and layers must be positive".into());
         }

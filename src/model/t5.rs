@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{config_error, Error, LoadError, Result};
 use crate::gpu::GpuContext;
 use crate::graph::{ExecOptions, Executable, Graph};
 use crate::model::upload::{self, DeviceWeights, Wanted};
@@ -73,13 +73,13 @@ pub struct T5Config {
 impl T5Config {
     pub fn from_json(text: &str) -> Result<Self> {
         let c: T5Config =
-            serde_json::from_str(text).map_err(|e| Error::Model(format!("T5 config: {e}")))?;
+            serde_json::from_str(text).map_err(|e| config_error(format!("T5 config: {e}")))?;
         c.validate()?;
         Ok(c)
     }
 
     pub fn validate(&self) -> Result<()> {
-        let bad = |why: String| Err(Error::Model(format!("T5 config: {why}")));
+        let bad = |why: String| Err(config_error(format!("T5 config: {why}")));
         if [
             self.vocab_size,
             self.d_model,
@@ -163,6 +163,16 @@ pub fn position_bias(cfg: &T5Config, table: &HostTensor, len: usize) -> HostTens
         }
     }
     HostTensor::f32([h, len, len], out)
+}
+
+/// A host table of the wrong shape.
+fn wrong_shape(key: &str, found: &crate::tensor::Shape, expected: [usize; 2]) -> Error {
+    let expected = crate::tensor::Shape(expected.to_vec());
+    Error::load(LoadError::Mismatch {
+        missing: Vec::new(),
+        unexpected: Vec::new(),
+        wrong: vec![format!("{key}: expected {expected}, found {found}")],
+    })
 }
 
 /// The encoder graph for `batch` sequences of `len` tokens.
@@ -342,17 +352,20 @@ impl T5Encoder {
         let graph = build_as(cfg, batch, len, false, float)?;
         let embed = w.host(EMBED_KEY)?;
         if embed.shape.dims() != [cfg.vocab_size, cfg.d_model] {
-            return Err(Error::Model(format!(
-                "`{EMBED_KEY}` is {}, expected ({}, {})",
-                embed.shape, cfg.vocab_size, cfg.d_model
-            )));
+            return Err(wrong_shape(
+                EMBED_KEY,
+                &embed.shape,
+                [cfg.vocab_size, cfg.d_model],
+            ));
         }
         let table = w.host(REL_BIAS_KEY)?;
         if table.shape.dims() != [cfg.relative_attention_num_buckets, cfg.num_heads] {
-            return Err(Error::Model(format!(
-                "`{REL_BIAS_KEY}` is {}, expected ({}, {})",
-                table.shape, cfg.relative_attention_num_buckets, cfg.num_heads
-            )));
+            let buckets = cfg.relative_attention_num_buckets;
+            return Err(wrong_shape(
+                REL_BIAS_KEY,
+                &table.shape,
+                [buckets, cfg.num_heads],
+            ));
         }
         let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params).await?;
         exe.write(io::POSITION_BIAS, &position_bias(cfg, table, len))?;

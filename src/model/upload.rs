@@ -10,10 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use safetensors::Dtype;
-use serde::Deserialize;
-
-use crate::error::{Error, Result};
+use crate::error::{Error, LoadError, Result};
+use crate::formats::safetensors::{self, Dtype, Entry, Piece, Stream};
 use crate::gpu::GpuContext;
 use crate::graph::{Graph, ParamBuffers, Source};
 use crate::tensor::{DType, HostTensor, TensorDesc};
@@ -74,30 +72,24 @@ impl DeviceWeights {
     pub fn host(&self, key: &str) -> Result<&HostTensor> {
         self.host
             .get(key)
-            .ok_or_else(|| Error::Model(format!("missing tensor `{key}`")))
+            .ok_or_else(|| Error::load(LoadError::missing(key)))
     }
 
     /// Checks that these weights are what `wanted` describes (a model streamed at one dtype
     /// and used at another is refused here, not as garbage later).
     pub fn check(&self, wanted: &Wanted) -> Result<()> {
-        let mut bad = Vec::new();
+        let (mut missing, mut wrong) = (Vec::new(), Vec::new());
         for (k, d) in &wanted.device {
             match self.params.get(k) {
-                None => bad.push(format!("`{k}` is missing")),
-                Some(p) if &p.desc != d => bad.push(format!(
+                None => missing.push(k.clone()),
+                Some(p) if &p.desc != d => wrong.push(format!(
                     "`{k}` is {:?} {} on the device, {:?} {} is needed",
                     p.desc.dtype, p.desc.shape, d.dtype, d.shape
                 )),
                 Some(_) => {}
             }
         }
-        match bad.is_empty() {
-            true => Ok(()),
-            false => Err(Error::Model(format!(
-                "the weights on the device do not fit the model:\n  {}",
-                bad.join("\n  ")
-            ))),
-        }
+        super::weights::mismatch_report(missing, Vec::new(), wrong)
     }
 }
 
@@ -177,6 +169,15 @@ enum Target {
     Skip,
 }
 
+impl Target {
+    fn key(&self) -> &str {
+        match self {
+            Target::Device { key, .. } | Target::Host { key, .. } => key,
+            Target::Skip => "",
+        }
+    }
+}
+
 /// One tensor's bytes in a file and the converted-so-far state.
 struct Slot {
     src: Dtype,
@@ -187,18 +188,12 @@ struct Slot {
     target: Target,
 }
 
-/// A safetensors file on its way in.
-enum FileState {
-    /// The first 8 bytes (header length), then the JSON header.
-    Header(Vec<u8>),
-    Body {
-        /// Bytes of tensor data seen.
-        pos: u64,
-        /// Data ranges `[start, end)` in file order, with their slots.
-        ranges: Vec<(u64, u64, Slot)>,
-        next: usize,
-        end: u64,
-    },
+/// A safetensors file on its way in: its reader, and once the header is read, where each of its
+/// tensors goes.
+#[derive(Default)]
+struct InFile {
+    stream: Stream,
+    slots: Vec<Slot>,
 }
 
 /// Pieces are converted once this many bytes are pending (whole elements only).
@@ -206,8 +201,6 @@ const FLUSH_BYTES: usize = 4 << 20;
 /// Natively, queued writes are submitted and waited for every this many bytes, so staging
 /// memory stays bounded however large the file.
 const SYNC_BYTES: u64 = 256 << 20;
-/// Safetensors' own limit on a header.
-const MAX_HEADER: u64 = 100_000_000;
 
 /// Streams one component's safetensors files onto the device.
 pub struct Upload {
@@ -215,16 +208,9 @@ pub struct Upload {
     wanted: Wanted,
     out: DeviceWeights,
     seen: HashSet<String>,
-    files: HashMap<String, FileState>,
+    files: HashMap<String, InFile>,
     ended: HashSet<String>,
     unsynced: u64,
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data_offsets: (u64, u64),
 }
 
 impl Upload {
@@ -247,131 +233,44 @@ impl Upload {
 
     /// The next piece of file `file` (any size, in order). Errors name the file.
     pub fn push(&mut self, file: &str, bytes: &[u8]) -> Result<()> {
-        self.push_inner(file, bytes).map_err(|e| in_file(file, e))
+        self.push_inner(file, bytes).map_err(|e| e.in_file(file))
     }
 
-    fn push_inner(&mut self, file: &str, mut bytes: &[u8]) -> Result<()> {
+    fn push_inner(&mut self, file: &str, bytes: &[u8]) -> Result<()> {
         if self.ended.contains(file) {
-            return Err(Error::Model("more bytes after the file ended".into()));
+            return Err(Error::load(LoadError::Truncated(
+                "more bytes after the file ended".into(),
+            )));
         }
-        let mut state = self
-            .files
-            .remove(file)
-            .unwrap_or_else(|| FileState::Header(Vec::new()));
-        if let FileState::Header(buf) = &mut state {
-            let need = |buf: &Vec<u8>| -> Result<u64> {
-                if buf.len() < 8 {
-                    return Ok(8);
-                }
-                let n = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
-                if n > MAX_HEADER {
-                    return Err(Error::Model(format!(
-                        "not a safetensors file: its header claims {n} bytes (at most {MAX_HEADER})"
-                    )));
-                }
-                Ok(8 + n)
-            };
-            loop {
-                let want = need(buf)?;
-                let have = buf.len() as u64;
-                if have >= want && have >= 8 {
-                    break;
-                }
-                if bytes.is_empty() {
-                    self.files.insert(file.to_string(), state);
-                    return Ok(());
-                }
-                let take = (want - have).min(bytes.len() as u64) as usize;
-                buf.extend_from_slice(&bytes[..take]);
-                bytes = &bytes[take..];
+        let mut f = self.files.remove(file).unwrap_or_default();
+        let InFile { stream, slots } = &mut f;
+        stream.push(bytes, |piece| match piece {
+            Piece::Header(entries) => {
+                *slots = self.header(entries)?;
+                Ok(())
             }
-            let header = std::mem::take(buf);
-            state = self.header(&header[8..])?;
-        }
-        let FileState::Body {
-            pos,
-            ranges,
-            next,
-            end,
-        } = &mut state
-        else {
-            return Err(Error::Model("internal: no header state".into()));
-        };
-        while !bytes.is_empty() {
-            if *next >= ranges.len() {
-                return Err(Error::Model(format!(
-                    "the file is longer than its header says ({end} bytes of tensor data)"
-                )));
-            }
-            let (_, stop, slot) = &mut ranges[*next];
-            // In u64 before narrowing: a tensor may be larger than wasm32's usize.
-            let take = (*stop - *pos).min(bytes.len() as u64) as usize;
-            let last = *pos + take as u64 == *stop;
-            self.write(slot, &bytes[..take], last)?;
-            *pos += take as u64;
-            bytes = &bytes[take..];
-            if last {
-                *next += 1;
-            }
-        }
-        self.files.insert(file.to_string(), state);
+            Piece::Data { index, bytes, last } => match slots.get_mut(index) {
+                Some(slot) => self.write(slot, bytes, last),
+                None => Err(Error::Graph(format!("upload: no slot for tensor {index}"))),
+            },
+        })?;
+        self.files.insert(file.to_string(), f);
         Ok(())
     }
 
-    /// Parses a header: every tensor's slot is decided and its buffer made now.
-    fn header(&mut self, json: &[u8]) -> Result<FileState> {
-        let text = std::str::from_utf8(json)
-            .map_err(|_| Error::Model("not a safetensors file: the header is not UTF-8".into()))?;
-        let mut raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
-            .map_err(|e| Error::Model(format!("not a safetensors file: bad header ({e})")))?;
-        raw.remove("__metadata__");
-        let mut entries = Vec::with_capacity(raw.len());
-        for (k, v) in raw {
-            let e: Entry = serde_json::from_value(v)
-                .map_err(|e| Error::Model(format!("bad header entry for `{k}` ({e})")))?;
-            entries.push((k, e));
-        }
-        entries.sort_by_key(|(_, e)| e.data_offsets);
-        let mut at = 0u64;
-        for (k, e) in &entries {
-            let (start, stop) = e.data_offsets;
-            let numel = e
-                .shape
-                .iter()
-                .try_fold(1u64, |a, &d| a.checked_mul(d as u64));
-            let bytes = numel.and_then(|n| n.checked_mul(e.dtype.bitsize() as u64 / 8));
-            if start != at || stop < start || Some(stop - start) != bytes {
-                return Err(Error::Model(format!(
-                    "not a valid safetensors file: `{k}` {:?} {:?} has data at {start}..{stop}, expected {} bytes from {at}",
-                    e.dtype, e.shape, bytes.map_or("too many".into(), |b| b.to_string())
-                )));
-            }
-            at = stop;
-        }
-        let mut ranges = Vec::with_capacity(entries.len());
+    /// A file's header has arrived: every tensor's slot is decided and its buffer made now, so
+    /// unexpected keys and wrong shapes fail before the data arrives.
+    fn header(&mut self, entries: &[Entry]) -> Result<Vec<Slot>> {
+        let mut slots = Vec::with_capacity(entries.len());
         let mut problems = Problems::default();
-        for (k, e) in entries {
-            match self.begin(&k, &e.shape, e.dtype) {
-                Ok(slot) => ranges.push((e.data_offsets.0, e.data_offsets.1, slot)),
+        for e in entries {
+            match self.begin(&e.key, &e.shape, e.dtype) {
+                Ok(slot) => slots.push(slot),
                 Err(p) => problems.add(p),
             }
         }
         problems.check()?;
-        // Zero-sized tensors have no bytes to wait for.
-        let mut state = FileState::Body {
-            pos: 0,
-            ranges,
-            next: 0,
-            end: at,
-        };
-        if let FileState::Body { ranges, next, .. } = &mut state {
-            while *next < ranges.len() && ranges[*next].0 == ranges[*next].1 {
-                let slot = &mut ranges[*next].2;
-                self.write(slot, &[], true)?;
-                *next += 1;
-            }
-        }
-        Ok(state)
+        Ok(slots)
     }
 
     /// Decides where tensor `key` goes (and makes its buffer).
@@ -464,10 +363,17 @@ impl Upload {
             std::borrow::Cow::Owned(std::mem::replace(&mut slot.pending, rest))
         };
         if last && !chunk.len().is_multiple_of(size) {
-            return Err(Error::Model("a tensor ends inside an element".into()));
+            return Err(Error::load(LoadError::Truncated(
+                "a tensor ends inside an element".into(),
+            )));
         }
-        let values = crate::model::weights::decode(slot.src, &chunk)
-            .ok_or_else(|| Error::Model(format!("dtype {:?} cannot be read", slot.src)))?;
+        let values = safetensors::decode(slot.src, &chunk).ok_or_else(|| {
+            Error::load(LoadError::Dtype {
+                key: slot.target.key().to_string(),
+                dtype: format!("{:?}", slot.src),
+                expected: safetensors::READABLE,
+            })
+        })?;
         let first = slot.done;
         slot.done += values.len();
         match &mut slot.target {
@@ -525,24 +431,18 @@ impl Upload {
     /// File `file` has no more bytes: it must have been complete.
     pub fn end(&mut self, file: &str) -> Result<()> {
         let r = match self.files.remove(file) {
-            None => Err(Error::Model("the file is empty".into())),
-            Some(FileState::Header(b)) => Err(Error::Model(format!(
-                "truncated: the file ends inside its header ({} bytes)",
-                b.len()
-            ))),
-            Some(FileState::Body { pos, end, .. }) if pos < end => Err(Error::Model(format!(
-                "truncated: {pos} of {end} bytes of tensor data arrived"
-            ))),
-            Some(_) => Ok(()),
+            None => Err(safetensors::empty()),
+            Some(f) => f.stream.end(),
         };
         self.ended.insert(file.to_string());
-        r.map_err(|e| in_file(file, e))
+        r.map_err(|e| e.in_file(file))
     }
 
     /// Every file has ended: checks that every param arrived, and returns the weights.
     pub fn finish(mut self) -> Result<DeviceWeights> {
         if let Some(f) = self.files.keys().next() {
-            return Err(in_file(f, Error::Model("the file never ended".into())));
+            let never = LoadError::Truncated("the file never ended".into());
+            return Err(Error::load_in(f, never));
         }
         Problems {
             missing: self
@@ -569,18 +469,11 @@ fn check_values(key: &str, values: &[f32], first: usize, dtype: DType) -> Result
     };
     match values.iter().position(|x| x.is_nan() || x.abs() > limit) {
         None => Ok(()),
-        Some(i) => Err(Error::Model(format!(
-            "`{key}`: element {} is {}, which {:?} weights cannot hold",
-            first + i,
-            values[i],
-            dtype
-        ))),
-    }
-}
-
-fn in_file(file: &str, e: Error) -> Error {
-    match e {
-        Error::Model(m) => Error::Model(format!("{file}: {m}")),
-        e => e,
+        Some(i) => Err(Error::load(LoadError::Value {
+            key: key.to_string(),
+            index: first + i,
+            value: values[i],
+            storage: format!("{dtype:?}"),
+        })),
     }
 }

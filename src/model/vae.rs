@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{config_error, Error, Result};
 use crate::graph::{Graph, TensorId};
 use crate::model::upload::Wanted;
 use crate::nn::{Attention, Epilogue, Linear};
@@ -49,7 +49,7 @@ pub struct VaeConfig {
 impl VaeConfig {
     pub fn from_json(text: &str) -> Result<Self> {
         let c: VaeConfig =
-            serde_json::from_str(text).map_err(|e| Error::Model(format!("VAE config: {e}")))?;
+            serde_json::from_str(text).map_err(|e| config_error(format!("VAE config: {e}")))?;
         c.validate()?;
         Ok(c)
     }
@@ -74,7 +74,7 @@ impl VaeConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let bad = |why: String| Err(Error::Model(format!("VAE config: {why}")));
+        let bad = |why: String| Err(config_error(format!("VAE config: {why}")));
         let levels = self.hidden_size_mult.len();
         if levels == 0 || self.decoder_spatial_upsample.len() != levels {
             return bad(format!(

@@ -7,9 +7,9 @@ use super::ptdit::{io, Shapes};
 use super::t5::{self, T5Config};
 use super::vae::{self, VaeConfig};
 
-use super::weights::TensorFile;
 use super::ForwardInputs;
 use crate::error::{Error, Result};
+use crate::formats::safetensors::TensorFile;
 use crate::gpu::GpuContext;
 use crate::graph::{cpu, Executable, Graph};
 

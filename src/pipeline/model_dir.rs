@@ -17,12 +17,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LoadError, Result};
+use crate::formats::safetensors::TensorFile;
 use crate::gpu::GpuContext;
 use crate::model::t5::{self, T5Config};
 use crate::model::upload::{self, DeviceWeights, Upload, Wanted};
 use crate::model::vae::{self, VaeConfig};
-use crate::model::weights::TensorFile;
 use crate::model::PtditConfig;
 use crate::pipeline::sampler::SchedulerConfig;
 use crate::pipeline::text::{Tokenizer, MAX_LEN};
@@ -48,8 +48,8 @@ impl Weights {
     pub fn device(&self) -> Result<&DeviceWeights> {
         match self {
             Weights::Device(w) => Ok(w),
-            Weights::Host(_) => Err(Error::Model(
-                "internal: these weights were never uploaded to the device".into(),
+            Weights::Host(_) => Err(Error::Graph(
+                "these weights were never uploaded to the device".into(),
             )),
         }
     }
@@ -131,7 +131,7 @@ fn weights(files: &Files, comp: &str) -> Result<HashMap<String, HostTensor>> {
             break;
         }
         if path.ends_with(".safetensors") {
-            let f = TensorFile::parse(bytes).map_err(|e| Error::Model(format!("{path}: {e}")))?;
+            let f = TensorFile::parse(bytes).map_err(|e| e.in_file(path))?;
             all.extend(f.tensors);
         }
     }
@@ -139,10 +139,19 @@ fn weights(files: &Files, comp: &str) -> Result<HashMap<String, HostTensor>> {
 }
 
 fn text<'a>(files: &'a Files, path: &str) -> Result<&'a str> {
-    let b = files
-        .get(path)
-        .ok_or_else(|| Error::Model(format!("missing {path}")))?;
-    std::str::from_utf8(b).map_err(|_| Error::Model(format!("{path} is not UTF-8 text")))
+    let b = files.get(path).ok_or_else(|| {
+        Error::load(LoadError::MissingFiles {
+            missing: vec![path.to_string()],
+            hint: String::new(),
+        })
+    })?;
+    std::str::from_utf8(b).map_err(|_| {
+        let error = LoadError::BadFile {
+            format: "text",
+            detail: "it is not UTF-8".into(),
+        };
+        Error::load_in(path, error)
+    })
 }
 
 /// Checks that every piece is there, listing all that are missing.
@@ -177,10 +186,10 @@ pub fn check(files: &Files) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(Error::Model(format!(
-        "not a complete model directory; missing: {} (layout: transformer/, text_encoder/, vae/ (absent for a pixel-space model) with config.json and *.safetensors, tokenizer/tokenizer.json or spiece.model; `ptdit convert` makes safetensors from the official checkpoints)",
-        missing.join(", ")
-    )))
+    Err(Error::load(LoadError::MissingFiles {
+        missing,
+        hint: " (layout: transformer/, text_encoder/, vae/ (absent for a pixel-space model) with config.json and *.safetensors, tokenizer/tokenizer.json or spiece.model; `ptdit convert` makes safetensors from the official checkpoints)".into(),
+    }))
 }
 
 /// Loads every component from the files of a model directory, weights into host memory.
@@ -209,10 +218,10 @@ fn parts(files: &Files) -> Result<Components> {
         true => Some(VaeConfig::from_json(text(files, "vae/config.json")?)?),
         false if transformer.in_channels == 3 => None,
         false => {
-            return Err(Error::Model(format!(
+            return Err(Error::load(LoadError::Config(format!(
                 "no vae/: a pixel-space model must have 3 input channels (RGB), this transformer has {}",
                 transformer.in_channels
-            )))
+            ))))
         }
     };
     let text_len = match files.get("tokenizer/tokenizer_config.json") {
@@ -223,12 +232,17 @@ fn parts(files: &Files) -> Result<Components> {
                 model_max_length: Option<usize>,
             }
             let c: TokenizerConfig =
-                serde_json::from_str(text(files, "tokenizer/tokenizer_config.json")?)
-                    .map_err(|e| Error::Model(format!("tokenizer/tokenizer_config.json: {e}")))?;
+                serde_json::from_str(text(files, "tokenizer/tokenizer_config.json")?).map_err(
+                    |e| {
+                        let error = LoadError::Config(e.to_string());
+                        Error::load_in("tokenizer/tokenizer_config.json", error)
+                    },
+                )?;
             match c.model_max_length {
                 Some(0) => {
-                    return Err(Error::Model(
-                        "tokenizer/tokenizer_config.json: model_max_length must be positive".into(),
+                    return Err(Error::load_in(
+                        "tokenizer/tokenizer_config.json",
+                        LoadError::Config("model_max_length must be positive".into()),
                     ))
                 }
                 Some(n) => n,
@@ -256,10 +270,7 @@ fn parts(files: &Files) -> Result<Components> {
 /// Loads a model directory from disk.
 pub fn load(root: impl AsRef<Path>) -> Result<Components> {
     let root = root.as_ref();
-    from_files(&read_dir(root)?).map_err(|e| match e {
-        Error::Model(m) => Error::Model(format!("{}: {m}", root.display())),
-        e => e,
-    })
+    from_files(&read_dir(root)?).map_err(|e| e.under(root.display()))
 }
 
 /// What each component reads, when the transformer and the VAE are stored as `float` (the text
@@ -300,9 +311,11 @@ impl Streamed {
         let mut listed = small.clone();
         for f in weight_files {
             if !f.ends_with(".safetensors") {
-                return Err(Error::Model(format!(
-                    "{f}: weight files must be *.safetensors"
-                )));
+                let error = LoadError::BadFile {
+                    format: "weight",
+                    detail: "weight files must be *.safetensors".into(),
+                };
+                return Err(Error::load_in(f, error));
             }
             listed.insert(f.clone(), Vec::new());
         }
@@ -321,9 +334,14 @@ impl Streamed {
             .position(|c| path.starts_with(&format!("{c}/")));
         match i.and_then(|i| self.uploads[i].as_mut()) {
             Some(u) => Ok(u),
-            None => Err(Error::Model(format!(
-                "{path}: not a weight file of this model (transformer/, text_encoder/ or vae/)"
-            ))),
+            None => Err(Error::load_in(
+                path,
+                LoadError::BadFile {
+                    format: "weight",
+                    detail: "not a weight file of this model (transformer/, text_encoder/ or vae/)"
+                        .into(),
+                },
+            )),
         }
     }
 
@@ -366,10 +384,7 @@ impl Streamed {
 pub fn open(ctx: &GpuContext, root: impl AsRef<Path>, float: DType) -> Result<Components> {
     use std::io::Read;
     let root = root.as_ref();
-    let named = |e: Error| match e {
-        Error::Model(m) => Error::Model(format!("{}: {m}", root.display())),
-        e => e,
-    };
+    let named = |e: Error| e.under(root.display());
     let mut small = Files::new();
     let mut weight_files = Vec::new();
     for (rel, path) in list_dir(root)? {

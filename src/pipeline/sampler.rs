@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{config_error, Error, Result};
 use crate::model::tables::round_bf16;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -126,7 +126,7 @@ pub struct SchedulerConfig {
 
 impl SchedulerConfig {
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| Error::Model(format!("scheduler config: {e}")))
+        serde_json::from_str(text).map_err(|e| config_error(format!("scheduler config: {e}")))
     }
 
     /// The sampler with this model's defaults.

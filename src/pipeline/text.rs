@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 
 use fancy_regex::Regex;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LoadError, Result};
+use crate::formats::sentencepiece;
 
 /// The released pipeline's text length.
 pub const MAX_LEN: usize = 200;
@@ -25,17 +26,21 @@ pub struct Tokenizer {
     pad: u32,
 }
 
+fn bad(format: &'static str, detail: String) -> Error {
+    Error::load(LoadError::BadFile { format, detail })
+}
+
 impl Tokenizer {
     /// Loads `tokenizer.json`; EOS is `</s>` and padding `<pad>` (T5's ids 1 and 0).
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes).map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+        Self::from_bytes(&bytes).map_err(|e| e.in_file(path.display()))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let inner = tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::Model(format!("not a usable tokenizer.json: {e}")))?;
+            .map_err(|e| bad("tokenizer.json", e.to_string()))?;
         Self::with_inner(inner)
     }
 
@@ -49,7 +54,7 @@ impl Tokenizer {
         }
         let spm = dir.join("spiece.model");
         let bytes = std::fs::read(&spm).map_err(|e| Error::io(&spm, e))?;
-        Self::from_spiece(&bytes).map_err(|e| Error::Model(format!("{}: {e}", spm.display())))
+        Self::from_spiece(&bytes).map_err(|e| e.in_file(spm.display()))
     }
 
     /// Builds the tokenizer HF's converter makes from a SentencePiece model: Unigram over the
@@ -59,9 +64,12 @@ impl Tokenizer {
         use tokenizers::normalizers::replace::ReplacePattern;
         use tokenizers::normalizers::{NormalizerWrapper, Precompiled, Replace, Sequence};
         use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
-        let m = spiece::parse(bytes)?;
-        let bad = |e: String| Error::Model(format!("spiece.model: {e}"));
-        let unk = m.pieces.iter().position(|p| p.kind == spiece::UNKNOWN);
+        let m = sentencepiece::parse(bytes)?;
+        let bad = |e: String| bad("SentencePiece model", e);
+        let unk = m
+            .pieces
+            .iter()
+            .position(|p| p.kind == sentencepiece::UNKNOWN);
         let vocab = m
             .pieces
             .iter()
@@ -92,7 +100,7 @@ impl Tokenizer {
         let id = |t: &str| {
             inner
                 .token_to_id(t)
-                .ok_or_else(|| Error::Model(format!("the tokenizer has no `{t}` token")))
+                .ok_or_else(|| bad("tokenizer", format!("it has no `{t}` token")))
         };
         let (eos, pad) = (id("</s>")?, id("<pad>")?);
         Ok(Tokenizer { inner, eos, pad })
@@ -273,128 +281,5 @@ mod tests {
             "a photo, high quality"
         );
         assert_eq!(clean_prompt(""), "");
-    }
-}
-
-/// The parts of SentencePiece's `ModelProto` a Unigram tokenizer needs, read straight from the
-/// protobuf wire format (no code generation, nothing else of the file is interpreted).
-mod spiece {
-    use crate::error::{Error, Result};
-
-    pub const UNKNOWN: u64 = 2;
-
-    pub struct Piece {
-        pub piece: String,
-        pub score: f32,
-        pub kind: u64,
-    }
-
-    pub struct Model {
-        pub pieces: Vec<Piece>,
-        pub charsmap: Vec<u8>,
-        pub byte_fallback: bool,
-    }
-
-    fn bad(what: &str) -> Error {
-        Error::Model(format!("spiece.model: {what}"))
-    }
-
-    /// (field, wire type, value bytes or varint) of each field of one message.
-    enum Field<'a> {
-        Varint(u64),
-        Bytes(&'a [u8]),
-        Fixed32([u8; 4]),
-    }
-
-    fn fields(mut b: &[u8]) -> Result<Vec<(u64, Field<'_>)>> {
-        fn varint(b: &mut &[u8]) -> Result<u64> {
-            let mut v = 0u64;
-            for shift in (0..64).step_by(7) {
-                let (&byte, rest) = b.split_first().ok_or_else(|| bad("truncated varint"))?;
-                *b = rest;
-                v |= ((byte & 0x7f) as u64) << shift;
-                if byte & 0x80 == 0 {
-                    return Ok(v);
-                }
-            }
-            Err(bad("varint too long"))
-        }
-        let mut out = Vec::new();
-        while !b.is_empty() {
-            let key = varint(&mut b)?;
-            let field = match key & 7 {
-                0 => Field::Varint(varint(&mut b)?),
-                1 => {
-                    b = b.get(8..).ok_or_else(|| bad("truncated fixed64"))?;
-                    continue;
-                }
-                2 => {
-                    let n = varint(&mut b)? as usize;
-                    let v = b.get(..n).ok_or_else(|| bad("truncated field"))?;
-                    b = &b[n..];
-                    Field::Bytes(v)
-                }
-                5 => {
-                    let v: [u8; 4] = b
-                        .get(..4)
-                        .and_then(|s| s.try_into().ok())
-                        .ok_or_else(|| bad("truncated fixed32"))?;
-                    b = &b[4..];
-                    Field::Fixed32(v)
-                }
-                _ => return Err(bad("unknown wire type: not a SentencePiece model")),
-            };
-            out.push((key >> 3, field));
-        }
-        Ok(out)
-    }
-
-    pub fn parse(bytes: &[u8]) -> Result<Model> {
-        let mut m = Model {
-            pieces: Vec::new(),
-            charsmap: Vec::new(),
-            byte_fallback: false,
-        };
-        for (f, v) in fields(bytes)? {
-            match (f, v) {
-                (1, Field::Bytes(p)) => {
-                    let mut piece = Piece {
-                        piece: String::new(),
-                        score: 0.0,
-                        kind: 1,
-                    };
-                    for (pf, pv) in fields(p)? {
-                        match (pf, pv) {
-                            (1, Field::Bytes(s)) => {
-                                piece.piece = String::from_utf8_lossy(s).into_owned()
-                            }
-                            (2, Field::Fixed32(x)) => piece.score = f32::from_le_bytes(x),
-                            (3, Field::Varint(t)) => piece.kind = t,
-                            _ => {}
-                        }
-                    }
-                    m.pieces.push(piece);
-                }
-                (2, Field::Bytes(t)) => {
-                    for (tf, tv) in fields(t)? {
-                        if let (35, Field::Varint(v)) = (tf, tv) {
-                            m.byte_fallback = v != 0;
-                        }
-                    }
-                }
-                (3, Field::Bytes(n)) => {
-                    for (nf, nv) in fields(n)? {
-                        if let (2, Field::Bytes(c)) = (nf, nv) {
-                            m.charsmap = c.to_vec();
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        if m.pieces.is_empty() {
-            return Err(bad("no pieces: not a SentencePiece model"));
-        }
-        Ok(m)
     }
 }

@@ -5,8 +5,8 @@
 
 use std::io::Write;
 
-use ptdit::convert::{self, pickle::StorageType};
-use ptdit::model::weights::TensorFile;
+use ptdit::formats::safetensors::TensorFile;
+use ptdit::formats::{safetensors, torch, torch::StorageType};
 
 fn s(out: &mut Vec<u8>, text: &str) {
     out.push(b'X');
@@ -94,15 +94,15 @@ fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
 
 #[test]
 fn a_checkpoint_round_trips_keeping_bf16() {
-    let ck = convert::read_checkpoint(&checkpoint()).unwrap();
+    let ck = torch::read_checkpoint(&checkpoint()).unwrap();
     assert_eq!(ck.skipped, vec!["step".to_string()]);
     let a = &ck.tensors["a.weight"];
     assert_eq!((a.dtype, a.shape.clone()), (StorageType::BF16, vec![2, 3]));
-    let bytes = convert::to_safetensors(&ck.tensors).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let bytes = safetensors::write(&ck.tensors).unwrap();
+    let st = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(
         st.tensor("a.weight").unwrap().dtype(),
-        safetensors::Dtype::BF16
+        ::safetensors::Dtype::BF16
     );
     let f = TensorFile::parse(&bytes).unwrap();
     assert_eq!(
@@ -136,7 +136,7 @@ fn any_other_global_is_refused() {
         global(&mut p, module, name);
         s(&mut p, "echo hi");
         p.extend_from_slice(&[0x85, b'R', b'.']);
-        let e = convert::read_checkpoint(&zip_of(&[("archive/data.pkl", &p)]))
+        let e = torch::read_checkpoint(&zip_of(&[("archive/data.pkl", &p)]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -151,7 +151,7 @@ fn any_other_global_is_refused() {
     p.extend_from_slice(&[0x8c, 6]);
     p.extend_from_slice(b"system");
     p.extend_from_slice(&[0x93, b'.']);
-    let e = convert::read_checkpoint(&zip_of(&[("archive/data.pkl", &p)]))
+    let e = torch::read_checkpoint(&zip_of(&[("archive/data.pkl", &p)]))
         .unwrap_err()
         .to_string();
     assert!(e.contains("`os.system`"), "{e}");
@@ -160,14 +160,14 @@ fn any_other_global_is_refused() {
 #[test]
 fn truncated_and_non_zip_files_are_errors() {
     let ck = checkpoint();
-    assert!(convert::read_checkpoint(&ck[..ck.len() / 2]).is_err());
-    let e = convert::read_checkpoint(b"not a zip")
+    assert!(torch::read_checkpoint(&ck[..ck.len() / 2]).is_err());
+    let e = torch::read_checkpoint(b"not a zip")
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a PyTorch zip checkpoint"), "{e}");
     let mut p = vec![0x80, 2, b'}'];
     s(&mut p, "x");
-    let e = convert::read_checkpoint(&zip_of(&[("archive/data.pkl", &p)]))
+    let e = torch::read_checkpoint(&zip_of(&[("archive/data.pkl", &p)]))
         .unwrap_err()
         .to_string();
     assert!(e.contains("truncated"), "{e}");

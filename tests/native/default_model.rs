@@ -3,7 +3,7 @@
 //! `tools/train/fixture.py` with the shipped f16 weights widened to f32 on both sides.
 
 use crate::common::gpu_async;
-use ptdit::model::weights::TensorFile;
+use ptdit::formats::safetensors::TensorFile;
 use ptdit::pipeline::default_model;
 use ptdit::pipeline::generate::TextToImage;
 use ptdit::pipeline::model_dir;

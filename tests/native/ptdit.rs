@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use crate::common::gpu;
+use ptdit::formats::safetensors::TensorFile;
 use ptdit::graph::cpu;
 use ptdit::model::verify::{check_cpu, check_gpu, Comparison, PtditFixture};
-use ptdit::model::weights::TensorFile;
 use ptdit::model::{ptdit as net, random_weights, ForwardInputs, Ptdit, PtditConfig, Shapes};
 use ptdit::rng::Rng;
 use ptdit::{DType, HostTensor};

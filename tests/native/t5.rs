@@ -2,11 +2,11 @@
 // Native only: these drive the GPU synchronously (pollster) or use files and processes.
 
 use crate::common::gpu;
+use ptdit::formats::safetensors::TensorFile;
 use ptdit::graph::cpu;
 use ptdit::model::random_weights;
 use ptdit::model::t5::{self, T5Config, T5Encoder};
 use ptdit::model::verify::{check_cpu, check_gpu, Comparison, T5Fixture};
-use ptdit::model::weights::TensorFile;
 use ptdit::rng::Rng;
 use ptdit::{DType, HostTensor};
 

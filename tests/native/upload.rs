@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 
 use crate::common::gpu;
+use ptdit::formats::safetensors::TensorFile;
 use ptdit::gpu::readback::read_buffer;
 use ptdit::model::ptdit as net;
 use ptdit::model::upload::{upload_host, DeviceWeights, Upload, Wanted};
-use ptdit::model::weights::TensorFile;
 use ptdit::model::PtditConfig;
 use ptdit::pipeline::generate::TextToImage;
 use ptdit::pipeline::model_dir;
-use ptdit::{DType, HostTensor};
+use ptdit::{DType, Error, HostTensor, LoadError};
 use safetensors::{tensor::TensorView, Dtype};
 
 const FILE: &str = "transformer/model.safetensors";
@@ -120,7 +120,7 @@ fn bad_files_are_refused_naming_the_file_and_the_problem() {
     );
     expect(
         err(&u64::MAX.to_le_bytes(), wanted.clone()),
-        &["not a safetensors file"],
+        &["not a valid safetensors file", "header claims"],
     );
     let mut junk = 4u64.to_le_bytes().to_vec();
     junk.extend_from_slice(b"{x:1");
@@ -147,9 +147,16 @@ fn bad_files_are_refused_naming_the_file_and_the_problem() {
     // Missing keys are known once every file has ended.
     let mut less = host.clone();
     less.remove("proj_out.bias");
-    let e = stream(&file(&less, Dtype::F32), 1000, wanted.clone())
-        .unwrap_err()
-        .to_string();
+    let e = stream(&file(&less, Dtype::F32), 1000, wanted.clone()).unwrap_err();
+    // Callers can tell this case apart without reading the message.
+    match &e {
+        Error::Load {
+            error: LoadError::Mismatch { missing, .. },
+            ..
+        } => assert_eq!(missing, &["proj_out.bias".to_string()], "{e}"),
+        other => panic!("expected a key mismatch, got: {other}"),
+    }
+    let e = e.to_string();
     assert!(
         e.contains("missing keys (1)") && e.contains("proj_out.bias"),
         "{e}"

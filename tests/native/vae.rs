@@ -3,11 +3,11 @@
 // Native only: these drive the GPU synchronously (pollster) or use files and processes.
 
 use crate::common::gpu;
+use ptdit::formats::safetensors::TensorFile;
 use ptdit::graph::cpu;
 use ptdit::model::random_weights;
 use ptdit::model::vae::{self, VaeConfig};
 use ptdit::model::verify::{check_cpu, check_gpu, run_gpu, Comparison, VaeFixture};
-use ptdit::model::weights::TensorFile;
 use ptdit::rng::Rng;
 use ptdit::{DType, HostTensor};
 

@@ -4,7 +4,7 @@
 //! types, `collections.OrderedDict`). Any other global (`os.system`, `builtins.eval`, …) is an
 //! error naming it, before anything could use it.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LoadError, Result};
 
 /// Element types of PyTorch storages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +86,15 @@ fn allowed(module: &str, name: &str) -> bool {
 }
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::Model(format!("checkpoint pickle: {}", msg.into()))
+    Error::load(LoadError::BadFile {
+        format: "checkpoint pickle",
+        detail: msg.into(),
+    })
+}
+
+/// What the pickle asks for is refused, never run.
+fn refused(msg: String) -> Error {
+    Error::load(LoadError::Refused(msg))
 }
 
 struct Reader<'a> {
@@ -170,7 +178,7 @@ fn call(f: &Value, args: Vec<Value>) -> Result<Value> {
             .next()
             .ok_or_else(|| bad("empty parameter")),
         ("torch", "device") => Ok(Value::None),
-        (m, n) => Err(bad(format!("refusing to call `{m}.{n}`"))),
+        (m, n) => Err(refused(format!("refusing to call `{m}.{n}`"))),
     }
 }
 
@@ -316,7 +324,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value> {
                     }
                 };
                 if !allowed(&m, &n) {
-                    return Err(bad(format!("it asks for the global `{m}.{n}`, which a checkpoint does not need; refusing to load it")));
+                    return Err(refused(format!("it asks for the global `{m}.{n}`, which a checkpoint does not need; refusing to load it")));
                 }
                 stack.push(Value::Global(m, n));
             }

@@ -1,18 +1,17 @@
-//! `ptdit convert`: official PyTorch checkpoints (`.pt`, `.pth`, `.ckpt`, `.bin`: a zip with a
-//! pickle and raw storages) to safetensors, reading the pickle without executing it.
+//! PyTorch checkpoints (`.pt`, `.pth`, `.ckpt`, `.bin`: a zip with a pickle and raw storages),
+//! read without executing the pickle (`ptdit convert` writes them as safetensors).
 //!
 //! The state dict is unwrapped from `{"model": …}` or `{"state_dict": …}` (as the official
 //! loader does), a `module.` prefix is removed, and every tensor keeps its dtype (bf16 stays
 //! bf16). Non-tensor entries (step counters, optimizer settings) are skipped and counted.
 
-pub mod pickle;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use pickle::{StorageType, TensorRef, Value};
+pub use super::pickle::StorageType;
+use super::pickle::{TensorRef, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, LoadError, Result};
 
 /// A tensor read from a checkpoint: dtype, shape and little-endian contiguous bytes.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,7 +30,10 @@ pub struct Checkpoint {
 }
 
 fn bad(msg: impl Into<String>) -> Error {
-    Error::Model(format!("checkpoint: {}", msg.into()))
+    Error::load(LoadError::BadFile {
+        format: "PyTorch checkpoint",
+        detail: msg.into(),
+    })
 }
 
 /// Reads a PyTorch zip checkpoint.
@@ -61,7 +63,7 @@ pub fn read_checkpoint(bytes: &[u8]) -> Result<Checkpoint> {
             .map_err(|e| bad(format!("reading `{name}`: {e}")))?;
         Ok(v)
     };
-    let root = pickle::parse(&read(&pkl)?)?;
+    let root = super::pickle::parse(&read(&pkl)?)?;
     let dict = unwrap_state_dict(root)?;
     let mut ck = Checkpoint::default();
     let mut storages: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -151,30 +153,4 @@ fn materialise(t: &TensorRef, storage: &[u8]) -> std::result::Result<RawTensor, 
         shape: t.shape.clone(),
         data,
     })
-}
-
-/// Writes tensors as safetensors, each in its own dtype.
-pub fn to_safetensors(tensors: &BTreeMap<String, RawTensor>) -> Result<Vec<u8>> {
-    use safetensors::Dtype;
-    let views = tensors
-        .iter()
-        .map(|(k, t)| {
-            let dt = match t.dtype {
-                StorageType::F32 => Dtype::F32,
-                StorageType::F16 => Dtype::F16,
-                StorageType::BF16 => Dtype::BF16,
-                StorageType::F64 => Dtype::F64,
-                StorageType::I64 => Dtype::I64,
-                StorageType::I32 => Dtype::I32,
-                StorageType::I16 => Dtype::I16,
-                StorageType::I8 => Dtype::I8,
-                StorageType::U8 => Dtype::U8,
-                StorageType::Bool => Dtype::BOOL,
-            };
-            safetensors::tensor::TensorView::new(dt, t.shape.clone(), &t.data)
-                .map(|v| (k.clone(), v))
-                .map_err(|e| bad(format!("`{k}`: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, None).map_err(|e| bad(format!("writing safetensors: {e}")))
 }

@@ -1,0 +1,9 @@
+//! The file formats the engine reads and writes, with no knowledge of any model: safetensors
+//! (whole and streamed), PyTorch's zip checkpoints and the pickle inside them, and
+//! SentencePiece's model protobuf. Each reader bounds what a corrupt file can make it allocate
+//! and reports what is wrong with the file, not a panic.
+
+pub mod pickle;
+pub mod safetensors;
+pub mod sentencepiece;
+pub mod torch;
