@@ -22,10 +22,14 @@
 //!
 //! [`adaln`] holds what modulate, the modulating LayerNorm, gate and the matmul's gate epilogue
 //! share: the adaLN vector's shape check, CPU view and parameters (`common/adaln.wgsl`).
+//!
+//! [`cases`] is the op-test table: every op's cases, which `tests/ops.rs` checks against the
+//! CPU reference over every kernel variant and `ptdit bench ops` times.
 
 pub mod adaln;
 pub mod attention;
 pub mod binary;
+pub mod cases;
 pub mod cfg_euler;
 pub mod conv3d;
 pub mod gate;

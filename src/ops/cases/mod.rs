@@ -1,0 +1,459 @@
+//! The op-test table: every op's cases, each named, with its tolerances and the binding limit
+//! its split run uses, built in the float type it is asked for. `tests/ops.rs` runs each case
+//! against the CPU reference under the device's own kernel choice and under every kernel variant
+//! of its family, each × {at the device's limits, under a tiny binding limit, in f16};
+//! `ptdit bench ops` times the same list (the idea of ggml's test-backend-ops and its perf
+//! mode). Adding an op adds its cases to [`TABLE`].
+//!
+//! Shapes are awkward on purpose: sizes that are not multiples of a tile or a vector width,
+//! 1-sized dimensions, blocks cut everywhere, every epilogue and bias kind.
+
+mod builders;
+
+use std::collections::HashMap;
+
+use builders::*;
+
+use crate::error::Result;
+use crate::gpu::GpuContext;
+use crate::graph::{cpu, ExecOptions, Executable, Graph};
+use crate::kernel::{AttentionKernel, MatmulKernel, Tuning};
+use crate::ops::upsample::UpsampleKind::{CausalTrilinear, Nearest2d};
+use crate::rng::Rng;
+use crate::tensor::{DType, HostData, HostTensor};
+
+/// A graph and the values of its inputs and params.
+pub struct Case {
+    pub graph: Graph,
+    pub feeds: HashMap<String, HostTensor>,
+}
+
+/// Which kernel variants a case runs under, besides the device's own choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Every [`MatmulKernel`], forced onto every product.
+    Matmul,
+    /// Every [`AttentionKernel`].
+    Attention,
+    /// Ops with one kernel.
+    Single,
+}
+
+/// A kernel choice to run a case under.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Variant {
+    pub name: &'static str,
+    /// `None`: the device's own choice (per product shape, as a model runs).
+    pub tuning: Option<Tuning>,
+}
+
+impl Variant {
+    pub const DEVICE: Variant = Variant {
+        name: "device",
+        tuning: None,
+    };
+
+    /// `kernel` on every product (GELU fused into its epilogue, so the epilogue is tested too).
+    pub fn matmul(kernel: MatmulKernel) -> Variant {
+        Variant {
+            name: kernel.name(),
+            tuning: Some(Tuning {
+                matmul: kernel,
+                fuse_gelu: true,
+                attention: AttentionKernel::Tiled,
+                per_shape: false,
+                f16_math: false,
+            }),
+        }
+    }
+
+    pub fn attention(kernel: AttentionKernel) -> Variant {
+        Variant {
+            name: kernel.name(),
+            tuning: Some(Tuning {
+                matmul: MatmulKernel::Registers,
+                fuse_gelu: false,
+                attention: kernel,
+                per_shape: false,
+                f16_math: false,
+            }),
+        }
+    }
+
+    /// Whether this variant has an f16-arithmetic form (`Tuning::f16_math`) worth testing.
+    pub fn has_f16_math(&self) -> bool {
+        self.tuning.is_some_and(|t| t.matmul.has_f16_math())
+    }
+}
+
+impl Family {
+    /// The device's choice, then each variant of the family.
+    pub fn variants(self) -> Vec<Variant> {
+        let mut v = vec![Variant::DEVICE];
+        match self {
+            Family::Matmul => v.extend(MatmulKernel::ALL.map(Variant::matmul)),
+            Family::Attention => v.extend(AttentionKernel::ALL.map(Variant::attention)),
+            Family::Single => {}
+        }
+        v
+    }
+}
+
+/// How far a GPU result may be from the CPU reference, relative to the reference's scale
+/// (max |gpu − cpu| / max(1, max |cpu|)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tolerance {
+    pub f32: f32,
+    pub f16: f32,
+    pub f16_math: f32,
+}
+
+impl Tolerance {
+    /// - f32: 24 bits (6e-8 relative); sums of a few thousand terms in another order and the
+    ///   GPU's exp / inverseSqrt (a few ulp) stay well below 1e-5 of the output scale. 1e-4
+    ///   leaves a margin of 10 and still catches any indexing error, which shows at the scale of
+    ///   the data itself.
+    /// - f16 storage, f32 arithmetic: GPU and CPU reference round the same f32 results to f16,
+    ///   but values within an ulp of a rounding boundary may round apart: one f16 ulp is
+    ///   2^-10 ≈ 9.8e-4 of the value, so 2e-3 of the output's scale.
+    /// - f16 sums within a K slice (`Tuning::f16_math`; S = 8 or 16 terms): on top of the f16
+    ///   rounding, each product and partial sum is rounded to f16 (2^-11 relative). For
+    ///   independent roundings the error's rms is about 2^-11/√3 · √(1 + S/2) ≈ 8.5e-4 of a
+    ///   typical output (S = 16); the largest of a few thousand outputs' errors is ~4 rms, and
+    ///   the scale (the largest output) is at least 2.5 typical ones here, so ~1.4e-3 of the
+    ///   scale more: 4e-3. An indexing error shows at the scale of the data, 250× this.
+    pub const STANDARD: Tolerance = Tolerance {
+        f32: 1e-4,
+        f16: 2e-3,
+        f16_math: 4e-3,
+    };
+}
+
+/// A binding limit far below every test tensor's size: the ops must split their work.
+pub const TINY: u64 = 2048;
+
+/// One row of the table.
+pub struct OpCase {
+    pub name: &'static str,
+    pub family: Family,
+    /// The binding limit of the split run: [`TINY`] unless a part the op binds whole by design
+    /// (the keys of one attention sequence, a bias) is larger; the other parts still split.
+    pub limit: u64,
+    pub tol: Tolerance,
+    pub build: fn(DType) -> Result<Case>,
+}
+
+const fn case(name: &'static str, family: Family, build: fn(DType) -> Result<Case>) -> OpCase {
+    OpCase {
+        name,
+        family,
+        limit: TINY,
+        tol: Tolerance::STANDARD,
+        build,
+    }
+}
+
+const fn limited(
+    name: &'static str,
+    family: Family,
+    limit: u64,
+    build: fn(DType) -> Result<Case>,
+) -> OpCase {
+    OpCase {
+        limit,
+        ..case(name, family, build)
+    }
+}
+
+use Family::{Attention, Matmul, Single};
+
+/// Every op case. The matmul shapes cut the kernels' blocks everywhere: `tiled` (64×64, K in
+/// slices of 16), `rows` (128×8), `wide` (128×128 in 64×64 quarters, K slices of 8), `split`
+/// (K among 8 lanes): M and N past a block and not multiples of it, K not a multiple of 16 (or
+/// of 4), a matrix smaller than one block, batched weights. The attention shapes leave part of
+/// a 64-query workgroup empty, have key counts that are not multiples of 4, heads odd, 72 and
+/// 160 wide, every bias kind and the row map.
+#[rustfmt::skip]
+pub static TABLE: &[OpCase] = &[
+    case("matmul_1x1x1", Matmul, |f| matmul(f, 1, 1, 1, false, &[])),
+    case("matmul_odd_shapes_bias", Matmul, |f| matmul(f, 37, 67, 29, true, &[])),
+    case("matmul_past_a_block", Matmul, |f| matmul(f, 130, 67, 70, true, &[])),
+    case("matmul_k_multiple_of_4", Matmul, |f| matmul(f, 33, 64, 65, true, &[])),
+    case("matmul_k_multiple_of_4_not_16", Matmul, |f| matmul(f, 65, 36, 129, true, &[])),
+    case("matmul_k_multiple_of_16", Matmul, |f| matmul(f, 64, 48, 64, false, &[2])),
+    case("matmul_smaller_than_one_block", Matmul, |f| matmul(f, 3, 301, 7, true, &[])),
+    case("matmul_leading_dims", Matmul, |f| matmul(f, 5, 12, 7, true, &[2, 3])),
+    case("matmul_tall", Matmul, |f| matmul(f, 130, 20, 3, false, &[])),
+    case("matmul_weight_per_batch", Matmul, |f| matmul_batched_weight(f, 3, 9, 10, 11)),
+    case("matmul_weight_per_batch_large", Matmul, |f| matmul_batched_weight(f, 3, 70, 20, 66)),
+    case("matmul_gelu_epilogue", Matmul, |f| matmul_gelu(f, 37, 20, 45)),
+    case("matmul_gelu_epilogue_large", Matmul, |f| matmul_gelu(f, 70, 24, 65)),
+    case("matmul_residual_bias", Matmul, |f| matmul_residual(f, 37, 20, 45, true, &[])),
+    case("matmul_residual_leading_dims", Matmul, |f| matmul_residual(f, 9, 12, 70, false, &[2])),
+    case("matmul_residual_large", Matmul, |f| matmul_residual(f, 70, 24, 65, true, &[2])),
+    case("matmul_gated_residual_bias", Matmul, |f| matmul_gated_residual(f, 3, 13, 24, 20, true)),
+    case("matmul_gated_residual_one_item", Matmul, |f| matmul_gated_residual(f, 1, 37, 12, 9, false)),
+    case("matmul_gated_residual_large", Matmul, |f| matmul_gated_residual(f, 3, 50, 24, 20, true)),
+    case("add_same_shape", Single, |f| binary(f, true, &[7, 33], &[7, 33])),
+    case("add_row_broadcast", Single, |f| binary(f, true, &[2, 301, 5], &[5])),
+    case("add_table_broadcast", Single, |f| binary(f, true, &[3, 6, 40], &[6, 40])),
+    case("mul_broadcast", Single, |f| binary(f, false, &[700], &[700])),
+    case("mul_large_right_side", Single, |f| binary(f, false, &[2, 900], &[900])),
+    case("silu", Single, |f| unary(f, false, 1001)),
+    case("gelu_tanh", Single, |f| unary(f, true, 1001)),
+    case("modulate_per_batch", Single, |f| modulate(f, 2, 37, 13)),
+    case("modulate_batch_1", Single, |f| modulate(f, 1, 50, 24)),
+    case("layer_norm_modulate_per_batch", Single, |f| layer_norm_modulate(f, 2, 37, 13)),
+    case("layer_norm_modulate_wide", Single, |f| layer_norm_modulate(f, 1, 9, 80)),
+    case("gate_residual", Single, |f| gate(f, 2, 19, 21, true)),
+    case("gate_no_residual", Single, |f| gate(f, 3, 11, 16, false)),
+    case("layer_norm_d1", Single, |f| layer_norm(f, 4, 1, 0.0)),
+    case("layer_norm_odd", Single, |f| layer_norm(f, 9, 13, 0.0)),
+    case("layer_norm_wide_offset", Single, |f| layer_norm(f, 5, 400, 100.0)),
+    case("rms_norm_odd", Single, |f| rms_norm(f, 7, 45)),
+    case("rms_norm_d1", Single, |f| rms_norm(f, 3, 1)),
+    case("softmax_d1", Single, |f| softmax(f, 3, 1)),
+    case("softmax_odd", Single, |f| softmax(f, 11, 300)),
+    limited("attention_head_72_cross", Attention, 24 << 10, |f| attention(f, 2, 70, 33, 2, 72, None, None)),
+    case("attention_lq1_lk1", Attention, |f| attention(f, 3, 1, 1, 4, 16, None, None)),
+    limited("attention_text_bias", Attention, 4 << 10, |f| attention(f, 2, 65, 12, 4, 16, Some((2, false)), None)),
+    limited("attention_bias_per_query_per_window", Attention, 4 << 10, |f| attention(f, 6, 16, 16, 2, 8, Some((3, true)), None)),
+    limited("attention_row_map", Attention, 6 << 10, |f| attention(f, 16, 16, 16, 2, 8, Some((4, true)), Some(4))),
+    case("attention_one_long_sequence", Attention, |f| attention(f, 1, 200, 9, 2, 8, None, None)),
+    case("attention_head_dim_odd", Attention, |f| attention(f, 2, 9, 7, 3, 5, None, None)),
+    limited("attention_head_160_loops_kernel", Attention, 8 << 10, |f| attention(f, 2, 9, 7, 1, 160, Some((2, false)), None)),
+    limited("attention_t5_head_bias_and_mask", Attention, 8 << 10, |f| attention_head_bias(f, 2, 19, 4, 16)),
+    case("window_mean_one_proxy", Single, |f| window_mean(f, 6, [1, 4, 4], [1, 1, 1], 9)),
+    case("window_mean_dilated_proxies", Single, |f| window_mean(f, 3, [2, 4, 4], [1, 2, 2], 7)),
+    case("group_mean", Single, |f| window_mean(f, 5, [1, 1, 3], [1, 1, 1], 40)),
+    case("permute_3d", Single, |f| permute(f, &[3, 17, 11], &[2, 0, 1])),
+    case("permute_1_sized", Single, |f| permute(f, &[1, 5, 1, 130], &[3, 1, 2, 0])),
+    case("roll_2d", Single, |f| roll(f, &[9, 13, 4], &[-4, 3, 0])),
+    case("window_partition_video", Single, |f| window_partition(f, [2, 4, 8, 12, 3], [2, 4, 4])),
+    case("permute_u32_index_map", Single, |f| permute_u32(f, &[4, 6, 5], &[1, 2, 0])),
+    limited("cfg_euler_step", Single, 16 << 10, |f| cfg_euler(f, 2, 4, 8, &[1, 6, 10])),
+    limited("conv3d_causal_3x3x3_three_frames", Single, 4 << 10, |f| conv3d(f, [1, 5, 7], [3, 6, 5], [3, 3, 3])),
+    case("conv3d_1x1x1_batch_2", Single, |f| conv3d(f, [2, 6, 9], [1, 4, 7], [1, 1, 1])),
+    case("conv3d_1x3x3", Single, |f| conv3d(f, [1, 4, 5], [2, 5, 5], [1, 3, 3])),
+    case("group_norm_silu_frames", Single, |f| group_norm(f, 2, 8, 3, 5, 4, true)),
+    case("group_norm_one_channel_per_group", Single, |f| group_norm(f, 1, 6, 1, 4, 6, false)),
+    case("upsample_nearest", Single, |f| upsample(f, Nearest2d, 2, 3, 5)),
+    case("upsample_trilinear_three_frames", Single, |f| upsample(f, CausalTrilinear, 3, 4, 3)),
+    case("upsample_trilinear_one_frame", Single, |f| upsample(f, CausalTrilinear, 1, 3, 4)),
+];
+
+/// The run a case is checked in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// f32, planned for the device's binding limit.
+    DeviceLimits,
+    /// f32 under the case's [`OpCase::limit`]: where a tensor exceeds it the work must split
+    /// into more dispatches, with the same result.
+    TinyBinding,
+    /// f16 storage; for a variant with f16 arithmetic, that form too.
+    F16,
+}
+
+/// What a checked case measured.
+#[derive(Debug)]
+pub struct Checked {
+    /// The largest relative error of any output.
+    pub worst: f32,
+    pub dispatches: usize,
+    /// In [`Mode::F16`] under a variant with f16 arithmetic: whether that form's result
+    /// differed from the f32-arithmetic one (it must for some case, or the flag did nothing).
+    pub f16_math_changed: Option<bool>,
+}
+
+/// Checks one case under `variant` in `mode` against its CPU reference; the error says what
+/// differed, by how much, against which tolerance.
+pub async fn check_case(
+    ctx: &GpuContext,
+    case: &OpCase,
+    variant: Variant,
+    mode: Mode,
+) -> std::result::Result<Checked, String> {
+    let opts = ExecOptions {
+        tuning: variant.tuning,
+        ..Default::default()
+    };
+    let built = |float| (case.build)(float).map_err(|e| format!("building the case: {e}"));
+    match mode {
+        Mode::DeviceLimits => {
+            let c = built(DType::F32)?;
+            let r = compare(ctx, &c.graph, &c.feeds, case.tol.f32, &opts).await?;
+            Ok(Checked::from(&r))
+        }
+        Mode::TinyBinding => {
+            let c = built(DType::F32)?;
+            let normal = compare(ctx, &c.graph, &c.feeds, case.tol.f32, &opts).await?;
+            let small = ExecOptions {
+                max_binding_bytes: Some(case.limit),
+                ..opts
+            };
+            let split = compare(ctx, &c.graph, &c.feeds, case.tol.f32, &small)
+                .await
+                .map_err(|e| format!("under a {} B binding limit: {e}", case.limit))?;
+            let big = c.graph.tensors().any(|(_, t)| t.desc.bytes() > case.limit);
+            if big && split.dispatches <= normal.dispatches {
+                return Err(format!(
+                    "a tensor exceeds {} B but the work was not split ({} dispatches, {} at the device's limit)",
+                    case.limit, split.dispatches, normal.dispatches
+                ));
+            }
+            Ok(Checked::from(&split))
+        }
+        Mode::F16 => {
+            let c = built(DType::F16)?;
+            let plain = compare(ctx, &c.graph, &c.feeds, case.tol.f16, &opts).await?;
+            let mut checked = Checked::from(&plain);
+            if let (true, Some(t)) = (variant.has_f16_math(), variant.tuning) {
+                let opts = ExecOptions {
+                    tuning: Some(Tuning {
+                        f16_math: true,
+                        ..t
+                    }),
+                    ..Default::default()
+                };
+                let math = compare(ctx, &c.graph, &c.feeds, case.tol.f16_math, &opts)
+                    .await
+                    .map_err(|e| format!("with f16 arithmetic: {e}"))?;
+                checked.worst = checked.worst.max(math.worst);
+                checked.f16_math_changed = Some(math.got != plain.got);
+            }
+            Ok(checked)
+        }
+    }
+}
+
+/// A graph's GPU results and how far they are from the CPU reference.
+pub struct Compared {
+    /// The largest relative error of any output.
+    pub worst: f32,
+    pub dispatches: usize,
+    /// What the GPU computed, by output name.
+    pub got: HashMap<String, HostTensor>,
+}
+
+impl From<&Compared> for Checked {
+    fn from(c: &Compared) -> Checked {
+        Checked {
+            worst: c.worst,
+            dispatches: c.dispatches,
+            f16_math_changed: None,
+        }
+    }
+}
+
+/// Runs `graph` on the GPU (with `opts`) and on the CPU reference; every output must agree
+/// within `tol` of the reference's scale (u32 outputs exactly).
+pub async fn compare(
+    ctx: &GpuContext,
+    graph: &Graph,
+    feeds: &HashMap<String, HostTensor>,
+    tol: f32,
+    opts: &ExecOptions,
+) -> std::result::Result<Compared, String> {
+    let want = cpu::run(graph, feeds).map_err(|e| format!("CPU reference: {e}"))?;
+    let exe = Executable::with_options(ctx, graph, opts)
+        .await
+        .map_err(|e| format!("compile: {e}"))?;
+    for (name, v) in feeds {
+        exe.write(name, v)
+            .map_err(|e| format!("write {name}: {e}"))?;
+    }
+    exe.run().map_err(|e| format!("run: {e}"))?;
+    let mut worst = 0f32;
+    let mut got = HashMap::new();
+    let mut names: Vec<&String> = want.keys().collect();
+    names.sort();
+    for name in names {
+        let w = &want[name];
+        let g = exe
+            .read(name)
+            .await
+            .map_err(|e| format!("read {name}: {e}"))?;
+        if g.shape != w.shape {
+            return Err(format!("{name}: shape {} (reference {})", g.shape, w.shape));
+        }
+        let e = match (&g.data, &w.data) {
+            (HostData::U32(a), HostData::U32(b)) if a == b => 0.0,
+            (HostData::U32(_), HostData::U32(_)) => {
+                return Err(format!("{name}: u32 data differs"))
+            }
+            _ => rel_err(g.as_f32(), w.as_f32()),
+        };
+        if e.is_nan() || e > tol {
+            return Err(format!("{name}: relative error {e:e} exceeds {tol:e}"));
+        }
+        worst = worst.max(e);
+        got.insert(name.clone(), g);
+    }
+    Ok(Compared {
+        worst,
+        dispatches: exe.dispatches,
+        got,
+    })
+}
+
+/// max |a − b| over max(1, max |b|): the error relative to the reference's scale; infinite
+/// where either side is NaN or the lengths differ.
+pub fn rel_err(gpu: &[f32], reference: &[f32]) -> f32 {
+    if gpu.len() != reference.len() {
+        return f32::INFINITY;
+    }
+    let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let err = gpu.iter().zip(reference).fold(0f32, |m, (a, b)| {
+        if a.is_nan() || b.is_nan() {
+            f32::INFINITY
+        } else {
+            m.max((a - b).abs())
+        }
+    });
+    err / scale
+}
+
+/// Normal values with standard deviation `std`, seeded.
+pub fn rand(shape: &[usize], seed: u64, std: f32) -> HostTensor {
+    let n = shape.iter().product();
+    HostTensor::f32(shape.to_vec(), Rng::new(seed).normals(n, std))
+}
+
+/// A feed map from (name, tensor) pairs.
+pub fn feeds(items: Vec<(&str, HostTensor)>) -> HashMap<String, HostTensor> {
+    items.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_case_builds_in_both_float_types_with_unique_names() {
+        let mut names = std::collections::HashSet::new();
+        for c in TABLE {
+            assert!(names.insert(c.name), "two cases are named {}", c.name);
+            for f in [DType::F32, DType::F16] {
+                let built = (c.build)(f).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+                assert!(!built.graph.nodes().is_empty(), "{}: no op", c.name);
+                for t in built.graph.feeds() {
+                    assert!(
+                        built.feeds.contains_key(&t.name),
+                        "{}: no value for {}",
+                        c.name,
+                        t.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rel_err_is_relative_to_the_reference_scale_and_infinite_on_nan() {
+        assert_eq!(rel_err(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        assert_eq!(rel_err(&[1.0, 4.5], &[1.0, 4.0]), 0.125);
+        assert_eq!(rel_err(&[0.5], &[0.25]), 0.25);
+        assert_eq!(rel_err(&[f32::NAN], &[0.0]), f32::INFINITY);
+        assert_eq!(rel_err(&[1.0], &[1.0, 2.0]), f32::INFINITY);
+    }
+}
