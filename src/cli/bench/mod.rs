@@ -1,5 +1,7 @@
 //! `ptdit bench`: figures with their baselines, measured in the same run.
 
+mod ops;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -53,6 +55,9 @@ pub enum Which {
     Memory,
     /// The share of a forward pass spent in each op (the `forward` model), timed per dispatch.
     Profile,
+    /// Every case of the op-test table under each kernel variant: time per run and GFLOP/s on
+    /// the GPU against the CPU reference (the perf mode of `tests/ops.rs`).
+    Ops,
 }
 
 #[derive(Args)]
@@ -86,6 +91,9 @@ pub struct BenchArgs {
     /// take minutes, e.g. on a real GPU); the figures then have no baseline.
     #[arg(long)]
     no_cpu: bool,
+    /// For `ops`: only the cases whose names contain this (e.g. `attention`).
+    #[arg(long)]
+    filter: Option<String>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -113,6 +121,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             Which::Forward => forward(&ctx, args, &mut out)?,
             Which::Profile => profile(&ctx, args, &mut out)?,
             Which::Payoff => payoff(&ctx, &args.grids, &mut out)?,
+            Which::Ops => ops::ops(&ctx, args.filter.as_deref(), &mut out)?,
             Which::Memory => {}
         }
     }

@@ -1,0 +1,91 @@
+//! `ptdit bench ops`: every case of the op-test table (`ptdit::ops::cases`) under each kernel
+//! variant of its family, timed on the GPU against the CPU reference of the same graph, in the
+//! same run; the perf mode of `tests/ops.rs`, as ggml's test-backend-ops has one.
+//!
+//! The cases are the tests' small, awkward shapes: their figures show dispatch overhead and
+//! each variant's edge handling, not peak throughput (`bench matmul` times large products).
+
+use ptdit::graph::{cpu, ExecOptions};
+use ptdit::ops::cases::{Case, TABLE};
+use ptdit::{DType, Executable, GpuContext, Result};
+
+use super::{time_per_call, Out};
+
+/// Seconds each figure is timed for (the GPU and the CPU reference alike).
+const MIN_SECS: f64 = 0.1;
+
+pub(super) fn ops(ctx: &GpuContext, filter: Option<&str>, out: &mut Out) -> Result<()> {
+    let floats: &[DType] = if ctx.has_f16() {
+        &[DType::F32, DType::F16]
+    } else {
+        &[DType::F32]
+    };
+    out.say(format!(
+        "{:<36} {:<9} {:<5} {:>10} {:>10} {:>12} {:>8}",
+        "case", "variant", "float", "µs/run", "GFLOP/s", "CPU GFLOP/s", "vs CPU"
+    ));
+    let mut timed = 0;
+    for case in TABLE {
+        if filter.is_some_and(|f| !case.name.contains(f)) {
+            continue;
+        }
+        for &float in floats {
+            let Case { graph, feeds } = (case.build)(float)?;
+            let flops = graph.flops() as f64;
+            let cpu_s = time_per_call(MIN_SECS, || {
+                std::hint::black_box(cpu::run(&graph, &feeds)?);
+                Ok(())
+            })?;
+            for variant in case.family.variants() {
+                let opts = ExecOptions {
+                    tuning: variant.tuning,
+                    ..Default::default()
+                };
+                let exe = pollster::block_on(Executable::with_options(ctx, &graph, &opts))?;
+                for (name, v) in &feeds {
+                    exe.write(name, v)?;
+                }
+                // A batch of runs per wait, so per-submit latency is amortised as in a
+                // denoising loop.
+                let batch = 8;
+                let gpu_s = time_per_call(MIN_SECS, || {
+                    for _ in 0..batch {
+                        exe.run()?;
+                    }
+                    exe.wait()
+                })? / batch as f64;
+                let rate = |s: f64| {
+                    if flops > 0.0 {
+                        format!("{:.3}", flops / s / 1e9)
+                    } else {
+                        "-".to_string()
+                    }
+                };
+                out.say(format!(
+                    "{:<36} {:<9} {:<5} {:>10.1} {:>10} {:>12} {:>7.2}×",
+                    case.name,
+                    variant.name,
+                    float.wgsl(),
+                    gpu_s * 1e6,
+                    rate(gpu_s),
+                    rate(cpu_s),
+                    cpu_s / gpu_s
+                ));
+                out.figure(
+                    &format!("{} {} {}", case.name, variant.name, float.wgsl()),
+                    gpu_s * 1e6,
+                    "µs/run",
+                    Some(("CPU reference, one thread", cpu_s * 1e6)),
+                );
+                timed += 1;
+            }
+        }
+    }
+    if timed == 0 {
+        return Err(ptdit::Error::Input(format!(
+            "no op case's name contains {:?}",
+            filter.unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
