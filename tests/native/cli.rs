@@ -1,4 +1,5 @@
-//! The command line: `ptdit bench memory --json` (no GPU needed) and `bench profile`.
+//! The command line: `ptdit bench memory --json` (no GPU needed), `bench profile` and
+//! `bench ops`.
 
 /// Runs the CLI; its standard output, after checking that it succeeded.
 fn ptdit(args: &[&str]) -> String {
@@ -90,4 +91,39 @@ fn bench_profile_shares_cover_the_forward() {
         assert!(named("share of forward by kind: "), "no share for {kind}");
         assert!(named("GFLOP/s: "), "no rate for {kind}");
     }
+}
+
+/// `ptdit bench ops`: a filtered case is timed under the device's choice and every variant of
+/// its family, each figure with the CPU reference of the same run as its baseline; a filter
+/// that matches no case is an error naming it.
+#[test]
+fn bench_ops_times_every_variant_of_a_case_against_the_cpu() {
+    let doc: serde_json::Value = serde_json::from_str(&ptdit(&[
+        "bench",
+        "ops",
+        "--filter",
+        "attention_lq1_lk1",
+        "--json",
+    ]))
+    .unwrap();
+    let figures = doc["figures"].as_array().unwrap();
+    for variant in ["device", "tiled", "rows"] {
+        let name = format!("attention_lq1_lk1 {variant} f32");
+        let f = figures
+            .iter()
+            .find(|f| f["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} missing: {figures:?}"));
+        assert!(f["value"].as_f64().unwrap() > 0.0, "{f}");
+        assert!(f["baseline"]["value"].as_f64().unwrap() > 0.0, "{f}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
+        .args(["bench", "ops", "--filter", "no_such_case"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no_such_case"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
