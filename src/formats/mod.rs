@@ -3,7 +3,7 @@
 //! SentencePiece's model protobuf. Each reader bounds what a corrupt file can make it allocate
 //! and reports what is wrong with the file, not a panic.
 
-pub mod pickle;
+pub(crate) mod pickle;
 pub mod safetensors;
-pub mod sentencepiece;
+pub(crate) mod sentencepiece;
 pub mod torch;

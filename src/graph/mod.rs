@@ -7,7 +7,7 @@
 
 pub mod cpu;
 mod executor;
-pub mod param_buffers;
+pub(crate) mod param_buffers;
 pub mod planner;
 
 pub use executor::{ExecOptions, Executable};

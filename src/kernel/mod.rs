@@ -10,9 +10,9 @@
 
 mod encode;
 mod op;
-pub mod params;
+pub(crate) mod params;
 pub mod tuning;
-pub mod wgsl;
+pub(crate) mod wgsl;
 
 pub(crate) use encode::Dispatch;
 pub use encode::{EncodeCx, TensorArg};

@@ -5,11 +5,11 @@ pub mod config;
 pub mod global_block;
 pub mod ptdit;
 pub mod t5;
-pub mod tables;
+pub(crate) mod tables;
 pub mod upload;
 pub mod vae;
 pub mod verify;
-pub mod weights;
+pub(crate) mod weights;
 
 use std::collections::HashMap;
 

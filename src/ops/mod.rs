@@ -26,7 +26,7 @@
 //! [`cases`] is the op-test table: every op's cases, which `tests/ops.rs` checks against the
 //! CPU reference over every kernel variant and `ptdit bench ops` times.
 
-pub mod adaln;
+pub(crate) mod adaln;
 pub mod attention;
 pub mod binary;
 pub mod cases;

@@ -1,13 +1,13 @@
 //! From text to pixels: the sampler and the denoising loop on the GPU.
 
-pub mod decode;
+pub(crate) mod decode;
 pub mod default_model;
 pub mod denoiser;
 pub mod generate;
 pub mod model_dir;
 pub mod png;
 
-pub mod sampler;
+pub(crate) mod sampler;
 pub mod text;
 
 pub use denoiser::Denoiser;

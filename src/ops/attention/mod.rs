@@ -16,7 +16,7 @@
 //! size is set by the model's structure (text length, window and proxy counts), not by the
 //! image size, and is far below any device's binding limit; a clear error says otherwise.
 
-pub mod variants;
+pub(crate) mod variants;
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Source};

@@ -10,7 +10,7 @@
 //! Splitting for the binding limit: rows of A and C go in chunks of M, rows of W (and bias) in
 //! chunks of N; a chunk of C covers whole rows and the kernel writes the chunk's columns.
 
-pub mod variants;
+pub(crate) mod variants;
 
 use super::adaln::{check_mods, AdaParams, AdaVectors, Chunk};
 use super::unary::{gelu_in_place, gelu_tanh};
