@@ -3,7 +3,7 @@
 //!
 //! Three ways to use it: a whole file in memory ([`TensorFile`]), a file arriving in pieces
 //! of any size ([`Stream`], so a multi-GB checkpoint is never whole in memory), and writing
-//! ([`write`]). The header is validated before any data is read: ranges must tile the data
+//! ([`write()`]). The header is validated before any data is read: ranges must tile the data
 //! exactly, and its size is bounded, so a corrupt file cannot make the reader allocate
 //! without bound.
 

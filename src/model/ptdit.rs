@@ -21,11 +21,11 @@ use crate::tensor::{DType, TensorDesc};
 pub mod io {
     /// `(B, C_in, F, H, W)` latents.
     pub const LATENT: &str = "latent";
-    /// `(B, 256)` timestep features, from [`crate::model::tables::timestep_features`].
+    /// `(B, 256)` timestep features, from `model::tables::timestep_features`.
     pub const TIMESTEP: &str = "timestep_features";
     /// `(B, L, caption_channels)` text encoder output.
     pub const TEXT: &str = "text";
-    /// `(B, 1, L)` padding bias, from [`crate::model::tables::text_bias`].
+    /// `(B, 1, L)` padding bias, from `model::tables::text_bias`.
     pub const TEXT_BIAS: &str = "text_bias";
     /// `(B, C_out, F, H, W)` raw model output.
     pub const SAMPLE: &str = "sample";

@@ -1,6 +1,6 @@
 //! Model building blocks over the graph: what PT-DiT, T5, the VAE and the benchmarks are made
 //! of, declared once. A block owns its params (declared under the checkpoint's key names) and
-//! adds its ops to a [`Graph`](crate::graph::Graph); model code reads as the list of its steps.
+//! adds its ops to a [`Graph`]; model code reads as the list of its steps.
 //!
 //! - [`Linear`]: a weight, an optional bias, and what its matmul's epilogue adds.
 //! - [`Attention`]: q, k, v and output projections around the attention op.

@@ -20,7 +20,7 @@
 //! | [`upsample`] | `upsample.wgsl` | nearest / causal trilinear ×2 |
 //! | [`cfg_euler`] | `cfg_euler.wgsl` | the sampler step: CFG + Euler, on the GPU |
 //!
-//! [`adaln`] holds what modulate, the modulating LayerNorm, gate and the matmul's gate epilogue
+//! `adaln` holds what modulate, the modulating LayerNorm, gate and the matmul's gate epilogue
 //! share: the adaLN vector's shape check, CPU view and parameters (`common/adaln.wgsl`).
 //!
 //! [`cases`] is the op-test table: every op's cases, which `tests/ops.rs` checks against the

@@ -11,7 +11,7 @@ pub const REGISTER_HEAD_MAX: usize = 128;
 
 impl AttentionKernel {
     /// The kernel that runs heads `head_dim` wide when this one is chosen: `rows` holds 8
-    /// queries' rows per invocation in registers, and past [`REGISTER_HEAD_MAX`] they would only
+    /// queries' rows per invocation in registers, and past `REGISTER_HEAD_MAX` they would only
     /// spill, so `tiled` (then `attention/loops`, see [`Self::shader`]) runs them.
     pub fn for_head(self, head_dim: usize) -> AttentionKernel {
         match self {
@@ -21,7 +21,7 @@ impl AttentionKernel {
     }
 
     /// The shader file for heads `head_dim` wide: the tiled kernel keeps a head's query and
-    /// accumulator in registers up to [`REGISTER_HEAD_MAX`], and walks wider heads with loops
+    /// accumulator in registers up to `REGISTER_HEAD_MAX`, and walks wider heads with loops
     /// over arrays.
     pub fn shader(self, head_dim: usize) -> &'static str {
         match self {

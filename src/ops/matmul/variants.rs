@@ -41,9 +41,9 @@ impl MatmulKernel {
 
     /// The kernel that runs a product of `batch` × `m` × `n` outputs, chosen as `self` (the
     /// device's kernel): the two block kernels for real GPUs trade places by the product's
-    /// size: `wide` needs [`WIDE_MIN_BLOCKS`] of its 128×128 blocks, and a product with under
-    /// [`SPLIT_BELOW_BLOCKS`] 64×64 blocks runs `split`. On software GPUs `rows` hands products
-    /// of under [`ROWS_MIN_ROWS`] rows to `registers`. `per_shape: false` keeps `self`
+    /// size: `wide` needs `WIDE_MIN_BLOCKS` of its 128×128 blocks, and a product with under
+    /// `SPLIT_BELOW_BLOCKS` 64×64 blocks runs `split`. On software GPUs `rows` hands products
+    /// of under `ROWS_MIN_ROWS` rows to `registers`. `per_shape: false` keeps `self`
     /// everywhere.
     pub fn for_product(self, tuning: &Tuning, batch: usize, m: usize, n: usize) -> MatmulKernel {
         let blocks = |edge: usize| batch * m.div_ceil(edge) * n.div_ceil(edge);
