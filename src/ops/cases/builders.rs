@@ -20,104 +20,56 @@ pub(super) fn dims(lead: &[usize], tail: &[usize]) -> Vec<usize> {
     lead.iter().chain(tail).copied().collect()
 }
 
-pub(super) fn matmul(
-    f: DType,
-    m: usize,
-    k: usize,
-    n: usize,
-    bias: bool,
-    lead: &[usize],
-) -> Result<Case> {
-    let mut g = Graph::with_float(f);
-    let xs = dims(lead, &[m, k]);
-    let a = g.input("a", g.float_desc(xs.clone()))?;
-    let w = g.param("w", [n, k])?;
-    let b = if bias { Some(g.param("b", [n])?) } else { None };
-    let y = g.matmul(a, w, b)?;
-    g.output(y, "y")?;
-    let mut v = vec![("a", rand(&xs, 1, 1.0)), ("w", rand(&[n, k], 2, 0.5))];
-    if bias {
-        v.push(("b", rand(&[n], 3, 1.0)));
-    }
-    done(g, v)
+/// What a Linear case's matmul does after the product.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Epilogue {
+    Plain,
+    /// GELU(tanh); weights and bias wide enough to reach both tails.
+    Gelu,
+    /// `r + a · wᵀ (+ b)`.
+    Residual,
+    /// `r + gate · (a · wᵀ + b)`, the gate a chunk of per-item modulations plus a table row
+    /// (chunks 4 and 1, so that neither index is 0); `lead` is `[items]`.
+    GatedResidual,
 }
 
-/// A Linear with GELU(tanh) fused into its epilogue; inputs wide enough to reach both tails.
-pub(super) fn matmul_gelu(f: DType, m: usize, k: usize, n: usize) -> Result<Case> {
-    let mut g = Graph::with_float(f);
-    let a = g.input("a", g.float_desc([m, k]))?;
-    let w = g.param("w", [n, k])?;
-    let b = g.param("b", [n])?;
-    let y = g.matmul_gelu(a, w, Some(b))?;
-    g.output(y, "y")?;
-    done(
-        g,
-        vec![
-            ("a", rand(&[m, k], 41, 1.0)),
-            ("w", rand(&[n, k], 42, 1.0)),
-            ("b", rand(&[n], 43, 2.0)),
-        ],
-    )
-}
-
-/// `r + x · wᵀ (+ b)` with the residual added in the matmul's epilogue.
-pub(super) fn matmul_residual(
+/// `a · wᵀ (+ b)` for `a` of shape `lead + [m, k]` and `w` `[n, k]`, then `epi`.
+pub(super) fn linear(
     f: DType,
-    m: usize,
-    k: usize,
-    n: usize,
-    bias: bool,
+    epi: Epilogue,
     lead: &[usize],
+    [m, k, n]: [usize; 3],
+    bias: bool,
 ) -> Result<Case> {
     let mut g = Graph::with_float(f);
     let (xs, rs) = (dims(lead, &[m, k]), dims(lead, &[m, n]));
     let a = g.input("a", g.float_desc(xs.clone()))?;
-    let r = g.input("r", g.float_desc(rs.clone()))?;
     let w = g.param("w", [n, k])?;
     let b = if bias { Some(g.param("b", [n])?) } else { None };
-    let y = g.matmul_residual(a, w, b, r)?;
-    g.output(y, "y")?;
-    let mut v = vec![
-        ("a", rand(&xs, 44, 1.0)),
-        ("r", rand(&rs, 45, 3.0)),
-        ("w", rand(&[n, k], 46, 0.5)),
-    ];
+    let w_std = if epi == Epilogue::Gelu { 1.0 } else { 0.5 };
+    let mut v = vec![("a", rand(&xs, 1, 1.0)), ("w", rand(&[n, k], 2, w_std))];
     if bias {
-        v.push(("b", rand(&[n], 47, 1.0)));
+        v.push(("b", rand(&[n], 3, 2.0 * w_std)));
     }
-    done(g, v)
-}
-
-/// `r + gate · (a · wᵀ + b)` for `items` batch items of `rows` rows each, the gate a chunk of
-/// per-item modulations plus a table row (chunks 4 and 1, so that neither index is 0).
-pub(super) fn matmul_gated_residual(
-    f: DType,
-    items: usize,
-    rows: usize,
-    k: usize,
-    n: usize,
-    bias: bool,
-) -> Result<Case> {
-    let mut g = Graph::with_float(f);
-    let (xs, rs, ms) = ([items, rows, k], [items, rows, n], [items, 6, n]);
-    let a = g.input("a", g.float_desc(xs))?;
-    let r = g.input("r", g.float_desc(rs))?;
-    let m = g.input("m", g.float_desc(ms))?;
-    let t = g.param("t", [3, n])?;
-    let w = g.param("w", [n, k])?;
-    let b = if bias { Some(g.param("b", [n])?) } else { None };
-    let y = g.matmul_gated_residual(a, w, b, m, t, (4, 1), r)?;
+    let y = match epi {
+        Epilogue::Plain => g.matmul(a, w, b)?,
+        Epilogue::Gelu => g.matmul_gelu(a, w, b)?,
+        Epilogue::Residual | Epilogue::GatedResidual => {
+            let r = g.input("r", g.float_desc(rs.clone()))?;
+            v.push(("r", rand(&rs, 4, 3.0)));
+            if epi == Epilogue::Residual {
+                g.matmul_residual(a, w, b, r)?
+            } else {
+                let ms = dims(lead, &[6, n]);
+                let mods = g.input("m", g.float_desc(ms.clone()))?;
+                let t = g.param("t", [3, n])?;
+                v.push(("m", rand(&ms, 5, 1.0)));
+                v.push(("t", rand(&[3, n], 6, 1.0)));
+                g.matmul_gated_residual(a, w, b, mods, t, (4, 1), r)?
+            }
+        }
+    };
     g.output(y, "y")?;
-    let mut v = vec![
-        ("a", rand(&xs, 48, 1.0)),
-        ("r", rand(&rs, 49, 3.0)),
-        ("m", rand(&ms, 50, 1.0)),
-        ("t", rand(&[3, n], 51, 1.0)),
-        ("w", rand(&[n, k], 52, 0.5)),
-    ];
-    if bias {
-        v.push(("b", rand(&[n], 53, 1.0)));
-    }
     done(g, v)
 }
 
@@ -160,37 +112,25 @@ pub(super) fn unary(f: DType, gelu: bool, n: usize) -> Result<Case> {
     done(g, vec![("x", rand(&[n], 8, 12.0))])
 }
 
-pub(super) fn modulate(f: DType, b: usize, rows: usize, d: usize) -> Result<Case> {
+/// adaLN modulation `x * (1 + scale) + shift` per batch item (chunks 4 and 1 of the per-item
+/// vectors, 5 and 2 of the table), after a LayerNorm in the same pass if `norm`.
+pub(super) fn modulate(f: DType, norm: bool, b: usize, rows: usize, d: usize) -> Result<Case> {
     let mut g = Graph::with_float(f);
     let x = g.input("x", g.float_desc([b * rows, d]))?;
     let m = g.input("m", g.float_desc([b, 6, d]))?;
     let t = g.param("t", [3, d])?;
-    let y = g.modulate(x, m, t, (4, 1), (5, 2))?;
+    let y = if norm {
+        g.layer_norm_modulate(x, 1e-6, m, t, (4, 1), (5, 2))?
+    } else {
+        g.modulate(x, m, t, (4, 1), (5, 2))?
+    };
     g.output(y, "y")?;
     done(
         g,
         vec![
-            ("x", rand(&[b * rows, d], 9, 1.0)),
+            ("x", rand(&[b * rows, d], 9, if norm { 2.0 } else { 1.0 })),
             ("m", rand(&[b, 6, d], 10, 0.5)),
             ("t", rand(&[3, d], 11, 0.5)),
-        ],
-    )
-}
-
-/// LayerNorm with adaLN modulation in the same pass, against the two ops' references.
-pub(super) fn layer_norm_modulate(f: DType, b: usize, rows: usize, d: usize) -> Result<Case> {
-    let mut g = Graph::with_float(f);
-    let x = g.input("x", g.float_desc([b * rows, d]))?;
-    let m = g.input("m", g.float_desc([b, 6, d]))?;
-    let t = g.param("t", [3, d])?;
-    let y = g.layer_norm_modulate(x, 1e-6, m, t, (4, 1), (5, 2))?;
-    g.output(y, "y")?;
-    done(
-        g,
-        vec![
-            ("x", rand(&[b * rows, d], 12, 2.0)),
-            ("m", rand(&[b, 6, d], 13, 0.5)),
-            ("t", rand(&[3, d], 14, 0.5)),
         ],
     )
 }

@@ -12,6 +12,7 @@ mod builders;
 
 use std::collections::HashMap;
 
+use builders::Epilogue::{GatedResidual, Gelu, Plain, Residual};
 use builders::*;
 
 use crate::error::Result;
@@ -175,25 +176,25 @@ use Family::{Attention, Matmul, Single};
 /// 160 wide, every bias kind and the row map.
 #[rustfmt::skip]
 pub static TABLE: &[OpCase] = &[
-    case("matmul_1x1x1", Matmul, |f| matmul(f, 1, 1, 1, false, &[])),
-    case("matmul_odd_shapes_bias", Matmul, |f| matmul(f, 37, 67, 29, true, &[])),
-    case("matmul_past_a_block", Matmul, |f| matmul(f, 130, 67, 70, true, &[])),
-    case("matmul_k_multiple_of_4", Matmul, |f| matmul(f, 33, 64, 65, true, &[])),
-    case("matmul_k_multiple_of_4_not_16", Matmul, |f| matmul(f, 65, 36, 129, true, &[])),
-    case("matmul_k_multiple_of_16", Matmul, |f| matmul(f, 64, 48, 64, false, &[2])),
-    case("matmul_smaller_than_one_block", Matmul, |f| matmul(f, 3, 301, 7, true, &[])),
-    case("matmul_leading_dims", Matmul, |f| matmul(f, 5, 12, 7, true, &[2, 3])),
-    case("matmul_tall", Matmul, |f| matmul(f, 130, 20, 3, false, &[])),
+    case("matmul_1x1x1", Matmul, |f| linear(f, Plain, &[], [1, 1, 1], false)),
+    case("matmul_odd_shapes_bias", Matmul, |f| linear(f, Plain, &[], [37, 67, 29], true)),
+    case("matmul_past_a_block", Matmul, |f| linear(f, Plain, &[], [130, 67, 70], true)),
+    case("matmul_k_multiple_of_4", Matmul, |f| linear(f, Plain, &[], [33, 64, 65], true)),
+    case("matmul_k_multiple_of_4_not_16", Matmul, |f| linear(f, Plain, &[], [65, 36, 129], true)),
+    case("matmul_k_multiple_of_16", Matmul, |f| linear(f, Plain, &[2], [64, 48, 64], false)),
+    case("matmul_smaller_than_one_block", Matmul, |f| linear(f, Plain, &[], [3, 301, 7], true)),
+    case("matmul_leading_dims", Matmul, |f| linear(f, Plain, &[2, 3], [5, 12, 7], true)),
+    case("matmul_tall", Matmul, |f| linear(f, Plain, &[], [130, 20, 3], false)),
     case("matmul_weight_per_batch", Matmul, |f| matmul_batched_weight(f, 3, 9, 10, 11)),
     case("matmul_weight_per_batch_large", Matmul, |f| matmul_batched_weight(f, 3, 70, 20, 66)),
-    case("matmul_gelu_epilogue", Matmul, |f| matmul_gelu(f, 37, 20, 45)),
-    case("matmul_gelu_epilogue_large", Matmul, |f| matmul_gelu(f, 70, 24, 65)),
-    case("matmul_residual_bias", Matmul, |f| matmul_residual(f, 37, 20, 45, true, &[])),
-    case("matmul_residual_leading_dims", Matmul, |f| matmul_residual(f, 9, 12, 70, false, &[2])),
-    case("matmul_residual_large", Matmul, |f| matmul_residual(f, 70, 24, 65, true, &[2])),
-    case("matmul_gated_residual_bias", Matmul, |f| matmul_gated_residual(f, 3, 13, 24, 20, true)),
-    case("matmul_gated_residual_one_item", Matmul, |f| matmul_gated_residual(f, 1, 37, 12, 9, false)),
-    case("matmul_gated_residual_large", Matmul, |f| matmul_gated_residual(f, 3, 50, 24, 20, true)),
+    case("matmul_gelu_epilogue", Matmul, |f| linear(f, Gelu, &[], [37, 20, 45], true)),
+    case("matmul_gelu_epilogue_large", Matmul, |f| linear(f, Gelu, &[], [70, 24, 65], true)),
+    case("matmul_residual_bias", Matmul, |f| linear(f, Residual, &[], [37, 20, 45], true)),
+    case("matmul_residual_leading_dims", Matmul, |f| linear(f, Residual, &[2], [9, 12, 70], false)),
+    case("matmul_residual_large", Matmul, |f| linear(f, Residual, &[2], [70, 24, 65], true)),
+    case("matmul_gated_residual_bias", Matmul, |f| linear(f, GatedResidual, &[3], [13, 24, 20], true)),
+    case("matmul_gated_residual_one_item", Matmul, |f| linear(f, GatedResidual, &[1], [37, 12, 9], false)),
+    case("matmul_gated_residual_large", Matmul, |f| linear(f, GatedResidual, &[3], [50, 24, 20], true)),
     case("add_same_shape", Single, |f| binary(f, true, &[7, 33], &[7, 33])),
     case("add_row_broadcast", Single, |f| binary(f, true, &[2, 301, 5], &[5])),
     case("add_table_broadcast", Single, |f| binary(f, true, &[3, 6, 40], &[6, 40])),
@@ -201,10 +202,10 @@ pub static TABLE: &[OpCase] = &[
     case("mul_large_right_side", Single, |f| binary(f, false, &[2, 900], &[900])),
     case("silu", Single, |f| unary(f, false, 1001)),
     case("gelu_tanh", Single, |f| unary(f, true, 1001)),
-    case("modulate_per_batch", Single, |f| modulate(f, 2, 37, 13)),
-    case("modulate_batch_1", Single, |f| modulate(f, 1, 50, 24)),
-    case("layer_norm_modulate_per_batch", Single, |f| layer_norm_modulate(f, 2, 37, 13)),
-    case("layer_norm_modulate_wide", Single, |f| layer_norm_modulate(f, 1, 9, 80)),
+    case("modulate_per_batch", Single, |f| modulate(f, false, 2, 37, 13)),
+    case("modulate_batch_1", Single, |f| modulate(f, false, 1, 50, 24)),
+    case("layer_norm_modulate_per_batch", Single, |f| modulate(f, true, 2, 37, 13)),
+    case("layer_norm_modulate_wide", Single, |f| modulate(f, true, 1, 9, 80)),
     case("gate_residual", Single, |f| gate(f, 2, 19, 21, true)),
     case("gate_no_residual", Single, |f| gate(f, 3, 11, 16, false)),
     case("layer_norm_d1", Single, |f| layer_norm(f, 4, 1, 0.0)),
