@@ -135,3 +135,17 @@ impl Graph {
         )
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn binary(f: DType, add: bool, a: &[usize], b: &[usize]) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc(a.to_vec()))?;
+        let y = g.input("y", g.float_desc(b.to_vec()))?;
+        let z = if add { g.add(x, y) } else { g.mul(x, y) }?;
+        g.output(z, "z")?;
+        done(g, vec![("x", rand(a, 6, 1.0)), ("y", rand(b, 7, 1.0))])
+    }
+}

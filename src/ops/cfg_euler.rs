@@ -117,3 +117,33 @@ impl Graph {
         self.push(CfgEuler, &[pred, x, step])
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn cfg_euler(
+        f: DType,
+        half: usize,
+        c: usize,
+        c_out: usize,
+        spatial: &[usize],
+    ) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let ps = dims(&[2 * half, c_out], spatial);
+        let xs = dims(&[2 * half, c], spatial);
+        let p = g.input("p", g.float_desc(ps.clone()))?;
+        let x = g.input("x", g.float_desc(xs.clone()))?;
+        let s = g.input("s", g.float_desc([2]))?;
+        let y = g.cfg_euler(p, x, s)?;
+        g.output(y, "y")?;
+        done(
+            g,
+            vec![
+                ("p", rand(&ps, 26, 1.0)),
+                ("x", rand(&xs, 27, 1.0)),
+                ("s", HostTensor::f32([2], vec![0.03, 4.0])),
+            ],
+        )
+    }
+}

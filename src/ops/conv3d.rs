@@ -181,3 +181,33 @@ impl Graph {
         self.push(Conv3d, &[x, w, bias])
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    /// `[batch, c_in, c_out]` channels over `[frames, h, w]` with a `k` kernel.
+    pub(crate) fn conv3d(
+        f: DType,
+        [b, cin, cout]: [usize; 3],
+        [t, h, w]: [usize; 3],
+        k: [usize; 3],
+    ) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let xs = [b, cin, t, h, w];
+        let ws = [cout, cin, k[0], k[1], k[2]];
+        let x = g.input("x", g.float_desc(xs))?;
+        let wt = g.param("w", ws)?;
+        let bias = g.param("b", [cout])?;
+        let y = g.conv3d(x, wt, bias)?;
+        g.output(y, "y")?;
+        done(
+            g,
+            vec![
+                ("x", rand(&xs, 34, 1.0)),
+                ("w", rand(&ws, 35, 0.2)),
+                ("b", rand(&[cout], 36, 0.5)),
+            ],
+        )
+    }
+}

@@ -136,3 +136,31 @@ impl Graph {
         )
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn gate(f: DType, b: usize, rows: usize, d: usize, residual: bool) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc([b, rows, d]))?;
+        let y = g.input("y", g.float_desc([b, rows, d]))?;
+        let m = g.input("m", g.float_desc([b, 6, d]))?;
+        let t = g.param("t", [6, d])?;
+        let z = if residual {
+            g.gated_residual(x, y, m, t, (2, 2))
+        } else {
+            g.gated(y, m, t, (5, 0))
+        }?;
+        g.output(z, "z")?;
+        done(
+            g,
+            vec![
+                ("y", rand(&[b, rows, d], 13, 1.0)),
+                ("m", rand(&[b, 6, d], 14, 0.5)),
+                ("t", rand(&[6, d], 15, 0.5)),
+                ("x", rand(&[b, rows, d], 12, 1.0)),
+            ],
+        )
+    }
+}

@@ -126,3 +126,34 @@ impl Graph {
         self.push(GroupNorm { groups, eps, silu }, &[x, weight, bias])
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn group_norm(
+        f: DType,
+        b: usize,
+        c: usize,
+        t: usize,
+        hw: usize,
+        groups: usize,
+        silu: bool,
+    ) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let xs = [b, c, t, hw, hw + 1];
+        let x = g.input("x", g.float_desc(xs))?;
+        let w = g.param("w", [c])?;
+        let bias = g.param("b", [c])?;
+        let y = g.group_norm(x, w, bias, groups, 1e-6, silu)?;
+        g.output(y, "y")?;
+        done(
+            g,
+            vec![
+                ("x", rand(&xs, 37, 2.0)),
+                ("w", rand(&[c], 38, 1.0)),
+                ("b", rand(&[c], 39, 1.0)),
+            ],
+        )
+    }
+}

@@ -205,3 +205,32 @@ impl Graph {
         )
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn layer_norm(f: DType, rows: usize, d: usize, offset: f32) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc([rows, d]))?;
+        let y = g.layer_norm(x, 1e-6)?;
+        g.output(y, "y")?;
+        let mut v = rand(&[rows, d], 16, 2.0);
+        if let HostData::F32(data) = &mut v.data {
+            data.iter_mut().for_each(|x| *x += offset);
+        }
+        done(g, vec![("x", v)])
+    }
+
+    pub(crate) fn rms_norm(f: DType, rows: usize, d: usize) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc([rows, d]))?;
+        let w = g.param("w", [d])?;
+        let y = g.rms_norm(x, w, 1e-6)?;
+        g.output(y, "y")?;
+        done(
+            g,
+            vec![("x", rand(&[rows, d], 32, 3.0)), ("w", rand(&[d], 33, 1.0))],
+        )
+    }
+}

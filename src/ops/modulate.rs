@@ -98,3 +98,31 @@ impl Graph {
         self.push(Modulate { shift, scale }, &[x, mods, table])
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    /// adaLN modulation `x * (1 + scale) + shift` per batch item (chunks 4 and 1 of the per-item
+    /// vectors, 5 and 2 of the table), after a LayerNorm in the same pass if `norm`.
+    pub(crate) fn modulate(f: DType, norm: bool, b: usize, rows: usize, d: usize) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc([b * rows, d]))?;
+        let m = g.input("m", g.float_desc([b, 6, d]))?;
+        let t = g.param("t", [3, d])?;
+        let y = if norm {
+            g.layer_norm_modulate(x, 1e-6, m, t, (4, 1), (5, 2))?
+        } else {
+            g.modulate(x, m, t, (4, 1), (5, 2))?
+        };
+        g.output(y, "y")?;
+        done(
+            g,
+            vec![
+                ("x", rand(&[b * rows, d], 9, if norm { 2.0 } else { 1.0 })),
+                ("m", rand(&[b, 6, d], 10, 0.5)),
+                ("t", rand(&[3, d], 11, 0.5)),
+            ],
+        )
+    }
+}

@@ -291,3 +291,46 @@ impl Graph {
         )
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn permute(f: DType, shape: &[usize], perm: &[usize]) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc(shape.to_vec()))?;
+        let y = g.permute(x, perm)?;
+        g.output(y, "y")?;
+        done(g, vec![("x", rand(shape, 23, 1.0))])
+    }
+
+    pub(crate) fn roll(f: DType, shape: &[usize], shifts: &[i64]) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc(shape.to_vec()))?;
+        let y = g.roll(x, shifts)?;
+        g.output(y, "y")?;
+        done(g, vec![("x", rand(shape, 24, 1.0))])
+    }
+
+    /// `[b, frames, h, w, d]` cut into `win` windows.
+    pub(crate) fn window_partition(f: DType, shape: [usize; 5], win: [usize; 3]) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc(shape))?;
+        let y = g.window_partition(x, win)?;
+        g.output(y, "y")?;
+        done(g, vec![("x", rand(&shape, 25, 1.0))])
+    }
+
+    /// The same permute on a u32 constant (index maps are built this way); `f` does not apply.
+    pub(crate) fn permute_u32(f: DType, shape: &[usize], perm: &[usize]) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let n: usize = shape.iter().product();
+        let x = g.constant(
+            "x",
+            HostTensor::u32(shape.to_vec(), (0..n as u32).collect()),
+        )?;
+        let y = g.permute(x, perm)?;
+        g.output(y, "y")?;
+        done(g, vec![])
+    }
+}

@@ -73,3 +73,16 @@ impl Graph {
         self.push(Softmax, &[x])
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn softmax(f: DType, rows: usize, d: usize) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc([rows, d]))?;
+        let y = g.softmax(x)?;
+        g.output(y, "y")?;
+        done(g, vec![("x", rand(&[rows, d], 17, 4.0))])
+    }
+}

@@ -111,3 +111,17 @@ impl Graph {
         )
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn unary(f: DType, gelu: bool, n: usize) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc([n]))?;
+        let y = if gelu { g.gelu_tanh(x) } else { g.silu(x) }?;
+        g.output(y, "y")?;
+        // A wide range: saturated tails on both sides must not overflow.
+        done(g, vec![("x", rand(&[n], 8, 12.0))])
+    }
+}

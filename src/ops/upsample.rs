@@ -143,3 +143,23 @@ impl Graph {
         self.push(Upsample { kind }, &[x])
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn upsample(
+        f: DType,
+        kind: UpsampleKind,
+        t: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let xs = [2, 3, t, h, w];
+        let x = g.input("x", g.float_desc(xs))?;
+        let y = g.upsample(x, kind)?;
+        g.output(y, "y")?;
+        done(g, vec![("x", rand(&xs, 40, 1.0))])
+    }
+}

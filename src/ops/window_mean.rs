@@ -155,3 +155,23 @@ impl Graph {
         self.window_mean(x, [1, 1, group], [1, 1, 1])
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    pub(crate) fn window_mean(
+        f: DType,
+        groups: usize,
+        window: [usize; 3],
+        strides: [usize; 3],
+        d: usize,
+    ) -> Result<Case> {
+        let s: usize = window.iter().product();
+        let mut g = Graph::with_float(f);
+        let x = g.input("x", g.float_desc([groups, s, d]))?;
+        let y = g.window_mean(x, window, strides)?;
+        g.output(y, "y")?;
+        done(g, vec![("x", rand(&[groups, s, d], 22, 1.0))])
+    }
+}

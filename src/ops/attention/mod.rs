@@ -446,3 +446,112 @@ impl Graph {
         Ok(())
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    /// Attention with `z` sequences, `heads` × `dh`, query/key lengths, and optional parts:
+    /// a bias `(zb, 1 or lq, lk)`, a row map permuting rows within groups of `map_group`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attention(
+        f: DType,
+        z: usize,
+        lq: usize,
+        lk: usize,
+        heads: usize,
+        dh: usize,
+        bias: Option<(usize, bool)>,
+        map_group: Option<usize>,
+    ) -> Result<Case> {
+        let hd = heads * dh;
+        let mut g = Graph::with_float(f);
+        let q = g.input("q", g.float_desc([z, lq, hd]))?;
+        let k = g.input("k", g.float_desc([z, lk, hd]))?;
+        let v = g.input("v", g.float_desc([z, lk, hd]))?;
+        let mut values = vec![
+            ("q", rand(&[z, lq, hd], 18, 1.0)),
+            ("k", rand(&[z, lk, hd], 19, 1.0)),
+            ("v", rand(&[z, lk, hd], 20, 1.0)),
+        ];
+        let mut extras = AttentionExtras::default();
+        if let Some((zb, per_q)) = bias {
+            let shape = [zb, if per_q { lq } else { 1 }, lk];
+            let b = g.input("bias", g.float_desc(shape))?;
+            // Mostly zero, some strongly negative (masked) entries, like the model's masks.
+            let mut r = Rng::new(21);
+            let n: usize = shape.iter().product();
+            let vals = (0..n)
+                .map(|_| {
+                    if r.uniform() < 0.3 {
+                        -10000.0
+                    } else {
+                        r.normal()
+                    }
+                })
+                .collect();
+            values.push(("bias", HostTensor::f32(shape.to_vec(), vals)));
+            extras.bias = Some(b);
+        }
+        if let Some(group) = map_group {
+            // Reverse the rows inside each group of `group` sequences: a permutation that crosses
+            // sequence boundaries within the group, as shifted windows do.
+            let span = group * lq;
+            let map: Vec<u32> = (0..z * lq)
+                .map(|i| ((i / span) * span + span - 1 - i % span) as u32)
+                .collect();
+            let m = g.constant("map", HostTensor::u32([z * lq], map))?;
+            extras.map = Some((m, group));
+        }
+        let o = g.attention(q, k, v, heads, extras)?;
+        g.output(o, "o")?;
+        done(g, values)
+    }
+
+    /// T5-style: a per-head relative-position bias, a padding mask per batch item, and no score
+    /// scaling.
+    pub(crate) fn attention_head_bias(
+        f: DType,
+        z: usize,
+        l: usize,
+        heads: usize,
+        dh: usize,
+    ) -> Result<Case> {
+        let hd = heads * dh;
+        let mut g = Graph::with_float(f);
+        let q = g.input("q", g.float_desc([z, l, hd]))?;
+        let k = g.input("k", g.float_desc([z, l, hd]))?;
+        let v = g.input("v", g.float_desc([z, l, hd]))?;
+        let hb = g.input("hb", g.float_desc([heads, l, l]))?;
+        let mb = g.input("mb", g.float_desc([z, 1, l]))?;
+        // Item i masks its last 2·i keys, as padding does.
+        let mask: Vec<f32> = (0..z * l)
+            .map(|i| {
+                if i % l < l - 2 * (i / l) {
+                    0.0
+                } else {
+                    -60000.0
+                }
+            })
+            .collect();
+        let extras = AttentionExtras {
+            bias: Some(mb),
+            head_bias: Some(hb),
+            scale: Some(1.0),
+            map: None,
+            kind: None,
+        };
+        let o = g.attention(q, k, v, heads, extras)?;
+        g.output(o, "o")?;
+        done(
+            g,
+            vec![
+                ("q", rand(&[z, l, hd], 28, 0.3)),
+                ("k", rand(&[z, l, hd], 29, 0.3)),
+                ("v", rand(&[z, l, hd], 30, 1.0)),
+                ("hb", rand(&[heads, l, l], 31, 0.5)),
+                ("mb", HostTensor::f32([z, 1, l], mask)),
+            ],
+        )
+    }
+}

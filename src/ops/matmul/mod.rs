@@ -476,3 +476,82 @@ impl Graph {
         }
     }
 }
+
+/// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
+pub(crate) mod cases {
+    use crate::ops::cases::prelude::*;
+
+    /// What a Linear case's matmul does after the product.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Epilogue {
+        Plain,
+        /// GELU(tanh); weights and bias wide enough to reach both tails.
+        Gelu,
+        /// `r + a · wᵀ (+ b)`.
+        Residual,
+        /// `r + gate · (a · wᵀ + b)`, the gate a chunk of per-item modulations plus a table row
+        /// (chunks 4 and 1, so that neither index is 0); `lead` is `[items]`.
+        GatedResidual,
+    }
+
+    /// `a · wᵀ (+ b)` for `a` of shape `lead + [m, k]` and `w` `[n, k]`, then `epi`.
+    pub(crate) fn linear(
+        f: DType,
+        epi: Epilogue,
+        lead: &[usize],
+        [m, k, n]: [usize; 3],
+        bias: bool,
+    ) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let (xs, rs) = (dims(lead, &[m, k]), dims(lead, &[m, n]));
+        let a = g.input("a", g.float_desc(xs.clone()))?;
+        let w = g.param("w", [n, k])?;
+        let b = if bias { Some(g.param("b", [n])?) } else { None };
+        let w_std = if epi == Epilogue::Gelu { 1.0 } else { 0.5 };
+        let mut v = vec![("a", rand(&xs, 1, 1.0)), ("w", rand(&[n, k], 2, w_std))];
+        if bias {
+            v.push(("b", rand(&[n], 3, 2.0 * w_std)));
+        }
+        let y = match epi {
+            Epilogue::Plain => g.matmul(a, w, b)?,
+            Epilogue::Gelu => g.matmul_gelu(a, w, b)?,
+            Epilogue::Residual | Epilogue::GatedResidual => {
+                let r = g.input("r", g.float_desc(rs.clone()))?;
+                v.push(("r", rand(&rs, 4, 3.0)));
+                if epi == Epilogue::Residual {
+                    g.matmul_residual(a, w, b, r)?
+                } else {
+                    let ms = dims(lead, &[6, n]);
+                    let mods = g.input("m", g.float_desc(ms.clone()))?;
+                    let t = g.param("t", [3, n])?;
+                    v.push(("m", rand(&ms, 5, 1.0)));
+                    v.push(("t", rand(&[3, n], 6, 1.0)));
+                    g.matmul_gated_residual(a, w, b, mods, t, (4, 1), r)?
+                }
+            }
+        };
+        g.output(y, "y")?;
+        done(g, v)
+    }
+
+    pub(crate) fn matmul_batched_weight(
+        f: DType,
+        b: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<Case> {
+        let mut g = Graph::with_float(f);
+        let a = g.input("a", g.float_desc([b, m, k]))?;
+        let w = g.input("w", g.float_desc([b, n, k]))?;
+        let y = g.matmul(a, w, None)?;
+        g.output(y, "y")?;
+        done(
+            g,
+            vec![
+                ("a", rand(&[b, m, k], 4, 1.0)),
+                ("w", rand(&[b, n, k], 5, 1.0)),
+            ],
+        )
+    }
+}
