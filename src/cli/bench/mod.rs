@@ -293,12 +293,24 @@ fn time_product(
         tuning: Some(tuning),
         ..Default::default()
     };
-    let exe = pollster::block_on(Executable::with_options(ctx, g, &opts))?;
-    exe.write("a", av)?;
-    exe.write("w", wv)?;
+    time_runs(ctx, g, &opts, [("a", av), ("w", wv)], 2.0)
+}
+
+/// Seconds per run of `g` compiled with `opts` and fed `feeds`, timed for `min_secs`.
+fn time_runs<'a>(
+    ctx: &GpuContext,
+    g: &Graph,
+    opts: &ExecOptions,
+    feeds: impl IntoIterator<Item = (&'a str, &'a HostTensor)>,
+    min_secs: f64,
+) -> Result<f64> {
+    let exe = pollster::block_on(Executable::with_options(ctx, g, opts))?;
+    for (name, v) in feeds {
+        exe.write(name, v)?;
+    }
     // A batch of runs per wait, so per-submit latency is amortised as in a denoising loop.
     let batch = 8;
-    Ok(time_per_call(2.0, || {
+    Ok(time_per_call(min_secs, || {
         for _ in 0..batch {
             exe.run()?;
         }

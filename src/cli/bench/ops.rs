@@ -7,9 +7,9 @@
 
 use ptdit::graph::{cpu, ExecOptions};
 use ptdit::ops::cases::{Case, TABLE};
-use ptdit::{DType, Executable, GpuContext, Result};
+use ptdit::{DType, GpuContext, Result};
 
-use super::{time_per_call, Out};
+use super::{time_per_call, time_runs, Out};
 
 /// Seconds each figure is timed for (the GPU and the CPU reference alike).
 const MIN_SECS: f64 = 0.1;
@@ -41,19 +41,8 @@ pub(super) fn ops(ctx: &GpuContext, filter: Option<&str>, out: &mut Out) -> Resu
                     tuning: variant.tuning,
                     ..Default::default()
                 };
-                let exe = pollster::block_on(Executable::with_options(ctx, &graph, &opts))?;
-                for (name, v) in &feeds {
-                    exe.write(name, v)?;
-                }
-                // A batch of runs per wait, so per-submit latency is amortised as in a
-                // denoising loop.
-                let batch = 8;
-                let gpu_s = time_per_call(MIN_SECS, || {
-                    for _ in 0..batch {
-                        exe.run()?;
-                    }
-                    exe.wait()
-                })? / batch as f64;
+                let feeds = feeds.iter().map(|(n, v)| (n.as_str(), v));
+                let gpu_s = time_runs(ctx, &graph, &opts, feeds, MIN_SECS)?;
                 let rate = |s: f64| {
                     if flops > 0.0 {
                         format!("{:.3}", flops / s / 1e9)
