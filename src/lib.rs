@@ -1,6 +1,7 @@
 //! ptdit: a WebGPU runtime for the Proxy Token Diffusion Transformer (PT-DiT, Qihoo-T2X).
 //!
 //! Layers, bottom up (see ARCHITECTURE.md):
+//! - [`tensor`], [`quant`]: shapes and dtypes, host tensors, the packed weight formats.
 //! - [`formats`]: safetensors (whole and streamed), PyTorch checkpoints, SentencePiece.
 //! - [`kernel`]: what an op is (shapes, CPU reference, dispatches), WGSL sources and their
 //!   preprocessor, parameter blocks declared once, the device's kernel choices.
@@ -24,6 +25,7 @@ pub mod model;
 pub mod nn;
 pub mod ops;
 pub mod pipeline;
+pub mod quant;
 pub mod rng;
 pub mod tensor;
 #[cfg(target_arch = "wasm32")]

@@ -5,30 +5,81 @@ use std::fmt;
 /// Element type of a tensor on the GPU. Floats are f32, or f16 where the device has
 /// `shader-f16` (host data is f32 either way, converted on upload and readback); index maps
 /// (gathers) are u32.
+///
+/// `BF16`, `Q8` and `Q4` are storage formats of Linear weights only ([`crate::quant`]): the
+/// host holds their values as f32, the device their packed words, and the matmul unpacks them
+/// as it loads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     F32,
     F16,
     U32,
+    /// bfloat16, the released weights bit for bit; arithmetic in f32.
+    BF16,
+    /// int8, one f16 scale per block of 32 consecutive elements.
+    Q8,
+    /// int4 (offset 8), one f16 scale per block of 32 consecutive elements.
+    Q4,
 }
 
 impl DType {
+    /// Bytes of one element; only for the element types (the packed weight formats have no
+    /// whole-byte element: see [`DType::bytes_for`]).
     pub fn size(self) -> usize {
         match self {
-            DType::F16 => 2,
+            DType::F16 | DType::BF16 => 2,
+            DType::Q8 | DType::Q4 => 1,
             _ => 4,
         }
     }
-    pub fn is_float(self) -> bool {
-        self != DType::U32
+    /// Bits of one element's value (scales not counted).
+    pub fn bits(self) -> usize {
+        match self {
+            DType::Q4 => 4,
+            DType::Q8 => 8,
+            DType::F16 | DType::BF16 => 16,
+            DType::F32 | DType::U32 => 32,
+        }
     }
-    /// The WGSL scalar type.
+    /// Bytes that `numel` elements take, the block scales of the quantized formats included.
+    pub fn bytes_for(self, numel: usize) -> u64 {
+        let n = numel as u64;
+        match self {
+            DType::Q8 | DType::Q4 => crate::quant::packed_bytes(self, numel),
+            _ => n * self.size() as u64,
+        }
+    }
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F16)
+    }
+    /// A storage format of Linear weights that the matmul unpacks (`BF16`, `Q8`, `Q4`).
+    pub fn is_packed(self) -> bool {
+        matches!(self, DType::BF16 | DType::Q8 | DType::Q4)
+    }
+    /// The WGSL scalar type (packed formats are read as `u32` words).
     pub fn wgsl(self) -> &'static str {
         match self {
             DType::F32 => "f32",
             DType::F16 => "f16",
-            DType::U32 => "u32",
+            _ => "u32",
         }
+    }
+    /// The name the CLI and model configs use (`f32`, `f16`, `bf16`, `q8`, `q4`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::U32 => "u32",
+            DType::BF16 => "bf16",
+            DType::Q8 => "q8",
+            DType::Q4 => "q4",
+        }
+    }
+    /// The storage type named `name` (see [`DType::name`]), floats and packed formats only.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [DType::F32, DType::F16, DType::BF16, DType::Q8, DType::Q4]
+            .into_iter()
+            .find(|d| d.name() == name)
     }
 }
 
@@ -116,7 +167,7 @@ impl TensorDesc {
         }
     }
     pub fn bytes(&self) -> u64 {
-        (self.shape.numel() * self.dtype.size()) as u64
+        self.dtype.bytes_for(self.shape.numel())
     }
     /// Bytes rounded up to whole 4-byte words, as buffer copies need.
     pub fn padded_bytes(&self) -> u64 {
@@ -193,14 +244,18 @@ impl HostTensor {
     pub fn fits(&self, desc: &TensorDesc) -> bool {
         self.shape == desc.shape
             && match self.data {
-                HostData::F32(_) => desc.dtype.is_float(),
+                HostData::F32(_) => desc.dtype.is_float() || desc.dtype.is_packed(),
                 HostData::U32(_) => desc.dtype == DType::U32,
             }
     }
 
-    /// The bytes a tensor of `dtype` holds on the GPU (f32 data is converted for f16).
+    /// The bytes a tensor of `dtype` holds on the GPU (f32 data is converted for f16 and packed
+    /// for the weight formats).
     pub fn gpu_bytes(&self, dtype: DType) -> std::borrow::Cow<'_, [u8]> {
         match (&self.data, dtype) {
+            (HostData::F32(v), d) if d.is_packed() => {
+                std::borrow::Cow::Owned(crate::quant::pack(d, v))
+            }
             (HostData::F32(v), DType::F16) => {
                 let h: Vec<half::f16> = v.iter().map(|x| half::f16::from_f32(*x)).collect();
                 let mut b: Vec<u8> = bytemuck::cast_slice(&h).to_vec();
@@ -222,15 +277,23 @@ impl HostTensor {
                 HostTensor::f32(desc.shape.clone(), h.iter().map(|x| x.to_f32()).collect())
             }
             DType::U32 => HostTensor::u32(desc.shape.clone(), bytemuck::pod_collect_to_vec(bytes)),
+            d => {
+                let v = crate::quant::unpack(d, bytes, desc.shape.numel());
+                HostTensor::f32(desc.shape.clone(), v)
+            }
         }
     }
 
-    /// The values a tensor of `dtype` would hold: f32 data rounded through f16 for f16 (the
-    /// CPU reference mirrors the GPU's storage this way).
+    /// The values a tensor of `dtype` would hold: f32 data rounded through f16 for f16, packed
+    /// and unpacked again for the weight formats (the CPU reference mirrors the GPU's storage
+    /// this way).
     pub fn rounded_to(mut self, dtype: DType) -> Self {
-        if let (HostData::F32(v), DType::F16) = (&mut self.data, dtype) {
-            v.iter_mut()
-                .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+        match (&mut self.data, dtype) {
+            (HostData::F32(v), DType::F16) => v
+                .iter_mut()
+                .for_each(|x| *x = half::f16::from_f32(*x).to_f32()),
+            (HostData::F32(v), d) if d.is_packed() => *v = crate::quant::round_trip(d, v),
+            _ => {}
         }
         self
     }

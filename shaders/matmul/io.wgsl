@@ -12,6 +12,11 @@
 // one pass.
 // RESIDUAL: a tensor of C's shape is added before the store (`h + Linear(x)`), which saves the
 // residual add its own pass.
+// W_PACKED: W is stored in a packed weight format (src/quant.rs) and read as u32 words, unpacked
+// to f32 as it is loaded (no unpacked copy exists): W_BF16 (two values a word), W_Q8 (four int8
+// a word) or W_Q4 (eight nibbles a word, offset 8); W_SCALED (q8, q4): `ws` holds one f16 scale
+// per block of 32 values, two a word, the bound rows' first at `p.off_ws`. K is a multiple of 32
+// for q8 and q4, so every 4-value load starts on a multiple of 4 and inside one block.
 // F16MATH (f16 storage, `tiled` and `wide` only): the workgroup-memory slices hold f16 and the
 // products of one K slice are summed in f16, then added to f32 accumulators; the epilogue
 // (bias, GELU, gate, residual) stays f32.
@@ -28,10 +33,20 @@ alias MT = f32;
 @group(0) @binding(0) var<uniform> p: Params;
 #if VEC4
 @group(0) @binding({{B_A}}) var<storage, read> a: array<vec4<{{T}}>>;
-@group(0) @binding({{B_W}}) var<storage, read> w: array<vec4<{{T}}>>;
 #else
 @group(0) @binding({{B_A}}) var<storage, read> a: array<{{T}}>;
+#endif
+#if W_PACKED
+@group(0) @binding({{B_W}}) var<storage, read> w: array<u32>;
+#else
+#if VEC4
+@group(0) @binding({{B_W}}) var<storage, read> w: array<vec4<{{T}}>>;
+#else
 @group(0) @binding({{B_W}}) var<storage, read> w: array<{{T}}>;
+#endif
+#endif
+#if W_SCALED
+@group(0) @binding({{B_WS}}) var<storage, read> ws: array<u32>;
 #endif
 #if BIAS
 @group(0) @binding({{B_BIAS}}) var<storage, read> bias: array<{{T}}>;
@@ -48,10 +63,62 @@ alias MT = f32;
 // last whole vector and do K's tail element by element; the tiled kernel has bounded loads).
 #if VEC4
 fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(a[i / 4u]); }
-fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(w[i / 4u]); }
 #else
 fn load_a(i: u32) -> vec4<f32> { return vec4<f32>(f32(a[i]), f32(a[i + 1u]), f32(a[i + 2u]), f32(a[i + 3u])); }
+#endif
+
+#if W_SCALED
+// The scale of W's element i: its block's, counted from the bound rows' first element.
+fn w_scale(i: u32) -> f32 {
+    let s = (i - p.off_w) / 32u + p.off_ws;
+    return unpack2x16float(ws[s / 2u])[s % 2u];
+}
+#endif
+
+#if W_PACKED
+// W's element i, unpacked.
+fn w_at(i: u32) -> f32 {
+#if W_BF16
+    return bitcast<f32>(((w[i / 2u] >> ((i % 2u) * 16u)) & 0xffffu) << 16u);
+#endif
+#if W_Q8
+    return f32(extractBits(bitcast<i32>(w[i / 4u]), (i % 4u) * 8u, 8u)) * w_scale(i);
+#endif
+#if W_Q4
+    return f32(i32(extractBits(w[i / 8u], (i % 8u) * 4u, 4u)) - 8) * w_scale(i);
+#endif
+}
+
+// Elements i..i+4 of W (i a multiple of 4 for q8 and q4: one word, one scale).
+fn load_w(i: u32) -> vec4<f32> {
+#if W_Q8
+    let q = bitcast<i32>(w[i / 4u]);
+    let v = vec4<i32>(extractBits(q, 0u, 8u), extractBits(q, 8u, 8u), extractBits(q, 16u, 8u), extractBits(q, 24u, 8u));
+    return vec4<f32>(v) * w_scale(i);
+#else
+#if W_Q4
+    let q = w[i / 8u] >> ((i % 8u) * 4u);
+    let v = vec4<u32>(q & 15u, (q >> 4u) & 15u, (q >> 8u) & 15u, (q >> 12u) & 15u);
+    return (vec4<f32>(v) - 8.0) * w_scale(i);
+#else
+    return vec4<f32>(w_at(i), w_at(i + 1u), w_at(i + 2u), w_at(i + 3u));
+#endif
+#endif
+}
+#else
+fn w_at(i: u32) -> f32 {
+#if VEC4
+    return f32(w[i / 4u][i % 4u]);
+#else
+    return f32(w[i]);
+#endif
+}
+
+#if VEC4
+fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(w[i / 4u]); }
+#else
 fn load_w(i: u32) -> vec4<f32> { return vec4<f32>(f32(w[i]), f32(w[i + 1u]), f32(w[i + 2u]), f32(w[i + 3u])); }
+#endif
 #endif
 
 // The workgroup-memory kernels' bounded loads: four consecutive k of one row starting at element
@@ -70,15 +137,21 @@ fn load4_a(i: u32, k0: u32) -> vec4<MT> {
 }
 
 fn load4_w(i: u32, k0: u32) -> vec4<MT> {
+#if W_SCALED
+    // K is a multiple of 32: the four are all inside the row or all past it.
+    if (k0 >= p.k) { return vec4<MT>(0.0); }
+    return vec4<MT>(load_w(i));
+#else
 #if VEC4
     if (k0 >= p.k) { return vec4<MT>(0.0); }
-    return vec4<MT>(w[i / 4u]);
+    return vec4<MT>(load_w(i));
 #else
     var v = vec4<MT>(0.0);
     for (var q = 0u; q < 4u; q += 1u) {
-        if (k0 + q < p.k) { v[q] = MT(w[i + q]); }
+        if (k0 + q < p.k) { v[q] = MT(w_at(i + q)); }
     }
     return v;
+#endif
 #endif
 }
 

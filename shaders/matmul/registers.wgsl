@@ -36,7 +36,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #if VEC4
 #else
     for (var kk = k4; kk < p.k; kk += 1u) {
-        let y = vec4<f32>(f32(w[w0 + kk]), f32(w[w1 + kk]), f32(w[w2 + kk]), f32(w[w3 + kk]));
+        let y = vec4<f32>(w_at(w0 + kk), w_at(w1 + kk), w_at(w2 + kk), w_at(w3 + kk));
 #unroll r 4
         c{{r}} += f32(a[a{{r}} + kk]) * y;
 #endunroll

@@ -50,8 +50,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 #if VEC4
 #else
     for (var kk = k4; kk < p.k; kk += 1u) {
-        let y0 = vec4<f32>(f32(w[w0 + kk]), f32(w[w1 + kk]), f32(w[w2 + kk]), f32(w[w3 + kk]));
-        let y1 = vec4<f32>(f32(w[w4 + kk]), f32(w[w5 + kk]), f32(w[w6 + kk]), f32(w[w7 + kk]));
+        let y0 = vec4<f32>(w_at(w0 + kk), w_at(w1 + kk), w_at(w2 + kk), w_at(w3 + kk));
+        let y1 = vec4<f32>(w_at(w4 + kk), w_at(w5 + kk), w_at(w6 + kk), w_at(w7 + kk));
 #unroll r 4
         let x{{r}} = f32(a[a{{r}} + kk]);
         c{{r}}_0 += x{{r}} * y0;

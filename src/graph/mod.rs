@@ -62,6 +62,8 @@ pub struct Graph {
     pub(crate) carries: Vec<(TensorId, TensorId)>,
     /// The float type of params and constants (and of the inputs a model declares with it).
     float: Option<DType>,
+    /// How the component's Linear weights are stored when not as `float` (bf16, q8, q4).
+    linear_storage: Option<DType>,
 }
 
 impl Graph {
@@ -80,6 +82,17 @@ impl Graph {
     /// The float type of params and constants: f32 unless the graph was made with another.
     pub fn float(&self) -> DType {
         self.float.unwrap_or(DType::F32)
+    }
+
+    /// Stores the Linear weights declared from now on as `storage` (a packed format, or `None`
+    /// for the float type); see [`crate::nn::Linear::new`].
+    pub fn set_linear_storage(&mut self, storage: Option<DType>) {
+        self.linear_storage = storage;
+    }
+
+    /// How Linear weights are stored when not as the float type.
+    pub fn linear_storage(&self) -> Option<DType> {
+        self.linear_storage
     }
 
     /// A description of the graph's float type.
@@ -117,6 +130,20 @@ impl Graph {
     pub fn param(&mut self, name: &str, shape: impl Into<Shape>) -> Result<TensorId> {
         let desc = self.float_desc(shape);
         self.add_tensor(name.to_string(), desc, Source::Param)
+    }
+
+    /// A weight stored as `dtype` (the float type, or a packed format a matmul unpacks).
+    pub fn param_as(
+        &mut self,
+        name: &str,
+        shape: impl Into<Shape>,
+        dtype: DType,
+    ) -> Result<TensorId> {
+        self.add_tensor(
+            name.to_string(),
+            TensorDesc::new(shape, dtype),
+            Source::Param,
+        )
     }
 
     /// A tensor whose value is known now (float data takes the graph's float type); uploaded
@@ -307,12 +334,8 @@ pub(crate) fn validate_feed(
             value.shape
         )));
     }
-    if desc.dtype.is_float() {
-        let limit = if desc.dtype == DType::F16 {
-            65504.0
-        } else {
-            f32::MAX
-        };
+    if desc.dtype.is_float() || desc.dtype.is_packed() {
+        let limit = crate::quant::max_magnitude(desc.dtype);
         if let Some(i) = value
             .as_f32()
             .iter()
@@ -320,7 +343,10 @@ pub(crate) fn validate_feed(
         {
             let v = value.as_f32()[i];
             return Err(Error::Input(if v.is_finite() {
-                format!("`{name}` holds {v} at element {i}, beyond the range of f16")
+                format!(
+                    "`{name}` holds {v} at element {i}, beyond the range of {}",
+                    desc.dtype.name()
+                )
             } else {
                 format!("`{name}` holds a non-finite value ({v}) at element {i}")
             }));

@@ -94,13 +94,39 @@ impl EncodeCx {
     }
 
     /// Binds elements `[start, start + len)` of `t` as the next binding of the dispatch being
-    /// built; returns the element offset of `start` inside the binding.
+    /// built; returns the element offset of `start` inside the binding. For a packed weight
+    /// format these are its quantized values ([`EncodeCx::bind_scales`] binds their scales).
     pub fn bind(&mut self, t: &TensorArg, start: usize, len: usize) -> Result<u32> {
-        let elem = t.desc.dtype.size() as u64;
-        let begin = start as u64 * elem;
+        let bits = t.desc.dtype.bits() as u64;
+        self.bind_bits(t, start as u64 * bits, len as u64 * bits, bits, len)
+    }
+
+    /// Binds the f16 scales of elements `[start, start + len)` of a q8/q4 weight (one per
+    /// block of 32, after the values: `crate::quant`); returns the offset of the first in
+    /// f16 units.
+    pub fn bind_scales(&mut self, t: &TensorArg, start: usize, len: usize) -> Result<u32> {
+        let base = crate::quant::values_bytes(t.desc.dtype, t.desc.shape.numel()) * 8;
+        let (first, count) = (
+            start / crate::quant::BLOCK,
+            len.div_ceil(crate::quant::BLOCK),
+        );
+        self.bind_bits(t, base + first as u64 * 16, count as u64 * 16, 16, count)
+    }
+
+    /// Binds bits `[begin, begin + len_bits)` of `t`; returns the start's offset inside the
+    /// binding in units of `unit` bits.
+    fn bind_bits(
+        &mut self,
+        t: &TensorArg,
+        begin: u64,
+        len_bits: u64,
+        unit: u64,
+        len: usize,
+    ) -> Result<u32> {
+        let (begin, end) = (begin / 8, (begin + len_bits).div_ceil(8));
         let aligned = begin / self.align * self.align;
         // Bindings of vec4 arrays must be a multiple of 16 bytes; buffers are padded to 256.
-        let size = ((begin + len as u64 * elem) - aligned).div_ceil(16) * 16;
+        let size = (end - aligned).div_ceil(16) * 16;
         if size > self.limit {
             return Err(Error::Limit {
                 op: self.op,
@@ -116,7 +142,7 @@ impl EncodeCx {
             offset: aligned,
             size,
         });
-        Ok(((begin - aligned) / elem) as u32)
+        Ok(((begin - aligned) * 8 / unit) as u32)
     }
 
     /// Binds the whole tensor; fails with a clear message if it exceeds the binding limit.

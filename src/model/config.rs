@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use crate::error::{config_error, Error, Result};
+use crate::formats::quantized::{self, Quantization};
 
 fn default_compress() -> [usize; 3] {
     [1, 8, 8]
@@ -47,6 +48,9 @@ pub struct PtditConfig {
     pub norm_type: Option<String>,
     #[serde(default)]
     pub norm_elementwise_affine: Option<bool>,
+    /// Packed Linear weights (`formats::quantized`); absent: the float type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
 }
 
 impl PtditConfig {
@@ -76,7 +80,13 @@ impl PtditConfig {
             activation_fn: Some("gelu-approximate".into()),
             norm_type: Some("ada_norm_single".into()),
             norm_elementwise_affine: Some(false),
+            quantization: None,
         }
+    }
+
+    /// How the Linear weights are stored when not as the float type.
+    pub fn linear_storage(&self) -> Result<Option<crate::tensor::DType>> {
+        quantized::linear_storage(&self.quantization)
     }
 
     pub fn dim(&self) -> usize {

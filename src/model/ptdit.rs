@@ -85,6 +85,7 @@ pub fn build_as(cfg: &PtditConfig, s: &Shapes, float: DType) -> Result<Graph> {
 /// output `(B, C_out, F, H, W)`.
 pub fn build_into(g: &mut Graph, cfg: &PtditConfig, s: &Shapes) -> Result<TensorId> {
     cfg.validate()?;
+    g.set_linear_storage(cfg.linear_storage()?);
     let mut b = Builder::new(cfg, s, std::mem::take(g))?;
     let out = b.forward();
     *g = b.g;
@@ -95,7 +96,9 @@ pub fn build_into(g: &mut Graph, cfg: &PtditConfig, s: &Shapes) -> Result<Tensor
 /// `(B, 6, D)`, `text` `(B, L, D)` (already projected) and `text_bias`; output `hidden_out`.
 pub fn build_block(cfg: &PtditConfig, s: &Shapes, float: DType) -> Result<Graph> {
     cfg.validate()?;
-    let mut b = Builder::new(cfg, s, Graph::with_float(float))?;
+    let mut g = Graph::with_float(float);
+    g.set_linear_storage(cfg.linear_storage()?);
+    let mut b = Builder::new(cfg, s, g)?;
     let (bsz, d) = (s.batch, cfg.dim());
     let h =
         b.g.input("hidden", TensorDesc::new([bsz * b.p, b.win, d], float))?;

@@ -68,6 +68,9 @@ pub struct T5Config {
     pub dense_act_fn: Option<String>,
     #[serde(default = "default_eps")]
     pub layer_norm_epsilon: f32,
+    /// Packed Linear weights (`formats::quantized`); absent: f32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<crate::formats::quantized::Quantization>,
 }
 
 impl T5Config {
@@ -192,6 +195,9 @@ pub fn build_as(
 ) -> Result<Graph> {
     cfg.validate()?;
     let mut g = Graph::with_float(float);
+    g.set_linear_storage(crate::formats::quantized::linear_storage(
+        &cfg.quantization,
+    )?);
     let (d, hk) = (cfg.d_model, cfg.num_heads * cfg.d_kv);
     let mut x = g.input(io::EMBEDDINGS, g.float_desc([batch, len, d]))?;
     let mask = g.input(io::MASK_BIAS, g.float_desc([batch, 1, len]))?;

@@ -154,12 +154,28 @@ impl Problems {
     }
 }
 
+/// How a file tensor's bytes become a device param's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Decoded to f32, then stored as the param's type: converted to f16 or bf16, or quantized
+    /// block by block (a float checkpoint loaded into a q8/q4 component).
+    Convert,
+    /// Already in the param's packed format (written by `ptdit quantize`): its values, as is.
+    Values,
+    /// The f16 scales of a q8/q4 param (`{key}_scale`), as is, after its values.
+    Scales,
+}
+
 /// Where one tensor's bytes go.
 enum Target {
     Device {
         key: String,
         dtype: DType,
+        /// Elements of the param done (bytes for [`Form::Values`] and [`Form::Scales`]).
         written: u64,
+        form: Form,
+        /// Elements of the param (where a q8/q4 param's scales start).
+        numel: usize,
     },
     Host {
         key: String,
@@ -208,6 +224,10 @@ pub struct Upload {
     wanted: Wanted,
     out: DeviceWeights,
     seen: HashSet<String>,
+    /// q8/q4 params whose values came packed: their `{key}_scale` must come too.
+    packed_values: HashSet<String>,
+    /// q8/q4 params whose `{key}_scale` came.
+    scales: HashSet<String>,
     files: HashMap<String, InFile>,
     ended: HashSet<String>,
     unsynced: u64,
@@ -220,6 +240,8 @@ impl Upload {
             wanted,
             out: DeviceWeights::default(),
             seen: HashSet::new(),
+            packed_values: HashSet::new(),
+            scales: HashSet::new(),
             files: HashMap::new(),
             ended: HashSet::new(),
             unsynced: 0,
@@ -291,30 +313,84 @@ impl Upload {
             src,
             Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::I64 | Dtype::I32
         );
+        let scaled = |d: &TensorDesc| matches!(d.dtype, DType::Q8 | DType::Q4);
+        // `{key}_scale` of a q8/q4 param: its scales, stored after its values.
+        let scales_of = key
+            .strip_suffix(crate::formats::quantized::SCALE_SUFFIX)
+            .and_then(|k| self.wanted.device.get_key_value(k))
+            .filter(|(_, d)| scaled(d))
+            .map(|(k, d)| (k.clone(), d.clone()));
+        if let Some((base, desc)) = scales_of {
+            let expect = crate::formats::quantized::scale_shape(desc.shape.dims());
+            let found = crate::tensor::Shape(shape.to_vec());
+            if !self.scales.insert(base.clone()) {
+                return Err(Problem::Wrong(format!("{key}: appears twice")));
+            }
+            if src != Dtype::F16 || found != expect {
+                return Err(Problem::Wrong(format!(
+                    "{key}: the scales of {} weight `{base}` {} must be F16 {expect}, found \
+                     {src:?} {found}",
+                    desc.dtype.name(),
+                    desc.shape
+                )));
+            }
+            self.param_buffer(&base, &desc)?;
+            return Ok(slot(Target::Device {
+                key: base,
+                dtype: desc.dtype,
+                written: 0,
+                form: Form::Scales,
+                numel: desc.shape.numel(),
+            }));
+        }
         if let Some(desc) = self.wanted.device.get(&key).cloned() {
             if !self.seen.insert(key.clone()) {
                 return Err(Problem::Wrong(format!("{key}: appears twice")));
             }
-            if desc.shape.dims() != shape {
-                let found = crate::tensor::Shape(shape.to_vec());
+            let found = crate::tensor::Shape(shape.to_vec());
+            // A tensor already in the param's packed format, and the shape it has on disk.
+            let packed = match (desc.dtype, src) {
+                (DType::BF16, Dtype::BF16) => Some(desc.shape.clone()),
+                (DType::Q8, Dtype::I8) | (DType::Q4, Dtype::U8) => Some(
+                    crate::formats::quantized::values_shape(desc.dtype, desc.shape.dims()),
+                ),
+                _ => None,
+            };
+            let form = match (&packed, src) {
+                (Some(_), _) => Form::Values,
+                (None, Dtype::I8 | Dtype::U8) => {
+                    return Err(Problem::Wrong(format!(
+                        "{key}: quantized ({src:?}) in the file, but this component stores it as \
+                         {} (only the Linear weights of a component whose config.json has a \
+                         `quantization` block are quantized, and only those whose rows hold \
+                         whole blocks of {})",
+                        desc.dtype.name(),
+                        crate::quant::BLOCK
+                    )))
+                }
+                (None, _) if float_like => Form::Convert,
+                (None, _) => {
+                    return Err(Problem::Wrong(format!(
+                        "{key}: dtype {src:?}; expected f32, f16, bf16 or an integer type"
+                    )))
+                }
+            };
+            let expect = packed.unwrap_or_else(|| desc.shape.clone());
+            if expect != found {
                 return Err(Problem::Wrong(format!(
-                    "{key}: expected {}, found {found}",
-                    desc.shape
+                    "{key}: expected {expect}, found {found}"
                 )));
             }
-            if !float_like {
-                return Err(Problem::Wrong(format!(
-                    "{key}: dtype {src:?}; expected f32, f16, bf16 or an integer type"
-                )));
+            if form == Form::Values && scaled(&desc) {
+                self.packed_values.insert(key.clone());
             }
-            self.out
-                .params
-                .create(&self.ctx, &key, desc.clone())
-                .map_err(|e| Problem::Wrong(e.to_string()))?;
+            self.param_buffer(&key, &desc)?;
             return Ok(slot(Target::Device {
                 key,
                 dtype: desc.dtype,
                 written: 0,
+                form,
+                numel: desc.shape.numel(),
             }));
         }
         if self.wanted.host.contains(&key) {
@@ -339,15 +415,40 @@ impl Upload {
         Err(Problem::Unexpected(key))
     }
 
+    /// The device buffer of param `key` (made on its first tensor: a q8/q4 param's values and
+    /// scales come as two).
+    fn param_buffer(&mut self, key: &str, desc: &TensorDesc) -> std::result::Result<(), Problem> {
+        if self.out.params.get(key).is_none() {
+            self.out
+                .params
+                .create(&self.ctx, key, desc.clone())
+                .map_err(|e| Problem::Wrong(e.to_string()))?;
+        }
+        Ok(())
+    }
+
     /// Converts and writes a slot's next bytes; `last` flushes everything (the tensor ends).
     fn write(&mut self, slot: &mut Slot, bytes: &[u8], last: bool) -> Result<()> {
         if matches!(slot.target, Target::Skip) {
             return Ok(());
         }
-        let size = slot.src.bitsize() / 8;
-        // Convert in groups of 4 elements, so f16 output stays in the 4-byte words that buffer
-        // writes need, except for the tensor's tail, which is padded.
-        let whole = |n: usize| if last { n } else { n / (4 * size) * (4 * size) };
+        let size = (slot.src.bitsize() / 8).max(1);
+        // Convert in groups whose output fills whole 4-byte words, as buffer writes need, except
+        // for the tensor's tail, which is padded: 4 elements (f16, bf16), two q8/q4 blocks (their
+        // two f16 scales make a word), or 4 bytes of data written as is.
+        let group = match &slot.target {
+            Target::Device {
+                form: Form::Convert,
+                dtype: DType::Q8 | DType::Q4,
+                ..
+            } => 2 * crate::quant::BLOCK * size,
+            Target::Device {
+                form: Form::Values | Form::Scales,
+                ..
+            } => 4,
+            _ => 4 * size,
+        };
+        let whole = |n: usize| if last { n } else { n / group * group };
         let direct = slot.pending.is_empty() && (last || bytes.len() >= FLUSH_BYTES);
         let chunk: std::borrow::Cow<[u8]> = if direct {
             let n = whole(bytes.len());
@@ -366,6 +467,25 @@ impl Upload {
             return Err(Error::load(LoadError::Truncated(
                 "a tensor ends inside an element".into(),
             )));
+        }
+        if let Target::Device {
+            key,
+            dtype,
+            written,
+            form: form @ (Form::Values | Form::Scales),
+            numel,
+        } = &mut slot.target
+        {
+            // Packed data, as `ptdit quantize` wrote it: to its place in the param's buffer.
+            let base = match form {
+                Form::Scales => crate::quant::values_bytes(*dtype, *numel),
+                _ => 0,
+            };
+            let at = base + *written;
+            *written += chunk.len() as u64;
+            let key = key.clone();
+            self.write_param(&key, at, chunk.into_owned())?;
+            return self.maybe_sync();
         }
         let values = safetensors::decode(slot.src, &chunk).ok_or_else(|| {
             Error::load(LoadError::Dtype {
@@ -388,21 +508,32 @@ impl Upload {
                 key,
                 dtype,
                 written,
+                numel,
+                ..
             } => {
                 check_values(key, &values, first, *dtype)?;
-                let mut out = HostTensor::f32([values.len()], values)
-                    .gpu_bytes(*dtype)
-                    .into_owned();
-                out.resize(out.len().div_ceil(4) * 4, 0);
-                if !out.is_empty() {
-                    let param =
-                        self.out.params.get(key).ok_or_else(|| {
-                            Error::Model(format!("internal: no buffer for `{key}`"))
-                        })?;
-                    self.ctx.queue.write_buffer(&param.buffer, *written, &out);
+                let key = key.clone();
+                let at = *written as usize;
+                *written += values.len() as u64;
+                match *dtype {
+                    DType::Q8 | DType::Q4 => {
+                        // Quantized on the way: the values and the scales of these blocks,
+                        // each to its region.
+                        let (mut q, mut scales) = (Vec::new(), Vec::new());
+                        crate::quant::quantize_into(*dtype, &values, &mut q, &mut scales);
+                        let q_at = (at * dtype.bits() / 8) as u64;
+                        let s_at = crate::quant::values_bytes(*dtype, *numel)
+                            + 2 * (at / crate::quant::BLOCK) as u64;
+                        self.write_param(&key, q_at, q)?;
+                        self.write_param(&key, s_at, scales)?;
+                    }
+                    d => {
+                        let out = HostTensor::f32([values.len()], values)
+                            .gpu_bytes(d)
+                            .into_owned();
+                        self.write_param(&key, (at * d.size()) as u64, out)?;
+                    }
                 }
-                *written += out.len() as u64;
-                self.unsynced += out.len() as u64;
             }
         }
         if last {
@@ -412,6 +543,26 @@ impl Upload {
                 self.out.host.insert(key, HostTensor::f32(shape, values));
             }
         }
+        self.maybe_sync()
+    }
+
+    /// Queues `bytes` (padded to whole words) for param `key` at byte `at`.
+    fn write_param(&mut self, key: &str, at: u64, mut bytes: Vec<u8>) -> Result<()> {
+        bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let param = self
+            .out
+            .params
+            .get(key)
+            .ok_or_else(|| Error::Model(format!("internal: no buffer for `{key}`")))?;
+        self.ctx.queue.write_buffer(&param.buffer, at, &bytes);
+        self.unsynced += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn maybe_sync(&mut self) -> Result<()> {
         if self.unsynced >= SYNC_BYTES {
             self.sync()?;
         }
@@ -444,14 +595,22 @@ impl Upload {
             let never = LoadError::Truncated("the file never ended".into());
             return Err(Error::load_in(f, never));
         }
+        let suffix = crate::formats::quantized::SCALE_SUFFIX;
+        let mut missing: Vec<String> = (self.wanted.device.keys())
+            .filter(|k| !self.seen.contains(*k))
+            .cloned()
+            .collect();
+        missing
+            .extend((self.packed_values.difference(&self.scales)).map(|k| format!("{k}{suffix}")));
+        let wrong = (self.scales.difference(&self.packed_values))
+            .filter(|k| self.seen.contains(*k))
+            .map(|k| {
+                format!("{k}{suffix}: scales for `{k}`, whose values are not quantized in the file")
+            })
+            .collect();
         Problems {
-            missing: self
-                .wanted
-                .device
-                .keys()
-                .filter(|k| !self.seen.contains(*k))
-                .cloned()
-                .collect(),
+            missing,
+            wrong,
             ..Problems::default()
         }
         .check()?;
@@ -462,11 +621,7 @@ impl Upload {
 
 /// NaN, infinities, and values f16 cannot hold are refused with the key and element.
 fn check_values(key: &str, values: &[f32], first: usize, dtype: DType) -> Result<()> {
-    let limit = if dtype == DType::F16 {
-        65504.0
-    } else {
-        f32::MAX
-    };
+    let limit = crate::quant::max_magnitude(dtype);
     match values.iter().position(|x| x.is_nan() || x.abs() > limit) {
         None => Ok(()),
         Some(i) => Err(Error::load(LoadError::Value {

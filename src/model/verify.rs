@@ -445,11 +445,24 @@ pub struct Fixture(pub Box<dyn Golden>);
 
 impl Fixture {
     pub fn from_file(file: TensorFile) -> Result<Self> {
+        Self::stored(file, None)
+    }
+
+    /// The fixture with its model's Linear weights stored as `linear` (bf16, q8, q4: packed
+    /// from the fixture's weights as they are written), as a quantized model directory stores
+    /// them; `None` keeps the float type. The VAE has no such Linears (its 1×1×1 convolutions
+    /// keep their float type) and is unchanged.
+    pub fn stored(file: TensorFile, linear: Option<DType>) -> Result<Self> {
+        let quantization = linear.map(crate::formats::quantized::Quantization::new);
         let has = |p: &str| file.tensors.keys().any(|k| k.starts_with(p));
         let golden: Box<dyn Golden> = if has("transformer_blocks.") {
-            Box::new(PtditFixture::from_file(file)?)
+            let mut f = PtditFixture::from_file(file)?;
+            f.config.quantization = quantization;
+            Box::new(f)
         } else if has("encoder.block.") {
-            Box::new(T5Fixture::from_file(file)?)
+            let mut f = T5Fixture::from_file(file)?;
+            f.config.quantization = quantization;
+            Box::new(f)
         } else if has("decoder.conv_in.") {
             Box::new(VaeFixture::from_file(file)?)
         } else {

@@ -17,7 +17,8 @@ pub struct Linear {
     pub weight: TensorId,
     /// `(out)`.
     pub bias: Option<TensorId>,
-    /// How the weight is stored (today the graph's float type).
+    /// How the weight is stored: the graph's float type, or the packed format the graph gives
+    /// its Linears ([`Graph::set_linear_storage`]) where the rows allow it.
     pub storage: DType,
     pub in_features: usize,
     pub out_features: usize,
@@ -41,7 +42,10 @@ pub enum Epilogue {
 }
 
 impl Linear {
-    /// `{prefix}.weight` `(out, in)` and, with `bias`, `{prefix}.bias` `(out)`.
+    /// `{prefix}.weight` `(out, in)` and, with `bias`, `{prefix}.bias` `(out)`. The weight is
+    /// stored as the graph's Linear storage when set and its rows hold whole blocks of the
+    /// format (`quant::fits_rows`: q8 and q4 need `in` a multiple of 32); otherwise, and for
+    /// biases, as the float type.
     pub fn new(
         g: &mut Graph,
         prefix: &str,
@@ -49,7 +53,14 @@ impl Linear {
         out_features: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight = param(g, &format!("{prefix}.weight"), &[out_features, in_features])?;
+        let key = format!("{prefix}.weight");
+        let shape = [out_features, in_features];
+        let weight = match (g.find(&key), g.linear_storage()) {
+            (None, Some(s)) if crate::quant::fits_rows(s, in_features) => {
+                g.param_as(&key, shape, s)?
+            }
+            _ => param(g, &key, &shape)?,
+        };
         let bias = match bias {
             true => Some(param(g, &format!("{prefix}.bias"), &[out_features])?),
             false => None,

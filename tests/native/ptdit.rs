@@ -67,6 +67,7 @@ fn config(heads: usize, head_dim: usize, window: [usize; 3], proxy: [usize; 3]) 
         activation_fn: Some("gelu-approximate".into()),
         norm_type: Some("ada_norm_single".into()),
         norm_elementwise_affine: Some(false),
+        quantization: None,
     }
 }
 

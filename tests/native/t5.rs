@@ -66,6 +66,7 @@ fn heads_times_dkv_differs_from_d_model_with_padding() {
         feed_forward_proj: Some("gated-gelu".into()),
         dense_act_fn: Some("gelu_new".into()),
         layer_norm_epsilon: 1e-6,
+        quantization: None,
     };
     let (batch, len) = (2, 37);
     let graph = t5::build(&cfg, batch, len, false).unwrap();

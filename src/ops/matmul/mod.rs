@@ -36,7 +36,8 @@ crate::param_block! {
         off_res: u32,
         /// C's first column in this dispatch (the gate's column is `col0` + the local one).
         col0: u32,
-        pad0: u32,
+        /// q8/q4 weights: where the bound weight rows' first scale is, in f16 units.
+        off_ws: u32,
         pad1: u32,
         pad2: u32,
         /// GATE only.
@@ -102,13 +103,30 @@ impl Op for Matmul {
     }
 
     fn infer(&self, inputs: &[&TensorDesc]) -> Result<TensorDesc> {
-        let dtype = expect_inputs(
-            "matmul",
-            inputs,
-            2 + self.bias as usize + 2 * self.gate.is_some() as usize + self.residual as usize,
-        )?;
+        let n_inputs =
+            2 + self.bias as usize + 2 * self.gate.is_some() as usize + self.residual as usize;
+        // A packed weight (bf16, q8, q4) is unpacked by the kernel; every other input is of the
+        // output's float type.
+        let storage = inputs.get(1).map(|w| w.dtype).filter(|d| d.is_packed());
+        let mut floats = inputs.to_vec();
+        if storage.is_some() {
+            floats.remove(1);
+        }
+        let dtype = expect_inputs("matmul", &floats, n_inputs - storage.is_some() as usize)?;
         let (a, w) = (&inputs[0].shape, &inputs[1].shape);
         let bad = |why: &str| Error::shape("matmul", format!("a {a} and weight {w}: {why}"));
+        if let Some(s) = storage {
+            if w.rank() != 2 {
+                return Err(bad(&format!("a {} weight must be (N, K)", s.name())));
+            }
+            if !crate::quant::fits_rows(s, w.last()) {
+                return Err(bad(&format!(
+                    "a {} weight needs K a multiple of {} (one scale per block of K)",
+                    s.name(),
+                    crate::quant::BLOCK
+                )));
+            }
+        }
         if a.rank() < 2 {
             return Err(bad("a must have at least 2 dimensions"));
         }
@@ -200,9 +218,12 @@ impl Op for Matmul {
         let (shader, tile) = chosen.shader();
         let f16_math = cx.tuning.f16_math && cx.float == DType::F16 && chosen.has_f16_math();
         let fused = self.gelu && cx.tuning.fuse_gelu;
+        let storage = w.desc.dtype;
+        let scaled = matches!(storage, DType::Q8 | DType::Q4);
         let kernel = Kernel::new(shader)
             .read("a")
             .read("w")
+            .read_if(scaled, "ws")
             .read_if(self.bias, "bias")
             .read_if(self.gate.is_some(), "mods")
             .read_if(self.gate.is_some(), "table")
@@ -212,7 +233,12 @@ impl Op for Matmul {
             .flag("RESIDUAL", self.residual)
             .flag("GELU", fused)
             .flag("VEC4", vec4)
-            .flag("F16MATH", f16_math);
+            .flag("F16MATH", f16_math)
+            .flag("W_PACKED", storage.is_packed())
+            .flag("W_SCALED", scaled)
+            .flag("W_BF16", storage == DType::BF16)
+            .flag("W_Q8", storage == DType::Q8)
+            .flag("W_Q4", storage == DType::Q4);
         self.encode_product(cx, inputs, out, kernel, tile)?;
         if self.gelu && !fused {
             gelu_in_place(cx, out)?;
@@ -239,6 +265,21 @@ impl Op for Matmul {
 impl Matmul {
     fn residual_arg<'a>(&self, inputs: &'a [TensorArg]) -> Option<&'a TensorArg> {
         self.residual.then(|| &inputs[inputs.len() - 1])
+    }
+
+    /// Binds the scales of a q8/q4 weight's elements `[start, start + len)` (the slot after
+    /// the weight's); 0 and nothing bound for other weights.
+    fn bind_scales(
+        &self,
+        cx: &mut EncodeCx,
+        w: &TensorArg,
+        start: usize,
+        len: usize,
+    ) -> Result<u32> {
+        match w.desc.dtype {
+            DType::Q8 | DType::Q4 => cx.bind_scales(w, start, len),
+            _ => Ok(0),
+        }
     }
 
     /// Where `mods` is among the inputs (`table` follows it).
@@ -280,6 +321,7 @@ impl Matmul {
         {
             let off_a = cx.bind_all(a)?;
             let off_w = cx.bind_all(w)?;
+            let off_ws = self.bind_scales(cx, w, 0, w.desc.shape.numel())?;
             let off_bias = match self.bias {
                 true => cx.bind_all(&inputs[2])?,
                 false => 0,
@@ -302,6 +344,7 @@ impl Matmul {
                 w_batch: if d.w_batched { (d.n * d.k) as u32 } else { 0 },
                 c_batch: (d.m * d.n) as u32,
                 off_res,
+                off_ws,
                 ada,
                 ..Default::default()
             };
@@ -326,6 +369,7 @@ impl Matmul {
                 for (n0, n1) in chunks(d.n, n_rows) {
                     let off_a = cx.bind(a, (b * d.m + m0) * d.k, (m1 - m0) * d.k)?;
                     let off_w = cx.bind(w, (wbase + n0) * d.k, (n1 - n0) * d.k)?;
+                    let off_ws = self.bind_scales(cx, w, (wbase + n0) * d.k, (n1 - n0) * d.k)?;
                     let off_bias = match self.bias {
                         true => cx.bind(&inputs[2], n0, n1 - n0)?,
                         false => 0,
@@ -347,6 +391,7 @@ impl Matmul {
                         off_c: cx.bind(out, rows.0, rows.1)? + n0 as u32,
                         off_res,
                         col0: n0 as u32,
+                        off_ws,
                         ada,
                         ..Default::default()
                     };
@@ -499,13 +544,29 @@ pub(crate) mod cases {
         f: DType,
         epi: Epilogue,
         lead: &[usize],
+        mkn: [usize; 3],
+        bias: bool,
+    ) -> Result<Case> {
+        stored_linear(f, None, epi, lead, mkn, bias)
+    }
+
+    /// [`linear`] with the weight stored as `storage` (bf16, q8, q4) instead of the float type:
+    /// the CPU reference reads the values the packed weight holds (`HostTensor::rounded_to`).
+    pub(crate) fn stored_linear(
+        f: DType,
+        storage: Option<DType>,
+        epi: Epilogue,
+        lead: &[usize],
         [m, k, n]: [usize; 3],
         bias: bool,
     ) -> Result<Case> {
         let mut g = Graph::with_float(f);
         let (xs, rs) = (dims(lead, &[m, k]), dims(lead, &[m, n]));
         let a = g.input("a", g.float_desc(xs.clone()))?;
-        let w = g.param("w", [n, k])?;
+        let w = match storage {
+            Some(s) => g.param_as("w", [n, k], s)?,
+            None => g.param("w", [n, k])?,
+        };
         let b = if bias { Some(g.param("b", [n])?) } else { None };
         let w_std = if epi == Epilogue::Gelu { 1.0 } else { 0.5 };
         let mut v = vec![("a", rand(&xs, 1, 1.0)), ("w", rand(&[n, k], 2, w_std))];
