@@ -48,7 +48,10 @@ pub fn max_magnitude(dtype: DType) -> f32 {
     }
 }
 
-/// The block's scale and its quantized values (`Q8`: signed, `Q4`: offset by 8).
+/// The block's scale and its quantized values (`Q8`: signed, `Q4`: offset by 8). A search over
+/// smaller scales (clipping the extreme, finer steps for the rest, least squared error) was
+/// measured with `ptdit verify --quant` on the fixtures and bought nothing for q8 and mixed
+/// results for q4 (PT-DiT better, T5 worse), so the scale is the plain one.
 fn quantize_block(dtype: DType, x: &[f32], q: &mut [i32]) -> half::f16 {
     let (d, offset, lo, hi) = match dtype {
         DType::Q8 => {
@@ -180,7 +183,10 @@ mod tests {
         x[5] = -3.0;
         let bytes = pack(DType::Q4, &x);
         // 16 bytes of nibbles and one f16 scale, padded to a whole word.
-        assert_eq!(bytes.len() as u64, packed_bytes(DType::Q4, 32).div_ceil(4) * 4);
+        assert_eq!(
+            bytes.len() as u64,
+            packed_bytes(DType::Q4, 32).div_ceil(4) * 4
+        );
         // Element 5 is the high nibble of byte 2: q = 0 (the value -8 · d, d = 3/8).
         assert_eq!(bytes[2] >> 4, 0);
         let y = unpack(DType::Q4, &bytes, 32);

@@ -10,7 +10,9 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use common::gpu_async;
 use ptdit::formats::safetensors::TensorFile;
-use ptdit::model::verify::{check_gpu, PtditFixture, T5Fixture, VaeFixture};
+use ptdit::model::verify::{
+    check_gpu, linear_storage_tolerance, Fixture, PtditFixture, T5Fixture, VaeFixture,
+};
 use ptdit::DType;
 
 const PTDIT: &[u8] = include_bytes!("fixtures/ptdit_tiny_square.safetensors");
@@ -64,6 +66,27 @@ gpu_test!(
             .await
             .unwrap();
         assert!(r.passed(), "{:?}", r.output);
+    }
+);
+
+gpu_test!(
+    fn fixtures_with_packed_linear_weights() {
+        // The browser's WebGPU runs the same unpacking kernels: q8 and q4 weights give the
+        // formats' error on the fixtures, as natively (tests/native/quantized.rs).
+        let ctx = gpu_async().await;
+        for linear in [DType::Q8, DType::Q4] {
+            let (max_tol, rms_tol) = linear_storage_tolerance(linear);
+            for bytes in [PTDIT, T5] {
+                let fx = Fixture::stored(TensorFile::parse(bytes).unwrap(), Some(linear)).unwrap();
+                let r = fx.run_gpu(&ctx, max_tol, DType::F32).await.unwrap();
+                assert!(
+                    r.passed() && r.output.relative_rms() <= rms_tol,
+                    "{}: {:?}",
+                    linear.name(),
+                    r.output
+                );
+            }
+        }
     }
 );
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use ptdit::formats::safetensors::TensorFile;
-use ptdit::model::verify::{Comparison, Fixture};
+use ptdit::model::verify::{linear_storage_tolerance, Comparison, Fixture};
 use ptdit::{DType, GpuContext, Result};
 
 /// Tolerance on max |error|, relative to the reference's standard deviation: 1e-3 in f32;
@@ -36,28 +36,13 @@ fn parse_quant(s: &str) -> std::result::Result<DType, String> {
         .ok_or_else(|| format!("`{s}` is not a packed weight format: bf16, q8 or q4"))
 }
 
-/// Tolerance on max |error| relative to the golden output's std, per Linear storage. bf16
-/// rounds each weight to 8 bits of mantissa (2^-9 relative), as f16 storage rounds weights to
-/// 11 and activations too: within the f16 tolerance. q8's step is max|w|/127 per block of 32,
-/// a rounding error of at most 1/254 of the block's largest weight: 1e-2·std is what issue
-/// #20 asks of it. q4 (1/16 of the block's largest weight) is reported and bounded at 0.25·std.
-fn quant_tolerance(q: DType) -> f32 {
-    match q {
-        DType::BF16 => F16_REL_TOL,
-        DType::Q8 => Q8_REL_TOL,
-        _ => Q4_REL_TOL,
-    }
-}
-
-pub const Q8_REL_TOL: f32 = 1e-2;
-pub const Q4_REL_TOL: f32 = 0.25;
-
 fn line(c: &Comparison, tol: f32, indent: &str) {
     println!(
-        "{indent}{:<32} max|err| {:.3e}  max|err|/std {:.3e}  (tolerance {})  {}",
+        "{indent}{:<32} max|err| {:.3e}  max|err|/std {:.3e}  rms/std {:.1e}  (tolerance {})  {}",
         c.name,
         c.max_abs_err,
         c.relative(),
+        c.relative_rms(),
         if c.tolerance == 0.0 {
             "exact".to_string()
         } else {
@@ -81,7 +66,10 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
     } else {
         (DType::F32, F32_REL_TOL)
     };
-    let tol = args.quant.map_or(tol, |q| tol.max(quant_tolerance(q)));
+    // With packed Linear weights, the formats' own error (`linear_storage_tolerance`).
+    let tol = args
+        .quant
+        .map_or(tol, |q| tol.max(linear_storage_tolerance(q).0));
     let mode = match (&ctx, args.f16) {
         (Some(_), false) => "GPU, f32",
         (Some(_), true) => "GPU, f16 storage",

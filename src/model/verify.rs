@@ -15,11 +15,35 @@ use crate::graph::{cpu, Executable, Graph};
 
 use crate::tensor::{DType, HostTensor};
 
+/// How far the official fixtures' outputs may be from the golden ones, relative to the golden
+/// output's standard deviation, with the models' Linear weights stored as `linear`: (max |error|,
+/// rms error). Measured on the tiny fixtures (GPU and CPU reference agree on the quantized
+/// weights to f32 precision, so this is the formats' own error, not the kernels'):
+///
+/// - bf16 rounds a weight to 8 mantissa bits (2^-9 relative); max 1.4e-2 and rms 4.3e-3 on T5,
+///   under the f16-storage tolerance (3e-2) as issue #20 asks.
+/// - q8's step is max|w|/127 per block of 32: a weight's rms error is ~0.5 % of the weights'
+///   std, and the 14 Linears of the 2-layer T5 add that up to ~2 % of its output (measured
+///   rms 1.4e-2, max 6.5e-2; PT-DiT 6.3e-3 and 2.5e-2). Bounds: max 0.1, rms 0.025. The
+///   issue's goal of max 1e-2 is out of reach for any 8-bit format with a block scale on these
+///   random-weight fixtures; the closing note says so.
+/// - q4 (a step of max|w|/8): ~8 % a weight, measured rms 0.18 and max 0.69 on T5, PT-DiT 0.11
+///   and 0.46. Reported and bounded: max 1.0, rms 0.3.
+pub fn linear_storage_tolerance(linear: DType) -> (f32, f32) {
+    match linear {
+        DType::BF16 => (3e-2, 1e-2),
+        DType::Q8 => (0.1, 0.025),
+        _ => (1.0, 0.3),
+    }
+}
+
 /// One compared tensor.
 #[derive(Clone, Debug)]
 pub struct Comparison {
     pub name: String,
     pub max_abs_err: f32,
+    /// Root mean square of the error.
+    pub rms_err: f32,
     pub std_ref: f32,
     pub tolerance: f32,
 }
@@ -41,9 +65,15 @@ impl Comparison {
         } else {
             f32::INFINITY
         };
+        let sq = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>();
         Comparison {
             name: name.to_string(),
             max_abs_err,
+            rms_err: (sq / n).sqrt() as f32,
             std_ref: std,
             tolerance: rel_tol * std,
         }
@@ -53,6 +83,10 @@ impl Comparison {
     }
     pub fn relative(&self) -> f32 {
         self.max_abs_err / self.std_ref.max(f32::MIN_POSITIVE)
+    }
+    /// The rms error over the reference's standard deviation.
+    pub fn relative_rms(&self) -> f32 {
+        self.rms_err / self.std_ref.max(f32::MIN_POSITIVE)
     }
 }
 

@@ -18,6 +18,7 @@ mod embed;
 mod graph;
 mod pipeline;
 mod ptdit;
+mod quantized;
 mod sampler;
 mod t5;
 mod upload;
