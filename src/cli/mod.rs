@@ -4,6 +4,7 @@ mod bench;
 mod convert;
 mod generate;
 mod info;
+mod quantize;
 mod tokenize;
 mod verify;
 
@@ -28,6 +29,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Generate an image (or video frames) from a prompt.
     Generate(generate::GenerateArgs),
+    /// Write a model directory with packed (bf16, q8, q4) Linear weights, per component.
+    Quantize(quantize::QuantizeArgs),
     /// Print the token ids the pipeline would give each prompt (one a line on stdin).
     Tokenize(tokenize::TokenizeArgs),
     /// Check the engine against golden fixtures of the official PyTorch code.
@@ -43,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Tokenize(args) => tokenize::run(&args),
+        Command::Quantize(args) => quantize::run(&args),
     };
     match result {
         Ok(code) => code,

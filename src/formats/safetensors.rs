@@ -351,3 +351,39 @@ pub fn write(tensors: &BTreeMap<String, RawTensor>) -> Result<Vec<u8>> {
     safetensors::serialize(views, None)
         .map_err(|e| Error::Model(format!("checkpoint: writing safetensors: {e}")))
 }
+
+/// One tensor of a file being written piece by piece: its header entry, the data to follow.
+#[derive(Clone, Debug)]
+pub struct OutEntry {
+    pub key: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+}
+
+/// The header of a safetensors file whose tensors' data will follow in `entries`' order
+/// (length prefix, JSON with `metadata`, padded with spaces to 8 bytes), so a writer can
+/// stream the data after it without holding it.
+pub fn header_bytes(entries: &[OutEntry], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut json = serde_json::Map::new();
+    if !metadata.is_empty() {
+        json.insert("__metadata__".into(), serde_json::json!(metadata));
+    }
+    let mut at = 0u64;
+    for e in entries {
+        let bytes = e.shape.iter().product::<usize>() as u64 * e.dtype.bitsize() as u64 / 8;
+        json.insert(
+            e.key.clone(),
+            serde_json::json!({
+                "dtype": format!("{:?}", e.dtype),
+                "shape": e.shape,
+                "data_offsets": [at, at + bytes],
+            }),
+        );
+        at += bytes;
+    }
+    let mut text = serde_json::Value::Object(json).to_string().into_bytes();
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out
+}

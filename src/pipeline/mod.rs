@@ -6,6 +6,8 @@ pub mod denoiser;
 pub mod generate;
 pub mod model_dir;
 pub mod png;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod quantize;
 
 pub(crate) mod sampler;
 pub mod text;

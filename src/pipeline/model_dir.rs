@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::error::{Error, LoadError, Result};
-use crate::formats::safetensors::TensorFile;
 use crate::gpu::GpuContext;
 use crate::model::t5::{self, T5Config};
 use crate::model::upload::{self, DeviceWeights, Upload, Wanted};
@@ -33,12 +32,18 @@ pub const TEXT_ENCODER: &str = "text_encoder";
 pub const TOKENIZER: &str = "tokenizer";
 pub const VAE: &str = "vae";
 pub const SCHEDULER: &str = "scheduler";
+/// Every component folder, in the order they are read.
+pub const COMPONENTS: [&str; 5] = [TRANSFORMER, TEXT_ENCODER, TOKENIZER, VAE, SCHEDULER];
 
 /// A component's weights, by official key.
 #[derive(Clone, Debug)]
 pub enum Weights {
     /// Read whole into host memory (f32): uploaded when a pipeline is made.
     Host(HashMap<String, HostTensor>),
+    /// Safetensors files in host memory, by path: streamed to the device through the same
+    /// [`Upload`] as files from a disk or a network when a pipeline is made (packed weights
+    /// stay packed).
+    Files(Files),
     /// On the device already, streamed there as the files arrived ([`Streamed`]).
     Device(DeviceWeights),
 }
@@ -48,7 +53,7 @@ impl Weights {
     pub fn device(&self) -> Result<&DeviceWeights> {
         match self {
             Weights::Device(w) => Ok(w),
-            Weights::Host(_) => Err(Error::Graph(
+            Weights::Host(_) | Weights::Files(_) => Err(Error::Graph(
                 "these weights were never uploaded to the device".into(),
             )),
         }
@@ -59,6 +64,14 @@ impl Weights {
     pub fn to_device(self, ctx: &GpuContext, wanted: Wanted) -> Result<Weights> {
         match self {
             Weights::Host(map) => Ok(Weights::Device(upload::upload_host(ctx, wanted, &map)?)),
+            Weights::Files(files) => {
+                let mut up = Upload::new(ctx, wanted);
+                for (path, bytes) in &files {
+                    up.push(path, bytes)?;
+                    up.end(path)?;
+                }
+                Ok(Weights::Device(up.finish()?))
+            }
             Weights::Device(w) => {
                 w.check(&wanted)?;
                 Ok(Weights::Device(w))
@@ -99,7 +112,7 @@ pub fn read_dir(root: &Path) -> Result<Files> {
 /// The files of a model directory that the pipeline uses: (relative path, path).
 fn list_dir(root: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
     let mut files = Vec::new();
-    for comp in [TRANSFORMER, TEXT_ENCODER, TOKENIZER, VAE, SCHEDULER] {
+    for comp in COMPONENTS {
         let d = root.join(comp);
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
@@ -124,18 +137,14 @@ fn list_dir(root: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
     Ok(files)
 }
 
-fn weights(files: &Files, comp: &str) -> Result<HashMap<String, HostTensor>> {
-    let mut all = HashMap::new();
-    for (path, bytes) in files.range(format!("{comp}/")..) {
-        if !path.starts_with(&format!("{comp}/")) {
-            break;
-        }
-        if path.ends_with(".safetensors") {
-            let f = TensorFile::parse(bytes).map_err(|e| e.in_file(path))?;
-            all.extend(f.tensors);
-        }
-    }
-    Ok(all)
+/// The safetensors files of component `comp`.
+fn weight_files(files: &Files, comp: &str) -> Files {
+    let dir = format!("{comp}/");
+    (files.range(dir.clone()..))
+        .take_while(|(path, _)| path.starts_with(&dir))
+        .filter(|(path, _)| path.ends_with(".safetensors"))
+        .map(|(path, bytes)| (path.clone(), bytes.clone()))
+        .collect()
 }
 
 fn text<'a>(files: &'a Files, path: &str) -> Result<&'a str> {
@@ -192,12 +201,13 @@ pub fn check(files: &Files) -> Result<()> {
     }))
 }
 
-/// Loads every component from the files of a model directory, weights into host memory.
+/// Loads every component from the files of a model directory; the weight files are kept as
+/// they are and streamed to the device when a pipeline is made.
 pub fn from_files(files: &Files) -> Result<Components> {
     let mut c = parts(files)?;
-    c.transformer_weights = Weights::Host(weights(files, TRANSFORMER)?);
-    c.text_encoder_weights = Weights::Host(weights(files, TEXT_ENCODER)?);
-    c.vae_weights = Weights::Host(weights(files, VAE)?);
+    c.transformer_weights = Weights::Files(weight_files(files, TRANSFORMER));
+    c.text_encoder_weights = Weights::Files(weight_files(files, TEXT_ENCODER));
+    c.vae_weights = Weights::Files(weight_files(files, VAE));
     Ok(c)
 }
 

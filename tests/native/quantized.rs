@@ -3,10 +3,17 @@
 //! agrees with the CPU reference on the same packed weights as closely as in f32, so what error
 //! there is comes from the format, not the kernels.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use crate::common::gpu;
 use ptdit::formats::safetensors::TensorFile;
 use ptdit::graph::cpu;
 use ptdit::model::verify::{check_gpu, linear_storage_tolerance, run_gpu, Comparison, Fixture};
+use ptdit::pipeline::default_model;
+use ptdit::pipeline::generate::{Request, TextToImage};
+use ptdit::pipeline::model_dir::{self, Components, Files};
+use ptdit::pipeline::quantize::{quantize_dir, Plan};
 use ptdit::DType;
 
 const FIXTURES: [&str; 2] = ["ptdit_tiny_square", "t5_tiny"];
@@ -61,6 +68,187 @@ fn gpu_matches_cpu_reference_on_packed_weights() {
                 let c = Comparison::new(key, got[key].as_f32(), w.as_f32(), 1e-4);
                 assert!(c.passed(), "{name} {} `{key}`: {c:?}", linear.name());
             }
+        }
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ptdit-quant-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn write_dir(root: &Path, files: &Files) {
+    for (path, bytes) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
+fn image(c: Components) -> Vec<u8> {
+    let pipe = TextToImage::new(&gpu(), c).unwrap();
+    let req = Request {
+        prompt: "red apple".into(),
+        width: 32,
+        height: 32,
+        steps: 4,
+        seed: 3,
+        ..Request::default()
+    };
+    let frames = pollster::block_on(pipe.generate(&req, |_, _, _| true, false)).unwrap();
+    frames[0].rgb.clone()
+}
+
+/// The plan the built-in model is quantized with here: q8 transformer, q4 text encoder.
+const PLAN: Plan = Plan {
+    transformer: Some(DType::Q8),
+    text_encoder: Some(DType::Q4),
+};
+
+/// The built-in model quantized by `ptdit quantize` (its Linears all have K a multiple of 32).
+fn quantized_emoji(name: &str) -> (PathBuf, PathBuf) {
+    let (src, out) = (tmp(&format!("{name}-src")), tmp(&format!("{name}-out")));
+    write_dir(&src, &default_model::files());
+    let written = quantize_dir(&src, &out, PLAN).unwrap();
+    let packed: Vec<(&str, usize)> = written
+        .iter()
+        .map(|w| (w.component.as_str(), w.packed_tensors))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(packed, [("transformer", 150), ("text_encoder", 14)]);
+    (src, out)
+}
+
+/// A directory written by `ptdit quantize` loads without a flag, streamed or whole, and gives
+/// bit for bit the image of the float directory packed as it loads (the same packing, done by
+/// the upload instead of the tool), which differs from the float image.
+#[test]
+fn a_quantized_directory_gives_the_image_of_packing_on_load() {
+    let (src, out) = quantized_emoji("load");
+    let streamed = image(model_dir::open(&gpu(), &out, DType::F32).unwrap());
+    let whole = image(model_dir::load(&out).unwrap());
+    assert_eq!(streamed, whole, "streamed and whole-file loads differ");
+
+    let float = image(model_dir::load(&src).unwrap());
+    let mut on_load = default_model::files();
+    for (comp, s) in [("transformer", "q8"), ("text_encoder", "q4")] {
+        let key = format!("{comp}/config.json");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&on_load[&key]).unwrap();
+        cfg["quantization"] = serde_json::json!({"format_version": 1, "linear": s});
+        on_load.insert(key, cfg.to_string().into_bytes());
+    }
+    let packed_on_load = image(model_dir::from_files(&on_load).unwrap());
+    assert_eq!(
+        streamed, packed_on_load,
+        "ptdit quantize and packing on load differ"
+    );
+    assert_ne!(streamed, float, "quantization changed nothing");
+    let mean = streamed
+        .iter()
+        .zip(&float)
+        .map(|(a, b)| (*a as f32 - *b as f32).abs())
+        .sum::<f32>()
+        / float.len() as f32;
+    println!("mean |q8/q4 − float| = {mean:.2} of 255");
+}
+
+/// The files of a quantized directory, with `edit` applied to a transformer tensor list
+/// (key → (dtype, shape, bytes)) and its config, then loaded: the error.
+fn load_error(
+    out: &Path,
+    edit: impl FnOnce(
+        &mut BTreeMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+        &mut serde_json::Value,
+    ),
+) -> String {
+    let mut files = model_dir::read_dir(out).unwrap();
+    let st =
+        safetensors::SafeTensors::deserialize(&files["transformer/model.safetensors"]).unwrap();
+    let mut tensors: BTreeMap<_, _> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (k, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
+        .collect();
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&files["transformer/config.json"]).unwrap();
+    edit(&mut tensors, &mut cfg);
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(k, (d, s, b))| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    files.insert(
+        "transformer/model.safetensors".into(),
+        safetensors::serialize(views, None).unwrap(),
+    );
+    files.insert(
+        "transformer/config.json".into(),
+        cfg.to_string().into_bytes(),
+    );
+    let result = model_dir::from_files(&files).and_then(|c| TextToImage::new(&gpu(), c));
+    match result {
+        Ok(_) => panic!("the edited directory loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_quantized_weights_are_refused_naming_the_tensor() {
+    let (_, out) = quantized_emoji("bad");
+    let key = "transformer_blocks.0.attn1.to_q.weight";
+    let scale = format!("{key}_scale");
+    let cases: Vec<(&str, String, Vec<String>)> = vec![
+        (
+            "wrong scale shape",
+            load_error(&out, |t, _| {
+                let s = t.get_mut(&scale).unwrap();
+                s.1 = vec![s.1[0] * s.1[1]];
+            }),
+            vec![scale.clone(), "must be F16".into()],
+        ),
+        (
+            "missing scales",
+            load_error(&out, |t, _| {
+                t.remove(&scale);
+            }),
+            vec!["missing".into(), scale.clone()],
+        ),
+        (
+            "unknown format version",
+            load_error(&out, |_, c| c["quantization"]["format_version"] = 7.into()),
+            vec!["format_version 7".into()],
+        ),
+        (
+            "another block size",
+            load_error(&out, |_, c| c["quantization"]["block_size"] = 64.into()),
+            vec!["block_size 64".into()],
+        ),
+        (
+            "quantized tensors in a float component",
+            load_error(&out, |_, c| {
+                c.as_object_mut().unwrap().remove("quantization");
+            }),
+            vec![key.into(), "quantized (I8) in the file".into()],
+        ),
+        (
+            "q4 values where q8 is declared",
+            load_error(&out, |t, _| {
+                let v = t.get_mut(key).unwrap();
+                v.0 = safetensors::Dtype::U8;
+                v.1[1] /= 2;
+                v.2.truncate(v.2.len() / 2);
+            }),
+            vec![key.into(), "quantized (U8) in the file".into()],
+        ),
+    ];
+    for (what, err, needles) in cases {
+        for n in needles {
+            assert!(err.contains(&n), "{what}: `{err}` does not name `{n}`");
         }
     }
 }
