@@ -81,6 +81,24 @@ impl T5Config {
         Ok(c)
     }
 
+    /// The released text encoder: t5-v1_1-xxl's encoder (its Hugging Face config).
+    pub fn released_xxl() -> Self {
+        T5Config {
+            vocab_size: 32128,
+            d_model: 4096,
+            d_kv: 64,
+            d_ff: 10240,
+            num_layers: 24,
+            num_heads: 64,
+            relative_attention_num_buckets: 32,
+            relative_attention_max_distance: 128,
+            feed_forward_proj: Some("gated-gelu".into()),
+            dense_act_fn: Some("gelu_new".into()),
+            layer_norm_epsilon: 1e-6,
+            quantization: None,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(config_error(format!("T5 config: {why}")));
         if [

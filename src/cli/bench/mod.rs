@@ -1,5 +1,6 @@
 //! `ptdit bench`: figures with their baselines, measured in the same run.
 
+mod memory;
 mod ops;
 
 use std::process::ExitCode;
@@ -9,7 +10,6 @@ use clap::{Args, ValueEnum};
 use ptdit::autotune::{autotune, Cache};
 use ptdit::gpu::readback;
 use ptdit::graph::cpu;
-use ptdit::graph::planner;
 use ptdit::graph::ExecOptions;
 use ptdit::kernel::Op;
 use ptdit::kernel::{MatmulKernel, Tuning};
@@ -51,7 +51,8 @@ pub enum Which {
     Forward,
     /// The proxy-token payoff: a PT-DiT block vs a global-attention block, time and FLOP ratios.
     Payoff,
-    /// Peak GPU memory of the released XL's denoising step at 1024² and 2048² (no GPU needed).
+    /// Peak GPU memory of the released pipeline, phase by phase, for each storage choice, at
+    /// 1024² and 2048², and the download size (no GPU needed).
     Memory,
     /// The share of a forward pass spent in each op (the `forward` model), timed per dispatch.
     Profile,
@@ -100,7 +101,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let mut out = Out::default();
     let mut adapter = serde_json::Value::Null;
     if args.which == Which::Memory {
-        memory(&mut out)?;
+        memory::run(&mut out)?;
     } else {
         let ctx = GpuContext::new_blocking()?;
         let r = &ctx.report;
@@ -540,46 +541,6 @@ fn payoff(ctx: &GpuContext, grids: &[usize], out: &mut Out) -> Result<()> {
             "ratio",
             None,
         );
-    }
-    Ok(())
-}
-
-/// Peak GPU memory of one denoising step of the released PT-DiT/XL, from shapes alone.
-fn memory(out: &mut Out) -> Result<()> {
-    let cfg = PtditConfig::released_xl();
-    out.say(
-        "released PT-DiT/XL denoising step (CFG batch 2, text 200), memory planned from shapes:"
-            .to_string(),
-    );
-    out.say(format!(
-        "  {:>10} {:>6} {:>12} {:>14} {:>12} {:>12}",
-        "image", "type", "weights", "activations", "peak", "unshared"
-    ));
-    for px in [1024, 2048] {
-        for float in [DType::F16, DType::F32] {
-            let grid = cfg.grid(1, px / 8, px / 8)?;
-            let g = ptdit::pipeline::denoiser::build(&cfg, 1, grid, 200, float)?;
-            let p = planner::plan(&g);
-            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-            out.say(format!(
-                "  {:>10} {:>6} {:>10.2} GiB {:>10.3} GiB {:>8.2} GiB {:>8.2} GiB",
-                format!("{px}x{px}"),
-                float.wgsl(),
-                gib(p.fixed_bytes),
-                gib(p.output_bytes + p.intermediate_bytes),
-                gib(p.peak_bytes()),
-                gib(p.fixed_bytes + p.output_bytes + p.unshared_bytes)
-            ));
-            out.figure(
-                &format!("released XL step {px}x{px} {} peak", float.wgsl()),
-                gib(p.peak_bytes()),
-                "GiB",
-                Some((
-                    "without lifetime sharing",
-                    gib(p.fixed_bytes + p.output_bytes + p.unshared_bytes),
-                )),
-            );
-        }
     }
     Ok(())
 }
