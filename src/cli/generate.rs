@@ -6,15 +6,21 @@ use std::process::ExitCode;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ptdit::autotune::{autotune, Cache};
-use ptdit::pipeline::generate::{Request, TextToImage};
+use ptdit::pipeline::embeddings::PromptEmbeddings;
+use ptdit::pipeline::generate::{encode_prompts, Request, TextToImage};
+use ptdit::pipeline::model_dir::Part;
 use ptdit::pipeline::{default_model, model_dir, png};
 use ptdit::{Error, GpuContext, Result};
 
 #[derive(Args)]
 pub struct GenerateArgs {
     /// What to draw.
-    #[arg(long)]
-    prompt: String,
+    #[arg(long, required_unless_present = "embeddings")]
+    prompt: Option<String>,
+    /// Prompt embeddings written by `ptdit encode`, instead of --prompt and
+    /// --negative-prompt: the text encoder is never loaded.
+    #[arg(long, conflicts_with_all = ["prompt", "negative_prompt"])]
+    embeddings: Option<PathBuf>,
     /// What to steer away from (the released pipeline uses the empty prompt).
     #[arg(long, default_value = "")]
     negative_prompt: String,
@@ -47,6 +53,14 @@ pub struct GenerateArgs {
     upscale: Option<usize>,
 }
 
+fn read_embeddings(path: &std::path::Path) -> Result<PromptEmbeddings> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    PromptEmbeddings::from_bytes(&bytes).map_err(|e| e.in_file(path.display()))
+}
+
 fn parse_size(s: &str) -> Result<(usize, usize)> {
     let bad = || Error::Input(format!("--size `{s}` must be WIDTHxHEIGHT, e.g. 1024x1024"));
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
@@ -70,12 +84,31 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         false => ptdit::DType::F32,
     };
     // A model directory streams its weights to the device; nothing is whole in host memory.
+    // Its text encoder runs first and is released before the transformer and the VAE are
+    // loaded, so the two never share the device (`ptdit bench memory`, "phased").
+    let embeddings = match (&args.embeddings, &args.model) {
+        (Some(path), _) => Some(read_embeddings(path)?),
+        (None, Some(dir)) => {
+            let c = model_dir::open_part(&ctx, dir, float, Part::Text)?;
+            let prompt = args.prompt.as_deref().unwrap_or_default();
+            let e = encode_prompts(&ctx, &c, prompt, &args.negative_prompt);
+            Some(pollster::block_on(e)?)
+        }
+        (None, None) => None,
+    };
     let components = match &args.model {
-        Some(dir) => model_dir::open(&ctx, dir, float)?,
-        None => model_dir::from_files(&default_model::files())?,
+        Some(dir) => model_dir::open_part(&ctx, dir, float, Part::Image)?,
+        None => {
+            let mut c = model_dir::from_files(&default_model::files())?;
+            if embeddings.is_some() {
+                c.drop_text_encoder();
+            }
+            c
+        }
     };
     let pipe = TextToImage::with_float(&ctx, components, float)?;
-    let defaults = pipe.request(&args.prompt);
+    let mut defaults = pipe.request(args.prompt.as_deref().unwrap_or_default());
+    defaults.embeddings = embeddings;
     let (width, height) = match &args.size {
         Some(s) => parse_size(s)?,
         None => (defaults.width, defaults.height),

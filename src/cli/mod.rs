@@ -2,6 +2,7 @@
 
 mod bench;
 mod convert;
+mod encode;
 mod generate;
 mod info;
 mod quantize;
@@ -27,6 +28,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Convert an official PyTorch checkpoint to safetensors (without executing its pickle).
     Convert(convert::ConvertArgs),
+    /// Encode a prompt and a negative prompt with the text encoder alone, for
+    /// `generate --embeddings`.
+    Encode(encode::EncodeArgs),
     /// Generate an image (or video frames) from a prompt.
     Generate(generate::GenerateArgs),
     /// Write a model directory with packed (bf16, q8, q4) Linear weights, per component.
@@ -45,6 +49,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Encode(args) => encode::run(&args),
         Command::Tokenize(args) => tokenize::run(&args),
         Command::Quantize(args) => quantize::run(&args),
     };

@@ -22,6 +22,9 @@ pub struct QuantizeArgs {
     /// The transformer's Linear weights: bf16, q8, q4 or keep (overrides the preset).
     #[arg(long, value_parser = parse_storage)]
     transformer: Option<Choice>,
+    /// Write every other f32 tensor (norms, embeddings, the VAE) as bf16 (the presets do).
+    #[arg(long)]
+    rest_bf16: bool,
 }
 
 /// A component's choice on the command line: a packed format, or `keep`.
@@ -50,9 +53,10 @@ pub fn run(args: &QuantizeArgs) -> Result<ExitCode> {
     if let Some(Choice(c)) = args.transformer {
         plan.transformer = c;
     }
+    plan.rest_bf16 |= args.rest_bf16;
     if plan == Plan::default() {
         return Err(Error::Input(
-            "nothing to do: give --preset, --text-encoder or --transformer".into(),
+            "nothing to do: give --preset, --text-encoder, --transformer or --rest-bf16".into(),
         ));
     }
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;

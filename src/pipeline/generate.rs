@@ -3,6 +3,7 @@
 
 use super::decode::Decoder;
 use super::denoiser::{self, Denoiser};
+use super::embeddings::PromptEmbeddings;
 use super::model_dir::{Components, Weights};
 use super::sampler::{RectifiedFlow, Step};
 use crate::error::{Error, Result};
@@ -25,6 +26,9 @@ pub struct Request {
     pub seed: u64,
     /// The initial noise `(1, C, T, H, W)` of the latents; `None` draws it from `seed`.
     pub noise: Option<HostTensor>,
+    /// The text encoder's outputs to use instead of encoding `prompt` and `negative_prompt`
+    /// (which are then ignored); the only way in for a model without a text encoder.
+    pub embeddings: Option<PromptEmbeddings>,
 }
 
 impl Default for Request {
@@ -39,6 +43,7 @@ impl Default for Request {
             cfg: 4.0,
             seed: 0,
             noise: None,
+            embeddings: None,
         }
     }
 }
@@ -292,29 +297,14 @@ impl TextToImage {
         };
         let schedule = sampler.schedule(req.height, req.width, req.frames)?;
 
-        // Text: cond and uncond in one batch; the encoder is dropped before denoising so its
-        // memory is free for the transformer.
-        let cond = c.tokenizer.encode(&req.prompt, self.text_len)?;
-        let uncond = c.tokenizer.encode(&req.negative_prompt, self.text_len)?;
-        let (emb, ids_len) = {
-            let enc = T5Encoder::with_weights(
-                &self.ctx,
-                &c.text_encoder,
-                2,
-                self.text_len,
-                c.text_encoder_weights.device()?,
-                DType::F32,
-            )
-            .await?;
-            let ids: Vec<u32> = cond.ids.iter().chain(&uncond.ids).copied().collect();
-            let mask: Vec<f32> = cond.mask.iter().chain(&uncond.mask).copied().collect();
-            (enc.encode(&ids, &mask).await?, self.text_len)
+        let emb = match &req.embeddings {
+            Some(e) => e.clone(),
+            None => self.encode(&req.prompt, &req.negative_prompt).await?,
         };
-        let d = c.text_encoder.d_model;
-        let half = ids_len * d;
-        let e_cond = HostTensor::f32([1, ids_len, d], emb.as_f32()[..half].to_vec());
-        let e_uncond = HostTensor::f32([1, ids_len, d], emb.as_f32()[half..].to_vec());
-        let text = denoiser::text_feeds(&e_cond, &cond.mask, &e_uncond, &uncond.mask)?;
+        // Any length works (padding is masked out); the tokenizer's is what `encode` gives.
+        let text_len = emb.cond.shape.dims().get(1).copied().unwrap_or(0);
+        emb.check(text_len, c.transformer.caption_channels)?;
+        let text = denoiser::text_feeds(&emb.cond, &emb.cond_mask, &emb.uncond, &emb.uncond_mask)?;
 
         let grid = c.transformer.grid(lt, lh, lw)?;
         let den = Denoiser::with_weights(
@@ -322,7 +312,7 @@ impl TextToImage {
             &c.transformer,
             1,
             grid,
-            self.text_len,
+            text_len,
             c.transformer_weights.device()?,
             self.float,
         )
@@ -343,10 +333,49 @@ impl TextToImage {
         Ok(Prepared { den, schedule })
     }
 
+    /// The text encoder's outputs for `prompt` and `negative`: cond and uncond in one batch;
+    /// the encoder's graph is dropped before denoising so its memory is free for the
+    /// transformer. An error names what is missing for a model without a text encoder.
+    pub async fn encode(&self, prompt: &str, negative: &str) -> Result<PromptEmbeddings> {
+        encode_prompts(&self.ctx, &self.components, prompt, negative).await
+    }
+
     /// Latents to 8-bit RGB frames: the VAE, or nothing in pixel space.
     pub async fn decode(&self, latents: HostTensor) -> Result<Vec<Frame>> {
         decode_frames(&self.ctx, &self.components, self.float, latents).await
     }
+}
+
+/// `c`'s text encoder (its weights on the device) on `prompt` and `negative`: the embeddings
+/// and masks the transformer reads. An error names what is missing for a model without one.
+pub async fn encode_prompts(
+    ctx: &GpuContext,
+    c: &Components,
+    prompt: &str,
+    negative: &str,
+) -> Result<PromptEmbeddings> {
+    let (Some(t5c), Some(tok)) = (&c.text_encoder, &c.tokenizer) else {
+        return Err(Error::Input(
+            "this model has no text encoder (text_encoder/ and tokenizer/): give prompt \
+             embeddings (`ptdit encode` with the full model writes them)"
+                .into(),
+        ));
+    };
+    let len = c.text_len;
+    let cond = tok.encode(prompt, len)?;
+    let uncond = tok.encode(negative, len)?;
+    let weights = c.text_encoder_weights.device()?;
+    let enc = T5Encoder::with_weights(ctx, t5c, 2, len, weights, DType::F32).await?;
+    let ids: Vec<u32> = cond.ids.iter().chain(&uncond.ids).copied().collect();
+    let mask: Vec<f32> = cond.mask.iter().chain(&uncond.mask).copied().collect();
+    let emb = enc.encode(&ids, &mask).await?;
+    let half = len * t5c.d_model;
+    Ok(PromptEmbeddings {
+        cond: HostTensor::f32([1, len, t5c.d_model], emb.as_f32()[..half].to_vec()),
+        cond_mask: cond.mask,
+        uncond: HostTensor::f32([1, len, t5c.d_model], emb.as_f32()[half..].to_vec()),
+        uncond_mask: uncond.mask,
+    })
 }
 
 /// Latents `(1, C, T, H, W)` of `c`'s transformer to 8-bit RGB frames: through the VAE stored

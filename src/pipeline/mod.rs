@@ -3,6 +3,7 @@
 pub(crate) mod decode;
 pub mod default_model;
 pub mod denoiser;
+pub mod embeddings;
 pub mod generate;
 pub mod model_dir;
 pub mod png;

@@ -84,9 +84,11 @@ impl Weights {
 pub struct Components {
     pub transformer: PtditConfig,
     pub transformer_weights: Weights,
-    pub text_encoder: T5Config,
+    /// `None` for a directory without `text_encoder/`: it generates from embeddings only.
+    pub text_encoder: Option<T5Config>,
     pub text_encoder_weights: Weights,
-    pub tokenizer: Tokenizer,
+    /// Present with the text encoder.
+    pub tokenizer: Option<Tokenizer>,
     /// Tokens per prompt, EOS and padding included.
     pub text_len: usize,
     /// `None` for a pixel-space model.
@@ -174,7 +176,8 @@ pub fn check(files: &Files) -> Result<()> {
         .is_some_and(|c| c.in_channels == 3);
     let has = |comp: &str| files.keys().any(|k| k.starts_with(&format!("{comp}/")));
     for comp in [TRANSFORMER, TEXT_ENCODER, VAE] {
-        if comp == VAE && pixel_space && !has(VAE) {
+        // Without a text encoder the model generates from prompt embeddings only.
+        if (comp == VAE && pixel_space || comp == TEXT_ENCODER) && !has(comp) {
             continue;
         }
         if !files.contains_key(&format!("{comp}/config.json")) {
@@ -187,7 +190,8 @@ pub fn check(files: &Files) -> Result<()> {
             missing.push(format!("{comp}/*.safetensors"));
         }
     }
-    if !files.contains_key("tokenizer/tokenizer.json")
+    if has(TEXT_ENCODER)
+        && !files.contains_key("tokenizer/tokenizer.json")
         && !files.contains_key("tokenizer/spiece.model")
     {
         missing.push(format!("{TOKENIZER}/tokenizer.json (or spiece.model)"));
@@ -214,14 +218,22 @@ pub fn from_files(files: &Files) -> Result<Components> {
 /// Everything but the weights (left empty): configs, tokenizer, scheduler.
 fn parts(files: &Files) -> Result<Components> {
     check(files)?;
-    let tokenizer = match files.get("tokenizer/tokenizer.json") {
-        Some(b) => Tokenizer::from_bytes(b)?,
-        None => Tokenizer::from_spiece(
+    let text_encoder = match files.contains_key("text_encoder/config.json") {
+        true => Some(T5Config::from_json(text(
+            files,
+            "text_encoder/config.json",
+        )?)?),
+        false => None,
+    };
+    let tokenizer = match (files.get("tokenizer/tokenizer.json"), &text_encoder) {
+        (_, None) => None,
+        (Some(b), _) => Some(Tokenizer::from_bytes(b)?),
+        (None, _) => Some(Tokenizer::from_spiece(
             files
                 .get("tokenizer/spiece.model")
                 .map(|v| v.as_slice())
                 .unwrap_or_default(),
-        )?,
+        )?),
     };
     let transformer = PtditConfig::from_json(text(files, "transformer/config.json")?)?;
     let vae = match files.contains_key("vae/config.json") {
@@ -267,7 +279,7 @@ fn parts(files: &Files) -> Result<Components> {
     Ok(Components {
         transformer,
         transformer_weights: Weights::Host(HashMap::new()),
-        text_encoder: T5Config::from_json(text(files, "text_encoder/config.json")?)?,
+        text_encoder,
         text_encoder_weights: Weights::Host(HashMap::new()),
         tokenizer,
         text_len,
@@ -288,7 +300,10 @@ pub fn load(root: impl AsRef<Path>) -> Result<Components> {
 pub fn wanted(c: &Components, float: DType) -> Result<[Option<Wanted>; 3]> {
     Ok([
         Some(crate::model::ptdit::wanted(&c.transformer, float)?),
-        Some(t5::wanted(&c.text_encoder, DType::F32)?),
+        match &c.text_encoder {
+            Some(t) => Some(t5::wanted(t, DType::F32)?),
+            None => None,
+        },
         match &c.vae {
             Some(v) => Some(vae::wanted(v, float)?),
             None => None,
@@ -388,26 +403,93 @@ impl Streamed {
     }
 }
 
+impl Components {
+    /// Puts the text encoder's weights on the device (when they are not yet), for
+    /// [`encode_prompts`](super::generate::encode_prompts) without a whole pipeline.
+    pub fn upload_text_encoder(&mut self, ctx: &GpuContext) -> Result<()> {
+        if let Some(t) = &self.text_encoder {
+            let w = std::mem::replace(
+                &mut self.text_encoder_weights,
+                Weights::Host(HashMap::new()),
+            );
+            self.text_encoder_weights = w.to_device(ctx, t5::wanted(t, DType::F32)?)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the text encoder and its weights: the model then generates from embeddings only.
+    pub fn drop_text_encoder(&mut self) {
+        self.text_encoder = None;
+        self.tokenizer = None;
+        self.text_encoder_weights = Weights::Host(HashMap::new());
+    }
+}
+
+/// Which components of a model directory go to the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Every component.
+    All,
+    /// The text encoder and tokenizer alone: prompts to embeddings (`ptdit encode`).
+    Text,
+    /// Everything but the text encoder: embeddings to images (the text encoder's memory is
+    /// never taken).
+    Image,
+}
+
 /// Opens a model directory on disk, streaming its weights to the device in pieces (host
 /// memory stays a few MiB however large the files).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn open(ctx: &GpuContext, root: impl AsRef<Path>, float: DType) -> Result<Components> {
+    open_part(ctx, root, float, Part::All)
+}
+
+/// [`open`] for some of the components: the others' configs are read, their weights are not
+/// (and for [`Part::Image`] the text encoder is absent, as in a directory without one).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn open_part(
+    ctx: &GpuContext,
+    root: impl AsRef<Path>,
+    float: DType,
+    part: Part,
+) -> Result<Components> {
     use std::io::Read;
     let root = root.as_ref();
     let named = |e: Error| e.under(root.display());
     let mut small = Files::new();
     let mut weight_files = Vec::new();
+    let text = |rel: &str| rel.starts_with(&format!("{TEXT_ENCODER}/"));
     for (rel, path) in list_dir(root)? {
+        let skip = match part {
+            Part::All => false,
+            Part::Text => !text(&rel),
+            Part::Image => text(&rel),
+        };
         if rel.ends_with(".safetensors") {
-            weight_files.push(rel);
+            // The image side's files are listed for Part::Text (the model is complete) but
+            // never read.
+            if !skip || part == Part::Text {
+                weight_files.push((rel, skip));
+            }
+        } else if part == Part::Image && skip {
+            continue;
         } else {
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
             small.insert(rel, bytes);
         }
     }
-    let mut s = Streamed::new(ctx, &small, &weight_files, float).map_err(named)?;
+    let names: Vec<String> = weight_files.iter().map(|(r, _)| r.clone()).collect();
+    let mut s = Streamed::new(ctx, &small, &names, float).map_err(named)?;
+    if part == Part::Text {
+        // The image side's configs were read; its weights stay where they are.
+        s.uploads[0] = None;
+        s.uploads[2] = None;
+    }
     let mut buf = vec![0u8; 8 << 20];
-    for rel in &weight_files {
+    for (rel, skip) in &weight_files {
+        if *skip {
+            continue;
+        }
         let path = root.join(rel);
         let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
         loop {

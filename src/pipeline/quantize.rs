@@ -25,6 +25,9 @@ use crate::tensor::{DType, TensorDesc};
 pub struct Plan {
     pub transformer: Option<DType>,
     pub text_encoder: Option<DType>,
+    /// Every other f32 tensor (norms, embeddings, tables, the VAE) written as bf16, the released
+    /// checkpoints' own type: the download halves, the engine converts on load.
+    pub rest_bf16: bool,
 }
 
 impl Plan {
@@ -36,14 +39,17 @@ impl Plan {
             "small" => Plan {
                 transformer: Some(DType::Q8),
                 text_encoder: Some(DType::Q4),
+                rest_bf16: true,
             },
             "medium" => Plan {
                 transformer: None,
                 text_encoder: Some(DType::Q8),
+                rest_bf16: true,
             },
             "bf16" => Plan {
                 transformer: Some(DType::BF16),
                 text_encoder: Some(DType::BF16),
+                rest_bf16: true,
             },
             _ => return None,
         })
@@ -87,7 +93,7 @@ pub fn quantize_dir(input: &Path, output: &Path, plan: Plan) -> Result<Vec<Writt
             _ => None,
         };
         let named = |e: Error| e.under(from.display());
-        done.push(component(comp, &from, &to, storage).map_err(named)?);
+        done.push(component(comp, &from, &to, storage, plan.rest_bf16).map_err(named)?);
     }
     if done.is_empty() {
         return Err(Error::Input(format!(
@@ -98,7 +104,13 @@ pub fn quantize_dir(input: &Path, output: &Path, plan: Plan) -> Result<Vec<Writt
     Ok(done)
 }
 
-fn component(comp: &str, from: &Path, to: &Path, storage: Option<DType>) -> Result<Written> {
+fn component(
+    comp: &str,
+    from: &Path,
+    to: &Path,
+    storage: Option<DType>,
+    rest_bf16: bool,
+) -> Result<Written> {
     let mut w = Written {
         component: comp.to_string(),
         storage,
@@ -124,8 +136,9 @@ fn component(comp: &str, from: &Path, to: &Path, storage: Option<DType>) -> Resu
             .map_err(|e| Error::io(&path, e))?
             .len();
         w.bytes_in += size;
-        if path.extension().is_some_and(|x| x == "safetensors") && storage.is_some() {
-            let (n, out) = convert_file(&path, &dest, &packed, storage)?;
+        if path.extension().is_some_and(|x| x == "safetensors") && (storage.is_some() || rest_bf16)
+        {
+            let (n, out) = convert_file(&path, &dest, &packed, storage, rest_bf16)?;
             w.packed_tensors += n;
             w.bytes_out += out;
         } else {
@@ -185,6 +198,7 @@ fn convert_file(
     dest: &Path,
     packed: &HashMap<String, TensorDesc>,
     storage: Option<DType>,
+    rest_bf16: bool,
 ) -> Result<(usize, u64)> {
     let in_file = |e: Error| e.in_file(path.display());
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -242,7 +256,10 @@ fn convert_file(
             }
             None => out.push(OutEntry {
                 key: e.key.clone(),
-                dtype: e.dtype,
+                dtype: match (e.dtype, rest_bf16) {
+                    (Dtype::F32, true) => Dtype::BF16,
+                    (d, _) => d,
+                },
                 shape: e.shape.clone(),
             }),
         }
@@ -267,6 +284,10 @@ fn convert_file(
             .map_err(|err| Error::io(path, err))?;
         let key = e.key.strip_prefix("module.").unwrap_or(&e.key);
         let Some(d) = packed.get(key) else {
+            if rest_bf16 && e.dtype == Dtype::F32 {
+                bytes =
+                    quant::bf16_bytes(&safetensors::decode(e.dtype, &bytes).unwrap_or_default());
+            }
             w.write_all(&bytes).map_err(io)?;
             written += bytes.len() as u64;
             continue;

@@ -53,8 +53,8 @@ gpu_test! {
         let ctx = gpu_async().await;
         let comps = model_dir::from_files(&default_model::files()).unwrap();
         let len = comps.text_len;
-        let tok = comps.tokenizer.encode(&fx.prompt, len).unwrap();
-        let empty = comps.tokenizer.encode("", len).unwrap();
+        let tok = comps.tokenizer.as_ref().unwrap().encode(&fx.prompt, len).unwrap();
+        let empty = comps.tokenizer.as_ref().unwrap().encode("", len).unwrap();
         let ids: Vec<u32> = tok.ids.iter().chain(&empty.ids).copied().collect();
         assert_eq!(ids, fx.ids, "the engine's tokens are the ones PyTorch was given");
 

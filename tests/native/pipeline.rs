@@ -170,7 +170,12 @@ fn a_model_directory_may_ship_spiece_model_instead() {
     std::fs::write(dir.join("tokenizer").join("spiece.model"), spiece_model()).unwrap();
     let c = model_dir::load(&dir).unwrap();
     assert_eq!(
-        c.tokenizer.encode("a red apple", 5).unwrap().ids,
+        c.tokenizer
+            .as_ref()
+            .unwrap()
+            .encode("a red apple", 5)
+            .unwrap()
+            .ids,
         vec![3, 4, 5, 1, 0]
     );
 }

@@ -11,10 +11,12 @@ use ptdit::formats::safetensors::TensorFile;
 use ptdit::graph::cpu;
 use ptdit::model::verify::{check_gpu, linear_storage_tolerance, run_gpu, Comparison, Fixture};
 use ptdit::pipeline::default_model;
+use ptdit::pipeline::embeddings::PromptEmbeddings;
 use ptdit::pipeline::generate::{Request, TextToImage};
 use ptdit::pipeline::model_dir::{self, Components, Files};
 use ptdit::pipeline::quantize::{quantize_dir, Plan};
 use ptdit::DType;
+use ptdit::HostTensor;
 
 const FIXTURES: [&str; 2] = ["ptdit_tiny_square", "t5_tiny"];
 
@@ -104,6 +106,7 @@ fn image(c: Components) -> Vec<u8> {
 const PLAN: Plan = Plan {
     transformer: Some(DType::Q8),
     text_encoder: Some(DType::Q4),
+    rest_bf16: false,
 };
 
 /// The built-in model quantized by `ptdit quantize` (its Linears all have K a multiple of 32).
@@ -251,4 +254,82 @@ fn bad_quantized_weights_are_refused_naming_the_tensor() {
             assert!(err.contains(&n), "{what}: `{err}` does not name `{n}`");
         }
     }
+}
+
+fn request(embeddings: Option<PromptEmbeddings>) -> Request {
+    Request {
+        prompt: "red apple".into(),
+        width: 32,
+        height: 32,
+        steps: 3,
+        seed: 5,
+        embeddings,
+        ..Request::default()
+    }
+}
+
+/// A model directory without `text_encoder/` and `tokenizer/` generates from prompt embeddings
+/// (the image the full directory gives for the prompt) and says what is missing without them.
+#[test]
+fn a_directory_without_a_text_encoder_generates_from_embeddings() {
+    let (_, out) = quantized_emoji("notext");
+    let full =
+        TextToImage::new(&gpu(), model_dir::open(&gpu(), &out, DType::F32).unwrap()).unwrap();
+    let emb = pollster::block_on(full.encode("red apple", "")).unwrap();
+    let want = pollster::block_on(full.generate(&request(None), |_, _, _| true, false)).unwrap();
+    drop(full);
+
+    for comp in ["text_encoder", "tokenizer"] {
+        std::fs::remove_dir_all(out.join(comp)).unwrap();
+    }
+    let pipe =
+        TextToImage::new(&gpu(), model_dir::open(&gpu(), &out, DType::F32).unwrap()).unwrap();
+    let err = pollster::block_on(pipe.generate(&request(None), |_, _, _| true, false)).unwrap_err();
+    assert!(err.to_string().contains("no text encoder"), "{err}");
+    let got = pollster::block_on(pipe.generate(&request(Some(emb.clone())), |_, _, _| true, false))
+        .unwrap();
+    assert_eq!(got, want);
+
+    // Embeddings that do not fit the transformer are refused, naming the shapes.
+    let mut bad = emb;
+    bad.cond = HostTensor::f32([1, 2, 3], vec![0.0; 6]);
+    let err =
+        pollster::block_on(pipe.generate(&request(Some(bad)), |_, _, _| true, false)).unwrap_err();
+    assert!(err.to_string().contains("(1, 2, 3)"), "{err}");
+}
+
+/// `--preset small` (q4 T5, q8 PT-DiT, every other f32 tensor in bf16: the tiny random model's
+/// norms, tables and VAE) loads and draws.
+#[test]
+fn the_small_preset_loads_and_draws() {
+    let (src, out) = (tmp("small-src"), tmp("small-out"));
+    write_dir(&src, &crate::common::tiny::tiny_model_files());
+    let written = quantize_dir(&src, &out, Plan::preset("small").unwrap()).unwrap();
+    assert!(written
+        .iter()
+        .any(|w| w.component == "transformer" && w.packed_tensors > 0));
+    for (file, key) in [
+        ("transformer", "scale_shift_table"),
+        ("vae", "decoder.conv_in.conv.weight"),
+    ] {
+        let st = std::fs::read(out.join(format!("{file}/model.safetensors"))).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+        assert_eq!(
+            st.tensor(key).unwrap().dtype(),
+            safetensors::Dtype::BF16,
+            "{key}"
+        );
+    }
+    let pipe =
+        TextToImage::new(&gpu(), model_dir::open(&gpu(), &out, DType::F32).unwrap()).unwrap();
+    let req = Request {
+        prompt: "a red apple".into(),
+        width: 64,
+        height: 64,
+        steps: 2,
+        ..Request::default()
+    };
+    let frames = pollster::block_on(pipe.generate(&req, |_, _, _| true, false)).unwrap();
+    let distinct: std::collections::HashSet<&u8> = frames[0].rgb.iter().collect();
+    assert!(distinct.len() > 16, "the image is not flat");
 }

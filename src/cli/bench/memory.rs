@@ -4,6 +4,7 @@
 
 use ptdit::formats::quantized::Quantization;
 use ptdit::graph::planner;
+
 use ptdit::model::t5::{self, T5Config};
 use ptdit::model::vae::{self, VaeConfig};
 use ptdit::model::PtditConfig;
@@ -89,6 +90,7 @@ fn tiles(n: usize) -> Vec<usize> {
 }
 
 pub fn run(out: &mut Out) -> Result<()> {
+    step_table(out)?;
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let (xl, vae_cfg) = (PtditConfig::released_xl(), VaeConfig::released());
     out.say("released pipeline (T5-XXL encoder, PT-DiT/XL with CFG, CausalVAE), GPU memory planned from shapes, GiB:".into());
@@ -148,11 +150,12 @@ pub fn run(out: &mut Out) -> Result<()> {
                 Some(("every component at once", gib(together))),
             );
         }
-        // What a user downloads: the packed Linears, and every other tensor in bf16 (the type
-        // `ptdit quantize` keeps when given bf16 checkpoints); T5's token table included.
+        // What a user downloads: the packed Linears, and every other tensor in bf16 (as
+        // `ptdit quantize --rest-bf16` and its presets write them); T5's token table included.
         let download = download_bytes(&t5c, &dit, &vae_cfg)?;
         out.say(format!("  {:<56} download {:.2} GiB", "", gib(download)));
-        out.figure(&format!("download: {}", c.name), gib(download), "GiB", None);
+        let tag = c.name.split(" (").next().unwrap_or(c.name);
+        out.figure(&format!("download: {tag}"), gib(download), "GiB", None);
     }
     out.say("  T5 w / DiT w: weights on the device; text / step / decode: what each phase's graph adds; together: every component resident (TextToImage); phased: the text encoder released first. The host also holds T5's token table (0.49 GiB in f32).".into());
     Ok(())
@@ -177,4 +180,44 @@ fn download_bytes(t5c: &T5Config, dit: &PtditConfig, vae_cfg: &VaeConfig) -> Res
         + tables
         + stored(&ptdit::model::ptdit::wanted(dit, DType::F16)?)
         + stored(&vae::wanted(vae_cfg, DType::F16)?))
+}
+
+/// Peak GPU memory of one denoising step of the released PT-DiT/XL, from shapes alone.
+fn step_table(out: &mut Out) -> Result<()> {
+    let cfg = PtditConfig::released_xl();
+    out.say(
+        "released PT-DiT/XL denoising step (CFG batch 2, text 200), memory planned from shapes:"
+            .to_string(),
+    );
+    out.say(format!(
+        "  {:>10} {:>6} {:>12} {:>14} {:>12} {:>12}",
+        "image", "type", "weights", "activations", "peak", "unshared"
+    ));
+    for px in [1024, 2048] {
+        for float in [DType::F16, DType::F32] {
+            let grid = cfg.grid(1, px / 8, px / 8)?;
+            let g = ptdit::pipeline::denoiser::build(&cfg, 1, grid, 200, float)?;
+            let p = planner::plan(&g);
+            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+            out.say(format!(
+                "  {:>10} {:>6} {:>10.2} GiB {:>10.3} GiB {:>8.2} GiB {:>8.2} GiB",
+                format!("{px}x{px}"),
+                float.wgsl(),
+                gib(p.fixed_bytes),
+                gib(p.output_bytes + p.intermediate_bytes),
+                gib(p.peak_bytes()),
+                gib(p.fixed_bytes + p.output_bytes + p.unshared_bytes)
+            ));
+            out.figure(
+                &format!("released XL step {px}x{px} {} peak", float.wgsl()),
+                gib(p.peak_bytes()),
+                "GiB",
+                Some((
+                    "without lifetime sharing",
+                    gib(p.fixed_bytes + p.output_bytes + p.unshared_bytes),
+                )),
+            );
+        }
+    }
+    Ok(())
 }
