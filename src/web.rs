@@ -20,6 +20,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::gpu::GpuContext;
 use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
+use crate::pipeline::embeddings::PromptEmbeddings;
 use crate::pipeline::{default_model, model_dir};
 use crate::tensor::DType;
 
@@ -207,6 +208,13 @@ fn request(o: &JsValue, defaults: Request) -> Result<Request, JsError> {
     };
     r.prompt = text("prompt").unwrap_or(Ok(String::new()))?;
     r.negative_prompt = text("negativePrompt").unwrap_or(Ok(String::new()))?;
+    // Prompt embeddings (the bytes `encode` or `ptdit encode` wrote) instead of the prompts.
+    if let Some(v) = field(o, "embeddings") {
+        let bytes = v
+            .dyn_into::<Uint8Array>()
+            .map_err(|_| JsError::new("option `embeddings` must be a Uint8Array"))?;
+        r.embeddings = Some(PromptEmbeddings::from_bytes(&bytes.to_vec()).map_err(js_err)?);
+    }
     let count = |v: f64, k: &str| {
         if v.is_finite() && v >= 0.0 && v.fract() == 0.0 {
             Ok(v as usize)
@@ -415,6 +423,18 @@ impl Engine {
                 .map_err(|_| JsError::new("cannot build the defaults object"))?;
         }
         Ok(o.into())
+    }
+
+    /// The text encoder's outputs for `prompt` and `negativePrompt`, as the bytes of a
+    /// safetensors file: `generate({ embeddings })` takes them instead of the prompts, also on
+    /// a model loaded without a text encoder.
+    pub async fn encode(&self, prompt: &str, negative_prompt: &str) -> Result<Vec<u8>, JsError> {
+        let pipe = self
+            .pipe
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model loaded: call loadModel first"))?;
+        let e = pipe.encode(prompt, negative_prompt).await.map_err(js_err)?;
+        e.to_bytes(prompt, negative_prompt).map_err(js_err)
     }
 
     /// Generates an image. `onStep(step, total, preview)` is called after each step with a

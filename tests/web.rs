@@ -348,3 +348,36 @@ async fn js_api_keeps_the_tuning_across_visits() {
     // The measured choice again, for the tests after this one.
     Engine::set_tuning_cache(&serde_json::to_string(&table).unwrap()).unwrap();
 }
+
+/// Prompts without T5 through the JavaScript API: `encode` gives embeddings that `generate`
+/// takes instead of the prompt, also on a model loaded without its text encoder.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn js_api_generates_from_embeddings_without_the_text_encoder() {
+    use js_sys::{Map, Reflect, Uint8Array, Uint8ClampedArray};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    let pixels = |img: JsValue| -> Vec<u8> {
+        let data = Reflect::get(&img, &JsValue::from_str("data")).unwrap();
+        data.dyn_into::<Uint8ClampedArray>().unwrap().to_vec()
+    };
+    let mut engine = ptdit::web::Engine::create().await.unwrap();
+    load_tiny_model(&mut engine).await;
+    let emb = engine.encode("a red apple", "").await.unwrap();
+    let want = pixels(engine.generate(tiny_options(2).into(), None, None).await.unwrap());
+
+    // The model again, without text_encoder/ and tokenizer/.
+    let files = Map::new();
+    for (path, bytes) in common::tiny::tiny_model_files() {
+        if !path.starts_with("text_encoder/") && !path.starts_with("tokenizer/") {
+            files.set(&JsValue::from_str(&path), &Uint8Array::from(&bytes[..]));
+        }
+    }
+    engine.load_model(files, None).await.unwrap();
+    let no_text = engine.generate(tiny_options(2).into(), None, None).await;
+    assert!(no_text.is_err(), "a prompt needs the text encoder");
+    let opts = tiny_options(2);
+    Reflect::set(&opts, &"embeddings".into(), &Uint8Array::from(&emb[..])).unwrap();
+    let got = pixels(engine.generate(opts.into(), None, None).await.unwrap());
+    assert_eq!(got, want);
+}

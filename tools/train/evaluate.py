@@ -36,7 +36,7 @@ def fixed_captions(ds, n):
     return uniq[::step][:n]
 
 
-def engine_images(ptdit, prompts, seed, steps):
+def engine_images(ptdit, prompts, seed, steps, model=None):
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, p in enumerate(prompts):
@@ -45,6 +45,8 @@ def engine_images(ptdit, prompts, seed, steps):
                    "--out", path]
             if steps:
                 cmd += ["--steps", str(steps)]
+            if model:
+                cmd += ["--model", model]
             subprocess.run(cmd, check=True, capture_output=True)
             out.append(np.asarray(Image.open(path).convert("RGB")))
     return np.stack(out)
@@ -94,7 +96,10 @@ def main():
     def make(ps):
         if args.torch:
             return torch_images(args.model, args.ptdit, ps, args.seed, args.steps or None)
-        return engine_images(args.ptdit, ps, args.seed, args.steps)
+        # The built-in weights unless --model names another directory (e.g. one written by
+        # `ptdit quantize assets/emoji DIR --transformer q8 --text-encoder q8`).
+        model = None if os.path.samefile(args.model, os.path.join(ROOT, "assets", "emoji")) else args.model
+        return engine_images(args.ptdit, ps, args.seed, args.steps, model)
 
     gen = make(prompts).astype(np.float32) / 127.5 - 1.0  # (n, H, W, 3)
     train = data.to_unit(ds["images"]).transpose(0, 2, 3, 1)
