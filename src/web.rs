@@ -19,8 +19,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::gpu::GpuContext;
-use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
 use crate::pipeline::embeddings::PromptEmbeddings;
+use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
 use crate::pipeline::{default_model, model_dir};
 use crate::tensor::DType;
 

@@ -364,7 +364,12 @@ async fn js_api_generates_from_embeddings_without_the_text_encoder() {
     let mut engine = ptdit::web::Engine::create().await.unwrap();
     load_tiny_model(&mut engine).await;
     let emb = engine.encode("a red apple", "").await.unwrap();
-    let want = pixels(engine.generate(tiny_options(2).into(), None, None).await.unwrap());
+    let want = pixels(
+        engine
+            .generate(tiny_options(2).into(), None, None)
+            .await
+            .unwrap(),
+    );
 
     // The model again, without text_encoder/ and tokenizer/.
     let files = Map::new();

@@ -26,6 +26,9 @@ bench matmul-512 matmul --size 512 --no-cpu
 # 32 rows) and of the released XL at 1024² (8192 tokens of width 1152, its MLP's 4608).
 bench matmul-4096 matmul --size 4096 --no-cpu --shapes \
     2048x256x256,2048x256x1024,2048x1024x256,32x256x256,8192x1152x1152,8192x1152x4608,8192x4608x1152
+# Packed weights (bf16, q8, q4) against f32 weights, kernel by kernel, on the released shapes:
+# T5-XXL's FFN (200 tokens × 4096 → 10240) and the XL's MLP at 1024².
+bench matmul-packed matmul --size 1024 --no-cpu --packed --shapes 200x4096x10240,8192x1152x4608
 bench profile profile
 bench forward forward --no-cpu
 bench forward-xl forward --no-cpu --width 1152 --layers 28 --latent 64

@@ -95,6 +95,10 @@ pub struct BenchArgs {
     /// For `ops`: only the cases whose names contain this (e.g. `attention`).
     #[arg(long)]
     filter: Option<String>,
+    /// For `matmul`: also time each kernel with the weight stored packed (bf16, q8, q4)
+    /// against the same kernel on f32 weights (products whose K is a multiple of 32).
+    #[arg(long)]
+    packed: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -117,6 +121,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
                 let square = [args.size; 3];
                 for &mkn in std::iter::once(&square).chain(&args.shapes) {
                     matmul(&ctx, mkn, !args.no_cpu, &mut out)?;
+                    if args.packed {
+                        matmul_packed(&ctx, mkn, &mut out)?;
+                    }
                 }
             }
             Which::Forward => forward(&ctx, args, &mut out)?,
@@ -228,6 +235,52 @@ fn matmul(ctx: &GpuContext, mkn: [usize; 3], with_cpu: bool, out: &mut Out) -> R
     Ok(())
 }
 
+/// Every kernel with the weight stored as f16 (where the adapter has shader-f16), bf16, q8 and
+/// q4, against the same kernel on f32 weights; activations f32. Quantized weights buy memory:
+/// at these sizes the products are compute-bound, so the unpacking is what this measures.
+fn matmul_packed(ctx: &GpuContext, [m, k, n]: [usize; 3], out: &mut Out) -> Result<()> {
+    let flops = 2.0 * (m * k * n) as f64;
+    let shape = format!("{m}x{k}x{n}");
+    let mut formats = vec![DType::BF16];
+    if k.is_multiple_of(ptdit::quant::BLOCK) {
+        formats.extend([DType::Q8, DType::Q4]);
+    }
+    out.say(format!(
+        "matmul {shape}, weights stored packed (f32 activations)"
+    ));
+    for kernel in MatmulKernel::ALL {
+        let tuning = Tuning {
+            matmul: kernel,
+            per_shape: false,
+            ..Default::default()
+        };
+        let (g, av, wv) = product([m, k, n], DType::F32)?;
+        let base = flops / time_product(ctx, &g, tuning, &av, &wv)? / 1e9;
+        let mut line = format!("  {:<9} f32 {base:8.2}", kernel.name());
+        for storage in formats.iter().copied() {
+            let (g, av, wv) = stored_product([m, k, n], storage)?;
+            let rate = flops / time_product(ctx, &g, tuning, &av, &wv)? / 1e9;
+            line.push_str(&format!(
+                "  {} {rate:8.2} ({:.2}x)",
+                storage.name(),
+                rate / base
+            ));
+            out.figure(
+                &format!(
+                    "matmul {shape} {} weights, {} kernel",
+                    storage.name(),
+                    kernel.name()
+                ),
+                rate,
+                "GFLOP/s",
+                Some(("f32 weights, same kernel", base)),
+            );
+        }
+        out.say(format!("{line}  GFLOP/s"));
+    }
+    Ok(())
+}
+
 /// The kernels that can multiply in f16, on f16 operands: f16 sums against f32 sums.
 fn matmul_f16_math(
     ctx: &GpuContext,
@@ -279,6 +332,18 @@ fn product([m, k, n]: [usize; 3], float: DType) -> Result<(Graph, HostTensor, Ho
     let mut rng = Rng::new(0);
     let av = HostTensor::f32([m, k], rng.normals(m * k, 1.0));
     let wv = HostTensor::f32([n, k], rng.normals(n * k, 1.0));
+    Ok((g, av, wv))
+}
+
+/// [`product`] in f32 with the weight stored as `storage` (a packed format).
+fn stored_product(mkn: [usize; 3], storage: DType) -> Result<(Graph, HostTensor, HostTensor)> {
+    let [m, k, n] = mkn;
+    let (_, av, wv) = product(mkn, DType::F32)?;
+    let mut g = Graph::new();
+    let a = g.input("a", TensorDesc::f32([m, k]))?;
+    let w = g.param_as("w", [n, k], storage)?;
+    let y = g.matmul(a, w, None)?;
+    g.output(y, "y")?;
     Ok((g, av, wv))
 }
 
