@@ -129,3 +129,33 @@ fn the_texture_writer_matches_its_cpu_reference_when_upscaling() {
         .collect();
     assert_eq!(rgb, frames[0].rgb);
 }
+
+/// A game with fixed prompts ships their embeddings: the built-in model without its text
+/// encoder, driven by the embedding API, draws what the full model draws for the prompt.
+#[test]
+fn embeddings_drive_a_generation_without_the_text_encoder() {
+    let (ctx, full) = host();
+    let req = request(&full);
+    let emb = pollster::block_on(full.encode(&req.prompt, &req.negative_prompt)).unwrap();
+    let want = pollster::block_on(full.generate(&req, |_, _, _| true, false)).unwrap();
+    drop(full);
+
+    let mut comps = model_dir::from_files(&default_model::files()).unwrap();
+    comps.drop_text_encoder();
+    let pipe = TextToImage::new(&ctx, comps).unwrap();
+    let req = Request {
+        prompt: String::new(),
+        embeddings: Some(emb),
+        ..req
+    };
+    let texture = ctx
+        .device
+        .create_texture(&Generation::texture_descriptor(&req));
+    let mut g = pollster::block_on(Generation::new(&pipe, &req, &texture)).unwrap();
+    assert!(g.advance(Budget::Steps(3)).unwrap().done);
+    let rgb: Vec<u8> = read_texture(&ctx, &texture)
+        .chunks(4)
+        .flat_map(|p| p[..3].to_vec())
+        .collect();
+    assert_eq!(rgb, want[0].rgb);
+}
