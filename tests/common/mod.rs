@@ -11,6 +11,16 @@ use std::sync::OnceLock;
 use ptdit::graph::ExecOptions;
 use ptdit::{GpuContext, Graph, HostTensor};
 
+/// Writes the files of a model directory (`transformer/config.json`, …) under `root`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_model_dir(root: &std::path::Path, files: &ptdit::pipeline::model_dir::Files) {
+    for (path, bytes) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
 /// The test GPU. Without an adapter every GPU test fails with the engine's message, which says
 /// how to install a software one. Tests never skip.
 #[cfg(not(target_arch = "wasm32"))]

@@ -11,11 +11,7 @@ use ptdit::pipeline::model_dir;
 
 /// Writes the tiny model directory to disk.
 fn tiny_model_dir(root: &Path) {
-    for (path, bytes) in tiny_model_files() {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
+    crate::common::write_model_dir(root, &tiny_model_files());
 }
 
 #[test]

@@ -13,7 +13,7 @@ use ptdit::model::verify::{check_gpu, linear_storage_tolerance, run_gpu, Compari
 use ptdit::pipeline::default_model;
 use ptdit::pipeline::embeddings::PromptEmbeddings;
 use ptdit::pipeline::generate::{Request, TextToImage};
-use ptdit::pipeline::model_dir::{self, Components, Files};
+use ptdit::pipeline::model_dir::{self, Components};
 use ptdit::pipeline::quantize::{quantize_dir, Plan};
 use ptdit::DType;
 use ptdit::HostTensor;
@@ -80,14 +80,6 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-fn write_dir(root: &Path, files: &Files) {
-    for (path, bytes) in files {
-        let p = root.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
-}
-
 fn image(c: Components) -> Vec<u8> {
     let pipe = TextToImage::new(&gpu(), c).unwrap();
     let req = Request {
@@ -112,7 +104,7 @@ const PLAN: Plan = Plan {
 /// The built-in model quantized by `ptdit quantize` (its Linears all have K a multiple of 32).
 fn quantized_emoji(name: &str) -> (PathBuf, PathBuf) {
     let (src, out) = (tmp(&format!("{name}-src")), tmp(&format!("{name}-out")));
-    write_dir(&src, &default_model::files());
+    crate::common::write_model_dir(&src, &default_model::files());
     let written = quantize_dir(&src, &out, PLAN).unwrap();
     let packed: Vec<(&str, usize)> = written
         .iter()
@@ -303,7 +295,7 @@ fn a_directory_without_a_text_encoder_generates_from_embeddings() {
 #[test]
 fn the_small_preset_loads_and_draws() {
     let (src, out) = (tmp("small-src"), tmp("small-out"));
-    write_dir(&src, &crate::common::tiny::tiny_model_files());
+    crate::common::write_model_dir(&src, &crate::common::tiny::tiny_model_files());
     let written = quantize_dir(&src, &out, Plan::preset("small").unwrap()).unwrap();
     assert!(written
         .iter()
