@@ -170,6 +170,15 @@ impl GpuContext {
         }
     }
 
+    /// Bytes of device memory that the device's buffers hold now (the engine's and wgpu's own
+    /// staging alike), as wgpu's counters see the allocations; `None` where the backend keeps
+    /// no count (the browser's WebGPU) or reports none yet. `ptdit generate --stats` and the
+    /// planner test read it.
+    pub fn buffer_bytes(&self) -> Option<u64> {
+        let n = self.device.get_internal_counters().hal.buffer_memory.read();
+        (n > 0).then_some(n as u64)
+    }
+
     /// True when `shader-f16` is enabled on the device.
     pub fn has_f16(&self) -> bool {
         self.device.features().contains(wgpu::Features::SHADER_F16)

@@ -222,3 +222,46 @@ fn a_lost_device_is_reported_not_hung_on() {
         .to_string();
     assert!(e.contains("the GPU device was lost"), "{e}");
 }
+
+/// What the planner says a graph takes is what the device allocates for it, counted by wgpu on
+/// a device of the test's own (other tests allocate on the shared one): the released PT-DiT
+/// block structure at width 128, q8 Linears, in f32, whose weights, text, latents and shared
+/// intermediates are all in the plan. The executor adds its uniform arena (a few KiB) and the
+/// device rounds each buffer up to its alignment, so the count may exceed the plan by a
+/// little, never fall short: 2 % + 1 MiB.
+#[test]
+fn the_planner_predicts_the_devices_buffer_memory() {
+    use ptdit::model::{ptdit as net, PtditConfig};
+    let ctx = GpuContext::new_blocking().unwrap();
+    let mut cfg = PtditConfig::released_xl();
+    cfg.num_attention_heads = 2;
+    cfg.attention_head_dim = 64;
+    cfg.num_layers = 2;
+    cfg.cross_attention_dim = Some(128);
+    cfg.caption_channels = 64;
+    cfg.quantization = Some(ptdit::formats::quantized::Quantization::new(
+        ptdit::DType::Q8,
+    ));
+    let shapes = net::Shapes {
+        batch: 2,
+        grid: cfg.grid(1, 32, 32).unwrap(),
+        text_len: 16,
+        traces: false,
+    };
+    let g = net::build(&cfg, &shapes).unwrap();
+    let plan = planner::plan(&g);
+    let before = ctx.buffer_bytes().unwrap_or(0);
+    let exe = Executable::new_blocking(&ctx, &g).unwrap();
+    let used = ctx
+        .buffer_bytes()
+        .expect("wgpu counts this backend's buffer memory")
+        - before;
+    let want = plan.peak_bytes();
+    println!("planned {want} bytes, allocated {used}");
+    assert!(used >= want, "allocated {used} < planned {want}");
+    assert!(
+        used as f64 <= want as f64 * 1.02 + (1 << 20) as f64,
+        "allocated {used} > planned {want}"
+    );
+    drop(exe);
+}
