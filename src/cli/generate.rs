@@ -51,6 +51,46 @@ pub struct GenerateArgs {
     /// 128 px, so the 32 px default model writes 128×128; 1 keeps the model's pixels].
     #[arg(long)]
     upscale: Option<usize>,
+    /// Print the peak of the device's buffer memory (wgpu's count, sampled every 5 ms) and of
+    /// the process's resident host memory.
+    #[arg(long)]
+    stats: bool,
+}
+
+/// The largest value of the device's buffer memory seen by a thread that samples it.
+struct PeakSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl PeakSampler {
+    fn start(ctx: &GpuContext) -> Self {
+        let ctx = ctx.clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = ctx.buffer_bytes().unwrap_or(0).max(peak);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak
+        });
+        PeakSampler { stop, thread }
+    }
+
+    fn finish(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+/// The process's peak resident memory (Linux's VmHWM), if the system says.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn read_embeddings(path: &std::path::Path) -> Result<PromptEmbeddings> {
@@ -72,6 +112,7 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
 
 pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
     let ctx = GpuContext::new_blocking()?;
+    let sampler = args.stats.then(|| PeakSampler::start(&ctx));
     let tuned = pollster::block_on(autotune(&ctx, &Cache::Default))?;
     if !tuned.cached && !tuned.forced {
         eprintln!("first run on this adapter: {}", tuned.summary());
@@ -152,6 +193,17 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         path: args.out.display().to_string(),
         source: e,
     })?;
+    if let Some(s) = sampler {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let gpu = s.finish();
+        match gpu {
+            0 => println!("peak GPU buffer memory: not counted on this backend"),
+            b => println!("peak GPU buffer memory: {:.3} GiB ({b} bytes)", gib(b)),
+        }
+        if let Some(b) = peak_rss() {
+            println!("peak host memory (RSS): {:.3} GiB", gib(b));
+        }
+    }
     println!(
         "wrote {} ({}x{}, {} frame{})",
         args.out.display(),

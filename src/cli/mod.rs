@@ -6,6 +6,7 @@ mod encode;
 mod generate;
 mod info;
 mod quantize;
+mod random_model;
 mod tokenize;
 mod verify;
 
@@ -35,6 +36,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Write a model directory with packed (bf16, q8, q4) Linear weights, per component.
     Quantize(quantize::QuantizeArgs),
+    /// Write a model directory of the released shapes with random weights (any storage).
+    RandomModel(random_model::RandomModelArgs),
     /// Print the token ids the pipeline would give each prompt (one a line on stdin).
     Tokenize(tokenize::TokenizeArgs),
     /// Check the engine against golden fixtures of the official PyTorch code.
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Encode(args) => encode::run(&args),
         Command::Tokenize(args) => tokenize::run(&args),
         Command::Quantize(args) => quantize::run(&args),
+        Command::RandomModel(args) => random_model::run(&args),
     };
     match result {
         Ok(code) => code,

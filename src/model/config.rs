@@ -2,7 +2,7 @@
 //! of `inference_model_image.json`, and the fixtures' `config` metadata), and the token grid a
 //! latent size gives.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{config_error, Error, Result};
 use crate::formats::quantized::{self, Quantization};
@@ -18,7 +18,7 @@ fn default_eps() -> f32 {
 }
 
 /// Constructor arguments of the official `PTDiTDiffuser` that change the computation.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct PtditConfig {
     #[serde(alias = "num_heads")]
     pub num_attention_heads: usize,

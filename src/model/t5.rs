@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{config_error, Error, LoadError, Result};
 use crate::gpu::GpuContext;
@@ -50,7 +50,7 @@ fn default_eps() -> f32 {
     1e-6
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct T5Config {
     pub vocab_size: usize,
     pub d_model: usize,

@@ -5,7 +5,7 @@
 //! `conv_out`. Every conv is causal in time (the first frame repeated in front). Output
 //! `(B, 3, 4(T−1)+1, 8H, 8W)` for the released four levels.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{config_error, Error, Result};
 use crate::graph::{Graph, TensorId};
@@ -31,7 +31,7 @@ fn default_res() -> usize {
 }
 
 /// The `CausalVAE` constructor arguments the decoder depends on.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct VaeConfig {
     pub hidden_size: usize,
     pub hidden_size_mult: Vec<usize>,

@@ -9,6 +9,8 @@ pub mod model_dir;
 pub mod png;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod quantize;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod random_model;
 
 pub(crate) mod sampler;
 pub mod text;

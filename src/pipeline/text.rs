@@ -260,6 +260,33 @@ fn clean_caption(caption: &str) -> String {
     c.trim().to_string()
 }
 
+/// A Unigram tokenizer in Hugging Face's JSON format with a handful of pieces (ids 0 to 20),
+/// for models with random weights: the tests' tiny model and `ptdit random-model`.
+pub fn toy_tokenizer_json() -> String {
+    let pieces = [
+        "▁a", "▁red", "▁apple", "▁cat", "▁on", "▁mat", "▁", "a", "e", "p", "l", "r", "d", "c", "t",
+        "o", "n", "m",
+    ];
+    let mut vocab = vec![
+        r#"["<pad>", 0.0]"#.to_string(),
+        r#"["</s>", 0.0]"#.to_string(),
+        r#"["<unk>", 0.0]"#.to_string(),
+    ];
+    vocab.extend(
+        pieces
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!(r#"["{p}", {}]"#, -1.0 - i as f32 * 0.1)),
+    );
+    format!(
+        r#"{{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}},
+        "post_processor": null, "decoder": null,
+        "model": {{"type": "Unigram", "unk_id": 2, "vocab": [{}], "byte_fallback": false}}}}"#,
+        vocab.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
