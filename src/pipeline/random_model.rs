@@ -30,6 +30,22 @@ pub type Written = Vec<(String, u64)>;
 /// Writes the released pipeline with random weights to `out` (new or empty), the Linears
 /// stored as `plan` says, text `text_len` tokens long.
 pub fn write_released(out: &Path, plan: Plan, text_len: usize, seed: u64) -> Result<Written> {
+    let configs = (
+        PtditConfig::released_xl(),
+        T5Config::released_xxl(),
+        VaeConfig::released(),
+    );
+    write(out, configs, plan, text_len, seed)
+}
+
+/// [`write_released`] for other configs (the tests' small ones).
+pub fn write(
+    out: &Path,
+    (mut dit, mut t5c, vc): (PtditConfig, T5Config, VaeConfig),
+    plan: Plan,
+    text_len: usize,
+    seed: u64,
+) -> Result<Written> {
     if out.exists()
         && std::fs::read_dir(out)
             .map_err(|e| Error::io(out, e))?
@@ -44,7 +60,6 @@ pub fn write_released(out: &Path, plan: Plan, text_len: usize, seed: u64) -> Res
     let mut rng = Rng::new(seed);
     let mut written = Vec::new();
 
-    let mut dit = PtditConfig::released_xl();
     dit.quantization = plan.transformer.map(Quantization::new);
     let w = crate::model::ptdit::wanted(&dit, DType::F32)?;
     let tensors = w
@@ -54,7 +69,6 @@ pub fn write_released(out: &Path, plan: Plan, text_len: usize, seed: u64) -> Res
     let bytes = component(out, TRANSFORMER, &dit, tensors.collect(), plan, &mut rng)?;
     written.push((TRANSFORMER.to_string(), bytes));
 
-    let mut t5c = T5Config::released_xxl();
     t5c.quantization = plan.text_encoder.map(Quantization::new);
     let w = t5::wanted(&t5c, DType::F32)?;
     let mut tensors: Vec<_> = (w.device.iter())
@@ -73,7 +87,6 @@ pub fn write_released(out: &Path, plan: Plan, text_len: usize, seed: u64) -> Res
     let bytes = component(out, TEXT_ENCODER, &t5c, tensors, plan, &mut rng)?;
     written.push((TEXT_ENCODER.to_string(), bytes));
 
-    let vc = VaeConfig::released();
     let w = vae::wanted(&vc, DType::F32)?;
     let tensors = w
         .device

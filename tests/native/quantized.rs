@@ -325,3 +325,41 @@ fn the_small_preset_loads_and_draws() {
     let distinct: std::collections::HashSet<&u8> = frames[0].rgb.iter().collect();
     assert!(distinct.len() > 16, "the image is not flat");
 }
+
+/// `ptdit random-model`'s writer on small configs of the released structure (the full-size run
+/// is documented in docs/quantization.md): the directory loads, q8 and q4 Linears and bf16
+/// for the rest as asked, and a generation streams it and draws.
+#[test]
+fn a_random_model_of_any_storage_loads_and_draws() {
+    use ptdit::model::t5::T5Config;
+    use ptdit::model::vae::VaeConfig;
+    use ptdit::model::PtditConfig;
+    use ptdit::pipeline::random_model;
+    let mut dit = PtditConfig::released_xl();
+    dit.num_attention_heads = 2;
+    dit.attention_head_dim = 32;
+    dit.num_layers = 1;
+    dit.cross_attention_dim = Some(64);
+    dit.caption_channels = 64;
+    let mut t5c = T5Config::released_xxl();
+    (t5c.vocab_size, t5c.d_model, t5c.d_kv, t5c.num_heads) = (32, 64, 16, 4);
+    (t5c.d_ff, t5c.num_layers) = (128, 1);
+    let mut vc = VaeConfig::released();
+    (vc.hidden_size, vc.hidden_size_mult, vc.num_res_blocks) = (32, vec![1; 4], 1);
+    let out = tmp("random");
+    let plan = Plan::preset("small").unwrap();
+    random_model::write(&out, (dit, t5c, vc), plan, 8, 1).unwrap();
+    let pipe =
+        TextToImage::new(&gpu(), model_dir::open(&gpu(), &out, DType::F32).unwrap()).unwrap();
+    let req = Request {
+        prompt: "a red apple".into(),
+        width: 128,
+        height: 128,
+        steps: 1,
+        ..Request::default()
+    };
+    let frames = pollster::block_on(pipe.generate(&req, |_, _, _| true, false)).unwrap();
+    assert_eq!((frames[0].width, frames[0].height), (128, 128));
+    let distinct: std::collections::HashSet<&u8> = frames[0].rgb.iter().collect();
+    assert!(distinct.len() > 16, "the image is not flat");
+}
