@@ -13,11 +13,12 @@ import tempfile
 import textwrap
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 import data
-import fixture
+
+# PyTorch is needed only for --torch (the engine's score needs numpy and Pillow alone).
+torch = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -53,6 +54,7 @@ def engine_images(ptdit, prompts, seed, steps, model=None):
 
 
 def torch_images(model_dir, ptdit, prompts, seed, steps):
+    import fixture
     dit, t5, sched, text_len = fixture.load(model_dir)
     ids, mask = fixture.tokens(ptdit, model_dir, list(prompts) + [""], text_len)
     size = sched["sample_size"]
@@ -89,7 +91,10 @@ def main():
     ap.add_argument("--torch", action="store_true", help="sample with PyTorch, not the engine")
     ap.add_argument("--grid", default=os.path.join(ROOT, "docs", "emoji-samples.png"))
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    if args.torch:
+        global torch
+        import torch
+        torch.set_num_threads(2)
     ds = data.build(args.cache, 32, args.ptdit, os.path.join(args.cache, "tokenizer"), 32)
     prompts = fixed_captions(ds, args.captions)
 
