@@ -61,12 +61,8 @@ fn heads_times_dkv_differs_from_d_model_with_padding() {
         d_ff: 72,
         num_layers: 3,
         num_heads: 5,
-        relative_attention_num_buckets: 32,
-        relative_attention_max_distance: 128,
-        feed_forward_proj: Some("gated-gelu".into()),
-        dense_act_fn: Some("gelu_new".into()),
-        layer_norm_epsilon: 1e-6,
-        quantization: None,
+        // Buckets, distance, gated GELU, epsilon: as released.
+        ..T5Config::released_xxl()
     };
     let (batch, len) = (2, 37);
     let graph = t5::build(&cfg, batch, len, false).unwrap();
