@@ -11,6 +11,24 @@ use std::sync::OnceLock;
 use ptdit::graph::ExecOptions;
 use ptdit::{GpuContext, Graph, HostTensor};
 
+/// The released PT-DiT/XL's structure (windows, proxies, norms, shifted windows) at a test's
+/// size: `heads` × `head_dim` wide, `layers` blocks, text of `caption` channels.
+pub fn small_xl(
+    heads: usize,
+    head_dim: usize,
+    layers: usize,
+    caption: usize,
+) -> ptdit::model::PtditConfig {
+    ptdit::model::PtditConfig {
+        num_attention_heads: heads,
+        attention_head_dim: head_dim,
+        num_layers: layers,
+        cross_attention_dim: Some(heads * head_dim),
+        caption_channels: caption,
+        ..ptdit::model::PtditConfig::released_xl()
+    }
+}
+
 /// Writes the files of a model directory (`transformer/config.json`, …) under `root`.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_model_dir(root: &std::path::Path, files: &ptdit::pipeline::model_dir::Files) {

@@ -231,14 +231,9 @@ fn a_lost_device_is_reported_not_hung_on() {
 /// little, never fall short: 2 % + 1 MiB.
 #[test]
 fn the_planner_predicts_the_devices_buffer_memory() {
-    use ptdit::model::{ptdit as net, PtditConfig};
+    use ptdit::model::ptdit as net;
     let ctx = GpuContext::new_blocking().unwrap();
-    let mut cfg = PtditConfig::released_xl();
-    cfg.num_attention_heads = 2;
-    cfg.attention_head_dim = 64;
-    cfg.num_layers = 2;
-    cfg.cross_attention_dim = Some(128);
-    cfg.caption_channels = 64;
+    let mut cfg = crate::common::small_xl(2, 64, 2, 64);
     cfg.quantization = Some(ptdit::formats::quantized::Quantization::new(
         ptdit::DType::Q8,
     ));

@@ -333,14 +333,8 @@ fn the_small_preset_loads_and_draws() {
 fn a_random_model_of_any_storage_loads_and_draws() {
     use ptdit::model::t5::T5Config;
     use ptdit::model::vae::VaeConfig;
-    use ptdit::model::PtditConfig;
     use ptdit::pipeline::random_model;
-    let mut dit = PtditConfig::released_xl();
-    dit.num_attention_heads = 2;
-    dit.attention_head_dim = 32;
-    dit.num_layers = 1;
-    dit.cross_attention_dim = Some(64);
-    dit.caption_channels = 64;
+    let dit = crate::common::small_xl(2, 32, 1, 64);
     let mut t5c = T5Config::released_xxl();
     (t5c.vocab_size, t5c.d_model, t5c.d_kv, t5c.num_heads) = (32, 64, 16, 4);
     (t5c.d_ff, t5c.num_layers) = (128, 1);
