@@ -100,6 +100,20 @@ pub fn bf16_bytes(x: &[f32]) -> Vec<u8> {
         .collect()
 }
 
+/// The bytes of `x` stored as `dtype` (a packed format) as a file holds them: the values, then
+/// for q8 and q4 the scales, without padding (`formats::quantized` names the two tensors).
+pub fn file_bytes(dtype: DType, x: &[f32]) -> Vec<u8> {
+    match dtype {
+        DType::BF16 => bf16_bytes(x),
+        _ => {
+            let (mut values, mut scales) = (Vec::new(), Vec::new());
+            quantize_into(dtype, x, &mut values, &mut scales);
+            values.extend(scales);
+            values
+        }
+    }
+}
+
 /// The device bytes of `x` stored as `dtype` (a packed format), padded to whole words.
 pub fn pack(dtype: DType, x: &[f32]) -> Vec<u8> {
     let mut out = match dtype {

@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::safetensors::{Dtype, OutEntry};
 use crate::error::{config_error, Result};
 use crate::quant::BLOCK;
 use crate::tensor::{DType, Shape};
@@ -87,6 +88,30 @@ pub fn values_shape(dtype: DType, dims: &[usize]) -> Shape {
         *last /= 2;
     }
     Shape(d)
+}
+
+/// The file tensors of weight `key` of logical shape `dims` stored as `dtype` (a packed
+/// format): its values, then for q8 and q4 `{key}_scale`, in the order `quant::file_bytes`
+/// writes their data.
+pub fn file_entries(key: &str, dtype: DType, dims: &[usize]) -> Vec<OutEntry> {
+    let values = match dtype {
+        DType::BF16 => Dtype::BF16,
+        DType::Q8 => Dtype::I8,
+        _ => Dtype::U8,
+    };
+    let mut out = vec![OutEntry {
+        key: key.to_string(),
+        dtype: values,
+        shape: values_shape(dtype, dims).0,
+    }];
+    if matches!(dtype, DType::Q8 | DType::Q4) {
+        out.push(OutEntry {
+            key: format!("{key}{SCALE_SUFFIX}"),
+            dtype: Dtype::F16,
+            shape: scale_shape(dims).0,
+        });
+    }
+    out
 }
 
 /// The shape of the scales of a q8/q4 weight of logical shape `dims`.

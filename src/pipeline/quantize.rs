@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::model_dir::{TEXT_ENCODER, TRANSFORMER};
 use crate::error::{Error, LoadError, Result};
-use crate::formats::quantized::{self, Quantization, SCALE_SUFFIX};
+use crate::formats::quantized::{self, Quantization};
 use crate::formats::safetensors::{self, Dtype, OutEntry};
 use crate::model::{t5, PtditConfig};
 use crate::quant;
@@ -235,24 +235,7 @@ fn convert_file(
                     })));
                 }
                 count += 1;
-                let (values, scales) = match d.dtype {
-                    DType::BF16 => (Dtype::BF16, false),
-                    DType::Q8 => (Dtype::I8, true),
-                    _ => (Dtype::U8, true),
-                };
-                let shape = quantized::values_shape(d.dtype, d.shape.dims()).0;
-                out.push(OutEntry {
-                    key: key.to_string(),
-                    dtype: values,
-                    shape,
-                });
-                if scales {
-                    out.push(OutEntry {
-                        key: format!("{key}{SCALE_SUFFIX}"),
-                        dtype: Dtype::F16,
-                        shape: quantized::scale_shape(d.shape.dims()).0,
-                    });
-                }
+                out.extend(quantized::file_entries(key, d.dtype, d.shape.dims()));
             }
             None => out.push(OutEntry {
                 key: e.key.clone(),
@@ -308,17 +291,9 @@ fn convert_file(
                 storage: d.dtype.name().to_string(),
             })));
         }
-        let (packed_values, scales) = match d.dtype {
-            DType::BF16 => (quant::bf16_bytes(&values), Vec::new()),
-            s => {
-                let (mut v, mut sc) = (Vec::new(), Vec::new());
-                quant::quantize_into(s, &values, &mut v, &mut sc);
-                (v, sc)
-            }
-        };
-        w.write_all(&packed_values).map_err(io)?;
-        w.write_all(&scales).map_err(io)?;
-        written += (packed_values.len() + scales.len()) as u64;
+        let packed = quant::file_bytes(d.dtype, &values);
+        w.write_all(&packed).map_err(io)?;
+        written += packed.len() as u64;
     }
     w.flush().map_err(io)?;
     Ok((count, written))

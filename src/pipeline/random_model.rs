@@ -15,7 +15,7 @@ use std::path::Path;
 use super::model_dir::{TEXT_ENCODER, TOKENIZER, TRANSFORMER, VAE};
 use super::quantize::Plan;
 use crate::error::{Error, Result};
-use crate::formats::quantized::{self, Quantization, SCALE_SUFFIX};
+use crate::formats::quantized::{self, Quantization};
 use crate::formats::safetensors::{self, Dtype, OutEntry};
 use crate::model::t5::{self, T5Config};
 use crate::model::vae::{self, VaeConfig};
@@ -137,28 +137,7 @@ fn component(
     for (key, shape, dtype) in &tensors {
         let dims = shape.dims().to_vec();
         match dtype {
-            DType::Q8 | DType::Q4 => {
-                let values = if *dtype == DType::Q8 {
-                    Dtype::I8
-                } else {
-                    Dtype::U8
-                };
-                entries.push(OutEntry {
-                    key: key.clone(),
-                    dtype: values,
-                    shape: quantized::values_shape(*dtype, &dims).0,
-                });
-                entries.push(OutEntry {
-                    key: format!("{key}{SCALE_SUFFIX}"),
-                    dtype: Dtype::F16,
-                    shape: quantized::scale_shape(&dims).0,
-                });
-            }
-            DType::BF16 => entries.push(OutEntry {
-                key: key.clone(),
-                dtype: Dtype::BF16,
-                shape: dims,
-            }),
+            d if d.is_packed() => entries.extend(quantized::file_entries(key, *d, &dims)),
             _ => entries.push(OutEntry {
                 key: key.clone(),
                 dtype: float,
@@ -177,13 +156,7 @@ fn component(
     for (key, shape, dtype) in &tensors {
         let values = draw(key, shape.dims(), rng);
         let bytes = match dtype {
-            DType::Q8 | DType::Q4 => {
-                let (mut v, mut s) = (Vec::new(), Vec::new());
-                quant::quantize_into(*dtype, &values, &mut v, &mut s);
-                v.extend(s);
-                v
-            }
-            DType::BF16 => quant::bf16_bytes(&values),
+            d if d.is_packed() => quant::file_bytes(*d, &values),
             _ if plan.rest_bf16 => quant::bf16_bytes(&values),
             _ => bytemuck::cast_slice(&values).to_vec(),
         };
