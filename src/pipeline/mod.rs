@@ -12,6 +12,7 @@ pub mod quantize;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod random_model;
 
+pub mod clean;
 pub(crate) mod sampler;
 pub mod text;
 
