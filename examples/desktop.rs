@@ -157,7 +157,7 @@ impl App {
         let Some((t, _)) = &self.texture else { return };
         let read = pollster::block_on(ptdit::embed::read_texture(&self.ctx, t));
         self.status = match read.map_err(|e| e.to_string()).and_then(|f| {
-            let f = f.upscale(f.factor_for(128));
+            let f = f.upscale(f.factor_for(128)).unwrap_or_else(|_| f.clone());
             let bytes = png::encode(&[f]).map_err(|e| e.to_string())?;
             std::fs::write(&self.save_path, bytes).map_err(|e| e.to_string())
         }) {

@@ -9,17 +9,21 @@ use ptdit::autotune::{autotune, Cache};
 use ptdit::pipeline::embeddings::PromptEmbeddings;
 use ptdit::pipeline::generate::{encode_prompts, Request, TextToImage};
 use ptdit::pipeline::model_dir::Part;
-use ptdit::pipeline::{default_model, model_dir, png};
+use ptdit::pipeline::{default_model, limits, model_dir, png};
 use ptdit::{Error, GpuContext, Result};
 
 #[derive(Args)]
 pub struct GenerateArgs {
     /// What to draw.
-    #[arg(long, required_unless_present = "embeddings")]
+    #[arg(long, required_unless_present_any = ["embeddings", "prompt_file"])]
     prompt: Option<String>,
+    /// Reads the prompt from a UTF-8 file instead (`-`: standard input); one final newline is
+    /// dropped.
+    #[arg(long, conflicts_with = "prompt")]
+    prompt_file: Option<PathBuf>,
     /// Prompt embeddings written by `ptdit encode`, instead of --prompt and
     /// --negative-prompt: the text encoder is never loaded.
-    #[arg(long, conflicts_with_all = ["prompt", "negative_prompt"])]
+    #[arg(long, conflicts_with_all = ["prompt", "prompt_file", "negative_prompt"])]
     embeddings: Option<PathBuf>,
     /// What to steer away from (the released pipeline uses the empty prompt).
     #[arg(long, default_value = "")]
@@ -35,7 +39,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     steps: Option<usize>,
     /// Classifier-free guidance scale [default: the model's, 4.0 when released].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cfg: Option<f32>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -110,7 +114,73 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
     ))
 }
 
+/// Checks what can be checked before the GPU is touched: the output's folder, the upscale
+/// factor (its result is checked again against the model's size), the step count.
+fn check_args(args: &GenerateArgs) -> Result<()> {
+    let dir = match args.out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Input(format!(
+            "--out {}: the folder {} does not exist",
+            args.out.display(),
+            dir.display()
+        )));
+    }
+    if let Some(f) = args.upscale {
+        if f == 0 || f > limits::MAX_IMAGE_SIDE {
+            return Err(Error::Input(format!(
+                "--upscale {f}: the factor must be between 1 and {}",
+                limits::MAX_IMAGE_SIDE
+            )));
+        }
+    }
+    if let Some(s) = args.steps {
+        limits::check_steps(s, limits::MAX_STEPS)?;
+    }
+    limits::check_frames(args.frames)
+}
+
+/// A prompt from a file or standard input: at most a few times the longest prompt taken is
+/// read, so a huge file is refused without being held.
+fn read_prompt(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let limit = 4 * ptdit::pipeline::clean::MAX_PROMPT_CHARS as u64 + 1;
+    let mut bytes = Vec::new();
+    let read = match path.as_os_str() == "-" {
+        true => std::io::stdin().take(limit).read_to_end(&mut bytes),
+        false => std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut bytes)),
+    };
+    let name = path.display().to_string();
+    read.map_err(|e| Error::Io {
+        path: name.clone(),
+        source: e,
+    })?;
+    if bytes.len() as u64 == limit {
+        return Err(Error::Input(format!(
+            "--prompt-file {name}: longer than {} bytes, more than any prompt taken",
+            limit - 1
+        )));
+    }
+    let mut text = String::from_utf8(bytes).map_err(|e| {
+        Error::Input(format!(
+            "--prompt-file {name}: not UTF-8 text (at byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    for end in ["\n", "\r"] {
+        if text.ends_with(end) {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
 pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
+    check_args(args)?;
+    let from_file = args.prompt_file.as_deref().map(read_prompt).transpose()?;
+    let prompt = from_file.as_deref().or(args.prompt.as_deref());
     let ctx = GpuContext::new_blocking()?;
     let sampler = args.stats.then(|| PeakSampler::start(&ctx));
     let tuned = pollster::block_on(autotune(&ctx, &Cache::Default))?;
@@ -131,8 +201,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         (Some(path), _) => Some(read_embeddings(path)?),
         (None, Some(dir)) => {
             let c = model_dir::open_part(&ctx, dir, float, Part::Text)?;
-            let prompt = args.prompt.as_deref().unwrap_or_default();
-            let e = encode_prompts(&ctx, &c, prompt, &args.negative_prompt);
+            let e = encode_prompts(&ctx, &c, prompt.unwrap_or_default(), &args.negative_prompt);
             Some(pollster::block_on(e)?)
         }
         (None, None) => None,
@@ -148,13 +217,12 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         }
     };
     let pipe = TextToImage::with_float(&ctx, components, float)?;
-    let mut defaults = pipe.request(args.prompt.as_deref().unwrap_or_default());
+    let mut defaults = pipe.request(prompt.unwrap_or_default());
     defaults.embeddings = embeddings;
     let (width, height) = match &args.size {
         Some(s) => parse_size(s)?,
         None => (defaults.width, defaults.height),
     };
-    pipe.check_size(width, height, args.frames)?;
     let req = Request {
         negative_prompt: args.negative_prompt.clone(),
         width,
@@ -165,6 +233,11 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         seed: args.seed,
         ..defaults
     };
+    pipe.check_request(&req)?;
+    let factor = args
+        .upscale
+        .unwrap_or_else(|| limits::factor_for(width, height, 128));
+    limits::upscaled(width, height, factor)?;
     let bar = ProgressBar::new(req.steps as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -182,12 +255,10 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         false,
     ))?;
     bar.finish();
-    let factor = match args.upscale {
-        Some(0) => return Err(Error::Input("--upscale must be at least 1".into())),
-        Some(f) => f,
-        None => frames[0].factor_for(128),
-    };
-    let frames: Vec<_> = frames.iter().map(|f| f.upscale(factor)).collect();
+    let frames = frames
+        .iter()
+        .map(|f| f.upscale(factor))
+        .collect::<Result<Vec<_>>>()?;
     let bytes = png::encode(&frames)?;
     std::fs::write(&args.out, bytes).map_err(|e| Error::Io {
         path: args.out.display().to_string(),

@@ -4,6 +4,7 @@
 use super::decode::Decoder;
 use super::denoiser::{self, Denoiser};
 use super::embeddings::PromptEmbeddings;
+use super::limits;
 use super::model_dir::{Components, Weights};
 use super::sampler::{RectifiedFlow, Step};
 use crate::error::{Error, Result};
@@ -59,11 +60,12 @@ pub struct Frame {
 impl Frame {
     /// Bilinear upscaling by an integer factor (pixel centres aligned, edges clamped): for
     /// showing a small model's output at a viewable size.
-    pub fn upscale(&self, factor: usize) -> Frame {
-        if factor <= 1 {
-            return self.clone();
+    /// Sides beyond [`limits::MAX_IMAGE_SIDE`] are refused.
+    pub fn upscale(&self, factor: usize) -> Result<Frame> {
+        let (w, h) = limits::upscaled(self.width, self.height, factor)?;
+        if factor == 1 {
+            return Ok(self.clone());
         }
-        let (w, h) = (self.width * factor, self.height * factor);
         let src = |x: usize, y: usize, c: usize| self.rgb[(y * self.width + x) * 3 + c] as f32;
         let coord = |o: usize, n: usize| {
             let f = ((o as f32 + 0.5) / factor as f32 - 0.5).clamp(0.0, (n - 1) as f32);
@@ -82,11 +84,11 @@ impl Frame {
                 }
             }
         }
-        Frame {
+        Ok(Frame {
             width: w,
             height: h,
             rgb,
-        }
+        })
     }
 
     /// The pixels as RGBA, opaque (what canvases and RGBA8 textures take).
@@ -99,7 +101,7 @@ impl Frame {
 
     /// The smallest factor that makes both sides at least `min_side` pixels.
     pub fn factor_for(&self, min_side: usize) -> usize {
-        min_side.div_ceil(self.width.min(self.height).max(1)).max(1)
+        limits::factor_for(self.width, self.height, min_side)
     }
 }
 
@@ -175,11 +177,20 @@ impl TextToImage {
         &self.ctx
     }
 
-    /// A request with this model's defaults (size, steps, guidance) and the given prompt.
+    /// A request with this model's defaults (size, steps, guidance) and the given prompt. The
+    /// size is the scheduler config's; without one, a latent model gets the released 1024² and
+    /// a pixel-space model (this project's, trained small) 4 windows a side.
     pub fn request(&self, prompt: &str) -> Request {
-        let s = &self.components.scheduler;
-        let sampler = s.sampler();
-        let [height, width] = s.sample_size.unwrap_or([1024, 1024]);
+        let c = &self.components;
+        let sampler = c.scheduler.sampler();
+        let [height, width] = c.scheduler.sample_size.unwrap_or_else(|| match &c.vae {
+            Some(_) => [1024, 1024],
+            None => {
+                let t = &c.transformer;
+                let [_, wh, ww] = t.compress_ratios;
+                [4 * t.patch_size * wh, 4 * t.patch_size * ww]
+            }
+        });
         Request {
             prompt: prompt.into(),
             width,
@@ -204,7 +215,7 @@ impl TextToImage {
         let p = c.transformer.patch_size;
         let near = |n: usize, step: usize| {
             let lo = (n / step).max(1) * step;
-            let hi = n.div_ceil(step).max(1) * step;
+            let hi = n.div_ceil(step).max(1).saturating_mul(step);
             if n.abs_diff(lo) <= hi.abs_diff(n) {
                 lo
             } else {
@@ -212,7 +223,7 @@ impl TextToImage {
             }
         };
         for (what, n, win) in [("width", width, cr[2]), ("height", height, cr[1])] {
-            let step = f * p * win;
+            let step = limits::product("the model's window in pixels", &[f, p, win])?;
             if n == 0 || n % step != 0 {
                 return Err(Error::Input(format!("{what} {n} px does not fit the model's windows: it must be a multiple of {step} px; the nearest valid {what} is {}", near(n, step))));
             }
@@ -231,6 +242,41 @@ impl TextToImage {
             return Err(Error::Input(format!("{frames} frames give {t} latent frames, not a multiple of the model's {}-frame windows", cr[0])));
         }
         Ok((width / f, height / f, t))
+    }
+
+    /// Checks everything a request asks for before anything is allocated: the size against the
+    /// model's windows, steps and guidance, and the tensors it makes against the device's
+    /// largest buffer. Gives the latent's `(width, height, frames)`.
+    pub fn check_request(&self, req: &Request) -> Result<(usize, usize, usize)> {
+        let c = &self.components;
+        let (lw, lh, lt) = self.check_size(req.width, req.height, req.frames)?;
+        limits::check_frames(req.frames)?;
+        limits::check_steps(req.steps, limits::MAX_STEPS)?;
+        limits::check_cfg(req.cfg)?;
+        let max = self.ctx.device.limits().max_buffer_size;
+        let t = &c.transformer;
+        let float = self.float.size();
+        let what = format!(
+            "the latent of {}×{}, {} frames",
+            req.width, req.height, req.frames
+        );
+        let latent = limits::product(&what, &[t.in_channels, lt, lh, lw, 4])?;
+        limits::check_buffer("the latent", latent, max)?;
+        let tokens = limits::product(
+            "the token count",
+            &[lt, lh / t.patch_size, lw / t.patch_size],
+        )?;
+        let act = limits::product(
+            "the transformer's activations",
+            &[2, tokens, t.dim(), float],
+        )?;
+        limits::check_buffer("the transformer's activations (both CFG halves)", act, max)?;
+        let px = limits::product(
+            "the decoded pixels",
+            &[3, req.frames, req.height, req.width, 4],
+        )?;
+        limits::check_buffer("the decoded pixels", px, max)?;
+        Ok((lw, lh, lt))
     }
 
     /// Builds now the kernels that a request of the model's default size runs before the VAE
@@ -289,7 +335,7 @@ impl TextToImage {
     /// denoising run ready to step through `schedule`.
     pub async fn prepare(&self, req: &Request) -> Result<Prepared> {
         let c = &self.components;
-        let (lw, lh, lt) = self.check_size(req.width, req.height, req.frames)?;
+        let (lw, lh, lt) = self.check_request(req)?;
         let sampler = RectifiedFlow {
             steps: req.steps,
             cfg: req.cfg,

@@ -5,6 +5,7 @@ pub mod default_model;
 pub mod denoiser;
 pub mod embeddings;
 pub mod generate;
+pub mod limits;
 pub mod model_dir;
 pub mod png;
 #[cfg(not(target_arch = "wasm32"))]

@@ -51,7 +51,8 @@ impl RectifiedFlow {
 
     /// The shift ratio `r` of this sampler for an output of `height × width` px and `frames`.
     pub fn ratio(&self, height: usize, width: usize, frames: usize) -> f32 {
-        let space = ((height * width) as f32 / self.base_resolution).sqrt();
+        // h·w in f64 is exact for any size a request can pass, and rounds to the same f32.
+        let space = ((height as f64 * width as f64) as f32 / self.base_resolution).sqrt();
         space * Self::time_ratio(frames) * self.transform_scale
     }
 

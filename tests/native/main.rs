@@ -16,6 +16,7 @@ mod convert;
 mod default_model;
 mod embed;
 mod graph;
+mod hostile;
 mod pipeline;
 mod ptdit;
 mod quantized;
