@@ -131,7 +131,7 @@ pub(crate) fn config_error(why: String) -> Error {
 }
 
 fn mismatch_text(missing: &[String], unexpected: &[String], wrong: &[String]) -> String {
-    let mut msg = String::from("the weights do not match the model:");
+    let mut msg = String::from("the weights do not match the model's config.json:");
     for (title, items) in [
         ("missing keys", missing),
         ("unexpected keys", unexpected),

@@ -123,3 +123,124 @@ pub fn parse(bytes: &[u8]) -> Result<Model> {
     }
     Ok(m)
 }
+
+/// Checks a precompiled normalisation map (`NormalizerSpec.precompiled_charsmap`: a u32 trie
+/// size, a darts-clone double array, then NUL-separated replacement strings) before the
+/// `spm_precompiled` crate reads it: that crate indexes the array and the strings without
+/// bounds checks, so a crafted map panics at the first prompt. A valid array is made of
+/// 256-unit blocks, so every state the lookup can reach has all its children inside the array;
+/// this walks every reachable state and refuses a map where one lies outside, or where a
+/// replacement starts outside the strings or inside a character.
+pub fn check_charsmap(map: &[u8]) -> Result<()> {
+    let bad = |why: &str| bad(&format!("precompiled_charsmap: {why}"));
+    let size = map
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| bad("shorter than its 4-byte header"))?;
+    let trie = map
+        .get(4..4 + size)
+        .filter(|_| size % 4 == 0 && size > 0)
+        .ok_or_else(|| bad("the trie size disagrees with the data"))?;
+    let units: Vec<usize> = trie
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .collect();
+    let strings = std::str::from_utf8(&map[4 + size..])
+        .map_err(|_| bad("the replacement strings are not UTF-8"))?;
+    // darts-clone's unit fields, as the lookup decodes them.
+    let has_leaf = |u: usize| (u >> 8) & 1 == 1;
+    let label = |u: usize| u & ((1 << 31) | 0xFF);
+    let offset = |u: usize| (u >> 10) << ((u & (1 << 9)) >> 6);
+    let n = units.len();
+    let mut seen = vec![false; n];
+    let mut todo = vec![offset(units[0])];
+    while let Some(p) = todo.pop() {
+        if p | 0xFF >= n {
+            return Err(bad("a trie state's children lie outside the array"));
+        }
+        if std::mem::replace(&mut seen[p], true) {
+            continue;
+        }
+        for c in 1..=255usize {
+            let u = units[p ^ c];
+            if label(u) != c {
+                continue;
+            }
+            let next = (p ^ c) ^ offset(u);
+            if has_leaf(u) {
+                let at = *units
+                    .get(next)
+                    .ok_or_else(|| bad("a leaf lies outside the array"))?;
+                let start = at & ((1 << 31) - 1);
+                if !strings.is_char_boundary(start) {
+                    return Err(bad("a replacement starts outside the strings"));
+                }
+            }
+            todo.push(next);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_charsmap;
+
+    /// A map with one rule, "a" → "b". The root's offset is 256 (bit 9 clear: the offset is
+    /// the unit >> 10), so "a" is unit 256 ^ 97 = 353: label 97, the leaf bit, offset 0, so
+    /// the leaf is read from unit 353 itself, whose low 31 bits (353) index the strings.
+    fn one_rule() -> Vec<u8> {
+        let mut units = vec![0u32; 512];
+        units[0] = 256 << 10;
+        units[256 ^ b'a' as usize] = b'a' as u32 | 1 << 8;
+        let mut map = Vec::new();
+        map.extend_from_slice(&(units.len() as u32 * 4).to_le_bytes());
+        for u in &units {
+            map.extend_from_slice(&u.to_le_bytes());
+        }
+        map.extend(std::iter::repeat_n(b'x', 353));
+        map.extend_from_slice(b"b\0");
+        map
+    }
+
+    #[test]
+    fn crafted_charsmaps_are_refused_and_a_valid_one_taken() {
+        let good = one_rule();
+        check_charsmap(&good).unwrap();
+        let p = tokenizers::normalizers::Precompiled::from(&good).unwrap();
+        assert_eq!(p.normalize_string("a"), "b");
+        for (map, says) in [
+            (vec![], "header"),
+            (vec![1, 0], "header"),
+            (vec![0xff, 0xff, 0xff, 0xff, 1, 2], "trie size"),
+            (good[..600].to_vec(), "trie size"),
+            (
+                {
+                    let mut m = good.clone();
+                    m[4..8].copy_from_slice(&(1000u32 << 10).to_le_bytes());
+                    m
+                },
+                "outside the array",
+            ),
+            (
+                {
+                    let mut m = good.clone();
+                    m.truncate(4 + 2048 + 10);
+                    m
+                },
+                "outside the strings",
+            ),
+            (
+                {
+                    let mut m = good.clone();
+                    m.push(0xff);
+                    m
+                },
+                "not UTF-8",
+            ),
+        ] {
+            let e = check_charsmap(&map).unwrap_err().to_string();
+            assert!(e.contains(says), "{says}: {e}");
+        }
+    }
+}

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{config_error, Error, Result};
 use crate::formats::quantized::{self, Quantization};
+use crate::model::bounds;
 
 fn default_compress() -> [usize; 3] {
     [1, 8, 8]
@@ -106,12 +107,34 @@ impl PtditConfig {
     /// implement (other norms or activations), with the reason.
     pub fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(config_error(format!("PT-DiT config: {why}")));
-        if self.num_attention_heads == 0 || self.attention_head_dim == 0 || self.num_layers == 0 {
-            return bad("heads, head dim and layers must be positive".into());
-        }
-        if self.in_channels == 0 || self.caption_channels == 0 || self.patch_size == 0 {
-            return bad("channels and patch size must be positive".into());
-        }
+        let [c, p] = [self.compress_ratios, self.proxy_compress_ratios];
+        bounds::check(
+            "PT-DiT config",
+            &[
+                (
+                    "num_attention_heads",
+                    self.num_attention_heads,
+                    bounds::HEADS,
+                ),
+                ("attention_head_dim", self.attention_head_dim, bounds::HEADS),
+                ("num_layers", self.num_layers, bounds::LAYERS),
+                ("in_channels", self.in_channels, bounds::CHANNELS),
+                ("out_channels", self.out_channels(), bounds::CHANNELS),
+                ("caption_channels", self.caption_channels, bounds::WIDTH),
+                ("patch_size", self.patch_size, bounds::RATIO),
+                ("compress_ratios[0]", c[0], bounds::RATIO),
+                ("compress_ratios[1]", c[1], bounds::RATIO),
+                ("compress_ratios[2]", c[2], bounds::RATIO),
+                ("proxy_compress_ratios[0]", p[0], bounds::RATIO),
+                ("proxy_compress_ratios[1]", p[1], bounds::RATIO),
+                ("proxy_compress_ratios[2]", p[2], bounds::RATIO),
+            ],
+        )?;
+        // Both factors are bounded above, so the product cannot overflow.
+        bounds::check(
+            "PT-DiT config",
+            &[("the width (heads × head dim)", self.dim(), bounds::WIDTH)],
+        )?;
         let d = self.dim();
         if !d.is_multiple_of(8) {
             return bad(format!(

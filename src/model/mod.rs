@@ -1,6 +1,7 @@
 //! PT-DiT on the engine: config, derived tables, the forward graph, weights, and a compiled
 //! model ready to run.
 
+pub mod bounds;
 pub mod config;
 pub mod global_block;
 pub mod ptdit;

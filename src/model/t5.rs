@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{config_error, Error, LoadError, Result};
 use crate::gpu::GpuContext;
 use crate::graph::{ExecOptions, Executable, Graph};
+use crate::model::bounds;
 use crate::model::upload::{self, DeviceWeights, Wanted};
 use crate::model::weights;
 use crate::nn::{Attention, Epilogue, Linear};
@@ -101,18 +102,30 @@ impl T5Config {
 
     pub fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(config_error(format!("T5 config: {why}")));
-        if [
-            self.vocab_size,
-            self.d_model,
-            self.d_kv,
-            self.d_ff,
-            self.num_layers,
-            self.num_heads,
-        ]
-        .contains(&0)
-        {
-            return bad("sizes must be positive".into());
-        }
+        bounds::check(
+            "T5 config",
+            &[
+                ("vocab_size", self.vocab_size, bounds::VOCAB),
+                ("d_model", self.d_model, bounds::WIDTH),
+                ("d_kv", self.d_kv, bounds::HEADS),
+                ("d_ff", self.d_ff, bounds::WIDTH),
+                ("num_layers", self.num_layers, bounds::LAYERS),
+                ("num_heads", self.num_heads, bounds::HEADS),
+                (
+                    "relative_attention_num_buckets",
+                    self.relative_attention_num_buckets,
+                    bounds::BUCKETS,
+                ),
+                (
+                    "relative_attention_max_distance",
+                    self.relative_attention_max_distance,
+                    bounds::DISTANCE,
+                ),
+            ],
+        )?;
+        // Both factors are bounded above, so the product cannot overflow.
+        let heads = self.num_heads * self.d_kv;
+        bounds::check("T5 config", &[("num_heads × d_kv", heads, bounds::WIDTH)])?;
         match self.feed_forward_proj.as_deref() {
             None | Some("gated-gelu") => {}
             Some(f) => {
@@ -331,7 +344,13 @@ pub fn graph_params(
 /// table of L² entries are cheaper there than shipping the tables to the GPU).
 pub fn wanted(cfg: &T5Config, float: DType) -> Result<Wanted> {
     let mut w = Wanted::graph(&build_as(cfg, 1, 1, false, float)?);
-    w.host = vec![EMBED_KEY.to_string(), REL_BIAS_KEY.to_string()];
+    w.host = vec![
+        (EMBED_KEY.into(), vec![cfg.vocab_size, cfg.d_model]),
+        (
+            REL_BIAS_KEY.into(),
+            vec![cfg.relative_attention_num_buckets, cfg.num_heads],
+        ),
+    ];
     w.aliases = vec![("encoder.embed_tokens.weight".into(), EMBED_KEY.into())];
     Ok(w)
 }

@@ -21,8 +21,9 @@ use crate::tensor::{DType, HostTensor, TensorDesc};
 pub struct Wanted {
     /// Params, as the device stores them.
     pub device: BTreeMap<String, TensorDesc>,
-    /// Tensors the host reads itself (T5's token table and its bucket table), kept as f32.
-    pub host: Vec<String>,
+    /// Tensors the host reads itself (T5's token table and its bucket table), kept as f32,
+    /// with the shape each must have.
+    pub host: Vec<(String, Vec<usize>)>,
     /// Other names of a key (a tied copy, e.g. T5's `encoder.embed_tokens.weight` for
     /// `shared.weight`): stored under the key; a second copy is skipped.
     pub aliases: Vec<(String, String)>,
@@ -393,7 +394,14 @@ impl Upload {
                 numel: desc.shape.numel(),
             }));
         }
-        if self.wanted.host.contains(&key) {
+        if let Some((_, expect)) = self.wanted.host.iter().find(|(k, _)| *k == key) {
+            if shape != expect.as_slice() {
+                return Err(Problem::Wrong(format!(
+                    "{key}: expected {}, found {}",
+                    crate::tensor::Shape(expect.clone()),
+                    crate::tensor::Shape(shape.to_vec())
+                )));
+            }
             if !self.seen.insert(key.clone()) {
                 // A tied copy under another name: the same values.
                 return Ok(slot(Target::Skip));

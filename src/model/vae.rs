@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{config_error, Error, Result};
 use crate::graph::{Graph, TensorId};
+use crate::model::bounds;
 use crate::model::upload::Wanted;
 use crate::nn::{Attention, Epilogue, Linear};
 use crate::ops::attention::AttentionExtras;
@@ -76,6 +77,22 @@ impl VaeConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(config_error(format!("VAE config: {why}")));
         let levels = self.hidden_size_mult.len();
+        let widest = self.hidden_size_mult.iter().copied().max().unwrap_or(1);
+        bounds::check(
+            "VAE config",
+            &[
+                ("hidden_size", self.hidden_size, bounds::WIDTH),
+                ("the number of levels", levels, bounds::LEVELS),
+                ("the largest hidden_size_mult", widest, bounds::RATIO),
+                ("num_res_blocks", self.num_res_blocks, bounds::RES_BLOCKS),
+                ("z_channels", self.z_channels, bounds::CHANNELS),
+                ("embed_dim", self.embed_dim, bounds::CHANNELS),
+            ],
+        )?;
+        bounds::check(
+            "VAE config",
+            &[("the widest level", self.hidden_size * widest, bounds::WIDTH)],
+        )?;
         if levels == 0 || self.decoder_spatial_upsample.len() != levels {
             return bad(format!(
                 "{} levels but {} spatial upsamplers",

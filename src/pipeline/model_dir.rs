@@ -22,7 +22,7 @@ use crate::gpu::GpuContext;
 use crate::model::t5::{self, T5Config};
 use crate::model::upload::{self, DeviceWeights, Upload, Wanted};
 use crate::model::vae::{self, VaeConfig};
-use crate::model::PtditConfig;
+use crate::model::{bounds, PtditConfig};
 use crate::pipeline::sampler::SchedulerConfig;
 use crate::pipeline::text::{Tokenizer, MAX_LEN};
 use crate::tensor::{DType, HostTensor};
@@ -168,12 +168,12 @@ fn text<'a>(files: &'a Files, path: &str) -> Result<&'a str> {
 /// Checks that every piece is there, listing all that are missing.
 pub fn check(files: &Files) -> Result<()> {
     let mut missing = Vec::new();
-    // Only a pixel-space transformer (3 input channels) may come without a VAE.
-    let pixel_space = files
-        .get("transformer/config.json")
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|t| PtditConfig::from_json(t).ok())
-        .is_some_and(|c| c.in_channels == 3);
+    // Only a pixel-space transformer (3 input channels) may come without a VAE; a broken
+    // transformer config is reported as itself, not as a missing VAE.
+    let pixel_space = match files.contains_key("transformer/config.json") {
+        true => transformer_config(files)?.in_channels == 3,
+        false => false,
+    };
     let has = |comp: &str| files.keys().any(|k| k.starts_with(&format!("{comp}/")));
     for comp in [TRANSFORMER, TEXT_ENCODER, VAE] {
         // Without a text encoder the model generates from prompt embeddings only.
@@ -219,25 +219,27 @@ pub fn from_files(files: &Files) -> Result<Components> {
 fn parts(files: &Files) -> Result<Components> {
     check(files)?;
     let text_encoder = match files.contains_key("text_encoder/config.json") {
-        true => Some(T5Config::from_json(text(
+        true => Some(config(
             files,
             "text_encoder/config.json",
-        )?)?),
+            T5Config::from_json,
+        )?),
         false => None,
     };
     let tokenizer = match (files.get("tokenizer/tokenizer.json"), &text_encoder) {
         (_, None) => None,
-        (Some(b), _) => Some(Tokenizer::from_bytes(b)?),
-        (None, _) => Some(Tokenizer::from_spiece(
-            files
-                .get("tokenizer/spiece.model")
-                .map(|v| v.as_slice())
-                .unwrap_or_default(),
-        )?),
+        (Some(b), _) => {
+            Some(Tokenizer::from_bytes(b).map_err(|e| e.in_file("tokenizer/tokenizer.json"))?)
+        }
+        (None, _) => {
+            let path = "tokenizer/spiece.model";
+            let bytes = files.get(path).map(|v| v.as_slice()).unwrap_or_default();
+            Some(Tokenizer::from_spiece(bytes).map_err(|e| e.in_file(path))?)
+        }
     };
-    let transformer = PtditConfig::from_json(text(files, "transformer/config.json")?)?;
+    let transformer = transformer_config(files)?;
     let vae = match files.contains_key("vae/config.json") {
-        true => Some(VaeConfig::from_json(text(files, "vae/config.json")?)?),
+        true => Some(config(files, "vae/config.json", VaeConfig::from_json)?),
         false if transformer.in_channels == 3 => None,
         false => {
             return Err(Error::load(LoadError::Config(format!(
@@ -246,35 +248,17 @@ fn parts(files: &Files) -> Result<Components> {
             ))))
         }
     };
-    let text_len = match files.get("tokenizer/tokenizer_config.json") {
-        None => MAX_LEN,
-        Some(_) => {
-            #[derive(serde::Deserialize)]
-            struct TokenizerConfig {
-                model_max_length: Option<usize>,
-            }
-            let c: TokenizerConfig =
-                serde_json::from_str(text(files, "tokenizer/tokenizer_config.json")?).map_err(
-                    |e| {
-                        let error = LoadError::Config(e.to_string());
-                        Error::load_in("tokenizer/tokenizer_config.json", error)
-                    },
-                )?;
-            match c.model_max_length {
-                Some(0) => {
-                    return Err(Error::load_in(
-                        "tokenizer/tokenizer_config.json",
-                        LoadError::Config("model_max_length must be positive".into()),
-                    ))
-                }
-                Some(n) => n,
-                None => MAX_LEN,
-            }
-        }
+    let text_len = match files.contains_key(TOKENIZER_CONFIG) {
+        true => config(files, TOKENIZER_CONFIG, text_len_from_json)?,
+        false => MAX_LEN,
     };
-    let scheduler = match files.get("scheduler/scheduler_config.json") {
-        Some(_) => SchedulerConfig::from_json(text(files, "scheduler/scheduler_config.json")?)?,
-        None => SchedulerConfig::default(),
+    let scheduler = match files.contains_key("scheduler/scheduler_config.json") {
+        true => config(
+            files,
+            "scheduler/scheduler_config.json",
+            SchedulerConfig::from_json,
+        )?,
+        false => SchedulerConfig::default(),
     };
     Ok(Components {
         transformer,
@@ -287,6 +271,40 @@ fn parts(files: &Files) -> Result<Components> {
         vae_weights: Weights::Host(HashMap::new()),
         scheduler,
     })
+}
+
+const TOKENIZER_CONFIG: &str = "tokenizer/tokenizer_config.json";
+
+/// The config file `path` parsed by `parse`; an error names the file.
+fn config<T>(files: &Files, path: &str, parse: impl Fn(&str) -> Result<T>) -> Result<T> {
+    parse(text(files, path)?).map_err(|e| e.in_file(path))
+}
+
+fn transformer_config(files: &Files) -> Result<PtditConfig> {
+    config(files, "transformer/config.json", PtditConfig::from_json)
+}
+
+/// The text length from `tokenizer_config.json`'s `model_max_length`: absent, or the value
+/// Hugging Face writes for "no limit" (`int(1e30)`), gives the released 200.
+fn text_len_from_json(text: &str) -> Result<usize> {
+    #[derive(serde::Deserialize)]
+    struct TokenizerConfig {
+        model_max_length: Option<serde_json::Number>,
+    }
+    let bad = |why: String| Error::load(LoadError::Config(why));
+    let c: TokenizerConfig = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let Some(n) = c.model_max_length else {
+        return Ok(MAX_LEN);
+    };
+    match (n.as_u64(), n.as_f64()) {
+        (Some(v), _) if (1..=bounds::TEXT_LEN as u64).contains(&v) => Ok(v as usize),
+        (None, Some(f)) if f >= 1e29 => Ok(MAX_LEN),
+        _ => Err(bad(format!(
+            "model_max_length {n} must be between 1 and {} tokens (or Hugging Face's \
+             1e30 for no limit)",
+            bounds::TEXT_LEN
+        ))),
+    }
 }
 
 /// Loads a model directory from disk.

@@ -9,6 +9,7 @@
 
 use serde::Deserialize;
 
+use super::limits::MAX_STEPS;
 use crate::error::{config_error, Error, Result};
 use crate::model::tables::round_bf16;
 
@@ -127,7 +128,32 @@ pub struct SchedulerConfig {
 
 impl SchedulerConfig {
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| config_error(format!("scheduler config: {e}")))
+        let c: SchedulerConfig = serde_json::from_str(text)
+            .map_err(|e| config_error(format!("scheduler config: {e}")))?;
+        let bad = |why: String| Err(config_error(format!("scheduler config: {why}")));
+        let limits = super::limits::check_steps(c.num_inference_steps.unwrap_or(1), MAX_STEPS)
+            .and(super::limits::check_cfg(c.guidance_scale.unwrap_or(1.0)));
+        if let Err(e) = limits {
+            return bad(e.to_string().replace("invalid input: ", ""));
+        }
+        for (name, v) in [
+            ("base_resolution", c.base_resolution),
+            ("transform_scale", c.transform_scale),
+        ] {
+            if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                return bad(format!("{name} must be a positive number"));
+            }
+        }
+        if let Some([h, w]) = c.sample_size {
+            let side = 1..=super::limits::MAX_IMAGE_SIDE;
+            if !(side.contains(&h) && side.contains(&w)) {
+                return bad(format!(
+                    "sample_size [{h}, {w}] must be between 1 and {} px a side",
+                    side.end()
+                ));
+            }
+        }
+        Ok(c)
     }
 
     /// The sampler with this model's defaults.

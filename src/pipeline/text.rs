@@ -77,6 +77,7 @@ impl Tokenizer {
         let mut inner = tokenizers::Tokenizer::new(model);
         let mut norms: Vec<NormalizerWrapper> = Vec::new();
         if !m.charsmap.is_empty() {
+            sentencepiece::check_charsmap(&m.charsmap)?;
             norms.push(
                 Precompiled::from(&m.charsmap)
                     .map_err(|e| bad(e.to_string()))?

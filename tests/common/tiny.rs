@@ -91,6 +91,15 @@ pub fn spiece_model() -> Vec<u8> {
     out
 }
 
+/// [`spiece_model`] with a normaliser whose `precompiled_charsmap` is `charsmap`.
+pub fn spiece_model_with_charsmap(charsmap: &[u8]) -> Vec<u8> {
+    let mut out = spiece_model();
+    let mut spec = Vec::new();
+    field_bytes(&mut spec, 2, charsmap);
+    field_bytes(&mut out, 3, &spec);
+    out
+}
+
 /// The files of the tiny model directory.
 pub fn tiny_model_files() -> Files {
     let mut files = Files::new();

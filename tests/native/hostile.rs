@@ -12,7 +12,7 @@ struct Outcome {
     stderr: String,
 }
 
-/// Runs the CLI, killing it after `limit` (which fails the test: a hang).
+/// Runs the CLI, killing it after `limit` (a hang: the outcome has no exit code).
 fn run(args: &[&str], limit: Duration) -> Outcome {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ptdit"))
         .args(args)
@@ -37,24 +37,37 @@ fn run(args: &[&str], limit: Duration) -> Outcome {
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            panic!("`ptdit {}` ran past {limit:?}", args.join(" "));
+            let _ = child.wait();
+            return Outcome {
+                code: None,
+                stderr: format!("killed: it ran past {limit:?}"),
+            };
         }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// The CLI must refuse `args` with exit status 1 and a message containing `says`.
-fn refused(args: &[&str], says: &str) {
-    let o = run(args, Duration::from_secs(120));
+/// Whether the CLI refused `args` with exit status 1 and a message containing `says`; if not,
+/// what it did.
+fn check_refused(args: &[&str], says: &str) -> Result<(), String> {
+    let o = run(args, Duration::from_secs(30));
     let shown = format!(
         "`ptdit {}` gave {:?}:\n{}",
         args.join(" "),
         o.code,
         o.stderr
     );
-    assert!(!o.stderr.contains("panicked"), "{shown}");
-    assert_eq!(o.code, Some(1), "{shown}");
-    assert!(o.stderr.contains(says), "expected `{says}` in {shown}");
+    match o.code == Some(1) && !o.stderr.contains("panicked") && o.stderr.contains(says) {
+        true => Ok(()),
+        false => Err(format!("expected `{says}` in {shown}")),
+    }
+}
+
+/// The CLI must refuse `args` with exit status 1 and a message containing `says`.
+fn refused(args: &[&str], says: &str) {
+    if let Err(e) = check_refused(args, says) {
+        panic!("{e}");
+    }
 }
 
 /// The CLI must succeed on `args`.
@@ -174,4 +187,151 @@ fn a_model_without_scheduler_defaults_to_what_it_can_do() {
     let pipe = TextToImage::new(&crate::common::gpu(), c).unwrap();
     let req = pipe.request("apple");
     assert_eq!((req.width, req.height, req.steps), (32, 32, 30));
+}
+
+/// The tiny model directory (`common::tiny`) under a fresh folder, with `edit` applied to the
+/// JSON file `path` (a field set to a value) or the file replaced by raw bytes.
+fn tiny_dir_with(case: &str, path: &str, edit: Edit) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ptdit-hostile-{}-{case}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut files = crate::common::tiny::tiny_model_files();
+    files.insert(
+        "tokenizer/tokenizer_config.json".into(),
+        br#"{"model_max_length": 4}"#.to_vec(),
+    );
+    files.insert(
+        "scheduler/scheduler_config.json".into(),
+        br#"{"num_inference_steps": 1, "sample_size": [64, 64]}"#.to_vec(),
+    );
+    match edit {
+        Edit::Set(key, value) => {
+            let mut json: serde_json::Value = serde_json::from_slice(&files[path]).unwrap();
+            json[key] = serde_json::from_str(value).unwrap();
+            files.insert(path.into(), serde_json::to_vec(&json).unwrap());
+        }
+        Edit::Bytes(b) => {
+            files.insert(path.into(), b.to_vec());
+        }
+        Edit::Remove => {
+            files.retain(|k, _| !k.starts_with(path));
+        }
+    }
+    crate::common::write_model_dir(&dir, &files);
+    dir
+}
+
+enum Edit {
+    Set(&'static str, &'static str),
+    Bytes(&'static [u8]),
+    Remove,
+}
+
+#[test]
+fn malformed_configs_are_refused_naming_the_file() {
+    const T5: &str = "text_encoder/config.json";
+    const DIT: &str = "transformer/config.json";
+    const VAE: &str = "vae/config.json";
+    const TOK: &str = "tokenizer/tokenizer_config.json";
+    const SCHED: &str = "scheduler/scheduler_config.json";
+    let big = "4611686018427387904"; // 2^62
+    const T5_W: &str =
+        "text_encoder/model.safetensors: the weights do not match the model's config.json";
+    const VAE_W: &str = "vae/model.safetensors: the weights do not match the model's config.json";
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (T5, Edit::Set("num_heads", "4"), T5_W),
+        (T5, Edit::Set("d_kv", "16"), T5_W),
+        (T5, Edit::Set("relative_attention_num_buckets", "64"), T5_W),
+        (T5, Edit::Set("num_heads", big), T5),
+        (T5, Edit::Set("d_kv", big), T5),
+        (T5, Edit::Set("num_layers", "1000000"), T5),
+        (T5, Edit::Set("d_model", "1000000000"), T5),
+        (T5, Edit::Set("vocab_size", "5"), T5_W),
+        (DIT, Edit::Set("num_attention_heads", big), DIT),
+        (DIT, Edit::Set("attention_head_dim", big), DIT),
+        (DIT, Edit::Set("patch_size", big), DIT),
+        (DIT, Edit::Set("compress_ratios", "[1, 4611686018427387904, 2]"), DIT),
+        (DIT, Edit::Set("proxy_compress_ratios", "[4611686018427387904, 2, 2]"), DIT),
+        (DIT, Edit::Set("num_layers", "1000000"), DIT),
+        (DIT, Edit::Set("caption_channels", "1000000000"), DIT),
+        (DIT, Edit::Set("num_attention_heads", "3"), DIT),
+        (DIT, Edit::Bytes(b"{\"num_attention_heads\": "), DIT),
+        (VAE, Edit::Set("hidden_size_mult", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]"), VAE),
+        (VAE, Edit::Set("hidden_size", big), VAE),
+        (VAE, Edit::Set("z_channels", "5"), VAE_W),
+        (TOK, Edit::Set("model_max_length", "1000000000"), TOK),
+        (SCHED, Edit::Set("num_inference_steps", "1000000000000"), SCHED),
+        (SCHED, Edit::Set("sample_size", "[100000, 100000]"), SCHED),
+    ];
+    let out = out_png("config.png");
+    let mut failed = Vec::new();
+    for (i, (path, edit, says)) in cases.into_iter().enumerate() {
+        let dir = tiny_dir_with(&format!("config-{i}"), path, edit);
+        let d = dir.display().to_string();
+        let args = ["generate", "--model", &d, "--prompt", "a", "--out", &out];
+        if let Err(e) = check_refused(&args, says) {
+            failed.push(format!("case {i} ({path}): {e}"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+#[test]
+fn model_dir_and_tokenizer_edges() {
+    let out = out_png("edges.png");
+    let quick = [
+        "--prompt",
+        "a",
+        "--steps",
+        "1",
+        "--upscale",
+        "1",
+        "--out",
+        &out,
+    ];
+    // HF writes int(1e30) for "no length limit": the released text length is taken.
+    let dir = tiny_dir_with(
+        "no-limit",
+        "tokenizer/tokenizer_config.json",
+        Edit::Set("model_max_length", "1000000000000000019884624838656"),
+    );
+    accepted(
+        &[
+            &["generate", "--model", &dir.display().to_string()][..],
+            &quick,
+        ]
+        .concat(),
+    );
+    // A broken transformer config in a pixel-space model (no vae/) is reported as itself.
+    let dir = tiny_dir_with("no-vae", "vae/", Edit::Remove);
+    let config = dir.join("transformer/config.json");
+    std::fs::write(&config, b"{\"in_channels\": 3,").unwrap();
+    let d = dir.display().to_string();
+    refused(
+        &["generate", "--model", &d, "--prompt", "a"],
+        "transformer/config.json",
+    );
+    // SentencePiece models whose normalisation map is empty (none), short or garbage.
+    let spiece = |case: &str, map: &[u8]| {
+        let dir = tiny_dir_with(case, "tokenizer/tokenizer.json", Edit::Remove);
+        let model = crate::common::tiny::spiece_model_with_charsmap(map);
+        std::fs::write(dir.join("tokenizer/spiece.model"), model).unwrap();
+        dir.display().to_string()
+    };
+    accepted(
+        &[
+            &["generate", "--model", &spiece("spm-empty", b"")][..],
+            &quick,
+        ]
+        .concat(),
+    );
+    for (i, map) in [&b"\x01\x02"[..], b"\x00\x01\x00\x00garbage", &[0xff; 64]]
+        .iter()
+        .enumerate()
+    {
+        let d = spiece(&format!("spm-{i}"), map);
+        refused(
+            &["generate", "--model", &d, "--prompt", "a"],
+            "spiece.model: not a valid SentencePiece model file: precompiled_charsmap",
+        );
+    }
 }
