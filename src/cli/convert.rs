@@ -13,6 +13,9 @@ pub struct ConvertArgs {
     input: PathBuf,
     /// The safetensors file to write.
     output: PathBuf,
+    /// The top-level entry that holds the state dict (e.g. `ema`), when it holds several.
+    #[arg(long)]
+    key: Option<String>,
 }
 
 pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
@@ -20,7 +23,11 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
         path: args.input.display().to_string(),
         source: e,
     })?;
-    let ck = torch::read_checkpoint(&bytes).map_err(|e| e.in_file(args.input.display()))?;
+    let ck = torch::read_checkpoint_at(&bytes, args.key.as_deref())
+        .map_err(|e| e.in_file(args.input.display()))?;
+    if let Some(k) = &ck.from {
+        println!("the state dict under `{k}`");
+    }
     let out = safetensors::write(&ck.tensors)?;
     std::fs::write(&args.output, out).map_err(|e| Error::Io {
         path: args.output.display().to_string(),

@@ -441,6 +441,14 @@ pub fn parse(bytes: &[u8]) -> Result<Value> {
                 stack.push(id);
                 continue;
             }
+            b'0' => {
+                pop(&mut stack)?; // POP
+                continue;
+            }
+            b'1' => {
+                pop_mark(&mut stack, &a)?; // POP_MARK
+                continue;
+            }
             b'b' => {
                 // BUILD: the state of an OrderedDict or a tensor's extra state; not needed.
                 pop(&mut stack)?;

@@ -172,3 +172,185 @@ fn truncated_and_non_zip_files_are_errors() {
         .to_string();
     assert!(e.contains("truncated"), "{e}");
 }
+
+/// A checkpoint whose top-level dict maps each of `wrappers` to a state dict
+/// `{keys[i]: f32 (2,) tensor on storage i}` (no wrapper: the state dict is the top level).
+fn wrapped(wrappers: &[&str], keys: &[&str], byteorder: Option<&[u8]>) -> Vec<u8> {
+    let mut p = vec![0x80, 2];
+    let state_dict = |p: &mut Vec<u8>| {
+        global(p, "collections", "OrderedDict");
+        p.extend_from_slice(b")R(");
+        for (i, k) in keys.iter().enumerate() {
+            s(p, k);
+            tensor(p, "FloatStorage", &i.to_string(), 2, (1, 2), (2, 1));
+        }
+        p.push(b'u');
+    };
+    match wrappers {
+        [] => state_dict(&mut p),
+        ws => {
+            p.extend_from_slice(b"}(");
+            for w in ws {
+                s(&mut p, w);
+                state_dict(&mut p);
+            }
+            p.push(b'u');
+        }
+    }
+    p.push(b'.');
+    let data: Vec<Vec<u8>> = (0..keys.len())
+        .map(|i| {
+            [i as f32, -1.5]
+                .iter()
+                .flat_map(|v| match byteorder {
+                    Some(b"big") => v.to_be_bytes(),
+                    _ => v.to_le_bytes(),
+                })
+                .collect()
+        })
+        .collect();
+    let names: Vec<String> = (0..keys.len())
+        .map(|i| format!("archive/data/{i}"))
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = vec![("archive/data.pkl", &p)];
+    files.extend(
+        names
+            .iter()
+            .zip(&data)
+            .map(|(n, d)| (n.as_str(), d.as_slice())),
+    );
+    if let Some(b) = byteorder {
+        files.push(("archive/byteorder", b));
+    }
+    zip_of(&files)
+}
+
+fn err(bytes: &[u8]) -> String {
+    torch::read_checkpoint(bytes).unwrap_err().to_string()
+}
+
+#[test]
+fn the_state_dict_is_found_under_any_one_wrapper_and_chosen_among_several() {
+    for w in ["model_state_dict", "ema", "model", "state_dict"] {
+        let ck = torch::read_checkpoint(&wrapped(&[w], &["x.weight"], None)).unwrap();
+        assert_eq!((ck.from.as_deref(), ck.tensors.len()), (Some(w), 1), "{w}");
+    }
+    let both = wrapped(&["ema", "model_state_dict"], &["x.weight"], None);
+    let e = err(&both);
+    assert!(
+        e.contains("several state dicts (ema, model_state_dict): choose one with --key"),
+        "{e}"
+    );
+    let ck = torch::read_checkpoint_at(&both, Some("ema")).unwrap();
+    assert_eq!(ck.from.as_deref(), Some("ema"));
+    let e = torch::read_checkpoint_at(&both, Some("emma"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no dict `emma`") && e.contains("ema, model_state_dict"),
+        "{e}"
+    );
+    // The `OrderedDict([(k, v), ...])` form keeps its items (it came out empty).
+    let mut p = vec![0x80, 2];
+    global(&mut p, "collections", "OrderedDict");
+    p.extend_from_slice(b"(");
+    s(&mut p, "w");
+    tensor(&mut p, "FloatStorage", "0", 2, (1, 2), (2, 1));
+    p.extend_from_slice(&[0x86, b'l', 0x85, b'R', b'.']);
+    let f32s: Vec<u8> = [1f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let ck = torch::read_checkpoint(&zip_of(&[
+        ("archive/data.pkl", &p),
+        ("archive/data/0", &f32s),
+    ]))
+    .unwrap();
+    assert_eq!(ck.tensors.len(), 1);
+}
+
+#[test]
+fn a_checkpoint_that_would_convert_wrongly_is_refused_or_read_right() {
+    // Big-endian storages are swapped, not read as little-endian.
+    let ck = torch::read_checkpoint(&wrapped(&[], &["w"], Some(b"big"))).unwrap();
+    let le: Vec<u8> = [0f32, -1.5].iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(ck.tensors["w"].data, le);
+    let e = err(&wrapped(&[], &["w"], Some(b"middle")));
+    assert!(e.contains("byteorder `middle`"), "{e}");
+    // `w` and `module.w` would both be `w`: one silently won.
+    let e = err(&wrapped(&[], &["w", "module.w"], None));
+    assert!(e.contains("`w` and `module.w` are both `w`"), "{e}");
+    // A dict without tensors converted to "0 tensors" with exit status 0.
+    let mut p = vec![0x80, 2, b'}'];
+    s(&mut p, "step");
+    p.extend_from_slice(&[b'K', 5, b's', b'.']);
+    let e = err(&zip_of(&[("archive/data.pkl", &p)]));
+    assert!(
+        e.contains("no tensors in the state dict (1 other entries)"),
+        "{e}"
+    );
+}
+
+/// A pickle around `body`, in a zip with one 8-byte storage.
+fn pickle_zip(body: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, 2];
+    p.extend_from_slice(body);
+    p.push(b'.');
+    zip_of(&[("archive/data.pkl", &p), ("archive/data/0", &[0u8; 8])])
+}
+
+#[test]
+fn hostile_pickles_end_in_bounded_time_and_memory() {
+    let start = std::time::Instant::now();
+    // Nested 100,000 deep: lists, tuples and dicts (the stack overflowed, aborting).
+    let mut lists = vec![b']'; 100_000];
+    lists.extend(vec![b'a'; 99_999]);
+    let mut marks = vec![b'('; 100_000];
+    marks.extend(vec![b't'; 100_000]);
+    let mut tuples = vec![b'N'];
+    tuples.extend(vec![0x85; 100_000]);
+    for body in [lists, marks, tuples] {
+        let e = err(&pickle_zip(&body));
+        assert!(e.contains("nested deeper than 64"), "{e}");
+    }
+    // "Billion laughs": each list holds the previous one twice, by memo reference.
+    let mut laughs = vec![b']', b'q', 0];
+    for i in 1..40u8 {
+        laughs.extend_from_slice(&[b'(', b'h', i - 1, b'h', i - 1, b'l', b'q', i]);
+    }
+    let e = err(&pickle_zip(&laughs));
+    assert!(e.contains("expands to more than"), "{e}");
+    // OrderedDict called again and again on one long list of pairs: quadratic work.
+    let mut calls = vec![b'('];
+    for _ in 0..20_000 {
+        calls.extend_from_slice(&[b'N', b'N', 0x86]);
+    }
+    calls.extend_from_slice(&[b'l', b'q', 0]);
+    for _ in 0..20_000 {
+        calls.extend_from_slice(b"ccollections\nOrderedDict\n");
+        calls.extend_from_slice(&[b'h', 0, 0x85, b'R', b'0']);
+    }
+    let e = err(&pickle_zip(&calls));
+    assert!(e.contains("copy more than"), "{e}");
+    // Sizes near 2^62 overflowed; a declared (65536, 65536) view of 8 bytes allocated 16 GiB.
+    for (shape, stride) in [
+        ([0x8a, 8, 0, 0, 0, 0, 0, 0, 0, 0x40], [b'K', 1]),
+        ([0x8a, 8, 0, 0, 1, 0, 0, 0, 0, 0], [b'K', 0]),
+    ] {
+        let mut body = Vec::new();
+        body.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+        s(&mut body, "storage");
+        global(&mut body, "torch", "FloatStorage");
+        s(&mut body, "0");
+        s(&mut body, "cpu");
+        body.extend_from_slice(&[b'K', 2, b't', b'Q', b'K', 0]);
+        body.extend_from_slice(&shape);
+        body.extend_from_slice(&[b'K', 4, 0x86]);
+        body.extend_from_slice(&stride);
+        body.extend_from_slice(&[b'K', 1, 0x86, b't', b'R']);
+        let mut sd = vec![b'}'];
+        s(&mut sd, "w");
+        sd.extend_from_slice(&body);
+        sd.push(b's');
+        let e = err(&pickle_zip(&sd));
+        assert!(e.contains("exceeds its storage"), "{e}");
+    }
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+}
