@@ -141,6 +141,9 @@ pub fn read_checkpoint_at(bytes: &[u8], key: Option<&str>) -> Result<Checkpoint>
     Ok(ck)
 }
 
+/// A dict's entries, in order.
+pub type Entries = Vec<(Value, Value)>;
+
 fn holds_tensors(d: &[(Value, Value)]) -> bool {
     d.iter().any(|(_, v)| matches!(v, Value::Tensor(_)))
 }
@@ -152,7 +155,7 @@ fn holds_tensors(d: &[(Value, Value)]) -> bool {
 pub fn find_state_dict(
     root: Value,
     key: Option<&str>,
-) -> Result<(Option<String>, Vec<(Value, Value)>)> {
+) -> Result<(Option<String>, Entries)> {
     let d = match root {
         Value::Dict(d) => d,
         other => {
