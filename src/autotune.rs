@@ -251,7 +251,9 @@ fn format_tuning(t: Tuning) -> String {
     format!("{}+{g}+{}{h}", t.matmul.name(), t.attention.name())
 }
 
-fn parse_tuning(v: &str) -> Option<Tuning> {
+/// The tuning a cache entry names (what [`format_tuning`] writes); `None` for text this
+/// version does not know.
+pub fn parse_tuning(v: &str) -> Option<Tuning> {
     let mut parts = v.split('+');
     let (k, g, a) = (parts.next()?, parts.next()?, parts.next()?);
     let f16_math = match parts.next() {

@@ -3,7 +3,7 @@
 //! SentencePiece's model protobuf, and how packed (bf16, q8, q4) Linear weights are stored. Each reader bounds what a corrupt file can make it allocate
 //! and reports what is wrong with the file, not a panic.
 
-pub(crate) mod pickle;
+pub mod pickle;
 pub mod quantized;
 pub mod safetensors;
 pub(crate) mod sentencepiece;

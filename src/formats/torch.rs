@@ -152,10 +152,7 @@ fn holds_tensors(d: &[(Value, Value)]) -> bool {
 /// Else `{"model": sd}` or `{"state_dict": sd}` (the official loader's order), else the dict
 /// itself if it holds tensors, else its one entry that is a dict of tensors (`ema`,
 /// `model_state_dict`, …); several such entries are an error that names them.
-pub fn find_state_dict(
-    root: Value,
-    key: Option<&str>,
-) -> Result<(Option<String>, Entries)> {
+pub fn find_state_dict(root: Value, key: Option<&str>) -> Result<(Option<String>, Entries)> {
     let d = match root {
         Value::Dict(d) => d,
         other => {

@@ -36,6 +36,10 @@ impl Tokenizer {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        // The JSON's syntax first: `tokenizers` panics on a syntax error inside some fields
+        // (its decoder's, found by `tests/native/fuzz.rs`).
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            .map_err(|e| bad("tokenizer.json", e.to_string()))?;
         let inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| bad("tokenizer.json", e.to_string()))?;
         Self::with_inner(inner)

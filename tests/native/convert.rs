@@ -49,7 +49,7 @@ fn tensor(
 
 /// `{"state_dict": OrderedDict(module.a.weight: bf16 (2, 3), b: f32 (2, 2) transposed view,
 /// step: 5)}`, as `torch.save` lays it out in a zip.
-fn checkpoint() -> Vec<u8> {
+pub(crate) fn checkpoint() -> Vec<u8> {
     let mut p = vec![0x80, 2, b'}'];
     s(&mut p, "state_dict");
     global(&mut p, "collections", "OrderedDict");
@@ -77,7 +77,7 @@ fn checkpoint() -> Vec<u8> {
     ])
 }
 
-fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut buf = std::io::Cursor::new(Vec::new());
     {
         let mut z = zip::ZipWriter::new(&mut buf);
@@ -175,7 +175,7 @@ fn truncated_and_non_zip_files_are_errors() {
 
 /// A checkpoint whose top-level dict maps each of `wrappers` to a state dict
 /// `{keys[i]: f32 (2,) tensor on storage i}` (no wrapper: the state dict is the top level).
-fn wrapped(wrappers: &[&str], keys: &[&str], byteorder: Option<&[u8]>) -> Vec<u8> {
+pub(crate) fn wrapped(wrappers: &[&str], keys: &[&str], byteorder: Option<&[u8]>) -> Vec<u8> {
     let mut p = vec![0x80, 2];
     let state_dict = |p: &mut Vec<u8>| {
         global(p, "collections", "OrderedDict");
