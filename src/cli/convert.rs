@@ -26,7 +26,7 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
     let ck = torch::read_checkpoint_at(&bytes, args.key.as_deref())
         .map_err(|e| e.in_file(args.input.display()))?;
     if let Some(k) = &ck.from {
-        println!("the state dict under `{k}`");
+        println!("the state dict under `{}`", super::printable(k));
     }
     let out = safetensors::write(&ck.tensors)?;
     std::fs::write(&args.output, out).map_err(|e| Error::Io {
@@ -48,7 +48,7 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
         println!(
             "skipped {} entries that are not tensors: {}",
             ck.skipped.len(),
-            ck.skipped.join(", ")
+            super::printable(&ck.skipped.join(", "))
         );
     }
     Ok(ExitCode::SUCCESS)

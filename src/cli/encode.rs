@@ -36,6 +36,9 @@ pub fn run(args: &EncodeArgs) -> Result<ExitCode> {
             c
         }
     };
+    for w in &c.warnings {
+        eprintln!("warning: {}", super::printable(w));
+    }
     let e = pollster::block_on(encode_prompts(
         &ctx,
         &c,

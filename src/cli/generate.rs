@@ -216,6 +216,9 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
             c
         }
     };
+    for w in &components.warnings {
+        eprintln!("warning: {}", super::printable(w));
+    }
     let pipe = TextToImage::with_float(&ctx, components, float)?;
     let mut defaults = pipe.request(prompt.unwrap_or_default());
     defaults.embeddings = embeddings;

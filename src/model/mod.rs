@@ -3,6 +3,7 @@
 
 pub mod bounds;
 pub mod config;
+pub mod config_keys;
 pub mod global_block;
 pub mod ptdit;
 pub mod t5;

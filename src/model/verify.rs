@@ -117,6 +117,7 @@ fn compare_output(
     rel_tol: f32,
 ) -> Result<Comparison> {
     let want = file.get(golden)?;
+    finite_golden(golden, want)?;
     let got = outputs
         .get(ours)
         .ok_or_else(|| Error::Model(format!("the graph produced no `{ours}`")))?;
@@ -126,6 +127,18 @@ fn compare_output(
         want.as_f32(),
         rel_tol,
     ))
+}
+
+/// A golden tensor must hold numbers: a NaN in it would make every comparison meaningless
+/// (an error ratio of 1e32 was printed).
+fn finite_golden(name: &str, t: &HostTensor) -> Result<()> {
+    match t.as_f32().iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::Model(format!(
+            "the golden `{name}` holds {} at element {i}: the fixture is broken",
+            t.as_f32()[i]
+        ))),
+    }
 }
 
 /// A golden fixture: how to build its graph and feeds, and how to judge the outputs.
@@ -287,7 +300,19 @@ impl T5Fixture {
                 ids_t.shape
             )));
         }
-        let ids = ids_t.as_f32().iter().map(|v| *v as u32).collect();
+        // Token ids are stored as numbers: each must be a whole id of the vocabulary (a
+        // negative id was read as 0).
+        let vocab = config.vocab_size;
+        let mut ids = Vec::with_capacity(ids_t.as_f32().len());
+        for (i, v) in ids_t.as_f32().iter().enumerate() {
+            if !(v.fract() == 0.0 && *v >= 0.0 && (*v as usize) < vocab) {
+                return Err(Error::Model(format!(
+                    "input_ids[{i}] is {v}, not a token id of the vocabulary (0 to {})",
+                    vocab - 1
+                )));
+            }
+            ids.push(*v as u32);
+        }
         let mask = file.get("input.attention_mask")?.as_f32().to_vec();
         Ok(T5Fixture {
             config,
@@ -313,6 +338,20 @@ impl Golden for T5Fixture {
             self.batch,
         )?);
         let table = self.file.get(t5::REL_BIAS_KEY)?;
+        let expect = [
+            self.config.relative_attention_num_buckets,
+            self.config.num_heads,
+        ];
+        if table.shape.dims() != expect {
+            return Err(Error::Model(format!(
+                "`{}` is {} but the config's relative_attention_num_buckets and num_heads \
+                 make ({}, {})",
+                t5::REL_BIAS_KEY,
+                table.shape,
+                expect[0],
+                expect[1]
+            )));
+        }
         feeds.insert(
             t5::io::POSITION_BIAS.into(),
             t5::position_bias(&self.config, table, self.len),

@@ -19,6 +19,7 @@ use std::path::Path;
 
 use crate::error::{Error, LoadError, Result};
 use crate::gpu::GpuContext;
+use crate::model::config_keys::misspelled;
 use crate::model::t5::{self, T5Config};
 use crate::model::upload::{self, DeviceWeights, Upload, Wanted};
 use crate::model::vae::{self, VaeConfig};
@@ -95,6 +96,9 @@ pub struct Components {
     pub vae: Option<VaeConfig>,
     pub vae_weights: Weights,
     pub scheduler: SchedulerConfig,
+    /// Keys of the configs that look misspelled ("`shift_windw` is not read; did you mean
+    /// `shift_window`?"), by file: a front end shows them.
+    pub warnings: Vec<String>,
 }
 
 /// The files of a model directory by relative path (`transformer/config.json`, …): read from
@@ -260,7 +264,31 @@ fn parts(files: &Files) -> Result<Components> {
         )?,
         false => SchedulerConfig::default(),
     };
+    let mut warnings = Vec::new();
+    let mut near = |path: &str, example: &dyn Fn(&str) -> Vec<String>| {
+        if let Some(t) = files.get(path).and_then(|b| std::str::from_utf8(b).ok()) {
+            warnings.extend(example(t).into_iter().map(|w| format!("{path}: {w}")));
+        }
+    };
+    let q = "quantization";
+    near("transformer/config.json", &|t| {
+        misspelled(
+            t,
+            &PtditConfig::released_xl(),
+            &[q, "num_heads", "head_dim"],
+        )
+    });
+    near("text_encoder/config.json", &|t| {
+        misspelled(t, &T5Config::released_xxl(), &[q])
+    });
+    near("vae/config.json", &|t| {
+        misspelled(t, &VaeConfig::released(), &[])
+    });
+    near("scheduler/scheduler_config.json", &|t| {
+        misspelled(t, &SchedulerConfig::default(), &[])
+    });
     Ok(Components {
+        warnings,
         transformer,
         transformer_weights: Weights::Host(HashMap::new()),
         text_encoder,

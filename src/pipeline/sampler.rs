@@ -7,7 +7,7 @@
 //! `t'` rounded to bf16 (the released weights are bf16 and the model casts its timestep to
 //! them); the step size uses the unrounded `t'`. All in f32, as the official code computes it.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::limits::MAX_STEPS;
 use crate::error::{config_error, Error, Result};
@@ -116,7 +116,7 @@ impl RectifiedFlow {
 /// `scheduler/scheduler_config.json` of a model directory: the sampler defaults a model was
 /// trained for. Every field is optional; the released model has no such file and gets the
 /// released values.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct SchedulerConfig {
     pub num_inference_steps: Option<usize>,
     pub guidance_scale: Option<f32>,

@@ -354,3 +354,36 @@ fn hostile_pickles_end_in_bounded_time_and_memory() {
     }
     assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
 }
+
+/// Keys are printed with their control characters escaped (a crafted key drove the terminal).
+#[test]
+fn printed_keys_cannot_drive_the_terminal() {
+    let mut p = vec![0x80, 2, b'}', b'('];
+    s(&mut p, "w");
+    tensor(&mut p, "FloatStorage", "0", 2, (1, 2), (2, 1));
+    s(&mut p, "\x1b[2J\x1b]0;pwned\x07step");
+    p.extend_from_slice(&[b'K', 5, b'u', b'.']);
+    let f32s: Vec<u8> = [1f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let dir = std::env::temp_dir().join(format!("ptdit-convert-esc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (inp, out) = (dir.join("esc.pt"), dir.join("esc.safetensors"));
+    std::fs::write(
+        &inp,
+        zip_of(&[("archive/data.pkl", &p), ("archive/data/0", &f32s)]),
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
+        .args(["convert".as_ref(), inp.as_os_str(), out.as_os_str()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
+    assert!(
+        stdout.contains("\\u{1b}[2J\\u{1b}]0;pwned\\u{7}step"),
+        "{stdout}"
+    );
+}

@@ -310,6 +310,24 @@ fn model_dir_and_tokenizer_edges() {
         &["generate", "--model", &d, "--prompt", "a"],
         "transformer/config.json",
     );
+    // A misspelled optional key is named, with the key it is near.
+    let dir = tiny_dir_with(
+        "typo",
+        "transformer/config.json",
+        Edit::Set("shift_windw", "false"),
+    );
+    let o = run(
+        &[
+            &["generate", "--model", &dir.display().to_string()][..],
+            &quick,
+        ]
+        .concat(),
+        Duration::from_secs(300),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let says =
+        "warning: transformer/config.json: `shift_windw` is not read; did you mean `shift_window`?";
+    assert!(o.stderr.contains(says), "{}", o.stderr);
     // SentencePiece models whose normalisation map is empty (none), short or garbage.
     let spiece = |case: &str, map: &[u8]| {
         let dir = tiny_dir_with(case, "tokenizer/tokenizer.json", Edit::Remove);
@@ -334,4 +352,51 @@ fn model_dir_and_tokenizer_edges() {
             "spiece.model: not a valid SentencePiece model file: precompiled_charsmap",
         );
     }
+}
+
+/// `ptdit verify` on a broken T5 fixture names the cause instead of failing a comparison.
+#[test]
+fn verify_names_what_is_wrong_with_a_fixture() {
+    use ptdit::formats::safetensors::TensorFile;
+    use ptdit::model::verify::{check_cpu, T5Fixture};
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/t5_tiny.safetensors"
+    );
+    let fixture = |edit: &dyn Fn(&mut TensorFile)| {
+        let mut f = TensorFile::read(path).unwrap();
+        edit(&mut f);
+        T5Fixture::from_file(f).and_then(|fx| check_cpu(&fx, 1e-3, ptdit::DType::F32))
+    };
+    fixture(&|_| {}).expect("the fixture as it is verifies");
+    let set = |key: &'static str, i: usize, v: f32| {
+        move |f: &mut TensorFile| {
+            let t = f.tensors.get_mut(key).unwrap();
+            let mut d = t.as_f32().to_vec();
+            d[i] = v;
+            *t = ptdit::HostTensor::f32(t.shape.dims().to_vec(), d);
+        }
+    };
+    let e = fixture(&set("input.input_ids", 1, -3.0))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("input_ids[1] is -3, not a token id"), "{e}");
+    let e = fixture(&set("output.last_hidden_state", 5, f32::NAN))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the golden `output.last_hidden_state` holds NaN at element 5"),
+        "{e}"
+    );
+    let buckets = |f: &mut TensorFile| {
+        let c = f.metadata.get_mut("config").unwrap();
+        let mut j: serde_json::Value = serde_json::from_str(c).unwrap();
+        j["relative_attention_num_buckets"] = 64.into();
+        *c = j.to_string();
+    };
+    let e = fixture(&buckets).unwrap_err().to_string();
+    assert!(
+        e.contains("relative_attention_num_buckets and num_heads make (64,"),
+        "{e}"
+    );
 }
