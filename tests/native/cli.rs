@@ -153,3 +153,35 @@ fn bench_ops_times_every_variant_of_a_case_against_the_cpu() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Generations in one process do not grow its memory: `bench soak` runs 10 through the CLI's
+/// pipeline and 10 through the embedding API; the second half's peaks may not exceed the
+/// first's. Device bytes are counted exactly by wgpu; the resident host memory gets 512 KiB of
+/// slack for the allocator's arenas, so a leak of 100 KiB a generation or more fails.
+#[test]
+fn generations_in_one_process_do_not_grow_its_memory() {
+    let doc: serde_json::Value = serde_json::from_str(&ptdit(&[
+        "bench",
+        "soak",
+        "--generations",
+        "10",
+        "--steps",
+        "2",
+        "--json",
+    ]))
+    .unwrap();
+    let figures = doc["figures"].as_array().unwrap();
+    assert_eq!(figures.len(), 4);
+    for f in figures {
+        let (second, first) = (
+            f["value"].as_f64().unwrap(),
+            f["baseline"]["value"].as_f64().unwrap(),
+        );
+        let slack = match f["name"].as_str().unwrap().contains("host") {
+            true => 512.0 * 1024.0,
+            false => 0.0,
+        };
+        assert!(first > 0.0, "{f}: nothing was counted");
+        assert!(second <= first + slack, "{f}: the second half grew");
+    }
+}

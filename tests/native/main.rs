@@ -15,6 +15,7 @@ mod cli;
 mod convert;
 mod default_model;
 mod embed;
+mod faults;
 mod fuzz;
 mod graph;
 mod hostile;

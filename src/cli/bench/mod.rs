@@ -2,6 +2,7 @@
 
 mod memory;
 mod ops;
+mod soak;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -59,6 +60,9 @@ pub enum Which {
     /// Every case of the op-test table under each kernel variant: time per run and GFLOP/s on
     /// the GPU against the CPU reference (the perf mode of `tests/ops.rs`).
     Ops,
+    /// Many generations of the built-in model in one process, through the CLI's pipeline and
+    /// the embedding API: host and device memory after each (a leak grows the second half).
+    Soak,
 }
 
 #[derive(Args)]
@@ -99,6 +103,12 @@ pub struct BenchArgs {
     /// against the same kernel on f32 weights (products whose K is a multiple of 32).
     #[arg(long)]
     packed: bool,
+    /// For `soak`: generations through each path.
+    #[arg(long, default_value_t = 100)]
+    generations: usize,
+    /// For `soak`: denoising steps a generation.
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -106,6 +116,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let mut adapter = serde_json::Value::Null;
     if args.which == Which::Memory {
         memory::run(&mut out)?;
+    } else if args.which == Which::Soak {
+        soak::run(args.generations, args.steps, &mut out)?;
     } else {
         let ctx = GpuContext::new_blocking()?;
         let r = &ctx.report;
@@ -130,7 +142,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             Which::Profile => profile(&ctx, args, &mut out)?,
             Which::Payoff => payoff(&ctx, &args.grids, &mut out)?,
             Which::Ops => ops::ops(&ctx, args.filter.as_deref(), &mut out)?,
-            Which::Memory => {}
+            Which::Memory | Which::Soak => {}
         }
     }
     let text = if args.json {
