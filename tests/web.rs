@@ -198,8 +198,49 @@ async fn js_api_runs_on_the_pages_own_device() {
         .dyn_into()
         .unwrap();
     destroy.call0(&device).unwrap();
-    let after = engine.generate(opts.into(), None, None).await;
-    assert!(after.is_err(), "the engine was using the page's device");
+    let after = engine.generate(opts.clone().into(), None, None).await;
+    let e = format!(
+        "{:?}",
+        after.expect_err("the engine was using the page's device")
+    );
+    assert!(e.contains("lost"), "a lost device is named: {e}");
+    // A new engine on a new device works after the loss.
+    let mut fresh = ptdit::web::Engine::create().await.unwrap();
+    load_tiny_model(&mut fresh).await;
+    fresh
+        .generate(opts.into(), None, None)
+        .await
+        .expect("a new device generates after the old one was lost");
+}
+
+/// Generations in one page do not grow the wasm memory: the second half's size may not
+/// exceed the first's (wasm memory never shrinks, so any leak shows as growth). `ptdit bench
+/// soak` reports the native figures.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn js_api_generations_do_not_grow_the_wasm_memory() {
+    use js_sys::{Reflect, WebAssembly};
+    use wasm_bindgen::{JsCast, JsValue};
+    let mut engine = ptdit::web::Engine::create().await.unwrap();
+    load_tiny_model(&mut engine).await;
+    let memory: WebAssembly::Memory = wasm_bindgen::memory().dyn_into().unwrap();
+    let bytes = || {
+        Reflect::get(&memory.buffer(), &JsValue::from_str("byteLength"))
+            .unwrap()
+            .as_f64()
+            .unwrap()
+    };
+    let mut sizes = Vec::new();
+    for _ in 0..6 {
+        engine
+            .generate(tiny_options(1).into(), None, None)
+            .await
+            .unwrap();
+        sizes.push(bytes());
+    }
+    let (first, second) = sizes.split_at(3);
+    let peak = |s: &[f64]| s.iter().copied().fold(0.0, f64::max);
+    assert!(peak(second) <= peak(first), "wasm memory grew: {sizes:?}");
 }
 
 /// Weight files given as a `ReadableStream` (in 999-byte pieces, so tensors and elements are
