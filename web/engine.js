@@ -21,7 +21,13 @@ async function cachedResponse(cache, url, onBytes) {
   if (!cache) return download();
   const hit = await cache.match(url);
   if (hit) return hit;
-  await cache.put(url, await download());
+  try {
+    await cache.put(url, await download());
+  } catch (e) {
+    // A download that broke off: nothing of it may stay in the cache.
+    await cache.delete(url).catch(() => {});
+    throw new Error(`${url}: the download broke off (${e.message || e})`);
+  }
   const res = await cache.match(url);
   if (!res) throw new Error(`${url}: the browser did not keep it in the cache`);
   return res;
@@ -46,7 +52,16 @@ async function loadModel(engine, base, onStatus) {
       onStatus(`downloading the model… ${mib(downloaded)} MiB`);
     }));
   }
-  await engine.loadModel(files, (bytes) => onStatus(`weights to the GPU… ${mib(bytes)} MiB`));
+  try {
+    await engine.loadModel(files, (bytes) => onStatus(`weights to the GPU… ${mib(bytes)} MiB`));
+  } catch (e) {
+    // A file that arrived whole but wrong (cut short by a proxy, say) is in the cache now:
+    // drop every file of the model, so that the next visit downloads them again.
+    if (cache) await Promise.all(paths.map((p) => cache.delete(new URL(`model/${p}`, base)).catch(() => {})));
+    const err = new Error(`loading the model failed: ${e.message || e}; nothing was kept, reload the page to try again`);
+    err.duringModel = true;
+    throw err;
+  }
   return "model/";
 }
 
@@ -105,7 +120,10 @@ function workerEngine(onStatus) {
     worker.onerror = (e) => reject(new Error(e.message || "the worker failed to start"));
     worker.onmessage = ({ data: m }) => {
       if (m.type === "status") onStatus(m.text);
-      else if (m.type === "failed") { worker.terminate(); reject(new Error(m.message)); }
+      else if (m.type === "failed") {
+        worker.terminate();
+        reject(Object.assign(new Error(m.message), { duringModel: m.duringModel }));
+      }
       else if (m.type === "ready") resolve({
         where: "a worker", adapter: m.adapter, kernels: m.kernels, which: m.which, defaults: m.defaults,
         generate(opts, onStep) {
@@ -127,6 +145,9 @@ export async function loadEngine(onStatus) {
     try {
       return await workerEngine(onStatus);
     } catch (e) {
+      // The page runs the engine only where a worker cannot; a model that failed to load
+      // would fail there too.
+      if (e.duringModel) throw e;
       console.warn(`ptdit: no engine in a worker (${e.message}); running on the page`);
     }
   }

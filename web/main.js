@@ -30,7 +30,8 @@ async function main() {
   try {
     engine = await loadEngine((text) => status(text));
   } catch (e) {
-    status(`WebGPU is present but no adapter could be used: ${e.message || e}`, true);
+    if (e.duringModel) status(e.message, true);
+    else status(`WebGPU is present but no adapter could be used: ${e.message || e}`, true);
     return;
   }
   const defaults = engine.defaults;

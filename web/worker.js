@@ -10,7 +10,7 @@ self.onmessage = async ({ data: m }) => {
       const { adapter, kernels, which, defaults } = engine;
       self.postMessage({ type: "ready", adapter, kernels, which, defaults });
     } catch (e) {
-      self.postMessage({ type: "failed", message: `${e.message || e}` });
+      self.postMessage({ type: "failed", message: `${e.message || e}`, duringModel: !!e.duringModel });
     }
   } else if (m.type === "generate") {
     try {
