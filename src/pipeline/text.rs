@@ -38,8 +38,13 @@ impl Tokenizer {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         // The JSON's syntax first: `tokenizers` panics on a syntax error inside some fields
         // (its decoder's, found by `tests/native/fuzz.rs`).
-        serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-            .map_err(|e| bad("tokenizer.json", e.to_string()))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| bad("tokenizer.json", e.to_string()))?;
+        // A Precompiled normaliser's map is read by `spm_precompiled` without bounds checks:
+        // it is walked first, as for `spiece.model`.
+        if let Some(n) = json.get("normalizer") {
+            check_charsmaps(n)?;
+        }
         let inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| bad("tokenizer.json", e.to_string()))?;
         Self::with_inner(inner)
@@ -160,4 +165,73 @@ pub fn toy_tokenizer_json() -> String {
         "model": {{"type": "Unigram", "unk_id": 2, "vocab": [{}], "byte_fallback": false}}}}"#,
         vocab.join(", ")
     )
+}
+
+/// Checks every `precompiled_charsmap` (base64) inside a normaliser's JSON.
+fn check_charsmaps(v: &serde_json::Value) -> Result<()> {
+    match v {
+        serde_json::Value::Object(m) => {
+            let precompiled = m.get("type").and_then(|t| t.as_str()) == Some("Precompiled");
+            if precompiled && !m.get("precompiled_charsmap").is_some_and(|c| c.is_string()) {
+                // `tokenizers` panics on a Precompiled normaliser without its map.
+                return Err(bad(
+                    "tokenizer.json",
+                    "a Precompiled normalizer without a precompiled_charsmap string".into(),
+                ));
+            }
+            if let Some(map) = m.get("precompiled_charsmap") {
+                let text = map.as_str().unwrap_or_default();
+                let bytes = base64::decode(text).map_err(|e| {
+                    bad(
+                        "tokenizer.json",
+                        format!("precompiled_charsmap is not base64: {e}"),
+                    )
+                })?;
+                sentencepiece::check_charsmap(&bytes).map_err(|e| e.in_file("tokenizer.json"))?;
+            }
+            m.values().try_for_each(check_charsmaps)
+        }
+        serde_json::Value::Array(a) => a.iter().try_for_each(check_charsmaps),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The toy tokenizer with a Precompiled normaliser whose map is `map`.
+    fn with_charsmap(map: &[u8]) -> Vec<u8> {
+        let norm = format!(
+            r#""normalizer": {{"type": "Precompiled", "precompiled_charsmap": "{}"}}"#,
+            base64::encode(map)
+        );
+        toy_tokenizer_json()
+            .replace(r#""normalizer": null"#, &norm)
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_crafted_charsmap_in_tokenizer_json_is_refused() {
+        // "a" → "c" (the one-rule map of `formats::sentencepiece`'s tests, with 'c').
+        let mut units = vec![0u32; 512];
+        units[0] = 256 << 10;
+        units[256 ^ b'a' as usize] = b'a' as u32 | 1 << 8;
+        let mut map = (units.len() as u32 * 4).to_le_bytes().to_vec();
+        map.extend(units.iter().flat_map(|u| u.to_le_bytes()));
+        map.extend(std::iter::repeat_n(b'x', 353));
+        map.extend_from_slice(b"c\0");
+        let t = Tokenizer::from_bytes(&with_charsmap(&map)).unwrap();
+        // "a" is normalised to "c" before the pieces: "▁a" is no longer found.
+        assert_ne!(t.encode("a", 4).unwrap().ids[0], 3);
+        map[4..8].copy_from_slice(&(1000u32 << 10).to_le_bytes());
+        let e = Tokenizer::from_bytes(&with_charsmap(&map))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("precompiled_charsmap: a trie state's children lie outside"),
+            "{e}"
+        );
+    }
 }

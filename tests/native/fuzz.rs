@@ -10,7 +10,8 @@
 //!
 //! `PTDIT_FUZZ_SECS` sets the time per target (default 2, what CI runs); the long run is
 //! `PTDIT_FUZZ_SECS=600 cargo test --release --test native fuzz`. `PTDIT_FUZZ_SEED` changes
-//! the seed (default: fixed, so CI runs the same inputs every time).
+//! the seed (default: fixed, so CI runs the same inputs every time); `PTDIT_FUZZ_ONLY=NAME`
+//! runs one target.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -157,6 +158,9 @@ fn seconds() -> f64 {
 /// set; fails on the first panic or hang, naming the saved input. Prints the count of inputs.
 fn fuzz(target: &'static str, seeds: Vec<Vec<u8>>, run: impl Fn(&[u8])) {
     assert!(!seeds.is_empty(), "{target}: no seeds");
+    if std::env::var("PTDIT_FUZZ_ONLY").is_ok_and(|only| only != target) {
+        return;
+    }
     let regressions = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fuzz-regressions")
         .join(target);
@@ -380,7 +384,15 @@ fn fuzz_tokenizers_and_prompts() {
     let files = default_model::files();
     let json = files["tokenizer/tokenizer.json"].clone();
     let toy = crate::common::tiny::tokenizer_json().into_bytes();
-    fuzz("tokenizer-json", vec![toy, json.clone()], |b| {
+    let norm = format!(
+        r#""normalizer": {{"type": "Precompiled", "precompiled_charsmap": "{}"}}"#,
+        base64::encode(one_rule_charsmap())
+    );
+    let with_map = String::from_utf8(toy.clone())
+        .unwrap()
+        .replace(r#""normalizer": null"#, &norm)
+        .into_bytes();
+    fuzz("tokenizer-json", vec![toy, with_map, json.clone()], |b| {
         if let Ok(t) = Tokenizer::from_bytes(b) {
             let _ = t.encode("a red apple, 2 cats on https://x.com", 16);
         }
