@@ -36,8 +36,11 @@ impl Tokenizer {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        // The JSON's syntax first: `tokenizers` panics on a syntax error inside some fields
-        // (its decoder's, found by `tests/native/fuzz.rs`).
+        // Syntax and duplicate keys first (found by `tests/native/fuzz.rs`): `tokenizers`
+        // panics on some syntax errors, and of a duplicated key it may read the copy that the
+        // checks below do not see.
+        serde_json::from_slice::<NoDuplicateKeys>(bytes)
+            .map_err(|e| bad("tokenizer.json", e.to_string()))?;
         let json: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| bad("tokenizer.json", e.to_string()))?;
         // A Precompiled normaliser's map is read by `spm_precompiled` without bounds checks:
@@ -167,6 +170,63 @@ pub fn toy_tokenizer_json() -> String {
     )
 }
 
+/// Any JSON value whose objects have no key twice (deserializing it checks that, and nothing
+/// more).
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<NoDuplicateKeys>()?;
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key `{key}` appears twice"
+                )));
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// Checks every `precompiled_charsmap` (base64) inside a normaliser's JSON.
 fn check_charsmaps(v: &serde_json::Value) -> Result<()> {
     match v {
@@ -209,6 +269,19 @@ mod tests {
         toy_tokenizer_json()
             .replace(r#""normalizer": null"#, &norm)
             .into_bytes()
+    }
+
+    #[test]
+    fn duplicate_keys_in_tokenizer_json_are_refused() {
+        let json = toy_tokenizer_json().replace(
+            r#""normalizer": null"#,
+            r#""normalizer": null, "normalizer": {"type": "Lowercase"}"#,
+        );
+        let e = Tokenizer::from_bytes(json.as_bytes())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("the key `normalizer` appears twice"), "{e}");
     }
 
     #[test]
