@@ -182,25 +182,27 @@ pub fn check_charsmap(map: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A map with one rule, "a" → `to` (for tests). The root's offset is 256 (bit 9 clear: the
+/// offset is the unit >> 10), so "a" is unit 256 ^ 97 = 353: label 97, the leaf bit, offset 0,
+/// so the leaf is read from unit 353 itself, whose low 31 bits (353) index the strings.
+#[cfg(test)]
+pub(crate) fn one_rule_charsmap(to: u8) -> Vec<u8> {
+    let mut units = vec![0u32; 512];
+    units[0] = 256 << 10;
+    units[256 ^ b'a' as usize] = b'a' as u32 | 1 << 8;
+    let mut map = (units.len() as u32 * 4).to_le_bytes().to_vec();
+    map.extend(units.iter().flat_map(|u| u.to_le_bytes()));
+    map.extend(std::iter::repeat_n(b'x', 353));
+    map.extend_from_slice(&[to, 0]);
+    map
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check_charsmap;
+    use super::{check_charsmap, one_rule_charsmap};
 
-    /// A map with one rule, "a" → "b". The root's offset is 256 (bit 9 clear: the offset is
-    /// the unit >> 10), so "a" is unit 256 ^ 97 = 353: label 97, the leaf bit, offset 0, so
-    /// the leaf is read from unit 353 itself, whose low 31 bits (353) index the strings.
     fn one_rule() -> Vec<u8> {
-        let mut units = vec![0u32; 512];
-        units[0] = 256 << 10;
-        units[256 ^ b'a' as usize] = b'a' as u32 | 1 << 8;
-        let mut map = Vec::new();
-        map.extend_from_slice(&(units.len() as u32 * 4).to_le_bytes());
-        for u in &units {
-            map.extend_from_slice(&u.to_le_bytes());
-        }
-        map.extend(std::iter::repeat_n(b'x', 353));
-        map.extend_from_slice(b"b\0");
-        map
+        one_rule_charsmap(b'b')
     }
 
     #[test]

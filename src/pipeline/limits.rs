@@ -24,26 +24,25 @@ pub fn product(what: &str, factors: &[usize]) -> Result<usize> {
         .ok_or_else(|| Error::Input(format!("{what} is too large ({factors:?} overflows)")))
 }
 
-/// Steps must be in `1..=limit`.
-pub fn check_steps(steps: usize, limit: usize) -> Result<()> {
-    match steps {
-        0 => Err(Error::Input("steps must be at least 1".into())),
-        s if s > limit => Err(Error::Input(format!(
-            "{s} steps: at most {limit} are taken (the sampler's training timesteps)"
+/// A count in `1..=max`, or an error naming it (`what`) and why the bound is what it is.
+fn count(n: usize, max: usize, what: &str, why: &str) -> Result<()> {
+    match n {
+        0 => Err(Error::Input(format!("{what} must be at least 1"))),
+        n if n > max => Err(Error::Input(format!(
+            "{n} {what}: at most {max} are taken{why}"
         ))),
         _ => Ok(()),
     }
 }
 
+/// Steps must be in `1..=limit`.
+pub fn check_steps(steps: usize, limit: usize) -> Result<()> {
+    count(steps, limit, "steps", " (the sampler's training timesteps)")
+}
+
 /// Frames must be in `1..=MAX_FRAMES` (the model's windows are checked with the size).
 pub fn check_frames(frames: usize) -> Result<()> {
-    match frames {
-        0 => Err(Error::Input("frames must be at least 1".into())),
-        f if f > MAX_FRAMES => Err(Error::Input(format!(
-            "{f} frames: at most {MAX_FRAMES} are taken"
-        ))),
-        _ => Ok(()),
-    }
+    count(frames, MAX_FRAMES, "frames", "")
 }
 
 /// Guidance must be a finite number.

@@ -386,7 +386,7 @@ fn fuzz_tokenizers_and_prompts() {
     let toy = crate::common::tiny::tokenizer_json().into_bytes();
     let norm = format!(
         r#""normalizer": {{"type": "Precompiled", "precompiled_charsmap": "{}"}}"#,
-        base64::encode(one_rule_charsmap())
+        base64::encode(crate::common::tiny::one_rule_charsmap())
     );
     let with_map = String::from_utf8(toy.clone())
         .unwrap()
@@ -398,7 +398,8 @@ fn fuzz_tokenizers_and_prompts() {
         }
     });
     let spm = crate::common::tiny::spiece_model();
-    let with_map = crate::common::tiny::spiece_model_with_charsmap(&one_rule_charsmap());
+    let with_map =
+        crate::common::tiny::spiece_model_with_charsmap(&crate::common::tiny::one_rule_charsmap());
     fuzz("spiece", vec![spm, with_map], |b| {
         if let Ok(t) = Tokenizer::from_spiece(b) {
             let _ = t.encode("a red apple", 8);
@@ -417,18 +418,6 @@ fn fuzz_tokenizers_and_prompts() {
     fuzz("prompt", prompts, |b| {
         let _ = emoji.encode(&String::from_utf8_lossy(b), 32);
     });
-}
-
-/// A valid normalisation map with one rule (as in `formats::sentencepiece`'s tests).
-fn one_rule_charsmap() -> Vec<u8> {
-    let mut units = vec![0u32; 512];
-    units[0] = 256 << 10;
-    units[256 ^ b'a' as usize] = b'a' as u32 | 1 << 8;
-    let mut map = (units.len() as u32 * 4).to_le_bytes().to_vec();
-    map.extend(units.iter().flat_map(|u| u.to_le_bytes()));
-    map.extend(std::iter::repeat_n(b'x', 353));
-    map.extend_from_slice(b"b\0");
-    map
 }
 
 #[test]
