@@ -6,5 +6,5 @@
 pub mod pickle;
 pub mod quantized;
 pub mod safetensors;
-pub(crate) mod sentencepiece;
+pub mod sentencepiece;
 pub mod torch;

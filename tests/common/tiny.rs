@@ -91,17 +91,9 @@ pub fn spiece_model() -> Vec<u8> {
     out
 }
 
-/// A valid normalisation map with one rule, "a" → "b" (laid out as in
-/// `formats::sentencepiece`'s tests).
+/// A valid normalisation map with one rule, "a" → "b".
 pub fn one_rule_charsmap() -> Vec<u8> {
-    let mut units = vec![0u32; 512];
-    units[0] = 256 << 10;
-    units[256 ^ b'a' as usize] = b'a' as u32 | 1 << 8;
-    let mut map = (units.len() as u32 * 4).to_le_bytes().to_vec();
-    map.extend(units.iter().flat_map(|u| u.to_le_bytes()));
-    map.extend(std::iter::repeat_n(b'x', 353));
-    map.extend_from_slice(b"b\0");
-    map
+    ptdit::formats::sentencepiece::one_rule_charsmap(b'b')
 }
 
 /// [`spiece_model`] with a normaliser whose `precompiled_charsmap` is `charsmap`.
