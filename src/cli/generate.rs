@@ -89,14 +89,6 @@ impl PeakSampler {
     }
 }
 
-/// The process's peak resident memory (Linux's VmHWM), if the system says.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 fn read_embeddings(path: &std::path::Path) -> Result<PromptEmbeddings> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io {
         path: path.display().to_string(),
@@ -274,7 +266,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
             0 => println!("peak GPU buffer memory: not counted on this backend"),
             b => println!("peak GPU buffer memory: {:.3} GiB ({b} bytes)", gib(b)),
         }
-        if let Some(b) = peak_rss() {
+        if let Some(b) = super::process_memory("VmHWM") {
             println!("peak host memory (RSS): {:.3} GiB", gib(b));
         }
     }

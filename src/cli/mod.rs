@@ -77,3 +77,14 @@ pub fn printable(text: &str) -> String {
         })
         .collect()
 }
+
+/// A memory figure of this process from Linux's `/proc/self/status` (`VmRSS` now, `VmHWM` the
+/// peak), in bytes, if the system says.
+pub fn process_memory(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -170,9 +170,6 @@ impl PtditConfig {
         }
         for a in 0..3 {
             let (c, p) = (self.compress_ratios[a], self.proxy_compress_ratios[a]);
-            if c == 0 || p == 0 {
-                return bad("compress ratios must be positive".into());
-            }
             if a > 0 && c % p != 0 {
                 return bad(format!(
                     "proxy_compress_ratios {:?} must divide compress_ratios {:?}",

@@ -134,7 +134,11 @@ impl SchedulerConfig {
         let limits = super::limits::check_steps(c.num_inference_steps.unwrap_or(1), MAX_STEPS)
             .and(super::limits::check_cfg(c.guidance_scale.unwrap_or(1.0)));
         if let Err(e) = limits {
-            return bad(e.to_string().replace("invalid input: ", ""));
+            let why = match e {
+                Error::Input(why) => why,
+                e => e.to_string(),
+            };
+            return bad(why);
         }
         for (name, v) in [
             ("base_resolution", c.base_resolution),

@@ -31,15 +31,12 @@ use ptdit::{DType, HostTensor};
 /// The longest one input may take before it counts as a hang.
 const HANG: Duration = Duration::from_secs(20);
 
-/// xorshift64*: deterministic, and no dependency.
-struct Rand(u64);
+/// The project's seeded generator, with a bounded draw.
+struct Rand(ptdit::rng::Rng);
 
 impl Rand {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next_u64()
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
@@ -204,7 +201,7 @@ fn fuzz(target: &'static str, seeds: Vec<Vec<u8>>, run: impl Fn(&[u8])) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_u64);
     let salt = (target.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let mut r = Rand((seed ^ salt) | 1);
+    let mut r = Rand(ptdit::rng::Rng::new(seed ^ salt));
     let budget = Duration::from_secs_f64(seconds());
     let mut count = 0usize;
     let mut failure = None;

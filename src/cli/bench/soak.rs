@@ -10,19 +10,14 @@ use ptdit::{Error, GpuContext, Result};
 
 use super::Out;
 
-/// The process's resident memory now (Linux's VmRSS), if the system says.
-fn rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// Memory after each generation: (resident host bytes, device buffer bytes).
 type Samples = Vec<(u64, u64)>;
 
 fn sample(ctx: &GpuContext) -> (u64, u64) {
-    (rss().unwrap_or(0), ctx.buffer_bytes().unwrap_or(0))
+    (
+        crate::cli::process_memory("VmRSS").unwrap_or(0),
+        ctx.buffer_bytes().unwrap_or(0),
+    )
 }
 
 /// The largest value of the first half and of the second.
