@@ -1,4 +1,4 @@
-//! `a + b` and `a * b`, where `b` is repeated over `a` (its element count must divide `a`'s
+//! `a + b`, `a - b` and `a * b`, where `b` is repeated over `a` (its element count must divide `a`'s
 //! and its shape must be a suffix of `a`'s, or it is a single value): same-shape, bias rows,
 //! positional tables, scalars.
 
@@ -21,6 +21,7 @@ crate::param_block! {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryKind {
     Add,
+    Sub,
     Mul,
 }
 
@@ -33,6 +34,7 @@ impl Binary {
     fn apply(&self, x: f32, y: f32) -> f32 {
         match self.kind {
             BinaryKind::Add => x + y,
+            BinaryKind::Sub => x - y,
             BinaryKind::Mul => x * y,
         }
     }
@@ -42,6 +44,7 @@ impl Op for Binary {
     fn name(&self) -> &'static str {
         match self.kind {
             BinaryKind::Add => "add",
+            BinaryKind::Sub => "sub",
             BinaryKind::Mul => "mul",
         }
     }
@@ -74,6 +77,7 @@ impl Op for Binary {
         let nb = inputs[1].desc.shape.numel();
         let op = match self.kind {
             BinaryKind::Add => "+",
+            BinaryKind::Sub => "-",
             BinaryKind::Mul => "*",
         };
         let per = cx.rows_per_chunk("the operands", 1)?;
@@ -125,6 +129,15 @@ impl Graph {
             &[a, b],
         )
     }
+    /// `a - b`, with `b` repeated over `a`'s leading dimensions.
+    pub fn sub(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> {
+        self.push(
+            Binary {
+                kind: BinaryKind::Sub,
+            },
+            &[a, b],
+        )
+    }
     /// `a * b`, with `b` repeated over `a`'s leading dimensions.
     pub fn mul(&mut self, a: TensorId, b: TensorId) -> Result<TensorId> {
         self.push(
@@ -138,13 +151,14 @@ impl Graph {
 
 /// This op's cases in the op-test table ([`crate::ops::cases::TABLE`]).
 pub(crate) mod cases {
+    use super::{Binary, BinaryKind};
     use crate::ops::cases::prelude::*;
 
-    pub(crate) fn binary(f: DType, add: bool, a: &[usize], b: &[usize]) -> Result<Case> {
+    pub(crate) fn binary(f: DType, kind: BinaryKind, a: &[usize], b: &[usize]) -> Result<Case> {
         let mut g = Graph::with_float(f);
         let x = g.input("x", g.float_desc(a.to_vec()))?;
         let y = g.input("y", g.float_desc(b.to_vec()))?;
-        let z = if add { g.add(x, y) } else { g.mul(x, y) }?;
+        let z = g.push(Binary { kind }, &[x, y])?;
         g.output(z, "z")?;
         done(g, vec![("x", rand(a, 6, 1.0)), ("y", rand(b, 7, 1.0))])
     }

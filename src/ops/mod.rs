@@ -6,7 +6,7 @@
 //! | op | kernel | used for |
 //! |---|---|---|
 //! | [`matmul`] | `matmul/{registers,rows,tiled,wide,split}.wgsl` | every Linear (weight stored `(out, in)`), batched |
-//! | [`binary`] | `binary.wgsl` | add / mul with a repeated (broadcast) right side |
+//! | [`binary`] | `binary.wgsl` | add / sub / mul with a repeated (broadcast) right side |
 //! | [`unary`] | `unary.wgsl` | SiLU, GELU (tanh) |
 //! | [`modulate`] | `modulate.wgsl` | adaLN `x * (1 + scale) + shift`, per batch |
 //! | [`gate`] | `gate.wgsl` | `x + gate * y` (or `gate * y`), per batch |
@@ -19,6 +19,9 @@
 //! | [`group_norm`] | `group_norm.wgsl` | GroupNorm (+ SiLU) |
 //! | [`upsample`] | `upsample.wgsl` | nearest / causal trilinear ×2 |
 //! | [`cfg_euler`] | `cfg_euler.wgsl` | the sampler step: CFG + Euler, on the GPU |
+//! | [`change`] | `change.wgsl` | partial sums of `|x − ref|` and `|ref|`: the step cache's measure |
+//! | [`skip_decision`] | `skip_decision.wgsl` | the step cache's rule: skip the cached blocks or not |
+//! | [`select`] | `select.wgsl` | `flag ? a : b` on a flag the GPU wrote |
 //!
 //! `adaln` holds what modulate, the modulating LayerNorm, gate and the matmul's gate epilogue
 //! share: the adaLN vector's shape check, CPU view and parameters (`common/adaln.wgsl`).
@@ -31,6 +34,7 @@ pub mod attention;
 pub mod binary;
 pub mod cases;
 pub mod cfg_euler;
+pub mod change;
 pub mod conv3d;
 pub mod gate;
 pub mod group_norm;
@@ -38,6 +42,8 @@ pub mod layer_norm;
 pub mod matmul;
 pub mod modulate;
 pub mod reindex;
+pub mod select;
+pub mod skip_decision;
 pub mod softmax;
 pub mod unary;
 pub mod upsample;

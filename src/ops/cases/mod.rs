@@ -13,6 +13,7 @@ pub(crate) mod prelude;
 
 use std::collections::HashMap;
 
+use super::binary::BinaryKind::{Add, Mul, Sub};
 use super::matmul::cases::Epilogue::{GatedResidual, Gelu, Plain, Residual};
 
 use crate::error::Result;
@@ -208,11 +209,20 @@ pub static TABLE: &[OpCase] = &[
     case("matmul_q4_gelu_past_a_block", Matmul, |f| super::matmul::cases::stored_linear(f, Some(DType::Q4), Gelu, &[], [130, 96, 70], true)),
     case("matmul_q4_residual", Matmul, |f| super::matmul::cases::stored_linear(f, Some(DType::Q4), Residual, &[2], [9, 160, 70], false)),
     case("matmul_q4_gated_residual", Matmul, |f| super::matmul::cases::stored_linear(f, Some(DType::Q4), GatedResidual, &[3], [13, 32, 20], true)),
-    case("add_same_shape", Single, |f| super::binary::cases::binary(f, true, &[7, 33], &[7, 33])),
-    case("add_row_broadcast", Single, |f| super::binary::cases::binary(f, true, &[2, 301, 5], &[5])),
-    case("add_table_broadcast", Single, |f| super::binary::cases::binary(f, true, &[3, 6, 40], &[6, 40])),
-    case("mul_broadcast", Single, |f| super::binary::cases::binary(f, false, &[700], &[700])),
-    case("mul_large_right_side", Single, |f| super::binary::cases::binary(f, false, &[2, 900], &[900])),
+    case("add_same_shape", Single, |f| super::binary::cases::binary(f, Add, &[7, 33], &[7, 33])),
+    case("add_row_broadcast", Single, |f| super::binary::cases::binary(f, Add, &[2, 301, 5], &[5])),
+    case("add_table_broadcast", Single, |f| super::binary::cases::binary(f, Add, &[3, 6, 40], &[6, 40])),
+    case("mul_broadcast", Single, |f| super::binary::cases::binary(f, Mul, &[700], &[700])),
+    case("mul_large_right_side", Single, |f| super::binary::cases::binary(f, Mul, &[2, 900], &[900])),
+    case("sub_row_broadcast", Single, |f| super::binary::cases::binary(f, Sub, &[3, 70], &[70])),
+    case("select_picks_a", Single, |f| super::select::cases::select(f, [0.0, 1.0, 0.0], 1, 1000)),
+    case("select_picks_b", Single, |f| super::select::cases::select(f, [1.0, 0.0, 1.0], 1, 300)),
+    case("change_partial_last_slice", Single, |f| super::change::cases::change(f, 1000)),
+    case("change_one_element", Single, |f| super::change::cases::change(f, 1)),
+    case("skip_decision_skips", Single, |f| super::skip_decision::cases::skip_decision(f, 200, [1.0, 0.0, 0.0, 1.0, 4.0, 0.1, 7.0, 0.0], [0.5, 0.0, 3.0, 0.0])),
+    case("skip_decision_accumulated_runs", Single, |f| super::skip_decision::cases::skip_decision(f, 37, [1.0, 1.0, 0.45, 1.0, 4.0, 0.1, 7.0, 0.0], [0.5, 0.0, 9.0, 1.0])),
+    case("skip_decision_forced_runs", Single, |f| super::skip_decision::cases::skip_decision(f, 1, [0.0; 8], [0.5, 1.0, 9.0, 0.0])),
+    case("skip_decision_run_cap", Single, |f| super::skip_decision::cases::skip_decision(f, 5, [1.0, 0.0, 0.0, 3.0, 3.0, 0.1, 7.0, 0.0], [0.5, 0.0, 3.0, 0.0])),
     case("silu", Single, |f| super::unary::cases::unary(f, false, 1001)),
     case("gelu_tanh", Single, |f| super::unary::cases::unary(f, true, 1001)),
     case("modulate_per_batch", Single, |f| super::modulate::cases::modulate(f, false, 2, 37, 13)),

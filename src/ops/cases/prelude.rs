@@ -7,7 +7,7 @@ pub(crate) use crate::graph::Graph;
 pub(crate) use crate::ops::attention::AttentionExtras;
 pub(crate) use crate::ops::upsample::UpsampleKind;
 pub(crate) use crate::rng::Rng;
-pub(crate) use crate::tensor::{DType, HostData, HostTensor};
+pub(crate) use crate::tensor::{DType, HostData, HostTensor, TensorDesc};
 
 pub(crate) fn done(graph: Graph, items: Vec<(&str, HostTensor)>) -> Result<Case> {
     Ok(Case {
