@@ -34,9 +34,23 @@ pub fn run(
             Source::Op(_) | Source::View(_) => {}
         }
     }
+    let region = graph.region_of_nodes()?;
     for (i, node) in graph.nodes.iter().enumerate() {
         let out_desc: &TensorDesc = &graph.tensors[node.output.0].desc;
-        let out = {
+        let skipped = match region[i] {
+            Some(r) => {
+                let flag = graph.skippable[r].flag;
+                values[graph.root(flag).0]
+                    .as_ref()
+                    .is_some_and(|v| v.as_f32()[0] != 0.0)
+            }
+            None => false,
+        };
+        // A skipped op's output is never read (only the region's selects see it, and they
+        // take the other side); zeros stand in for it.
+        let out = if skipped {
+            HostTensor::zeros(out_desc.shape.clone()).rounded_to(out_desc.dtype)
+        } else {
             // Views are the root's data under another shape.
             let ins: Vec<HostTensor> = node
                 .inputs

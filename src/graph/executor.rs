@@ -14,7 +14,7 @@ use super::{Graph, Source, TensorId};
 use crate::error::{Error, Result};
 use crate::gpu::{readback, GpuContext};
 use crate::kernel::Tuning;
-use crate::kernel::{Dispatch, EncodeCx, TensorArg};
+use crate::kernel::{Dispatch, EncodeCx, Kernel, TensorArg};
 use crate::tensor::{DType, HostTensor, TensorDesc};
 
 #[derive(Clone, Debug, Default)]
@@ -31,6 +31,18 @@ struct Step {
     bind_group: wgpu::BindGroup,
     uniform_offset: u32,
     groups: [u32; 3],
+    /// In a skippable region: the byte offset of its workgroup counts in `indirect`.
+    indirect: Option<u64>,
+}
+
+crate::param_block! {
+    /// The parameters of `skip_args.wgsl`, which writes a skippable region's workgroup counts.
+    struct SkipArgsParams {
+        n: u32,
+        off_flag: u32,
+        off_real: u32,
+        off_out: u32,
+    }
 }
 
 /// A graph compiled for one device: buffers allocated, pipelines and bind groups resolved.
@@ -46,6 +58,8 @@ pub struct Executable {
     steps: Vec<Step>,
     /// (from buffer, into buffer, bytes), copied after the pass.
     carries: Vec<(usize, usize, u64)>,
+    /// The workgroup counts of skippable regions' dispatches, written on the device each run.
+    indirect: Option<wgpu::Buffer>,
     _uniforms: wgpu::Buffer,
     pub memory: MemoryPlan,
     /// Number of dispatches one run records.
@@ -200,10 +214,12 @@ impl Executable {
         // Dispatches of every op.
         let max_groups = limits.max_compute_workgroups_per_dimension;
         let tuning = opts.tuning.unwrap_or_else(|| ctx.tuning());
+        let region_of_node = graph.region_of_nodes()?;
         let mut dispatches: Vec<Dispatch> = Vec::new();
         let mut dispatch_ops = Vec::new();
         let mut dispatch_labels = Vec::new();
-        for (node, label) in graph.nodes.iter().zip(graph.labels()) {
+        let mut dispatch_region = Vec::new();
+        for ((node, label), region) in graph.nodes.iter().zip(graph.labels()).zip(&region_of_node) {
             let float = graph.tensors[node.output.0].desc.dtype;
             let mut cx = EncodeCx::new(node.op.name(), limit, align, max_groups, float, tuning);
 
@@ -215,8 +231,58 @@ impl Executable {
             node.op.encode(&mut cx, &ins, &arg(&node.output))?;
             dispatch_ops.extend(std::iter::repeat_n(node.op.name(), cx.out.len()));
             dispatch_labels.extend(std::iter::repeat_n(label, cx.out.len()));
+            dispatch_region.extend(std::iter::repeat_n(*region, cx.out.len()));
             dispatches.append(&mut cx.out);
         }
+        let skips = SkipPlan::new(graph, &dispatches, &dispatch_region);
+        let indirect = match skips.real.is_empty() {
+            true => None,
+            false => {
+                let (real, live) = skips.buffers(ctx);
+                let first = graph.tensors.len();
+                buffers.extend([real, live.clone()]);
+                buffer_of.extend([buffers.len() - 2, buffers.len() - 1]);
+                let limit = limits.max_storage_buffer_binding_size;
+                let mut gates = Vec::new();
+                for gate in &skips.gates {
+                    let mut cx =
+                        EncodeCx::new("skip_args", limit, align, max_groups, DType::F32, tuning);
+                    let flag = TensorArg {
+                        id: gate.flag,
+                        desc: graph.tensors[gate.flag.0].desc.clone(),
+                    };
+                    let args = |i: usize| TensorArg {
+                        id: TensorId(first + i),
+                        desc: TensorDesc::new([skips.real.len()], DType::U32),
+                    };
+                    let params = SkipArgsParams {
+                        n: gate.words.len() as u32,
+                        off_flag: cx.bind(&flag, 0, 1)?,
+                        off_real: cx.bind(&args(0), gate.words.start, gate.words.len())?,
+                        off_out: cx.bind(&args(1), gate.words.start, gate.words.len())?,
+                    };
+                    let kernel = Kernel::new("skip_args").read("flag").read("real");
+                    cx.dispatch(kernel, &params, cx.grid(gate.words.len().div_ceil(64)))?;
+                    gates.push((gate.before, cx.out));
+                }
+                // Each region's gate goes before its first dispatch (from the back, so the
+                // earlier positions stay valid).
+                for (before, mut d) in gates.into_iter().rev() {
+                    let n = d.len();
+                    let tail = dispatches.split_off(before);
+                    dispatches.append(&mut d);
+                    dispatches.extend(tail);
+                    dispatch_ops.splice(before..before, std::iter::repeat_n("skip_args", n));
+                    dispatch_labels.splice(
+                        before..before,
+                        std::iter::repeat_n("skip_args".to_string(), n),
+                    );
+                    dispatch_region.splice(before..before, std::iter::repeat_n(None, n));
+                }
+                Some(live)
+            }
+        };
+        let mut indirect_offsets = skips.offsets.into_iter();
 
         // Parameters of every dispatch in one uniform buffer.
         let ualign = limits.min_uniform_buffer_offset_alignment as usize;
@@ -285,7 +351,13 @@ impl Executable {
                 bind_group,
                 uniform_offset: off as u32,
                 groups: d.groups,
+                indirect: None,
             });
+        }
+        for (s, region) in steps.iter_mut().zip(&dispatch_region) {
+            if region.is_some() {
+                s.indirect = indirect_offsets.next();
+            }
         }
 
         Ok(Executable {
@@ -315,6 +387,7 @@ impl Executable {
             buffer_of,
             pipelines,
             steps,
+            indirect,
             _uniforms: uniforms,
             memory,
         })
@@ -390,7 +463,7 @@ impl Executable {
                     current = s.pipeline;
                 }
                 pass.set_bind_group(0, &s.bind_group, &[s.uniform_offset]);
-                pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
+                self.dispatch(&mut pass, s);
             }
         }
         if end == self.steps.len() {
@@ -420,9 +493,17 @@ impl Executable {
             });
             pass.set_pipeline(&self.pipelines[s.pipeline]);
             pass.set_bind_group(0, &s.bind_group, &[s.uniform_offset]);
-            pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]);
+            self.dispatch(&mut pass, s);
         }
         self.record_carries(enc);
+    }
+
+    /// A step's dispatch: direct, or in a skippable region with the counts its gate wrote.
+    fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, s: &Step) {
+        match (s.indirect, &self.indirect) {
+            (Some(offset), Some(args)) => pass.dispatch_workgroups_indirect(args, offset),
+            _ => pass.dispatch_workgroups(s.groups[0], s.groups[1], s.groups[2]),
+        }
     }
 
     /// The buffer holding an input or param (whole, from offset 0), for kernels outside the
@@ -471,5 +552,71 @@ impl Executable {
 
     pub fn context(&self) -> &GpuContext {
         &self.ctx
+    }
+}
+
+/// Where skippable regions' dispatches find their workgroup counts: one `[x, y, z]` per
+/// dispatch in a region, in order, and a gate per region that writes them before it runs.
+struct SkipPlan {
+    /// The real counts, flattened.
+    real: Vec<u32>,
+    /// Byte offset of each region dispatch's counts, in dispatch order.
+    offsets: Vec<u64>,
+    gates: Vec<Gate>,
+}
+
+struct Gate {
+    /// The index (in the dispatches without gates) of the region's first dispatch.
+    before: usize,
+    flag: TensorId,
+    /// The region's words in `real`.
+    words: std::ops::Range<usize>,
+}
+
+impl SkipPlan {
+    fn new(graph: &Graph, dispatches: &[Dispatch], region: &[Option<usize>]) -> Self {
+        let mut plan = SkipPlan {
+            real: Vec::new(),
+            offsets: Vec::new(),
+            gates: Vec::new(),
+        };
+        let mut current = None;
+        for (i, (d, r)) in dispatches.iter().zip(region).enumerate() {
+            let Some(r) = *r else { continue };
+            if current != Some(r) {
+                current = Some(r);
+                let start = plan.real.len();
+                plan.gates.push(Gate {
+                    before: i,
+                    flag: graph.skippable[r].flag,
+                    words: start..start,
+                });
+            }
+            plan.offsets.push(plan.real.len() as u64 * 4);
+            plan.real.extend_from_slice(&d.groups);
+            if let Some(g) = plan.gates.last_mut() {
+                g.words.end = plan.real.len();
+            }
+        }
+        plan
+    }
+
+    /// The real counts (uploaded now) and the buffer the gates write and dispatches read.
+    fn buffers(&self, ctx: &GpuContext) -> (wgpu::Buffer, wgpu::Buffer) {
+        let bytes = planner::align(self.real.len() as u64 * 4);
+        let make = |label, usage| {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        use wgpu::BufferUsages as U;
+        let real = make("skippable counts", U::STORAGE | U::COPY_DST);
+        ctx.queue
+            .write_buffer(&real, 0, bytemuck::cast_slice(&self.real));
+        let live = make("skippable dispatches", U::STORAGE | U::INDIRECT);
+        (real, live)
     }
 }

@@ -52,6 +52,17 @@ pub struct Node {
     pub output: TensorId,
 }
 
+/// Ops `nodes` run only when element 0 of `flag` is 0 (the executor dispatches them
+/// indirectly, with workgroup counts a small kernel writes from the flag); what they compute is
+/// read after them only through `selects`, which take the other value when they were skipped.
+#[derive(Clone, Debug)]
+pub struct Skippable {
+    pub nodes: std::ops::Range<usize>,
+    pub flag: TensorId,
+    /// The nodes of the `select`s that read the region's results.
+    pub selects: Vec<usize>,
+}
+
 /// A graph of ops in execution order (every op's inputs exist before it is added).
 #[derive(Debug, Default)]
 pub struct Graph {
@@ -60,6 +71,8 @@ pub struct Graph {
     names: HashMap<String, TensorId>,
     /// (from, into): after each run, `from`'s value becomes input `into`'s.
     pub(crate) carries: Vec<(TensorId, TensorId)>,
+    /// Runs of ops that a flag computed on the device can skip ([`Graph::skippable`]).
+    pub(crate) skippable: Vec<Skippable>,
     /// The float type of params and constants (and of the inputs a model declares with it).
     float: Option<DType>,
     /// How the component's Linear weights are stored when not as `float` (bf16, q8, q4).
@@ -217,6 +230,105 @@ impl Graph {
 
     pub fn carries(&self) -> &[(TensorId, TensorId)] {
         &self.carries
+    }
+
+    /// Makes the ops added since node `start` skippable: they run only when element 0 of the
+    /// f32 tensor `flag` (computed before them) is 0. Each `(inside, otherwise)` of `results`
+    /// becomes `flag ? otherwise : inside`, returned in order; nothing else may read what the
+    /// skipped ops compute (checked when the graph is compiled or run). The decision needs no
+    /// readback: a step records the same commands whether it skips or not.
+    pub fn skippable(
+        &mut self,
+        start: usize,
+        flag: TensorId,
+        results: &[(TensorId, TensorId)],
+    ) -> Result<Vec<TensorId>> {
+        let end = self.nodes.len();
+        let after_last = self.skippable.last().map_or(0, |r| r.nodes.end);
+        let flag_desc = &self.tensors[flag.0].desc;
+        let flag_ok = flag_desc.dtype == DType::F32
+            && match self.tensors[self.root(flag).0].source {
+                Source::Op(i) => i < start,
+                Source::Input | Source::Constant(_) => true,
+                _ => false,
+            };
+        let inside = |g: &Graph, t: TensorId| matches!(g.tensors[g.root(t).0].source, Source::Op(i) if (start..end).contains(&i));
+        if start >= end || start < after_last || !flag_ok {
+            return Err(Error::Graph(format!(
+                "a skippable region needs ops after node {start} (there are {end}), no overlap \
+                 with the last region (ending at {after_last}), and an f32 flag computed before it"
+            )));
+        }
+        if let Some((i, o)) = results
+            .iter()
+            .find(|(i, o)| !inside(self, *i) || inside(self, *o))
+        {
+            return Err(Error::Graph(format!(
+                "a skippable region's result `{}` must be computed inside it and its \
+                 replacement `{}` outside",
+                self.tensors[i.0].name, self.tensors[o.0].name
+            )));
+        }
+        self.skippable.push(Skippable {
+            nodes: start..end,
+            flag,
+            selects: Vec::new(),
+        });
+        let mut out = Vec::new();
+        for (i, o) in results {
+            let node = self.nodes.len();
+            out.push(self.select(flag, 0, *o, *i)?);
+            if let Some(r) = self.skippable.last_mut() {
+                r.selects.push(node);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn skippable_regions(&self) -> &[Skippable] {
+        &self.skippable
+    }
+
+    /// The region each node belongs to, after checking that only a region's selects read what
+    /// it computes and that none of it is an output.
+    pub(crate) fn region_of_nodes(&self) -> Result<Vec<Option<usize>>> {
+        let mut region = vec![None; self.nodes.len()];
+        for (r, s) in self.skippable.iter().enumerate() {
+            for n in s.nodes.clone() {
+                region[n] = Some(r);
+            }
+        }
+        let made_in = |t: TensorId| match self.tensors[self.root(t).0].source {
+            Source::Op(i) => region[i],
+            _ => None,
+        };
+        for (n, node) in self.nodes.iter().enumerate() {
+            for t in &node.inputs {
+                match made_in(*t) {
+                    Some(r) if region[n] != Some(r) && !self.skippable[r].selects.contains(&n) => {
+                        return Err(Error::Graph(format!(
+                            "`{}` is computed in a skippable region but read after it by a {} \
+                             that is not the region's select",
+                            self.tensors[t.0].name,
+                            node.op.name()
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(t) = self
+            .tensors
+            .iter()
+            .enumerate()
+            .find(|(i, t)| t.is_output && made_in(TensorId(*i)).is_some())
+        {
+            return Err(Error::Graph(format!(
+                "`{}` is an output but is computed in a skippable region",
+                t.1.name
+            )));
+        }
+        Ok(region)
     }
 
     /// Adds an op; its output shape is inferred and checked now.

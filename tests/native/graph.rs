@@ -260,3 +260,109 @@ fn the_planner_predicts_the_devices_buffer_memory() {
     );
     drop(exe);
 }
+
+/// x → `other = x + x`, then a skippable region (`silu(x) · x + x`, several dispatches under a
+/// small binding limit) whose result is replaced by `other` when the flag is set; `y` reads the
+/// select and `z` an op after it.
+fn skippable_graph() -> Graph {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([9, 70])).unwrap();
+    let flag = g.input("flag", TensorDesc::f32([2])).unwrap();
+    let other = g.add(x, x).unwrap();
+    let start = g.nodes().len();
+    let a = g.silu(x).unwrap();
+    let b = g.mul(a, x).unwrap();
+    let c = g.add(b, x).unwrap();
+    let y = g.skippable(start, flag, &[(c, other)]).unwrap()[0];
+    let z = g.mul(y, x).unwrap();
+    g.output(y, "y").unwrap();
+    g.output(z, "z").unwrap();
+    g
+}
+
+#[test]
+fn a_skipped_region_gives_its_replacement_and_a_run_one_its_result() {
+    let g = skippable_graph();
+    let x = rand(&[9, 70], 3, 1.0);
+    for (flag, limit) in [
+        (0.0, None),
+        (1.0, None),
+        (0.0, Some(1024)),
+        (1.0, Some(1024)),
+    ] {
+        let f = feeds(vec![
+            ("x", x.clone()),
+            ("flag", HostTensor::f32([2], vec![flag, 0.0])),
+        ]);
+        let opts = ExecOptions {
+            max_binding_bytes: limit,
+            ..Default::default()
+        };
+        let got = pollster::block_on(check(&g, &f, F32_TOL, &opts)).got;
+        let want: Vec<f32> = x
+            .as_f32()
+            .iter()
+            .map(|v| match flag != 0.0 {
+                true => 2.0 * v,
+                false => v / (1.0 + (-v).exp()) * v + v,
+            })
+            .collect();
+        let y = got["y"].as_f32();
+        let worst = y
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "flag {flag}, limit {limit:?}: off by {worst}");
+    }
+}
+
+#[test]
+fn the_same_executable_skips_or_runs_as_the_device_flag_says() {
+    let ctx = gpu();
+    let g = skippable_graph();
+    let exe = Executable::new_blocking(&ctx, &g).unwrap();
+    let x = rand(&[9, 70], 4, 1.0);
+    exe.write("x", &x).unwrap();
+    let mut seen = Vec::new();
+    for flag in [0.0, 1.0, 0.0, 1.0] {
+        exe.write("flag", &HostTensor::f32([2], vec![flag, 0.0]))
+            .unwrap();
+        exe.run().unwrap();
+        seen.push(exe.read_blocking("y").unwrap().as_f32()[5]);
+    }
+    let v = x.as_f32()[5];
+    assert_eq!(seen[0], seen[2], "running twice gave different results");
+    assert!(
+        (seen[1] - 2.0 * v).abs() < 1e-6 && seen[3] == seen[1],
+        "{seen:?}"
+    );
+    assert_ne!(seen[0], seen[1]);
+}
+
+#[test]
+fn what_a_skippable_region_computes_is_read_only_through_its_selects() {
+    let ctx = gpu();
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([4, 8])).unwrap();
+    let flag = g.input("flag", TensorDesc::f32([1])).unwrap();
+    let start = g.nodes().len();
+    let a = g.silu(x).unwrap();
+    let _ = g.skippable(start, flag, &[(a, x)]).unwrap();
+    let leak = g.add(a, x).unwrap();
+    g.output(leak, "leak").unwrap();
+    let err = Executable::new_blocking(&ctx, &g)
+        .err()
+        .expect("a leak compiled");
+    assert!(err.to_string().contains("skippable region"), "{err}");
+
+    let mut g = Graph::new();
+    let x = g.input("x", TensorDesc::f32([4, 8])).unwrap();
+    let start = g.nodes().len();
+    let flag = g.input("flag", TensorDesc::f32([1])).unwrap();
+    let err = g
+        .skippable(start, flag, &[(x, x)])
+        .err()
+        .expect("an empty region was made");
+    assert!(err.to_string().contains("skippable region"), "{err}");
+}
