@@ -362,7 +362,6 @@ fn what_a_skippable_region_computes_is_read_only_through_its_selects() {
     let flag = g.input("flag", TensorDesc::f32([1])).unwrap();
     let err = g
         .skippable(start, flag, &[(x, x)])
-        .err()
-        .expect("an empty region was made");
+        .expect_err("an empty region was made");
     assert!(err.to_string().contains("skippable region"), "{err}");
 }
