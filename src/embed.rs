@@ -22,7 +22,7 @@ use crate::gpu::readback::read_staged;
 use crate::gpu::GpuContext;
 use crate::kernel::{Kernel, ParamBlock};
 use crate::model::ptdit::io;
-use crate::pipeline::denoiser::{step_feeds, Denoiser};
+use crate::pipeline::denoiser::Denoiser;
 use crate::pipeline::generate::{decode_frames, Frame, Prepared, Request, TextToImage};
 use crate::pipeline::sampler::Step;
 use crate::tensor::HostTensor;
@@ -155,7 +155,9 @@ impl Generation {
             if self.cursor == 0 {
                 // Uploads are ordered before the next submission: the previous step's
                 // dispatches have all been submitted, so this cannot change them.
-                for (k, v) in step_feeds(&self.schedule[self.step], self.cfg, self.den.batch) {
+                let n = self.schedule.len();
+                let step = &self.schedule[self.step];
+                for (k, v) in self.den.feeds(self.step, n, step, self.cfg) {
                     self.den.exe.write(&k, &v)?;
                 }
             }
@@ -211,6 +213,11 @@ impl Generation {
             self.target.size(),
         );
         Ok(())
+    }
+
+    /// Steps so far whose middle blocks the request's step cache skipped (one small readback).
+    pub async fn skipped_steps(&self) -> Result<usize> {
+        self.den.skipped_steps().await
     }
 
     /// The current latents `(1, C, T, H, W)` (reads back; for tests and saving).

@@ -7,9 +7,10 @@
 //! const engine = await Engine.create();     // or Engine.onDevice(myGPUDevice)
 //! await engine.loadModel(new Map([["transformer/config.json", bytes],
 //!     ["transformer/model.safetensors", () => fetch(url)], ...]), (bytes, path) => {});
-//! const image = await engine.generate({ prompt: "a red apple", steps: 30, seed: 1 },
+//! const image = await engine.generate({ prompt: "a red apple", steps: 30, seed: 1, cache: "medium" },
 //!     (step, total, preview) => { /* preview: {width, height, data} RGBA */ }, abortSignal);
 //! ctx.putImageData(new ImageData(image.data, image.width, image.height), 0, 0);
+//! // image.skippedSteps: steps whose middle blocks the step cache skipped
 //! ```
 
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::gpu::GpuContext;
 use crate::pipeline::embeddings::PromptEmbeddings;
 use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
-use crate::pipeline::{default_model, model_dir};
+use crate::pipeline::{default_model, model_dir, StepCache};
 use crate::tensor::DType;
 
 // wgpu cannot wrap a `GPUDevice` made by JavaScript, but it gets its device from
@@ -239,6 +240,10 @@ fn request(o: &JsValue, defaults: Request) -> Result<Request, JsError> {
     if let Some(v) = num("cfg") {
         r.cfg = v? as f32;
     }
+    // The step cache: "off", "light", "medium", "heavy" (or a RULE:THRESHOLD spec).
+    if let Some(v) = text("cache") {
+        r.cache = StepCache::parse(&v?).map_err(js_err)?;
+    }
     Ok(r)
 }
 
@@ -450,8 +455,8 @@ impl Engine {
             .as_ref()
             .ok_or_else(|| JsError::new("no model loaded: call loadModel first"))?;
         let req = request(&options, pipe.request(""))?;
-        let frames = pipe
-            .generate(
+        let (frames, report) = pipe
+            .generate_report(
                 &req,
                 |i, n, latents| {
                     if let (Some(f), Some(l)) = (&on_step, latents) {
@@ -473,6 +478,14 @@ impl Engine {
         let first = frames
             .first()
             .ok_or_else(|| JsError::new("no image was produced"))?;
-        image(first)
+        let img = image(first)?;
+        // How many steps the step cache skipped, on the image object.
+        Reflect::set(
+            &img,
+            &JsValue::from_str("skippedSteps"),
+            &JsValue::from(report.skipped_steps as u32),
+        )
+        .map_err(|_| JsError::new("cannot annotate the image"))?;
+        Ok(img)
     }
 }

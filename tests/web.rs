@@ -427,3 +427,42 @@ async fn js_api_generates_from_embeddings_without_the_text_encoder() {
     let got = pixels(engine.generate(opts.into(), None, None).await.unwrap());
     assert_eq!(got, want);
 }
+
+/// The step cache through the JS API on the built-in model: the `cache` option skips the steps
+/// the rule allows (the device's decision, in the browser's WebGPU), reports them on the image,
+/// and a level that does not exist is an error naming it.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn js_api_step_cache_skips_and_reports() {
+    use js_sys::{Object, Reflect};
+    use wasm_bindgen::JsValue;
+
+    let mut engine = ptdit::web::Engine::create().await.unwrap();
+    engine.load_default_model().unwrap();
+    let opts = |cache: &str| {
+        let o = Object::new();
+        for (k, v) in [
+            ("prompt", JsValue::from_str("rocket")),
+            ("steps", 6.into()),
+            ("seed", 3.into()),
+            ("cache", JsValue::from_str(cache)),
+        ] {
+            Reflect::set(&o, &JsValue::from_str(k), &v).unwrap();
+        }
+        JsValue::from(o)
+    };
+    let skipped = |img: &JsValue| {
+        Reflect::get(img, &JsValue::from_str("skippedSteps"))
+            .unwrap()
+            .as_f64()
+    };
+    let off = engine.generate(opts("off"), None, None).await.unwrap();
+    assert_eq!(skipped(&off), Some(0.0));
+    // 6 steps, the first and last forced to run, at most 3 skips in a row.
+    let all = "first-block:1e30,warmup=1,final=1";
+    let img = engine.generate(opts(all), None, None).await.unwrap();
+    assert_eq!(skipped(&img), Some(3.0));
+    let bad = engine.generate(opts("fastest"), None, None).await;
+    let msg = format!("{:?}", bad.err().map(JsValue::from));
+    assert!(msg.contains("fastest"), "{msg}");
+}

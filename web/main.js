@@ -51,6 +51,7 @@ async function main() {
         prompt: $("prompt").value,
         seed: Number($("seed").value),
         steps: Number($("steps").value),
+        cache: $("cache").value,
         width: Number(document.body.dataset.width || defaults.width),
         height: Number(document.body.dataset.height || defaults.height),
       };
@@ -62,7 +63,8 @@ async function main() {
       draw(image);
       window.ptditLastImage = image; // for tests: the image before scaling to the canvas
       $("progress").value = 1;
-      status(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const skipped = image.skippedSteps ? `, step cache skipped ${image.skippedSteps} of ${opts.steps} steps` : "";
+      status(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s${skipped}`);
       document.body.dataset.done = "1";
     } catch (e) {
       const msg = `${e.message || e}`;

@@ -9,7 +9,7 @@ use ptdit::autotune::{autotune, Cache};
 use ptdit::pipeline::embeddings::PromptEmbeddings;
 use ptdit::pipeline::generate::{encode_prompts, Request, TextToImage};
 use ptdit::pipeline::model_dir::Part;
-use ptdit::pipeline::{default_model, limits, model_dir, png};
+use ptdit::pipeline::{default_model, limits, model_dir, png, StepCache};
 use ptdit::{Error, GpuContext, Result};
 
 #[derive(Args)]
@@ -59,6 +59,11 @@ pub struct GenerateArgs {
     /// the process's resident host memory.
     #[arg(long)]
     stats: bool,
+    /// Step cache: skip the middle transformer blocks on steps where the first block's output
+    /// barely changed. off, light, medium or heavy (more skipping: faster, further from the
+    /// uncached image; docs/caching.md), or RULE:THRESHOLD[,KEY=N...] to measure others.
+    #[arg(long, default_value = "off")]
+    cache: String,
 }
 
 /// The largest value of the device's buffer memory seen by a thread that samples it.
@@ -131,6 +136,7 @@ fn check_args(args: &GenerateArgs) -> Result<()> {
     if let Some(s) = args.steps {
         limits::check_steps(s, limits::MAX_STEPS)?;
     }
+    StepCache::parse(&args.cache)?;
     limits::check_frames(args.frames)
 }
 
@@ -226,6 +232,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         steps: args.steps.unwrap_or(defaults.steps),
         cfg: args.cfg.unwrap_or(defaults.cfg),
         seed: args.seed,
+        cache: StepCache::parse(&args.cache)?,
         ..defaults
     };
     pipe.check_request(&req)?;
@@ -241,7 +248,8 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let frames = pollster::block_on(pipe.generate(
+    let started = std::time::Instant::now();
+    let (frames, report) = pollster::block_on(pipe.generate_report(
         &req,
         |i, _, _| {
             bar.set_position(i as u64);
@@ -250,6 +258,13 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         false,
     ))?;
     bar.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    if req.cache.is_some() {
+        println!(
+            "step cache: skipped the middle blocks on {} of {} steps ({seconds:.2} s)",
+            report.skipped_steps, report.steps
+        );
+    }
     let frames = frames
         .iter()
         .map(|f| f.upscale(factor))

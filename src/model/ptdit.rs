@@ -33,6 +33,27 @@ pub mod io {
     pub fn trace(n: usize) -> String {
         format!("trace.block_{n}")
     }
+    /// With a step cache ([`super::CacheSplit`]): `[threshold, force, max run, accumulate]`,
+    /// written before each step (`ops::skip_decision::control`).
+    pub const CACHE_CONTROL: &str = "cache.control";
+    /// The cache's state (`ops::skip_decision::state`), carried from step to step; zeros to start.
+    pub const CACHE_STATE: &str = "cache.state";
+    /// The first blocks' residual the change is measured against, `(B·P, S, D)`; carried.
+    pub const CACHE_REFERENCE: &str = "cache.reference";
+    /// What the skippable blocks added at their last run, `(B·P, S, D)`; carried.
+    pub const CACHE_RESIDUAL: &str = "cache.residual";
+    /// This step's residual of the first blocks, `(B·P, S, D)` (both CFG halves): what the
+    /// decision measured, readable after the step.
+    pub const CACHE_FIRST: &str = "cache.first";
+}
+
+/// Which blocks a step cache may skip: the first `first` always run (the change of their
+/// residual from step to step is what the cache decides on), the last `last` always run, and
+/// the blocks between run or add their residual from the last step that ran them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheSplit {
+    pub first: usize,
+    pub last: usize,
 }
 
 /// Channels of the timestep features.
@@ -84,9 +105,30 @@ pub fn build_as(cfg: &PtditConfig, s: &Shapes, float: DType) -> Result<Graph> {
 /// Adds the forward to `g` (for graphs that do more, like a denoising step); returns the
 /// output `(B, C_out, F, H, W)`.
 pub fn build_into(g: &mut Graph, cfg: &PtditConfig, s: &Shapes) -> Result<TensorId> {
+    build_cached_into(g, cfg, s, None)
+}
+
+/// [`build_into`] with a step cache over the blocks `cache` leaves skippable (its inputs and
+/// carried state under the `io::CACHE_*` names).
+pub fn build_cached_into(
+    g: &mut Graph,
+    cfg: &PtditConfig,
+    s: &Shapes,
+    cache: Option<CacheSplit>,
+) -> Result<TensorId> {
     cfg.validate()?;
+    if let Some(c) = cache {
+        if c.first == 0 || c.first + c.last >= cfg.num_layers || s.traces {
+            return Err(crate::error::Error::Input(format!(
+                "a step cache needs at least one block first, one to skip and no traces; \
+                 {} first and {} last of {} blocks leave none",
+                c.first, c.last, cfg.num_layers
+            )));
+        }
+    }
     g.set_linear_storage(cfg.linear_storage()?);
     let mut b = Builder::new(cfg, s, std::mem::take(g))?;
+    b.cache = cache;
     let out = b.forward();
     *g = b.g;
     out
@@ -151,6 +193,7 @@ struct Builder<'a> {
     win: usize,
     /// Proxies per window.
     k: usize,
+    cache: Option<CacheSplit>,
 }
 
 impl<'a> Builder<'a> {
@@ -165,6 +208,7 @@ impl<'a> Builder<'a> {
             p: s.grid.windows(),
             win: s.grid.window_tokens(),
             k,
+            cache: None,
         })
     }
 
@@ -259,11 +303,16 @@ impl<'a> Builder<'a> {
             swin_map,
         };
 
-        for n in 0..cfg.num_layers {
-            h = self.block(n, h, &cx)?;
-            if s.traces {
-                let t = self.g.reshape(h, [bsz * self.p, self.win, d])?;
-                self.g.output(t, &io::trace(n))?;
+        match self.cache {
+            Some(split) => h = self.cached_blocks(h, &cx, split)?,
+            None => {
+                for n in 0..cfg.num_layers {
+                    h = self.block(n, h, &cx)?;
+                    if s.traces {
+                        let t = self.g.reshape(h, [bsz * self.p, self.win, d])?;
+                        self.g.output(t, &io::trace(n))?;
+                    }
+                }
             }
         }
 
@@ -274,6 +323,58 @@ impl<'a> Builder<'a> {
         let n = ada.norm_modulate(&mut self.g, h, 1e-6, FINAL_SHIFT, FINAL_SCALE)?;
         let o = self.project(n, "proj_out", pch * pch * cfg.out_channels(), none)?;
         self.unpatchify(o)
+    }
+
+    /// The blocks with a step cache: the first blocks; the decision from how much their
+    /// residual changed; the middle blocks, skippable, or the residual they added last time;
+    /// the last blocks. Every step records the same dispatches and reads nothing back.
+    fn cached_blocks(&mut self, h: TensorId, cx: &Context, split: CacheSplit) -> Result<TensorId> {
+        use crate::ops::skip_decision::{control, state};
+        let layers = self.cfg.num_layers;
+        let desc = self.g.float_desc([self.s.batch * self.p, self.win, self.d]);
+        let h = self.g.reshape(h, desc.shape.clone())?;
+        let reference = self.g.input(io::CACHE_REFERENCE, desc.clone())?;
+        let residual = self.g.input(io::CACHE_RESIDUAL, desc)?;
+        let old = self
+            .g
+            .input(io::CACHE_STATE, TensorDesc::f32([state::LEN]))?;
+        let ctl = self
+            .g
+            .input(io::CACHE_CONTROL, TensorDesc::f32([control::LEN]))?;
+
+        let mut x = h;
+        for n in 0..split.first {
+            x = self.block(n, x, cx)?;
+        }
+        let first = self.g.sub(x, h)?;
+        self.g.output(first, io::CACHE_FIRST)?;
+        let sums = self.g.change_sums(first, reference)?;
+        let decision = self.g.skip_decision(sums, old, ctl)?;
+        let next_ref = self
+            .g
+            .select(decision, state::UPDATE_REF, first, reference)?;
+        let cached = self.g.add(x, residual)?;
+
+        let start = self.g.nodes().len();
+        let mut y = x;
+        for n in split.first..layers - split.last {
+            y = self.block(n, y, cx)?;
+        }
+        let added = self.g.sub(y, x)?;
+        let picked = self
+            .g
+            .skippable(start, decision, &[(y, cached), (added, residual)])?;
+        let (mut y, next_residual) = (picked[0], picked[1]);
+        self.g.output(decision, "cache.state_next")?;
+        self.g.carry(decision, old)?;
+        self.g.output(next_ref, "cache.reference_next")?;
+        self.g.carry(next_ref, reference)?;
+        self.g.output(next_residual, "cache.residual_next")?;
+        self.g.carry(next_residual, residual)?;
+        for n in layers - split.last..layers {
+            y = self.block(n, y, cx)?;
+        }
+        Ok(y)
     }
 
     /// One `ProxyTokensTransformerBlock` (spec §2.7): its six steps in order.

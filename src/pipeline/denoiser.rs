@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 
 use super::sampler::Step;
+use super::step_cache::StepCache;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::graph::{ExecOptions, Executable, Graph};
-use crate::model::ptdit::{self as net, io, Shapes, TIMESTEP_CHANNELS};
+use crate::model::ptdit::{self as net, io, CacheSplit, Shapes, TIMESTEP_CHANNELS};
 use crate::model::upload::{self, DeviceWeights};
 use crate::model::{tables, PtditConfig};
 use crate::tensor::{DType, HostTensor, TensorDesc};
@@ -26,6 +27,18 @@ pub fn build(
     text_len: usize,
     float: DType,
 ) -> Result<Graph> {
+    build_cached(cfg, batch, grid, text_len, float, None)
+}
+
+/// [`build`] with a step cache over the blocks `cache` leaves skippable.
+pub fn build_cached(
+    cfg: &PtditConfig,
+    batch: usize,
+    grid: crate::model::Grid,
+    text_len: usize,
+    float: DType,
+    cache: Option<CacheSplit>,
+) -> Result<Graph> {
     let shapes = Shapes {
         batch: 2 * batch,
         grid,
@@ -33,7 +46,7 @@ pub fn build(
         traces: false,
     };
     let mut g = Graph::with_float(float);
-    let sample = net::build_into(&mut g, cfg, &shapes)?;
+    let sample = net::build_cached_into(&mut g, cfg, &shapes, cache)?;
     let latent = g
         .find(io::LATENT)
         .ok_or_else(|| Error::Graph("model has no latent input".into()))?;
@@ -103,9 +116,11 @@ pub fn first_half(x: &HostTensor) -> HostTensor {
 pub struct Denoiser {
     pub batch: usize,
     pub exe: Executable,
+    cache: Option<StepCache>,
 }
 
 impl Denoiser {
+    #[allow(clippy::too_many_arguments)]
     pub async fn new(
         ctx: &GpuContext,
         cfg: &PtditConfig,
@@ -114,13 +129,15 @@ impl Denoiser {
         text_len: usize,
         w: &HashMap<String, HostTensor>,
         float: DType,
+        cache: Option<StepCache>,
     ) -> Result<Self> {
         let w = upload::upload_host(ctx, net::wanted(cfg, float)?, w)?;
-        Self::with_weights(ctx, cfg, batch, grid, text_len, &w, float).await
+        Self::with_weights(ctx, cfg, batch, grid, text_len, &w, float, cache).await
     }
 
     /// The step graph over transformer weights already on the device (as
-    /// [`net::wanted`] describes them for `float`).
+    /// [`net::wanted`] describes them for `float`), with a step cache if one is given.
+    #[allow(clippy::too_many_arguments)]
     pub async fn with_weights(
         ctx: &GpuContext,
         cfg: &PtditConfig,
@@ -129,27 +146,71 @@ impl Denoiser {
         text_len: usize,
         w: &DeviceWeights,
         float: DType,
+        cache: Option<StepCache>,
     ) -> Result<Self> {
-        let graph = build(cfg, batch, grid, text_len, float)?;
+        if let Some(c) = &cache {
+            c.check(cfg.num_layers)?;
+        }
+        let split = cache.map(|c| c.split);
+        let graph = build_cached(cfg, batch, grid, text_len, float, split)?;
         let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params).await?;
-        Ok(Denoiser { batch, exe })
+        Ok(Denoiser { batch, exe, cache })
     }
 
-    /// Sets the starting noise `(B, C, F, H, W)` and the text.
+    /// Sets the starting noise `(B, C, F, H, W)` and the text, and clears the step cache.
     pub fn start(&self, noise: &HostTensor, text: &HashMap<String, HostTensor>) -> Result<()> {
         self.exe.write(io::LATENT, &doubled(noise))?;
         for (k, v) in text {
             self.exe.write(k, v)?;
         }
+        if self.cache.is_some() {
+            for name in [io::CACHE_STATE, io::CACHE_REFERENCE, io::CACHE_RESIDUAL] {
+                let d = self.exe.descriptor(name).ok_or_else(|| {
+                    Error::Graph(format!("the cached step graph has no `{name}`"))
+                })?;
+                self.exe.write(name, &HostTensor::zeros(d.shape.clone()))?;
+            }
+        }
         Ok(())
     }
 
-    /// Records and submits one step; nothing is read back.
-    pub fn step(&self, step: &Step, cfg: f32) -> Result<()> {
-        for (k, v) in step_feeds(step, cfg, self.batch) {
+    /// The host inputs of step `index` of `steps`: timestep, `[dt, cfg]` and the cache's
+    /// control.
+    pub fn feeds(
+        &self,
+        index: usize,
+        steps: usize,
+        step: &Step,
+        cfg: f32,
+    ) -> HashMap<String, HostTensor> {
+        let mut f = step_feeds(step, cfg, self.batch);
+        if let Some(c) = &self.cache {
+            f.insert(io::CACHE_CONTROL.to_string(), c.control(index, steps));
+        }
+        f
+    }
+
+    /// Records and submits step `index` of `steps`; nothing is read back.
+    pub fn step(&self, index: usize, steps: usize, step: &Step, cfg: f32) -> Result<()> {
+        for (k, v) in self.feeds(index, steps, step, cfg) {
             self.exe.write(&k, &v)?;
         }
         self.exe.run()
+    }
+
+    /// The step cache's state after the steps run so far (`ops::skip_decision::state`), or
+    /// `None` without a cache; one small readback.
+    pub async fn cache_state(&self) -> Result<Option<Vec<f32>>> {
+        if self.cache.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.exe.read(io::CACHE_STATE).await?.into_f32()))
+    }
+
+    /// Steps whose skippable blocks were skipped since [`Denoiser::start`] (0 without a cache).
+    pub async fn skipped_steps(&self) -> Result<usize> {
+        let s = self.cache_state().await?;
+        Ok(s.map_or(0, |s| s[crate::ops::skip_decision::state::SKIPPED] as usize))
     }
 
     /// The current latents `(B, C, F, H, W)`.

@@ -7,6 +7,7 @@ use super::embeddings::PromptEmbeddings;
 use super::limits;
 use super::model_dir::{Components, Weights};
 use super::sampler::{RectifiedFlow, Step};
+use super::step_cache::StepCache;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::t5::T5Encoder;
@@ -30,6 +31,17 @@ pub struct Request {
     /// The text encoder's outputs to use instead of encoding `prompt` and `negative_prompt`
     /// (which are then ignored); the only way in for a model without a text encoder.
     pub embeddings: Option<PromptEmbeddings>,
+    /// Skip the middle transformer blocks on steps where they barely change
+    /// ([`super::step_cache`]); `None` runs every block of every step.
+    pub cache: Option<StepCache>,
+}
+
+/// What a run did besides its image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub steps: usize,
+    /// Steps whose skippable blocks the step cache skipped.
+    pub skipped_steps: usize,
 }
 
 impl Default for Request {
@@ -45,6 +57,7 @@ impl Default for Request {
             seed: 0,
             noise: None,
             embeddings: None,
+            cache: None,
         }
     }
 }
@@ -252,6 +265,9 @@ impl TextToImage {
         let (lw, lh, lt) = self.check_size(req.width, req.height, req.frames)?;
         limits::check_frames(req.frames)?;
         limits::check_steps(req.steps, limits::MAX_STEPS)?;
+        if let Some(c) = &req.cache {
+            c.check(self.components.transformer.num_layers)?;
+        }
         limits::check_cfg(req.cfg)?;
         let max = self.ctx.device.limits().max_buffer_size;
         let t = &c.transformer;
@@ -300,8 +316,18 @@ impl TextToImage {
         on_step: impl FnMut(usize, usize, Option<&HostTensor>) -> bool,
         want_previews: bool,
     ) -> Result<Vec<Frame>> {
-        let latents = self.denoise(req, on_step, want_previews).await?;
-        self.decode(latents).await
+        Ok(self.generate_report(req, on_step, want_previews).await?.0)
+    }
+
+    /// [`generate`](Self::generate), also saying what the run did (steps the cache skipped).
+    pub async fn generate_report(
+        &self,
+        req: &Request,
+        on_step: impl FnMut(usize, usize, Option<&HostTensor>) -> bool,
+        want_previews: bool,
+    ) -> Result<(Vec<Frame>, RunReport)> {
+        let (latents, report) = self.denoise_report(req, on_step, want_previews).await?;
+        Ok((self.decode(latents).await?, report))
     }
 
     /// The denoising half of [`generate`](Self::generate): text encoding and the sampler loop,
@@ -309,12 +335,23 @@ impl TextToImage {
     pub async fn denoise(
         &self,
         req: &Request,
-        mut on_step: impl FnMut(usize, usize, Option<&HostTensor>) -> bool,
+        on_step: impl FnMut(usize, usize, Option<&HostTensor>) -> bool,
         want_previews: bool,
     ) -> Result<HostTensor> {
+        Ok(self.denoise_report(req, on_step, want_previews).await?.0)
+    }
+
+    /// [`denoise`](Self::denoise), also saying what the run did.
+    pub async fn denoise_report(
+        &self,
+        req: &Request,
+        mut on_step: impl FnMut(usize, usize, Option<&HostTensor>) -> bool,
+        want_previews: bool,
+    ) -> Result<(HostTensor, RunReport)> {
         let Prepared { den, schedule } = self.prepare(req).await?;
+        let n = schedule.len();
         for (i, step) in schedule.iter().enumerate() {
-            den.step(step, req.cfg)?;
+            den.step(i, n, step, req.cfg)?;
             if want_previews {
                 let l = den.latent().await?;
                 if !on_step(i + 1, schedule.len(), Some(&l)) {
@@ -328,7 +365,11 @@ impl TextToImage {
                 }
             }
         }
-        den.latent().await
+        let report = RunReport {
+            steps: n,
+            skipped_steps: den.skipped_steps().await?,
+        };
+        Ok((den.latent().await?, report))
     }
 
     /// Encodes the text and compiles the step graph with the noise and text in place: a
@@ -361,6 +402,7 @@ impl TextToImage {
             text_len,
             c.transformer_weights.device()?,
             self.float,
+            req.cache,
         )
         .await?;
         let shape = [1, c.transformer.in_channels, lt, lh, lw];

@@ -15,7 +15,9 @@ pub mod random_model;
 
 pub mod clean;
 pub(crate) mod sampler;
+pub mod step_cache;
 pub mod text;
 
 pub use denoiser::Denoiser;
 pub use sampler::{RectifiedFlow, SchedulerConfig, Step};
+pub use step_cache::StepCache;

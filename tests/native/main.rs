@@ -23,6 +23,7 @@ mod pipeline;
 mod ptdit;
 mod quantized;
 mod sampler;
+mod step_cache;
 mod t5;
 mod upload;
 mod vae;

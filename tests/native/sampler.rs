@@ -122,11 +122,12 @@ fn denoising_loop_on_gpu_matches_the_cpu_loop() {
         text_len,
         &weights,
         DType::F32,
+        None,
     ))
     .unwrap();
     d.start(&noise, &text).unwrap();
-    for step in &schedule {
-        d.step(step, sampler.cfg).unwrap();
+    for (i, step) in schedule.iter().enumerate() {
+        d.step(i, schedule.len(), step, sampler.cfg).unwrap();
     }
     let got = pollster::block_on(d.latent()).unwrap();
     let moved = got

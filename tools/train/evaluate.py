@@ -90,6 +90,9 @@ def main():
     ap.add_argument("--steps", type=int, default=0, help="0: the model's default")
     ap.add_argument("--torch", action="store_true", help="sample with PyTorch, not the engine")
     ap.add_argument("--grid", default=os.path.join(ROOT, "docs", "emoji-samples.png"))
+    ap.add_argument("--images", help="score DIR/<i>.png (caption i, e.g. from `ptdit bench cache "
+                    "--images`) instead of generating")
+    ap.add_argument("--write-captions", help="write the fixed captions to FILE, one a line, and stop")
     args = ap.parse_args()
     if args.torch:
         global torch
@@ -97,8 +100,15 @@ def main():
         torch.set_num_threads(2)
     ds = data.build(args.cache, 32, args.ptdit, os.path.join(args.cache, "tokenizer"), 32)
     prompts = fixed_captions(ds, args.captions)
+    if args.write_captions:
+        with open(args.write_captions, "w") as f:
+            f.write("".join(p + "\n" for p in prompts))
+        return
 
     def make(ps):
+        if args.images:
+            return np.stack([np.asarray(Image.open(os.path.join(args.images, f"{i}.png")).convert("RGB"))
+                             for i in range(len(ps))])
         if args.torch:
             return torch_images(args.model, args.ptdit, ps, args.seed, args.steps or None)
         # The built-in weights unless --model names another directory (e.g. one written by
@@ -116,7 +126,7 @@ def main():
     print(f"nearest-neighbour agreement: {hits:.3f} ({int(round(hits * len(prompts)))}/"
           f"{len(prompts)} captions) against chance {chance:.4f} "
           f"({'engine' if not args.torch else 'pytorch'}, seed {args.seed})")
-    if args.grid:
+    if args.grid and not args.images:
         grid(make(GRID_PROMPTS), GRID_PROMPTS, args.grid)
         print(f"wrote {args.grid}")
 

@@ -1,5 +1,6 @@
 //! `ptdit bench`: figures with their baselines, measured in the same run.
 
+mod cache;
 mod memory;
 mod ops;
 mod soak;
@@ -63,6 +64,10 @@ pub enum Which {
     /// Many generations of the built-in model in one process, through the CLI's pipeline and
     /// the embedding API: host and device memory after each (a leak grows the second half).
     Soak,
+    /// The step cache: on the built-in model, each level's generation time, skipped steps and
+    /// PSNR against the uncached image (levels alternated); with `--released`, a skipped step
+    /// against a full one on the released XL's shapes.
+    Cache,
 }
 
 #[derive(Args)]
@@ -109,6 +114,27 @@ pub struct BenchArgs {
     /// For `soak`: denoising steps a generation.
     #[arg(long, default_value_t = 30)]
     steps: usize,
+    /// For `cache`: the levels to compare, `off` first (names or RULE:THRESHOLD specs).
+    #[arg(long, value_delimiter = ';', default_value = "off;light;medium;heavy")]
+    levels: Vec<String>,
+    /// For `cache`: a file of prompts, one a line [default: 8 built-in names].
+    #[arg(long)]
+    prompts: Option<std::path::PathBuf>,
+    /// For `cache`: write every image as DIR/<level index>/<prompt index>.png.
+    #[arg(long)]
+    images: Option<std::path::PathBuf>,
+    /// For `cache`: the first prompt's seed (prompt i gets seed + i, as in evaluate.py).
+    #[arg(long, default_value_t = 1000)]
+    seed: u64,
+    /// For `cache`: time a skipped step against a full one on the released XL's shapes.
+    #[arg(long)]
+    released: bool,
+    /// For `cache --released`: the image side in pixels.
+    #[arg(long, default_value_t = 256)]
+    side: usize,
+    /// For `cache --released`: weights and activations in f16.
+    #[arg(long)]
+    f16: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -142,6 +168,20 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             Which::Profile => profile(&ctx, args, &mut out)?,
             Which::Payoff => payoff(&ctx, &args.grids, &mut out)?,
             Which::Ops => ops::ops(&ctx, args.filter.as_deref(), &mut out)?,
+            Which::Cache if args.released => {
+                let float = if args.f16 { DType::F16 } else { DType::F32 };
+                cache::released(&ctx, args.side, float, &mut out)?
+            }
+            Which::Cache => {
+                let a = cache::CacheArgs {
+                    levels: &args.levels,
+                    prompts: args.prompts.as_ref(),
+                    images: args.images.as_ref(),
+                    steps: args.steps,
+                    seed: args.seed,
+                };
+                cache::run(&ctx, &a, &mut out)?
+            }
             Which::Memory | Which::Soak => {}
         }
     }
