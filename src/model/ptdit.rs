@@ -33,8 +33,8 @@ pub mod io {
     pub fn trace(n: usize) -> String {
         format!("trace.block_{n}")
     }
-    /// With a step cache ([`super::CacheSplit`]): `[threshold, force, max run, accumulate]`,
-    /// written before each step (`ops::skip_decision::control`).
+    /// With a step cache ([`super::CacheSplit`]): threshold, force, max run, accumulate,
+    /// extrapolate, written before each step (`ops::skip_decision::control`).
     pub const CACHE_CONTROL: &str = "cache.control";
     /// The cache's state (`ops::skip_decision::state`), carried from step to step; zeros to start.
     pub const CACHE_STATE: &str = "cache.state";
@@ -42,6 +42,9 @@ pub mod io {
     pub const CACHE_REFERENCE: &str = "cache.reference";
     /// What the skippable blocks added at their last run, `(B·P, S, D)`; carried.
     pub const CACHE_RESIDUAL: &str = "cache.residual";
+    /// What the skippable blocks added at the run before their last, `(B·P, S, D)`; carried
+    /// (a skipped step may extrapolate from the two).
+    pub const CACHE_PREVIOUS: &str = "cache.residual_previous";
     /// This step's residual of the first blocks, `(B·P, S, D)` (both CFG halves): what the
     /// decision measured, readable after the step.
     pub const CACHE_FIRST: &str = "cache.first";
@@ -334,7 +337,8 @@ impl<'a> Builder<'a> {
         let desc = self.g.float_desc([self.s.batch * self.p, self.win, self.d]);
         let h = self.g.reshape(h, desc.shape.clone())?;
         let reference = self.g.input(io::CACHE_REFERENCE, desc.clone())?;
-        let residual = self.g.input(io::CACHE_RESIDUAL, desc)?;
+        let residual = self.g.input(io::CACHE_RESIDUAL, desc.clone())?;
+        let previous = self.g.input(io::CACHE_PREVIOUS, desc)?;
         let old = self
             .g
             .input(io::CACHE_STATE, TensorDesc::f32([state::LEN]))?;
@@ -353,7 +357,10 @@ impl<'a> Builder<'a> {
         let next_ref = self
             .g
             .select(decision, state::UPDATE_REF, first, reference)?;
-        let cached = self.g.add(x, residual)?;
+        let next_previous = self.g.select(decision, state::SKIP, previous, residual)?;
+        let cached = self
+            .g
+            .extrapolate(x, residual, previous, decision, state::ALPHA)?;
 
         let start = self.g.nodes().len();
         let mut y = x;
@@ -371,6 +378,9 @@ impl<'a> Builder<'a> {
         self.g.carry(next_ref, reference)?;
         self.g.output(next_residual, "cache.residual_next")?;
         self.g.carry(next_residual, residual)?;
+        self.g
+            .output(next_previous, "cache.residual_previous_next")?;
+        self.g.carry(next_previous, previous)?;
         for n in layers - split.last..layers {
             y = self.block(n, y, cx)?;
         }

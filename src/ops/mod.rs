@@ -22,6 +22,7 @@
 //! | [`change`] | `change.wgsl` | partial sums of `|x − ref|` and `|ref|`: the step cache's measure |
 //! | [`skip_decision`] | `skip_decision.wgsl` | the step cache's rule: skip the cached blocks or not |
 //! | [`select`] | `select.wgsl` | `flag ? a : b` on a flag the GPU wrote |
+//! | [`extrapolate`] | `extrapolate.wgsl` | `x + a + c·(a − b)`, `c` written by the GPU: a skipped step's residual |
 //!
 //! `adaln` holds what modulate, the modulating LayerNorm, gate and the matmul's gate epilogue
 //! share: the adaLN vector's shape check, CPU view and parameters (`common/adaln.wgsl`).
@@ -36,6 +37,7 @@ pub mod cases;
 pub mod cfg_euler;
 pub mod change;
 pub mod conv3d;
+pub mod extrapolate;
 pub mod gate;
 pub mod group_norm;
 pub mod layer_norm;

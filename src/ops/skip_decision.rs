@@ -24,7 +24,15 @@ pub mod state {
     pub const REL: usize = 5;
     /// Steps decided since the state was cleared.
     pub const STEPS: usize = 6;
-    pub const LEN: usize = 8;
+    /// Steps since the blocks last ran (0 when they ran this step).
+    pub const SINCE: usize = 7;
+    /// Steps between the blocks' last two runs (0 until they ran twice).
+    pub const GAP: usize = 8;
+    /// On a skip with extrapolation, `SINCE / GAP`: how far past the last run this step is,
+    /// in units of the last gap (the cached residual moves on by that much of its last
+    /// change, `ops::extrapolate`); otherwise 0.
+    pub const ALPHA: usize = 9;
+    pub const LEN: usize = 12;
 }
 
 /// Elements of the control the host writes before each step.
@@ -38,7 +46,10 @@ pub mod control {
     /// Nonzero: add up the change since the blocks last ran and measure each step against the
     /// previous one (TeaCache-style); zero: measure against the last full step (FBCache-style).
     pub const ACCUMULATE: usize = 3;
-    pub const LEN: usize = 4;
+    /// Nonzero: a skipped step extrapolates the cached residual linearly from the last two runs
+    /// (TaylorSeer's first order); zero: reuses the last run's residual as it is.
+    pub const EXTRAPOLATE: usize = 4;
+    pub const LEN: usize = 8;
 }
 
 /// The rule, on totals `Σ|r − ref|` and `Σ|ref|`: the new state after `old` under `ctl`. The
@@ -66,9 +77,20 @@ pub fn decide(sum_diff: f32, sum_ref: f32, old: &[f32], ctl: &[f32]) -> [f32; st
         s[ACC] = acc;
         s[RUN] = run + 1.0;
         s[SKIPPED] = old[SKIPPED] + 1.0;
+        s[SINCE] = old[SINCE] + 1.0;
+        s[GAP] = old[GAP];
+        if ctl[control::EXTRAPOLATE] != 0.0 && s[GAP] > 0.0 {
+            s[ALPHA] = s[SINCE] / s[GAP];
+        }
     } else {
         s[UPDATE_REF] = 1.0;
         s[SKIPPED] = old[SKIPPED];
+        // The first step has no run before it.
+        s[GAP] = if old[STEPS] > 0.0 {
+            old[SINCE] + 1.0
+        } else {
+            0.0
+        };
     }
     s[REL] = rel;
     s[STEPS] = old[STEPS] + 1.0;

@@ -164,7 +164,12 @@ impl Denoiser {
             self.exe.write(k, v)?;
         }
         if self.cache.is_some() {
-            for name in [io::CACHE_STATE, io::CACHE_REFERENCE, io::CACHE_RESIDUAL] {
+            for name in [
+                io::CACHE_STATE,
+                io::CACHE_REFERENCE,
+                io::CACHE_RESIDUAL,
+                io::CACHE_PREVIOUS,
+            ] {
                 let d = self.exe.descriptor(name).ok_or_else(|| {
                     Error::Graph(format!("the cached step graph has no `{name}`"))
                 })?;

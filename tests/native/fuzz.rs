@@ -415,6 +415,21 @@ fn fuzz_tokenizers_and_prompts() {
     fuzz("prompt", prompts, |b| {
         let _ = emoji.encode(&String::from_utf8_lossy(b), 32);
     });
+    // `generate --cache`, the JS API's `cache` option.
+    let specs: Vec<Vec<u8>> = [
+        "medium",
+        "first-block:0.18,warmup=2,final=1,max=3,first=1,last=0,order=1",
+        "accumulated:1e30",
+    ]
+    .iter()
+    .map(|p| p.as_bytes().to_vec())
+    .collect();
+    fuzz("cache-spec", specs, |b| {
+        if let Ok(Some(c)) = ptdit::pipeline::StepCache::parse(&String::from_utf8_lossy(b)) {
+            let _ = c.check(6);
+            let _ = c.control(usize::MAX - 1, usize::MAX);
+        }
+    });
 }
 
 #[test]

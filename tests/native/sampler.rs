@@ -142,3 +142,115 @@ fn denoising_loop_on_gpu_matches_the_cpu_loop() {
     let e = crate::common::rel_err(got.as_f32(), want.as_f32());
     assert!(e < 4e-4, "GPU loop vs CPU loop: {e:e}");
 }
+
+/// The cached step graph, GPU against the CPU interpreter over a forced pattern (run, run,
+/// skip, skip, run, skip, skip): the skippable region, the selects, the extrapolated residual
+/// and every carried tensor of the cache, with the decisions forced so both sides take the same
+/// branches whatever their rounding.
+#[test]
+fn cached_denoising_loop_on_gpu_matches_the_cpu_loop() {
+    use ptdit::ops::skip_decision::{control, state};
+    use ptdit::pipeline::StepCache;
+    let mut cfg = PtditConfig::released_xl();
+    cfg.num_attention_heads = 2;
+    cfg.attention_head_dim = 16;
+    cfg.cross_attention_dim = Some(32);
+    cfg.num_layers = 3;
+    cfg.caption_channels = 16;
+    cfg.compress_ratios = [1, 4, 4];
+    cfg.proxy_compress_ratios = [1, 4, 4];
+    let (batch, text_len) = (1, 6);
+    let grid = cfg.grid(1, 8, 16).unwrap();
+    let cache = StepCache::parse("first-block:0,order=1").unwrap().unwrap();
+    let graph =
+        denoiser::build_cached(&cfg, batch, grid, text_len, DType::F32, Some(cache.split)).unwrap();
+    let weights = random_weights(&graph, 6);
+    let mut r = Rng::new(10);
+    let noise = HostTensor::f32([1, 4, 1, 8, 16], r.normals(4 * 8 * 16, 1.0));
+    let cond = HostTensor::f32([1, text_len, 16], r.normals(text_len * 16, 1.0));
+    let mask = vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0];
+    let text = denoiser::text_feeds(&cond, &mask, &cond, &mask).unwrap();
+    let sampler = RectifiedFlow {
+        steps: 7,
+        ..RectifiedFlow::released()
+    };
+    let schedule = sampler.schedule(64, 128, 1).unwrap();
+    let skips = [false, false, true, true, false, true, true];
+    let forced = |skip: bool| {
+        let mut c = vec![0f32; control::LEN];
+        c[control::THRESHOLD] = if skip { f32::MAX } else { 0.0 };
+        c[control::MAX_RUN] = 100.0;
+        c[control::EXTRAPOLATE] = 1.0;
+        HostTensor::f32([control::LEN], c)
+    };
+
+    // CPU: the graph, every carried value fed back by hand.
+    let ctx = gpu();
+    let d = pollster::block_on(Denoiser::new(
+        &ctx,
+        &cfg,
+        batch,
+        grid,
+        text_len,
+        &weights,
+        DType::F32,
+        Some(cache),
+    ))
+    .unwrap();
+    d.start(&noise, &text).unwrap();
+    let mut feeds: HashMap<String, HostTensor> = weights.clone();
+    feeds.extend(text.clone());
+    for name in [
+        io::LATENT,
+        io::CACHE_STATE,
+        io::CACHE_REFERENCE,
+        io::CACHE_RESIDUAL,
+        io::CACHE_PREVIOUS,
+    ] {
+        let v = d.exe.read_blocking(name).unwrap();
+        feeds.insert(name.into(), v);
+    }
+    let carries: Vec<(String, String)> = graph
+        .carries()
+        .iter()
+        .map(|(f, i)| (graph.info(*f).name.clone(), graph.info(*i).name.clone()))
+        .collect();
+    for (i, step) in schedule.iter().enumerate() {
+        let n = schedule.len();
+        let mut f = d.feeds(i, n, step, sampler.cfg);
+        f.insert(io::CACHE_CONTROL.into(), forced(skips[i]));
+        feeds.extend(f.clone());
+        let mut out = cpu::run(&graph, &feeds).unwrap();
+        for (from, into) in &carries {
+            feeds.insert(into.clone(), out.remove(from).unwrap());
+        }
+        // GPU: the same step.
+        for (k, v) in &f {
+            d.exe.write(k, v).unwrap();
+        }
+        d.exe.run().unwrap();
+        let st = d.exe.read_blocking(io::CACHE_STATE).unwrap();
+        assert_eq!(st.as_f32()[state::SKIP], skips[i] as u8 as f32, "step {i}");
+        assert_eq!(
+            feeds[io::CACHE_STATE].as_f32()[state::SKIP],
+            st.as_f32()[state::SKIP]
+        );
+    }
+    let alpha = feeds[io::CACHE_STATE].as_f32()[state::ALPHA];
+    assert_eq!(
+        alpha,
+        2.0 / 3.0,
+        "two steps past a run three after the one before"
+    );
+    for name in [
+        io::LATENT,
+        io::CACHE_RESIDUAL,
+        io::CACHE_PREVIOUS,
+        io::CACHE_REFERENCE,
+    ] {
+        let got = d.exe.read_blocking(name).unwrap();
+        let e = crate::common::rel_err(got.as_f32(), feeds[name].as_f32());
+        // Seven steps of f32 model evaluations: as the uncached loop's bound, for seven steps.
+        assert!(e < 7e-4, "{name}: GPU loop vs CPU loop: {e:e}");
+    }
+}

@@ -81,7 +81,7 @@ fn replay(pipe: &TextToImage, spec: &str) -> (usize, usize) {
     let n = schedule.len();
     let first = den.exe.descriptor(io::CACHE_FIRST).unwrap().shape.clone();
     let (mut reference, mut old) = (vec![0f32; first.numel()], vec![0f32; state::LEN]);
-    let (mut skipped, mut near) = (0, 0);
+    let (mut skipped, mut near, mut alphas) = (0, 0, 0);
     let mut halves_differ = false;
     for (i, step) in schedule.iter().enumerate() {
         den.step(i, n, step, req.cfg).unwrap();
@@ -112,9 +112,11 @@ fn replay(pipe: &TextToImage, spec: &str) -> (usize, usize) {
             );
             near += 1;
         } else {
-            for k in [state::UPDATE_REF, state::RUN, state::SKIPPED, state::STEPS] {
+            use state::*;
+            for k in [UPDATE_REF, RUN, SKIPPED, STEPS, SINCE, GAP, ALPHA] {
                 assert_eq!(got[k], want[k], "{spec} step {i}, state {k}");
             }
+            alphas += (got[ALPHA] != 0.0) as usize;
         }
         // Both CFG halves are measured: the cond half alone would give another change.
         let half = r.len() / 2;
@@ -139,7 +141,7 @@ fn replay(pipe: &TextToImage, spec: &str) -> (usize, usize) {
 fn the_gpu_decision_agrees_with_its_cpu_reference_on_a_recorded_trajectory() {
     let ctx = gpu();
     let pipe = pipe(&ctx);
-    for spec in ["medium", "accumulated:0.3"] {
+    for spec in ["first-block:0.15", "accumulated:0.3,order=1"] {
         let (skipped, near) = replay(&pipe, spec);
         assert!(
             (3..=26).contains(&skipped),

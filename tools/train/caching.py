@@ -25,7 +25,10 @@ GRID_PROMPTS = ["red apple", "grinning face", "rocket", "pizza", "cat face", "su
 def bench(ptdit, levels, prompts_file, images, steps, seed):
     cmd = [ptdit, "bench", "cache", "--json", "--levels", levels, "--prompts", prompts_file,
            "--images", images, "--steps", str(steps), "--seed", str(seed)]
-    doc = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    with open(images + ".json", "w") as f:  # the raw figures, next to the images
+        f.write(text)
+    doc = json.loads(text)
     return {f["name"]: f for f in doc["figures"]}, doc["adapter"]
 
 
@@ -62,9 +65,13 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--grid", default=os.path.join(ROOT, "docs", "caching-grid.png"))
+    ap.add_argument("--keep", help="keep the images and raw figures in this folder")
     args = ap.parse_args()
     levels = args.levels.split(";")
     with tempfile.TemporaryDirectory() as tmp:
+        if args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+            tmp = args.keep
         captions = os.path.join(tmp, "captions.txt")
         subprocess.run([sys.executable, os.path.join(HERE, "evaluate.py"), "--captions",
                         str(args.captions), "--write-captions", captions], check=True)
@@ -72,13 +79,14 @@ def main():
                               args.steps, args.seed)
         print(f"adapter: {adapter['name']} ({adapter['backend']}); {args.captions} captions, "
               f"{args.steps} steps, seeds {args.seed}..")
-        print("| level | s / image | speed-up | steps skipped | PSNR vs off | caption score |")
+        print("| level | s / image | speed-up (median) | steps skipped | PSNR vs off | caption score |")
         print("|---|---|---|---|---|---|")
         for k, name in enumerate(levels):
             t = figs[f"{name}: seconds a generation"]
             hits, _ = score(os.path.join(tmp, "eval", str(k)), args.captions)
             psnr = figs[f"{name}: PSNR against off"]["value"]
-            print(f"| {name} | {t['value']:.2f} | {t['ratio'] and 1 / t['ratio']:.2f}x | "
+            speed = figs[f"{name}: median speed-up"]["value"]
+            print(f"| {name} | {t['value']:.2f} | {speed:.2f}x | "
                   f"{figs[f'{name}: skipped steps']['value']:.1f} / {args.steps} | "
                   f"{'identical' if psnr >= 100 else f'{psnr:.1f} dB'} | {hits}/{args.captions} |")
         if args.grid:

@@ -93,10 +93,14 @@ pub fn run(ctx: &GpuContext, args: &CacheArgs, out: &mut Out) -> Result<()> {
     }
     // Per level: seconds, skipped steps, PSNR against off; summed over prompts.
     let mut secs = vec![0f64; levels.len()];
+    // Per level, each prompt's speed-up: its uncached time over its time at the level, the two
+    // measured moments apart (the median of these is robust to a stalled generation).
+    let mut ratios = vec![Vec::new(); levels.len()];
     let mut skipped = vec![0usize; levels.len()];
     let mut quality = vec![0f64; levels.len()];
     for (p, prompt) in prompts.iter().enumerate() {
         let mut frames: Vec<Option<Frame>> = vec![None; levels.len()];
+        let mut times = vec![0f64; levels.len()];
         for k in 0..levels.len() {
             let l = (p + k) % levels.len();
             let req = Request {
@@ -108,9 +112,13 @@ pub fn run(ctx: &GpuContext, args: &CacheArgs, out: &mut Out) -> Result<()> {
             let t = Instant::now();
             let (f, report) =
                 pollster::block_on(pipe.generate_report(&req, |_, _, _| true, false))?;
-            secs[l] += t.elapsed().as_secs_f64();
+            times[l] = t.elapsed().as_secs_f64();
+            secs[l] += times[l];
             skipped[l] += report.skipped_steps;
             frames[l] = f.into_iter().next();
+        }
+        for (l, r) in ratios.iter_mut().enumerate() {
+            r.push(times[0] / times[l]);
         }
         let base = frames[0]
             .clone()
@@ -138,12 +146,19 @@ pub fn run(ctx: &GpuContext, args: &CacheArgs, out: &mut Out) -> Result<()> {
         prompts.len(),
         args.seed
     ));
+    out.say(
+        "  level: mean seconds a generation, median speed-up over prompts (mean-time ratio)".into(),
+    );
     for (l, (name, _)) in levels.iter().enumerate() {
         let (t, base) = (secs[l] / n, secs[0] / n);
+        let r = &mut ratios[l];
+        r.sort_by(|a, b| a.total_cmp(b));
+        let median = r[r.len() / 2];
         out.say(format!(
-            "  {:<28} {:>7.3} s  {:>5.2}x  skipped {:>5.1}/{} steps  PSNR {:>6.2} dB{}",
+            "  {:<28} {:>7.3} s  {:>5.2}x ({:.2}x)  skipped {:>5.1}/{} steps  PSNR {:>6.2} dB{}",
             name,
             t,
+            median,
             base / t,
             skipped[l] as f64 / n,
             args.steps,
@@ -158,6 +173,7 @@ pub fn run(ctx: &GpuContext, args: &CacheArgs, out: &mut Out) -> Result<()> {
             "s",
             Some(("off", base)),
         );
+        out.figure(&format!("{name}: median speed-up"), median, "x", None);
         out.figure(
             &format!("{name}: skipped steps"),
             skipped[l] as f64 / n,
