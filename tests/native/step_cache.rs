@@ -134,6 +134,11 @@ fn replay(pipe: &TextToImage, spec: &str) -> (usize, usize) {
         halves_differ,
         "{spec}: the uncond half never changed the measure"
     );
+    assert_eq!(
+        alphas > 0,
+        cache.extrapolate,
+        "{spec}: extrapolated on {alphas} steps"
+    );
     (skipped, near)
 }
 
@@ -141,7 +146,7 @@ fn replay(pipe: &TextToImage, spec: &str) -> (usize, usize) {
 fn the_gpu_decision_agrees_with_its_cpu_reference_on_a_recorded_trajectory() {
     let ctx = gpu();
     let pipe = pipe(&ctx);
-    for spec in ["first-block:0.15", "accumulated:0.3,order=1"] {
+    for spec in ["first-block:0.15,order=0", "accumulated:0.3,order=1"] {
         let (skipped, near) = replay(&pipe, spec);
         assert!(
             (3..=26).contains(&skipped),
