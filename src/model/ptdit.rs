@@ -59,6 +59,20 @@ pub struct CacheSplit {
     pub last: usize,
 }
 
+impl CacheSplit {
+    /// At least one block must run first (its residual is the measure) and one be left to skip.
+    pub fn check(&self, layers: usize) -> Result<()> {
+        let CacheSplit { first, last } = *self;
+        if first == 0 || first.saturating_add(last) >= layers {
+            return Err(crate::error::Error::Input(format!(
+                "the step cache runs {first} block(s) first and {last} last, which leaves none \
+                 of this model's {layers} to skip (at least one must run first)"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Channels of the timestep features.
 pub const TIMESTEP_CHANNELS: usize = 256;
 
@@ -121,12 +135,11 @@ pub fn build_cached_into(
 ) -> Result<TensorId> {
     cfg.validate()?;
     if let Some(c) = cache {
-        if c.first == 0 || c.first + c.last >= cfg.num_layers || s.traces {
-            return Err(crate::error::Error::Input(format!(
-                "a step cache needs at least one block first, one to skip and no traces; \
-                 {} first and {} last of {} blocks leave none",
-                c.first, c.last, cfg.num_layers
-            )));
+        c.check(cfg.num_layers)?;
+        if s.traces {
+            return Err(crate::error::Error::Input(
+                "a step cache's skipped blocks have no traces to keep".into(),
+            ));
         }
     }
     g.set_linear_storage(cfg.linear_storage()?);

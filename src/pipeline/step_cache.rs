@@ -120,14 +120,7 @@ impl StepCache {
 
     /// Checks the split against a model of `layers` blocks.
     pub fn check(&self, layers: usize) -> Result<()> {
-        let CacheSplit { first, last } = self.split;
-        if first == 0 || first.saturating_add(last) >= layers {
-            return Err(Error::Input(format!(
-                "the step cache runs {first} block(s) first and {last} last, which leaves none \
-                 of this model's {layers} to skip (at least one must run first)"
-            )));
-        }
-        Ok(())
+        self.split.check(layers)
     }
 
     /// The control written before step `index` of `steps`.

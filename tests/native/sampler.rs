@@ -70,16 +70,22 @@ fn released_timesteps_at_1024_and_their_bf16_values() {
     assert!((total - 1.0).abs() < 1e-5, "dt sums to {total}");
 }
 
-#[test]
-fn denoising_loop_on_gpu_matches_the_cpu_loop() {
+/// The released XL's structure at a test's size: 2 heads of 16, 4×4 windows, `layers` blocks.
+fn small_config(layers: usize) -> PtditConfig {
     let mut cfg = PtditConfig::released_xl();
     cfg.num_attention_heads = 2;
     cfg.attention_head_dim = 16;
     cfg.cross_attention_dim = Some(32);
-    cfg.num_layers = 1;
+    cfg.num_layers = layers;
     cfg.caption_channels = 16;
     cfg.compress_ratios = [1, 4, 4];
     cfg.proxy_compress_ratios = [1, 4, 4];
+    cfg
+}
+
+#[test]
+fn denoising_loop_on_gpu_matches_the_cpu_loop() {
+    let cfg = small_config(1);
     let (batch, text_len) = (1, 6);
     let grid = cfg.grid(1, 8, 16).unwrap();
     let graph = denoiser::build(&cfg, batch, grid, text_len, DType::F32).unwrap();
@@ -151,14 +157,7 @@ fn denoising_loop_on_gpu_matches_the_cpu_loop() {
 fn cached_denoising_loop_on_gpu_matches_the_cpu_loop() {
     use ptdit::ops::skip_decision::{control, state};
     use ptdit::pipeline::StepCache;
-    let mut cfg = PtditConfig::released_xl();
-    cfg.num_attention_heads = 2;
-    cfg.attention_head_dim = 16;
-    cfg.cross_attention_dim = Some(32);
-    cfg.num_layers = 3;
-    cfg.caption_channels = 16;
-    cfg.compress_ratios = [1, 4, 4];
-    cfg.proxy_compress_ratios = [1, 4, 4];
+    let cfg = small_config(3);
     let (batch, text_len) = (1, 6);
     let grid = cfg.grid(1, 8, 16).unwrap();
     let cache = StepCache::parse("first-block:0,order=1").unwrap().unwrap();
