@@ -1,7 +1,7 @@
-//! The desktop app: prompt, steps, seed and guidance, Generate and Cancel, the live preview,
-//! Save PNG. Built on eframe (egui on wgpu); the engine shares eframe's device and advances a
-//! slice of GPU work per UI frame, writing straight into the texture the UI shows, so the window
-//! stays responsive while it denoises.
+//! The desktop app: prompt, steps, seed, guidance and step cache, Generate and Cancel, the live
+//! preview, Save PNG. Built on eframe (egui on wgpu); the engine shares eframe's device and
+//! advances a slice of GPU work per UI frame, writing straight into the texture the UI shows, so
+//! the window stays responsive while it denoises.
 //!
 //! ```text
 //! cargo run --release --example desktop
@@ -18,7 +18,8 @@ use eframe::{egui, egui_wgpu};
 use ptdit::autotune::{autotune, Cache};
 use ptdit::embed::{Budget, Generation};
 use ptdit::pipeline::generate::{Frame, Request, TextToImage};
-use ptdit::pipeline::{default_model, model_dir, png};
+use ptdit::pipeline::step_cache::LEVELS;
+use ptdit::pipeline::{default_model, model_dir, png, StepCache};
 use ptdit::GpuContext;
 
 #[derive(Parser)]
@@ -35,6 +36,9 @@ struct Args {
     /// Compute dispatches per UI frame.
     #[arg(long, default_value_t = 64)]
     budget: usize,
+    /// Step cache: off, light, medium or heavy (docs/caching.md).
+    #[arg(long, default_value = "off")]
+    cache: String,
 }
 
 struct Run {
@@ -46,6 +50,8 @@ struct App {
     ctx: GpuContext,
     pipe: TextToImage,
     req: Request,
+    /// The step cache level's name (`ptdit::pipeline::step_cache::LEVELS`).
+    cache: String,
     texture: Option<(wgpu::Texture, egui::TextureId)>,
     run: Option<Run>,
     status: String,
@@ -72,11 +78,13 @@ impl App {
         }
         .map_err(|e| e.to_string())?;
         let pipe = TextToImage::new(&ctx, comps).map_err(|e| e.to_string())?;
-        let req = pipe.request(args.prompt.as_deref().unwrap_or("red apple"));
+        let mut req = pipe.request(args.prompt.as_deref().unwrap_or("red apple"));
+        req.cache = StepCache::level(&args.cache).map_err(|e| e.to_string())?;
         let mut app = App {
             ctx,
             pipe,
             req,
+            cache: args.cache,
             texture: None,
             run: None,
             status: format!("adapter: {} ({:?})", info.name, info.backend),
@@ -137,8 +145,14 @@ impl App {
                 if let Err(e) = pollster::block_on(run.gen.decode()) {
                     self.status = format!("error: {e}");
                 } else {
+                    let skipped = match self.req.cache {
+                        Some(_) => pollster::block_on(run.gen.skipped_steps())
+                            .map(|n| format!(", {n} skipped by the step cache"))
+                            .unwrap_or_default(),
+                        None => String::new(),
+                    };
                     self.status = format!(
-                        "done: {} steps in {:.1} s",
+                        "done: {} steps in {:.1} s{skipped}",
                         p.steps,
                         run.started.elapsed().as_secs_f32()
                     );
@@ -186,6 +200,15 @@ impl eframe::App for App {
                 ui.text_edit_singleline(&mut self.req.negative_prompt);
                 ui.add(egui::Slider::new(&mut self.req.steps, 1..=100).text("steps"));
                 ui.add(egui::Slider::new(&mut self.req.cfg, 1.0..=12.0).text("guidance"));
+                egui::ComboBox::from_label("step cache")
+                    .selected_text(self.cache.clone())
+                    .show_ui(ui, |ui| {
+                        for level in LEVELS {
+                            ui.selectable_value(&mut self.cache, level.to_string(), *level);
+                        }
+                    });
+                // Every listed level parses; a failure would leave the cache off.
+                self.req.cache = StepCache::level(&self.cache).ok().flatten();
                 ui.horizontal(|ui| {
                     ui.label("seed");
                     ui.add(egui::DragValue::new(&mut self.req.seed));

@@ -24,7 +24,11 @@ fn example(name: &str) -> PathBuf {
 
 /// Runs an example under Xvfb with `--prompt P --screenshot FILE`; returns the decoded RGB
 /// screenshot and the program's stdout.
-fn run_with_screenshot(name: &str, prompt: &str) -> (usize, usize, Vec<u8>, String) {
+fn run_with_screenshot(
+    name: &str,
+    prompt: &str,
+    extra: &[&str],
+) -> (usize, usize, Vec<u8>, String) {
     let shot = std::env::temp_dir().join(format!("ptdit-{name}-{}.png", std::process::id()));
     let _ = std::fs::remove_file(&shot);
     let out = Command::new("xvfb-run")
@@ -32,6 +36,7 @@ fn run_with_screenshot(name: &str, prompt: &str) -> (usize, usize, Vec<u8>, Stri
         .arg(example(name))
         .args(["--prompt", prompt, "--screenshot"])
         .arg(&shot)
+        .args(extra)
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run xvfb-run ({e}): install Xvfb (Debian: apt-get install xvfb xauth)")
@@ -96,7 +101,7 @@ fn coloured(w: usize, rgb: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)
 
 #[test]
 fn game_scene_shows_the_generated_texture_on_the_cube_and_reports_frame_times() {
-    let (w, h, rgb, stdout) = run_with_screenshot("game", "red apple");
+    let (w, h, rgb, stdout) = run_with_screenshot("game", "red apple", &[]);
     assert!(stdout.contains("frame time without generation"), "{stdout}");
     assert!(stdout.contains("frame time while generating"), "{stdout}");
     // The corners are the scene's clear colour (about 112 at most); the cube in the middle
@@ -119,10 +124,12 @@ fn game_scene_shows_the_generated_texture_on_the_cube_and_reports_frame_times() 
 
 #[test]
 fn desktop_app_generates_and_shows_the_image() {
-    let (w, h, rgb, stdout) = run_with_screenshot("desktop", "red apple");
+    // With the step cache on, as its menu would set it: the image still shows, and the status
+    // says how many steps the cache skipped.
+    let (w, h, rgb, stdout) = run_with_screenshot("desktop", "red apple", &["--cache", "heavy"]);
     assert!(
-        stdout.contains("done:"),
-        "the app did not finish generating: {stdout}"
+        stdout.contains("done:") && stdout.contains("skipped by the step cache"),
+        "the app did not finish generating with the cache: {stdout}"
     );
     // The image panel (right of the 260 px controls) shows the emoji enlarged: its white
     // background and bright colours; the dark UI theme (below 80) has neither.
