@@ -44,17 +44,19 @@ pub struct StepCache {
 pub const LEVELS: &[&str] = &["off", "light", "medium", "heavy"];
 
 impl StepCache {
+    /// What every level shares, and what a `RULE:THRESHOLD` spec starts from.
+    const BASE: StepCache = StepCache {
+        rule: CacheRule::FirstBlock,
+        threshold: 0.0,
+        warmup: 2,
+        final_steps: 1,
+        max_run: 3,
+        extrapolate: true,
+        split: CacheSplit { first: 1, last: 0 },
+    };
+
     /// A named level (`off` gives `None`).
     pub fn level(name: &str) -> Result<Option<StepCache>> {
-        let base = StepCache {
-            rule: CacheRule::FirstBlock,
-            threshold: 0.0,
-            warmup: 2,
-            final_steps: 1,
-            max_run: 3,
-            extrapolate: true,
-            split: CacheSplit { first: 1, last: 0 },
-        };
         // Chosen by measurement on the built-in model (docs/caching.md).
         let threshold = match name {
             "off" => return Ok(None),
@@ -69,7 +71,10 @@ impl StepCache {
                 )))
             }
         };
-        Ok(Some(StepCache { threshold, ..base }))
+        Ok(Some(StepCache {
+            threshold,
+            ..Self::BASE
+        }))
     }
 
     /// A level's name, or `RULE:THRESHOLD[,warmup=N,final=N,max=N,first=N,last=N,order=0|1]` (for
@@ -93,9 +98,11 @@ impl StepCache {
         if !(threshold.is_finite() && threshold >= 0.0) {
             return Err(bad("the threshold must be a finite number >= 0".into()));
         }
-        let mut c = Self::level("medium")?.ok_or_else(|| bad("no base level".into()))?;
-        c.rule = rule;
-        c.threshold = threshold;
+        let mut c = StepCache {
+            rule,
+            threshold,
+            ..Self::BASE
+        };
         for kv in parts {
             let (k, v) = kv
                 .split_once('=')
