@@ -24,6 +24,19 @@ pub enum Error {
     #[error("GPU error during {during}: {detail}")]
     Gpu { during: String, detail: String },
 
+    /// A request needs more device memory than is left (checked before allocating).
+    #[error(
+        "not enough device memory for {what}: it needs {needed}, and {left} is left by \
+         {by}; ask for a smaller size, fewer frames or a smaller storage type \
+         (`ptdit quantize`)"
+    )]
+    OutOfMemory {
+        what: String,
+        needed: String,
+        left: String,
+        by: String,
+    },
+
     /// A graph was built with shapes that do not fit the op.
     #[error("{op}: {detail}")]
     Shape { op: &'static str, detail: String },
@@ -66,6 +79,24 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Names the work an [`Error::OutOfMemory`] was for (the executor knows only its graph);
+    /// other errors pass unchanged.
+    pub fn for_work(self, work: impl Into<String>) -> Self {
+        match self {
+            Error::OutOfMemory {
+                needed, left, by, ..
+            } => Error::OutOfMemory {
+                what: work.into(),
+                needed,
+                left,
+                by,
+            },
+            e => e,
+        }
+    }
+}
 
 /// Why a model's files (weights, configs, a tokenizer, a checkpoint) were refused.
 #[derive(Debug, thiserror::Error)]

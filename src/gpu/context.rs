@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Tuning};
 
+use super::memory::{host_memory_left, Headroom};
+
 /// A compiled kernel and the layout of its bind group.
 #[derive(Clone, Debug)]
 pub struct Pipeline {
@@ -43,6 +45,7 @@ pub struct GpuContext {
     errors: Arc<Mutex<Vec<String>>>,
     pipelines: Arc<Mutex<HashMap<String, Pipeline>>>,
     tuning: Arc<Mutex<Tuning>>,
+    memory_budget: Arc<Mutex<Option<u64>>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -103,7 +106,10 @@ impl GpuContext {
         let flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
             if let Ok(mut slot) = flag.lock() {
-                *slot = Some(format!("{reason:?}: {message}"));
+                *slot = Some(match message.is_empty() {
+                    true => format!("{reason:?}"),
+                    false => format!("{reason:?}: {message}"),
+                });
             }
         });
         // wgpu's default handler panics; on our own device, errors are kept and returned by the
@@ -124,6 +130,7 @@ impl GpuContext {
             errors,
             pipelines: Default::default(),
             tuning: Default::default(),
+            memory_budget: Arc::new(Mutex::new(budget_from_env())),
         })
     }
 
@@ -155,6 +162,7 @@ impl GpuContext {
             errors: Default::default(),
             pipelines: Default::default(),
             tuning: Default::default(),
+            memory_budget: Arc::new(Mutex::new(budget_from_env())),
         }
     }
 
@@ -177,6 +185,45 @@ impl GpuContext {
     pub fn buffer_bytes(&self) -> Option<u64> {
         let n = self.device.get_internal_counters().hal.buffer_memory.read();
         (n > 0).then_some(n as u64)
+    }
+
+    /// Caps the device memory the engine's buffers may hold in all (`None`: no cap of the
+    /// host's; a CPU adapter is still held to the host memory left). Shared by clones.
+    pub fn set_memory_budget(&self, bytes: Option<u64>) {
+        if let Ok(mut slot) = self.memory_budget.lock() {
+            *slot = bytes;
+        }
+    }
+
+    /// What may still be allocated, and why (module `memory`); `None` when nothing is known.
+    pub fn memory_headroom(&self) -> Option<Headroom> {
+        let cap = self.memory_budget.lock().ok().and_then(|b| *b);
+        if let Some(cap) = cap {
+            // The browser keeps no count of buffer bytes: there the cap bounds each request.
+            let used = self.buffer_bytes().unwrap_or(0);
+            return Some(Headroom {
+                left: cap.saturating_sub(used),
+                source: format!("the memory budget of {} ({} held now)", mib(cap), mib(used)),
+            });
+        }
+        if self.report.device_type == format!("{:?}", wgpu::DeviceType::Cpu) {
+            return host_memory_left();
+        }
+        None
+    }
+
+    /// Fails with [`Error::OutOfMemory`] when allocating `bytes` more would go past the
+    /// headroom, before anything is allocated. `what` names the allocation.
+    pub fn reserve(&self, what: &str, bytes: u64) -> Result<()> {
+        match self.memory_headroom() {
+            Some(h) if bytes > h.left => Err(Error::OutOfMemory {
+                what: what.to_string(),
+                needed: mib(bytes),
+                left: mib(h.left),
+                by: h.source,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// True when `shader-f16` is enabled on the device.
@@ -331,6 +378,19 @@ impl GpuContext {
         }
     }
 
+    /// For a host that lends its device ([`GpuContext::borrowed`]) and owns its callbacks:
+    /// call the returned function from the device's lost callback, and the engine's every later
+    /// call fails with [`Error::DeviceLost`] instead of recording work that will never run. It
+    /// holds no reference to the device, so the callback makes no cycle that keeps it alive.
+    pub fn loss_reporter(&self) -> impl Fn(String) + Send + 'static {
+        let lost = self.lost.clone();
+        move |reason| {
+            if let Ok(mut slot) = lost.lock() {
+                slot.get_or_insert(reason);
+            }
+        }
+    }
+
     /// Fails with [`Error::DeviceLost`] once the device is gone, so callers stop early with a
     /// clear message instead of recording work that will never run.
     pub fn check_alive(&self) -> Result<()> {
@@ -342,6 +402,27 @@ impl GpuContext {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// `PTDIT_MEMORY_BUDGET` (native): a cap such as `2G` on the engine's device memory.
+fn budget_from_env() -> Option<u64> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let v = std::env::var("PTDIT_MEMORY_BUDGET").ok()?;
+        let bytes = super::memory::parse_size(&v);
+        if bytes.is_none() {
+            eprintln!("warning: PTDIT_MEMORY_BUDGET={v:?} is not a size such as 2G; ignored");
+        }
+        bytes
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        None
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
 
 fn report(info: &wgpu::AdapterInfo, device: &wgpu::Device) -> AdapterReport {

@@ -2,6 +2,7 @@
 //! layer's [`crate::kernel::Kernel`]s, and readback.
 
 mod context;
+pub mod memory;
 pub mod readback;
 
 pub use context::{AdapterReport, GpuContext, Ownership, Pipeline};

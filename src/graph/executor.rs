@@ -172,6 +172,28 @@ impl Executable {
                 mapped_at_creation: false,
             }))
         };
+        // Everything this graph allocates, checked at once before the first buffer: the slabs,
+        // the tensors with buffers of their own, and the staging copies of its constants.
+        let own = |t: &(usize, &super::TensorInfo)| {
+            memory.slab_of[t.0].is_none()
+                && !matches!(t.1.source, Source::View(_))
+                && !(matches!(t.1.source, Source::Param) && params.is_some())
+        };
+        let fixed: u64 = graph
+            .tensors
+            .iter()
+            .enumerate()
+            .filter(own)
+            .map(|(_, t)| planner::align(t.desc.bytes()))
+            .sum();
+        let constants: u64 = graph
+            .tensors
+            .iter()
+            .filter(|t| matches!(t.source, Source::Constant(_)))
+            .map(|t| t.desc.bytes())
+            .sum();
+        let total = memory.slabs.iter().sum::<u64>() + fixed + constants;
+        ctx.reserve(&format!("a graph of {} ops", graph.nodes.len()), total)?;
         for (i, size) in memory.slabs.iter().enumerate() {
             buffers.push(make(*size, &format!("slab {i}"))?);
         }

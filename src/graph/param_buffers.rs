@@ -46,6 +46,7 @@ impl ParamBuffers {
                 ),
             });
         }
+        ctx.reserve(&format!("the weight `{name}`"), size)?;
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(name),
             size,

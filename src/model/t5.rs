@@ -410,7 +410,9 @@ impl T5Encoder {
                 [buckets, cfg.num_heads],
             ));
         }
-        let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params).await?;
+        let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params)
+            .await
+            .map_err(|e| e.for_work(format!("the text encoder ({len} tokens)")))?;
         exe.write(io::POSITION_BIAS, &position_bias(cfg, table, len))?;
         Ok(T5Encoder {
             config: cfg.clone(),

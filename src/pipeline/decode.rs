@@ -126,7 +126,8 @@ impl Decoder {
                 &ExecOptions::default(),
                 &self.weights.params,
             )
-            .await?;
+            .await
+            .map_err(|e| e.for_work(format!("the VAE decoder (latents {shape:?})")))?;
             self.compiled.insert(shape, exe);
         }
         let exe = &self.compiled[&shape];

@@ -150,7 +150,14 @@ impl Denoiser {
     ) -> Result<Self> {
         let split = cache.map(|c| c.split);
         let graph = build_cached(cfg, batch, grid, text_len, float, split)?;
-        let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params).await?;
+        let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params)
+            .await
+            .map_err(|e| {
+                e.for_work(format!(
+                    "the denoising step (batch {batch}, {} frame(s) of {}×{} tokens)",
+                    grid.frames, grid.rows, grid.cols
+                ))
+            })?;
         Ok(Denoiser { batch, exe, cache })
     }
 

@@ -1,5 +1,6 @@
 //! Faults a long-lived host meets (issue #24): a cancelled generation leaves nothing behind, and
-//! a device lost in the middle of one is an error, after which a new device works.
+//! a device lost in the middle of one is an error, after which a new device works, and a request
+//! too big for the memory left is an error, after which a smaller one works.
 
 use ptdit::pipeline::generate::{Frame, Request, TextToImage};
 use ptdit::pipeline::{default_model, model_dir};
@@ -27,6 +28,35 @@ fn generate(
     mut at_step: impl FnMut(usize) -> bool,
 ) -> ptdit::Result<Vec<Frame>> {
     pollster::block_on(pipe.generate(&request(), |i, _, _| at_step(i), false))
+}
+
+#[test]
+fn a_request_too_big_for_the_memory_left_is_an_error_and_a_smaller_one_works() {
+    // A device of its own: the budget is shared by every clone of a context.
+    let ctx = GpuContext::new_blocking().unwrap();
+    let pipe = pipeline(&ctx);
+    let held = ctx
+        .buffer_bytes()
+        .expect("wgpu counts buffer bytes natively");
+    ctx.set_memory_budget(Some(held + (8 << 20)));
+    let big = Request {
+        width: 256,
+        height: 256,
+        ..request()
+    };
+    let e = pollster::block_on(pipe.generate(&big, |_, _, _| true, false)).unwrap_err();
+    assert!(
+        matches!(e, Error::OutOfMemory { .. }),
+        "a 256² request under an 8 MiB budget gave: {e}"
+    );
+    assert_eq!(
+        ctx.buffer_bytes(),
+        Some(held),
+        "the refused request allocated"
+    );
+    let after = generate(&pipe, |_| true).unwrap();
+    let reference = generate(&pipeline(&crate::common::gpu()), |_| true).unwrap();
+    assert_eq!(after, reference);
 }
 
 #[test]

@@ -14,8 +14,12 @@ struct Outcome {
 
 /// Runs the CLI, killing it after `limit` (a hang: the outcome has no exit code).
 fn run(args: &[&str], limit: Duration) -> Outcome {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ptdit"))
-        .args(args)
+    run_command(Command::new(env!("CARGO_BIN_EXE_ptdit")).args(args), limit)
+}
+
+/// Runs `cmd` (the CLI, or a shell around it), as [`run`] does.
+fn run_command(cmd: &mut Command, limit: Duration) -> Outcome {
+    let mut child = cmd
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -154,6 +158,56 @@ fn absurd_sizes_steps_and_frames_are_refused_before_anything_is_allocated() {
             &out,
         ],
         "would exceed 16384 px",
+    );
+}
+
+/// A request that fits the device's buffer limits but not its memory: an error that gives the
+/// sizes, before anything is allocated. On a CPU adapter (lavapipe) device memory is host
+/// memory, and Mesa 25.0 writes through a failed `mmap`: this command was a segfault in wgpu's
+/// `write_buffer` (at 2048² under `ulimit -v 2000000`) before the engine checked the host
+/// memory left. On any adapter, `PTDIT_MEMORY_BUDGET` caps the engine the same way.
+#[test]
+fn a_request_bigger_than_the_memory_left_is_refused_not_crashed() {
+    let out = out_png("oom.png");
+    let big = [
+        "generate",
+        "--prompt",
+        "apple",
+        "--steps",
+        "1",
+        "--upscale",
+        "1",
+        "--out",
+        &out,
+    ];
+    let says = "not enough device memory for the denoising step";
+    let budget = run_command(
+        Command::new(env!("CARGO_BIN_EXE_ptdit"))
+            .args([&big[..], &["--size", "256x256"]].concat())
+            .env("PTDIT_MEMORY_BUDGET", "20M"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        budget.code == Some(1) && budget.stderr.contains(says),
+        "under a 20 MiB budget: {:?}\n{}",
+        budget.code,
+        budget.stderr
+    );
+    if crate::common::gpu().report.device_type != "Cpu" {
+        return; // `ulimit -v` bounds the host, not a GPU's own memory.
+    }
+    let limited = run_command(
+        Command::new("sh")
+            .args(["-c", "ulimit -v 2000000 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_ptdit"))
+            .args([&big[..], &["--size", "2048x2048"]].concat()),
+        Duration::from_secs(120),
+    );
+    assert!(
+        limited.code == Some(1) && limited.stderr.contains(says),
+        "2048² under `ulimit -v 2000000`: {:?} (None: killed by a signal)\n{}",
+        limited.code,
+        limited.stderr
     );
 }
 
