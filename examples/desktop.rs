@@ -1,7 +1,10 @@
 //! The desktop app: prompt, steps, seed, guidance and step cache, Generate and Cancel, the live
-//! preview, Save PNG. Built on eframe (egui on wgpu); the engine shares eframe's device and
-//! advances a slice of GPU work per UI frame, writing straight into the texture the UI shows, so
-//! the window stays responsive while it denoises.
+//! preview, Save PNG. Built on eframe (egui on wgpu). The engine advances a slice of GPU work
+//! per UI frame, so the window stays responsive while it denoises. It runs on a device of its
+//! own, not eframe's: a device lost to a long compute job or a driver reset then takes only
+//! the engine, which the app starts again on a new device and resumes the generation (each
+//! step's preview is copied to the UI, a few KB). The game example shows the other way, the
+//! engine on the host's device.
 //!
 //! ```text
 //! cargo run --release --example desktop
@@ -14,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use clap::Parser;
-use eframe::{egui, egui_wgpu};
+use eframe::egui;
 use ptdit::autotune::{autotune, Cache};
 use ptdit::embed::{Budget, Generation};
 use ptdit::pipeline::generate::{Frame, Request, TextToImage};
@@ -39,21 +42,45 @@ struct Args {
     /// Step cache: off, light, medium or heavy (docs/caching.md).
     #[arg(long, default_value = "off")]
     cache: String,
+    /// Destroy the engine's device after this many steps, as a driver reset loses it, to test
+    /// that the app starts the engine again (once).
+    #[arg(long)]
+    lose_device_after_steps: Option<usize>,
+}
+
+/// The engine on a device of its own, with the model loaded: made again when the device is
+/// lost.
+fn engine(model: Option<&std::path::Path>) -> Result<(GpuContext, TextToImage), String> {
+    let ctx = GpuContext::new_blocking().map_err(|e| e.to_string())?;
+    // Kernel variants for this GPU: measured on the first run, then read from the cache.
+    pollster::block_on(autotune(&ctx, &Cache::Default)).map_err(|e| e.to_string())?;
+    let comps = match model {
+        Some(dir) => model_dir::open(&ctx, dir, ptdit::DType::F32),
+        None => model_dir::from_files(&default_model::files()),
+    }
+    .map_err(|e| e.to_string())?;
+    let pipe = TextToImage::new(&ctx, comps).map_err(|e| e.to_string())?;
+    Ok((ctx, pipe))
 }
 
 struct Run {
     gen: Generation,
+    /// The engine's texture it writes; each step is copied to `App::shown`.
+    target: wgpu::Texture,
     started: Instant,
 }
 
 struct App {
     ctx: GpuContext,
     pipe: TextToImage,
+    model: Option<PathBuf>,
     req: Request,
     /// The step cache level's name (`ptdit::pipeline::step_cache::LEVELS`).
     cache: String,
-    texture: Option<(wgpu::Texture, egui::TextureId)>,
+    /// The latest image or preview, as the UI holds it, and as RGB for saving.
+    shown: Option<(egui::TextureHandle, Frame)>,
     run: Option<Run>,
+    lose_device_after_steps: Option<usize>,
     status: String,
     save_path: String,
     budget: usize,
@@ -63,31 +90,21 @@ struct App {
 }
 
 impl App {
-    fn new(cc: &eframe::CreationContext<'_>, args: Args) -> Result<Self, String> {
-        let rs = cc
-            .wgpu_render_state
-            .as_ref()
-            .ok_or("eframe did not start on wgpu")?;
-        let info = rs.adapter.get_info();
-        let ctx = GpuContext::borrowed(rs.device.clone(), rs.queue.clone(), Some(&info));
-        // Kernel variants for this GPU: measured on the first run, then read from the cache.
-        pollster::block_on(autotune(&ctx, &Cache::Default)).map_err(|e| e.to_string())?;
-        let comps = match &args.model {
-            Some(dir) => model_dir::open(&ctx, dir, ptdit::DType::F32),
-            None => model_dir::from_files(&default_model::files()),
-        }
-        .map_err(|e| e.to_string())?;
-        let pipe = TextToImage::new(&ctx, comps).map_err(|e| e.to_string())?;
+    fn new(_cc: &eframe::CreationContext<'_>, args: Args) -> Result<Self, String> {
+        let (ctx, pipe) = engine(args.model.as_deref())?;
+        let status = format!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
         let mut req = pipe.request(args.prompt.as_deref().unwrap_or("red apple"));
         req.cache = StepCache::level(&args.cache).map_err(|e| e.to_string())?;
         let mut app = App {
             ctx,
             pipe,
+            model: args.model,
             req,
             cache: args.cache,
-            texture: None,
+            shown: None,
             run: None,
-            status: format!("adapter: {} ({:?})", info.name, info.backend),
+            lose_device_after_steps: args.lose_device_after_steps,
+            status,
             save_path: "ptdit.png".into(),
             budget: args.budget,
             screenshot: args.screenshot,
@@ -95,41 +112,21 @@ impl App {
             shot_requested: false,
         };
         if args.prompt.is_some() {
-            app.start(cc.wgpu_render_state.as_ref());
+            app.start();
         }
         Ok(app)
     }
 
-    /// A texture of the request's size, registered with egui (a new one when the size changes).
-    fn target(&mut self, rs: &egui_wgpu::RenderState) -> wgpu::Texture {
-        let size = (self.req.width as u32, self.req.height as u32);
-        if let Some((t, id)) = &self.texture {
-            if (t.width(), t.height()) == size {
-                return t.clone();
-            }
-            rs.renderer.write().free_texture(id);
-        }
-        let t = self
+    fn start(&mut self) {
+        let target = self
             .ctx
             .device
             .create_texture(&Generation::texture_descriptor(&self.req));
-        let view = t.create_view(&Default::default());
-        let id = rs.renderer.write().register_native_texture(
-            &rs.device,
-            &view,
-            wgpu::FilterMode::Linear,
-        );
-        self.texture = Some((t.clone(), id));
-        t
-    }
-
-    fn start(&mut self, rs: Option<&egui_wgpu::RenderState>) {
-        let Some(rs) = rs else { return };
-        let target = self.target(rs);
         match pollster::block_on(Generation::new(&self.pipe, &self.req, &target)) {
             Ok(gen) => {
                 self.run = Some(Run {
                     gen,
+                    target,
                     started: Instant::now(),
                 })
             }
@@ -137,12 +134,62 @@ impl App {
         }
     }
 
+    /// Copies the engine's texture to the UI's.
+    fn show(&mut self, ui: &egui::Context) -> ptdit::Result<()> {
+        let Some(run) = &self.run else { return Ok(()) };
+        let rgba = pollster::block_on(ptdit::embed::read_texture_rgba(&self.ctx, &run.target))?;
+        let size = [run.target.width() as usize, run.target.height() as usize];
+        let image = egui::ColorImage::from_rgba_unmultiplied(size, &rgba);
+        let frame = Frame {
+            width: size[0],
+            height: size[1],
+            rgb: rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        };
+        match &mut self.shown {
+            Some((handle, f)) => {
+                handle.set(image, egui::TextureOptions::LINEAR);
+                *f = frame;
+            }
+            None => {
+                let handle = ui.load_texture("image", image, egui::TextureOptions::LINEAR);
+                self.shown = Some((handle, frame));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a lost device: a new engine on a new device, and the generation started again.
+    fn restart(&mut self, lost: &ptdit::Error) {
+        let resume = self.run.take().is_some();
+        match engine(self.model.as_deref()) {
+            Ok((ctx, pipe)) => {
+                self.ctx = ctx;
+                self.pipe = pipe;
+                self.status = format!("{lost}; the engine started again on a new device");
+                println!("{}", self.status);
+                if resume {
+                    self.start();
+                }
+            }
+            Err(e) => self.status = format!("{lost}; starting the engine again failed: {e}"),
+        }
+    }
+
     /// One slice of denoising per UI frame.
-    fn advance(&mut self) {
+    fn advance(&mut self, ui: &egui::Context) {
         let Some(run) = self.run.as_mut() else { return };
-        match run.gen.advance(Budget::Dispatches(self.budget)) {
+        let before = run.gen.progress().step;
+        let advanced = run.gen.advance(Budget::Dispatches(self.budget));
+        let shown = match &advanced {
+            Ok(p) if p.step > before => self.show(ui),
+            _ => Ok(()),
+        };
+        let Some(run) = self.run.as_mut() else { return };
+        match advanced.and_then(|p| shown.map(|()| p)) {
             Ok(p) if p.done => {
-                if let Err(e) = pollster::block_on(run.gen.decode()) {
+                let decoded = pollster::block_on(run.gen.decode()).and_then(|()| self.show(ui));
+                let Some(run) = self.run.as_mut() else { return };
+                if let Err(e) = decoded {
                     self.status = format!("error: {e}");
                 } else {
                     let skipped = match self.req.cache {
@@ -159,18 +206,35 @@ impl App {
                 }
                 self.run = None;
             }
-            Ok(p) => self.status = format!("step {}/{}", p.step, p.steps),
+            Ok(p) => {
+                self.status = format!("step {}/{}", p.step, p.steps);
+                if self.lose_device_after_steps == Some(p.step) {
+                    self.lose_device_after_steps = None;
+                    println!(
+                        "destroying the device after step {} (a test of recovery)",
+                        p.step
+                    );
+                    self.ctx.device.destroy();
+                }
+            }
             Err(e) => {
-                self.status = format!("error: {e}");
-                self.run = None;
+                // A lost device shows first as whatever call met it; its callback runs once
+                // the queue's work is done.
+                let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+                match self.ctx.check_alive() {
+                    Err(lost) => self.restart(&lost),
+                    Ok(()) => {
+                        self.status = format!("error: {e}");
+                        self.run = None;
+                    }
+                }
             }
         }
     }
 
     fn save(&mut self) {
-        let Some((t, _)) = &self.texture else { return };
-        let read = pollster::block_on(ptdit::embed::read_texture(&self.ctx, t));
-        self.status = match read.map_err(|e| e.to_string()).and_then(|f| {
+        let Some((_, f)) = &self.shown else { return };
+        self.status = match Ok::<_, String>(f).and_then(|f| {
             let f = f.upscale(f.factor_for(128)).unwrap_or_else(|_| f.clone());
             let bytes = png::encode(&[f]).map_err(|e| e.to_string())?;
             std::fs::write(&self.save_path, bytes).map_err(|e| e.to_string())
@@ -182,9 +246,9 @@ impl App {
 }
 
 impl eframe::App for App {
-    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        self.advance();
+        self.advance(&ctx);
         if self.run.is_some() {
             ctx.request_repaint();
         }
@@ -224,7 +288,7 @@ impl eframe::App for App {
                         .add_enabled(idle, egui::Button::new("Generate"))
                         .clicked()
                     {
-                        self.start(frame.wgpu_render_state());
+                        self.start();
                     }
                     if ui.add_enabled(!idle, egui::Button::new("Cancel")).clicked() {
                         self.run = None;
@@ -243,7 +307,7 @@ impl eframe::App for App {
                     ui.add(egui::TextEdit::singleline(&mut self.save_path).desired_width(140.0));
                     if ui
                         .add_enabled(
-                            self.texture.is_some() && self.run.is_none(),
+                            self.shown.is_some() && self.run.is_none(),
                             egui::Button::new("Save PNG"),
                         )
                         .clicked()
@@ -255,11 +319,12 @@ impl eframe::App for App {
                 ui.label(&self.status);
             });
         egui::CentralPanel::default().show(ui, |ui| {
-            if let Some((_, id)) = &self.texture {
+            if let Some((handle, _)) = &self.shown {
+                let id = handle.id();
                 let side = ui.available_width().min(ui.available_height()) - 8.0;
                 ui.centered_and_justified(|ui| {
                     ui.add(egui::Image::new(egui::load::SizedTexture::new(
-                        *id,
+                        id,
                         egui::vec2(side, side),
                     )));
                 });
@@ -270,7 +335,7 @@ impl eframe::App for App {
 
         // Automation: once the image is done, a screenshot of the window, then exit.
         if let Some(path) = self.screenshot.clone() {
-            let done = self.run.is_none() && self.texture.is_some();
+            let done = self.run.is_none() && self.shown.is_some();
             if done && !self.shot_requested {
                 self.shot_requested = true;
                 let slot = self.shot.clone();
@@ -310,25 +375,11 @@ impl eframe::App for App {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    // The engine shares eframe's device: ask for what the adapter offers (the limits, and
-    // shader-f16 where it exists) rather than eframe's conservative defaults.
-    let setup = egui_wgpu::WgpuSetupCreateNew {
-        device_descriptor: Arc::new(|adapter| wgpu::DeviceDescriptor {
-            label: Some("ptdit desktop"),
-            required_features: adapter.features() & wgpu::Features::SHADER_F16,
-            required_limits: adapter.limits(),
-            ..Default::default()
-        }),
-        ..egui_wgpu::WgpuSetupCreateNew::without_display_handle()
-    };
+    // eframe's own device draws the UI only; the engine makes its own (see the top).
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([820.0, 560.0])
             .with_title("ptdit"),
-        wgpu_options: egui_wgpu::WgpuConfiguration {
-            wgpu_setup: egui_wgpu::WgpuSetup::CreateNew(setup),
-            ..Default::default()
-        },
         ..Default::default()
     };
     let result = eframe::run_native(

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! It renders `--baseline` frames without generation first, then generates, then prints the
-//! frame times of both phases from the same run.
+//! frame times of both phases from the same run. When the device is lost it starts over on a
+//! new one, on the same window (`--lose-device-after-steps N` tests that).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,10 @@ struct Args {
     /// Save a screenshot when the image is done, then exit.
     #[arg(long)]
     screenshot: Option<std::path::PathBuf>,
+    /// Destroy the device after this many steps, as a driver reset loses it, to test that
+    /// the game starts over on a new device (once).
+    #[arg(long)]
+    lose_device_after_steps: Option<usize>,
 }
 
 const SHADER: &str = r#"
@@ -240,39 +245,18 @@ impl Times {
     }
 }
 
-struct Running {
-    window: Arc<Window>,
+/// Everything on the device: made again, on the same window, when the device is lost.
+struct Gpu {
     surface: wgpu::Surface<'static>,
     config: wgpu::SurfaceConfiguration,
     ctx: GpuContext,
     pipe: TextToImage,
     image: wgpu::Texture,
     scene: Scene,
-    generation: Option<Generation>,
-    frames: usize,
-    last: Instant,
-    start: Instant,
-    baseline: Times,
-    generating: Times,
-    done_at: Option<usize>,
 }
 
-struct App {
-    args: Args,
-    running: Option<Running>,
-    error: Option<String>,
-}
-
-impl App {
-    fn start(&mut self, el: &ActiveEventLoop) -> Result<Running, String> {
-        let attrs = Window::default_attributes()
-            .with_title("ptdit: a texture generated in-game")
-            .with_inner_size(winit::dpi::PhysicalSize::new(640, 480));
-        let window = Arc::new(el.create_window(attrs).map_err(|e| e.to_string())?);
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(
-                Box::new(el.owned_display_handle()),
-            ));
+impl Gpu {
+    fn new(instance: &wgpu::Instance, window: &Arc<Window>) -> Result<Self, String> {
         let surface = instance
             .create_surface(window.clone())
             .map_err(|e| e.to_string())?;
@@ -297,6 +281,17 @@ impl App {
         surface.configure(&device, &config);
 
         let ctx = GpuContext::borrowed(device.clone(), queue.clone(), Some(&adapter.get_info()));
+        // The device and its callbacks are the game's: it tells the engine when the device is
+        // lost (so the engine stops at once), and keeps GPU errors from panicking (wgpu's
+        // default handler) while it starts over on a new device.
+        let report_loss = ctx.loss_reporter();
+        device.set_device_lost_callback(move |reason, message| {
+            report_loss(match message.is_empty() {
+                true => format!("{reason:?}"),
+                false => format!("{reason:?}: {message}"),
+            })
+        });
+        device.on_uncaptured_error(Arc::new(|e: wgpu::Error| eprintln!("GPU error: {e}")));
         // Kernel variants for this GPU: measured on the first run, then read from the cache.
         pollster::block_on(autotune(&ctx, &Cache::Default)).map_err(|e| e.to_string())?;
         let comps = model_dir::from_files(&default_model::files()).map_err(|e| e.to_string())?;
@@ -316,14 +311,53 @@ impl App {
         );
         let scene = Scene::new(&device, config.format, &image);
         println!("adapter: {}", adapter.get_info().name);
-        Ok(Running {
-            window,
+        Ok(Gpu {
             surface,
             config,
             ctx,
             pipe,
             image,
             scene,
+        })
+    }
+}
+
+struct Running {
+    window: Arc<Window>,
+    instance: wgpu::Instance,
+    gpu: Gpu,
+    generation: Option<Generation>,
+    frames: usize,
+    last: Instant,
+    start: Instant,
+    baseline: Times,
+    generating: Times,
+    done_at: Option<usize>,
+    /// Devices lost so far (each one started over on a new device).
+    losses: usize,
+}
+
+struct App {
+    args: Args,
+    running: Option<Running>,
+    error: Option<String>,
+}
+
+impl App {
+    fn start(&mut self, el: &ActiveEventLoop) -> Result<Running, String> {
+        let attrs = Window::default_attributes()
+            .with_title("ptdit: a texture generated in-game")
+            .with_inner_size(winit::dpi::PhysicalSize::new(640, 480));
+        let window = Arc::new(el.create_window(attrs).map_err(|e| e.to_string())?);
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(
+                Box::new(el.owned_display_handle()),
+            ));
+        let gpu = Gpu::new(&instance, &window)?;
+        Ok(Running {
+            window,
+            instance,
+            gpu,
             generation: None,
             frames: 0,
             last: Instant::now(),
@@ -331,6 +365,7 @@ impl App {
             baseline: Times::default(),
             generating: Times::default(),
             done_at: None,
+            losses: 0,
         })
     }
 
@@ -339,6 +374,18 @@ impl App {
         let Some(r) = self.running.as_mut() else {
             return Ok(());
         };
+        // A lost device (a driver reset; here also `--lose-device-after-steps`) takes every
+        // resource with it: start over on a new device, same window, same generation.
+        // Polling runs the device's callbacks, the lost one among them.
+        let _ = r.gpu.ctx.device.poll(wgpu::PollType::Poll);
+        if let Err(lost) = r.gpu.ctx.check_alive() {
+            r.losses += 1;
+            println!("{lost}; starting again on a new device");
+            r.generation = None;
+            r.gpu = Gpu::new(&r.instance, &r.window)?;
+            println!("recovered from a lost device: generating again");
+            r.last = Instant::now(); // the restart is no frame's time
+        }
         let now = Instant::now();
         let dt = now - r.last;
         r.last = now;
@@ -351,12 +398,12 @@ impl App {
         }
         r.frames += 1;
 
-        if r.frames == args.baseline && r.generation.is_none() {
+        if r.frames >= args.baseline && r.generation.is_none() && r.done_at.is_none() {
             let req = ptdit::pipeline::generate::Request {
                 seed: args.seed,
-                ..r.pipe.request(&args.prompt)
+                ..r.gpu.pipe.request(&args.prompt)
             };
-            let g = pollster::block_on(Generation::new(&r.pipe, &req, &r.image))
+            let g = pollster::block_on(Generation::new(&r.gpu.pipe, &req, &r.gpu.image))
                 .map_err(|e| e.to_string())?;
             println!(
                 "generating {:?}: {} steps of {} dispatches, {} dispatches a frame",
@@ -369,35 +416,64 @@ impl App {
             r.last = Instant::now();
         }
         if let (Some(g), None) = (r.generation.as_mut(), r.done_at) {
-            let p = g
-                .advance(Budget::Dispatches(args.budget))
-                .map_err(|e| e.to_string())?;
-            if p.done {
-                r.done_at = Some(r.frames);
-                println!("{}", r.baseline.report("frame time without generation"));
-                println!("{}", r.generating.report("frame time while generating"));
+            match g.advance(Budget::Dispatches(args.budget)) {
+                Ok(p) if p.done => {
+                    r.done_at = Some(r.frames);
+                    println!("{}", r.baseline.report("frame time without generation"));
+                    println!("{}", r.generating.report("frame time while generating"));
+                }
+                Ok(p) => {
+                    if args.lose_device_after_steps == Some(p.step) && r.losses == 0 {
+                        println!(
+                            "destroying the device after step {} (a test of recovery)",
+                            p.step
+                        );
+                        r.gpu.ctx.device.destroy();
+                    }
+                }
+                // Handled at the top of the next frame.
+                Err(ptdit::Error::DeviceLost(_)) => {}
+                Err(e) => return Err(e.to_string()),
             }
+        }
+        if r.gpu.ctx.check_alive().is_err() {
+            r.window.request_redraw();
+            return Ok(());
         }
 
         let t = r.start.elapsed().as_secs_f32();
-        let frame = match r.surface.get_current_texture() {
+        let gpu = &r.gpu;
+        let frame = match gpu.surface.get_current_texture() {
             wgpu::CurrentSurfaceTexture::Success(f)
             | wgpu::CurrentSurfaceTexture::Suboptimal(f) => f,
             wgpu::CurrentSurfaceTexture::Outdated | wgpu::CurrentSurfaceTexture::Lost => {
-                r.surface.configure(&r.ctx.device, &r.config);
+                gpu.surface.configure(&gpu.ctx.device, &gpu.config);
+                r.window.request_redraw();
+                return Ok(());
+            }
+            // A lost device fails here before its lost callback has run, which wgpu does once
+            // the queue's work is done: wait for that, and a new device comes next frame.
+            _ if gpu
+                .ctx
+                .device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .is_err()
+                || gpu.ctx.check_alive().is_err() =>
+            {
                 r.window.request_redraw();
                 return Ok(());
             }
             other => return Err(format!("cannot draw the window: {other:?}")),
         };
-        r.scene.draw(&r.ctx.device, &r.ctx.queue, &frame.texture, t);
+        gpu.scene
+            .draw(&gpu.ctx.device, &gpu.ctx.queue, &frame.texture, t);
         r.window.pre_present_notify();
-        r.ctx.queue.present(frame);
+        gpu.ctx.queue.present(frame);
 
         // A few frames after the image is done (so it shows on every face), take the shot.
         if let (Some(done), Some(path)) = (r.done_at, &args.screenshot) {
             if r.frames >= done + 3 {
-                let shot = screenshot(r, t)?;
+                let shot = screenshot(gpu, t)?;
                 std::fs::write(path, png::encode(&[shot]).map_err(|e| e.to_string())?)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 println!("wrote {}", path.display());
@@ -411,7 +487,7 @@ impl App {
 }
 
 /// Draws the scene once more into an offscreen texture of the window's size and reads it back.
-fn screenshot(r: &Running, t: f32) -> Result<Frame, String> {
+fn screenshot(r: &Gpu, t: f32) -> Result<Frame, String> {
     let dev = &r.ctx.device;
     let (w, h) = (r.config.width, r.config.height);
     let target = dev.create_texture(&wgpu::TextureDescriptor {
@@ -454,9 +530,10 @@ impl ApplicationHandler for App {
             WindowEvent::CloseRequested => el.exit(),
             WindowEvent::Resized(size) => {
                 if let Some(r) = self.running.as_mut() {
-                    r.config.width = size.width.max(1);
-                    r.config.height = size.height.max(1);
-                    r.surface.configure(&r.ctx.device, &r.config);
+                    let gpu = &mut r.gpu;
+                    gpu.config.width = size.width.max(1);
+                    gpu.config.height = size.height.max(1);
+                    gpu.surface.configure(&gpu.ctx.device, &gpu.config);
                 }
             }
             WindowEvent::RedrawRequested => {

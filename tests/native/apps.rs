@@ -1,6 +1,7 @@
 //! The desktop app and the game scene, launched as a user would under a virtual X display
 //! (Xvfb through `xvfb-run`), each driving one generation with the default model and saving a
-//! screenshot, which is then checked for what it must show. Needs `xvfb-run` (Debian: xvfb,
+//! screenshot, which is then checked for what it must show. Each destroys its device after a
+//! few steps, as a driver reset loses one, and must start again on a new device. Needs `xvfb-run` (Debian: xvfb,
 //! xauth) and a Vulkan driver that presents to X (lavapipe does); fails, never skips, without.
 
 use std::path::{Path, PathBuf};
@@ -100,8 +101,13 @@ fn coloured(w: usize, rgb: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)
 }
 
 #[test]
-fn game_scene_shows_the_generated_texture_on_the_cube_and_reports_frame_times() {
-    let (w, h, rgb, stdout) = run_with_screenshot("game", "red apple", &[]);
+fn game_scene_survives_a_lost_device_and_shows_the_generated_texture_on_the_cube() {
+    let (w, h, rgb, stdout) =
+        run_with_screenshot("game", "red apple", &["--lose-device-after-steps", "3"]);
+    assert!(
+        stdout.contains("device was lost") && stdout.contains("recovered from a lost device"),
+        "the game did not start again on a new device: {stdout}"
+    );
     assert!(stdout.contains("frame time without generation"), "{stdout}");
     assert!(stdout.contains("frame time while generating"), "{stdout}");
     // The corners are the scene's clear colour (about 112 at most); the cube in the middle
@@ -123,10 +129,19 @@ fn game_scene_shows_the_generated_texture_on_the_cube_and_reports_frame_times() 
 }
 
 #[test]
-fn desktop_app_generates_and_shows_the_image() {
+fn desktop_app_survives_a_lost_device_and_shows_the_image() {
     // With the step cache on, as its menu would set it: the image still shows, and the status
     // says how many steps the cache skipped.
-    let (w, h, rgb, stdout) = run_with_screenshot("desktop", "red apple", &["--cache", "heavy"]);
+    let (w, h, rgb, stdout) = run_with_screenshot(
+        "desktop",
+        "red apple",
+        &["--cache", "heavy", "--lose-device-after-steps", "3"],
+    );
+    assert!(
+        stdout.contains("device was lost")
+            && stdout.contains("the engine started again on a new device"),
+        "the app did not start its engine again: {stdout}"
+    );
     assert!(
         stdout.contains("done:") && stdout.contains("skipped by the step cache"),
         "the app did not finish generating with the cache: {stdout}"
