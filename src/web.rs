@@ -318,6 +318,20 @@ impl Engine {
         self.kernels.clone()
     }
 
+    /// Destroys the engine's own device, as a driver reset loses one: the way a page tests its
+    /// recovery (every later call fails with "the GPU device was lost"; the demo then starts a
+    /// new engine). A device lent with `onDevice` is the page's to destroy: refused.
+    #[wasm_bindgen(js_name = loseDevice)]
+    pub fn lose_device(&self) -> Result<(), JsError> {
+        if self.ctx.ownership == crate::gpu::Ownership::Borrowed {
+            return Err(JsError::new(
+                "loseDevice: the device was lent by the page (onDevice); destroy it there",
+            ));
+        }
+        self.ctx.device.destroy();
+        Ok(())
+    }
+
     /// The adapter, as `"name (backend, device type)"`.
     pub fn adapter(&self) -> String {
         let r = &self.ctx.report;

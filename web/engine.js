@@ -1,5 +1,6 @@
 // The demo's engine, wherever it runs: `loadEngine(onStatus)` resolves to
-// `{ where, adapter, kernels, which, defaults, generate(opts, onStep) -> image, cancel() }`.
+// `{ where, adapter, kernels, which, defaults, generate(opts, onStep) -> image, cancel(),
+// loseDevice(), close() }`.
 // Loading the model and generating are the same code in a worker and on the page
 // (`startEngine`), so the page can fall back to its own thread where a worker has no WebGPU.
 import init, { Engine } from "./ptdit.js";
@@ -109,6 +110,9 @@ export async function startEngine(base, onStatus) {
       return engine.generate(opts, onStep, abort.signal);
     },
     cancel() { if (abort) abort.abort(); },
+    // Tests of recovery: destroys the device as a driver reset would.
+    loseDevice() { engine.loseDevice(); },
+    close() { engine.free(); },
   };
 }
 
@@ -130,6 +134,8 @@ function workerEngine(onStatus) {
           return new Promise((res, rej) => { pending = { res, rej, onStep }; worker.postMessage({ type: "generate", opts }); });
         },
         cancel() { worker.postMessage({ type: "cancel" }); },
+        loseDevice() { worker.postMessage({ type: "lose-device" }); },
+        close() { worker.terminate(); },
       });
       else if (m.type === "step" && pending) pending.onStep(m.step, m.total, m.preview);
       else if (m.type === "done" && pending) { pending.res(m.image); pending = null; }

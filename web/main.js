@@ -36,9 +36,20 @@ async function main() {
   }
   const defaults = engine.defaults;
   $("steps").value = defaults.steps;
-  status(`ready on ${engine.adapter} in ${engine.where} with ${engine.which} (${defaults.width}×${defaults.height})`);
+  const ready = () => `ready on ${engine.adapter} in ${engine.where} with ${engine.which} (${defaults.width}×${defaults.height})`;
+  status(ready());
   document.body.dataset.engine = engine.where;
   document.body.dataset.kernels = engine.kernels;
+  window.ptditLoseDevice = () => engine.loseDevice(); // for tests of the recovery below
+  // A lost device (a driver reset, the GPU taken back) takes the engine with it: start a new
+  // one, with the model from the cache or built in, instead of asking for a reload.
+  const restart = async (why) => {
+    status(`${why}; restarting the engine…`, true);
+    engine.close();
+    engine = await loadEngine((text) => status(`${why}; restarting the engine: ${text}`, true));
+    status(`restarted after a lost GPU device: ${ready()}`);
+    document.body.dataset.restarts = `${Number(document.body.dataset.restarts || 0) + 1}`;
+  };
   $("generate").disabled = false;
   $("cancel").onclick = () => engine.cancel();
   $("generate").onclick = async () => {
@@ -69,6 +80,9 @@ async function main() {
     } catch (e) {
       const msg = `${e.message || e}`;
       if (/cancelled/.test(msg)) status("cancelled");
+      else if (/device.*lost|lost.*device/i.test(msg)) {
+        try { await restart(msg); } catch (e2) { status(`${msg}; restarting the engine failed: ${e2.message || e2}`, true); }
+      }
       else status(msg, true);
     } finally {
       $("generate").disabled = false;

@@ -1,4 +1,5 @@
-// The engine in a dedicated worker: messages in ({type: start | generate | cancel}), status,
+// The engine in a dedicated worker: messages in ({type: start | generate | cancel |
+// lose-device}), status,
 // per-step previews and the image out (pixel buffers transferred, not copied).
 import { startEngine } from "./engine.js";
 
@@ -23,5 +24,7 @@ self.onmessage = async ({ data: m }) => {
     }
   } else if (m.type === "cancel" && engine) {
     engine.cancel();
+  } else if (m.type === "lose-device" && engine) {
+    engine.loseDevice();
   }
 };

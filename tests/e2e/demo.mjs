@@ -1,7 +1,8 @@
 // Opens the built web demo (served at $URL), checks the engine started in a worker, types a
 // prompt, clicks Generate, waits for the image, checks the canvas holds a real image (not
 // blank) and that previews were drawn, saves a screenshot ($SHOT), cancels a second generation
-// and reloads the page, whose engine must take its kernel choice from the first visit's. With
+// and reloads the page, whose engine must take its kernel choice from the first visit's (with
+// LOSE_DEVICE=1 it then loses its device and must restart its engine without a reload). With
 // EXPECT_EMOJI=1 (the built-in model) the image must be an emoji-like picture: not blank, not
 // noise, with the white background every training image has. Exits non-zero with the reason
 // on any failure.
@@ -170,6 +171,25 @@ try {
   const kernels = await page.evaluate(() => document.body.dataset.kernels);
   console.log(`e2e: ready in ${firstVisit.toFixed(1)} s on the first visit (${measured}), ${secondVisit.toFixed(1)} s on the second (${kernels})`);
   if (!kernels || !kernels.includes("(cached)")) fail(`the second visit measured the kernels again: ${kernels}`);
+
+  // LOSE_DEVICE=1: the worker's device is destroyed, as a driver reset loses it. The next
+  // Generate fails, the page starts a new engine by itself (no reload) and generates again.
+  if (process.env.LOSE_DEVICE === "1") {
+    await page.fill("#steps", "2");
+    await page.evaluate(() => window.ptditLoseDevice());
+    await page.click("#generate");
+    await page.waitForFunction(() => document.body.dataset.restarts === "1"
+        && !document.getElementById("generate").disabled, null, { timeout: 300000 });
+    const restarted = await page.textContent("#status");
+    if (!/^restarted after a lost GPU device: ready/.test(restarted)) fail(`no restart after the device was lost: ${restarted}`);
+    await page.evaluate(() => { document.body.dataset.done = ""; });
+    await page.click("#generate");
+    await page.waitForFunction(() => document.body.dataset.done === "1"
+        || document.getElementById("status").className === "error", null, { timeout: 300000 });
+    const after = await page.textContent("#status");
+    if (!after.startsWith("done")) fail(`the restarted engine did not generate: ${after}`);
+    console.log(`e2e: device lost, engine restarted without a reload (${restarted}), then ${after}`);
+  }
 } finally {
   await browser.close();
 }
