@@ -54,12 +54,14 @@ struct U { mvp: mat4x4<f32> }
 
 struct V { @builtin(position) pos: vec4<f32>, @location(0) uv: vec2<f32>, @location(1) shade: f32 }
 
-// 36 vertices of a unit cube, computed from the vertex index: 6 faces x 2 triangles.
+// 36 vertices of a unit cube, computed from the vertex index: 6 faces x 2 triangles, counter-
+// clockwise seen from outside (the front face under back-face culling). Corner (0, 0) is each
+// face's top left as seen from outside, where the texture's top left goes.
 @vertex
 fn vs(@builtin(vertex_index) i: u32) -> V {
     let face = i / 6u;
-    let corner = array<vec2<f32>, 6>(vec2(0.0, 0.0), vec2(1.0, 0.0), vec2(1.0, 1.0),
-                                     vec2(0.0, 0.0), vec2(1.0, 1.0), vec2(0.0, 1.0))[i % 6u];
+    let corner = array<vec2<f32>, 6>(vec2(0.0, 0.0), vec2(1.0, 1.0), vec2(1.0, 0.0),
+                                     vec2(0.0, 0.0), vec2(0.0, 1.0), vec2(1.0, 1.0))[i % 6u];
     let s = corner * 2.0 - 1.0;
     var p: vec3<f32>;
     var n: vec3<f32>;

@@ -126,6 +126,52 @@ fn game_scene_survives_a_lost_device_and_shows_the_generated_texture_on_the_cube
         coloured(w, &rgb, (w / 4, h / 4, w * 3 / 4, h * 3 / 4)) > 50,
         "no emoji colours on the cube"
     );
+    // Seen from above, a cube drawn right shows its top face at the top of its outline at any
+    // turn; one drawn inside out shows a far side face's inside there (the near faces culled).
+    // The shader shades each face by its normal: the texture's white comes out at 230 on the
+    // ±y faces (0.55 + 0.45 · 0.7 / |(0.4, 0.7, 1)| = 0.795, sRGB-encoded), 243 on ±z and 216
+    // on ±x, so the top band's white tells the two apart.
+    let top = top_band_white(w, h, &rgb);
+    assert!(
+        (top - 230.0).abs() <= 6.0,
+        "the top of the cube is not its top face (white at {top}, not 230): drawn inside out?"
+    );
+}
+
+/// Median brightness of the near-white pixels in the band 2–12 % down the cube's outline (the
+/// pixels that differ from the corner's background colour).
+fn top_band_white(w: usize, h: usize, rgb: &[u8]) -> f32 {
+    let px = |x: usize, y: usize| &rgb[(y * w + x) * 3..][..3];
+    let bg = px(0, 0).to_vec();
+    let is_cube = |p: &[u8]| {
+        p.iter()
+            .zip(&bg)
+            .map(|(a, b)| a.abs_diff(*b) as u32)
+            .sum::<u32>()
+            > 30
+    };
+    let rows: Vec<usize> = (0..h)
+        .filter(|&y| (0..w).any(|x| is_cube(px(x, y))))
+        .collect();
+    let (first, last) = (rows[0], rows[rows.len() - 1]);
+    let span = (last - first) as f32;
+    let band = (first + (span * 0.02) as usize)..(first + (span * 0.12) as usize);
+    let mut white: Vec<f32> = band
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .map(|(x, y)| px(x, y))
+        .filter(|p| is_cube(p))
+        .filter(|p| {
+            p.iter().min().unwrap() > &120 && p.iter().max().unwrap() - p.iter().min().unwrap() < 25
+        })
+        .map(|p| p.iter().map(|v| *v as f32).sum::<f32>() / 3.0)
+        .collect();
+    assert!(
+        white.len() > 100,
+        "too few white pixels at the top of the cube ({})",
+        white.len()
+    );
+    white.sort_by(f32::total_cmp);
+    white[white.len() / 2]
 }
 
 #[test]
