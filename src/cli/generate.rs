@@ -9,14 +9,23 @@ use ptdit::autotune::{autotune, Cache};
 use ptdit::pipeline::embeddings::PromptEmbeddings;
 use ptdit::pipeline::generate::{encode_prompts, Request, TextToImage};
 use ptdit::pipeline::model_dir::Part;
+use ptdit::pipeline::settings::{ImageSettings, BUILT_IN_MODEL};
 use ptdit::pipeline::{default_model, limits, model_dir, png, StepCache};
 use ptdit::{Error, GpuContext, Result};
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct GenerateArgs {
     /// What to draw.
-    #[arg(long, required_unless_present_any = ["embeddings", "prompt_file"])]
+    #[arg(long, required_unless_present_any = ["embeddings", "prompt_file", "from"])]
     prompt: Option<String>,
+    /// Repeats the generation that wrote this PNG (its settings are in its text chunks:
+    /// `ptdit info FILE`), giving the same image. --out, --stats and --model (where that
+    /// model's files are now) may be given with it; the settings may not.
+    #[arg(long, conflicts_with_all = [
+        "prompt", "prompt_file", "embeddings", "negative_prompt", "size", "steps", "cfg",
+        "seed", "frames", "f16", "upscale", "cache",
+    ])]
+    from: Option<PathBuf>,
     /// Reads the prompt from a UTF-8 file instead (`-`: standard input); one final newline is
     /// dropped.
     #[arg(long, conflicts_with = "prompt")]
@@ -175,7 +184,55 @@ fn read_prompt(path: &std::path::Path) -> Result<String> {
     Ok(text)
 }
 
+/// `args` with the settings stored in the PNG at `path`.
+fn from_png(args: &GenerateArgs, path: &std::path::Path) -> Result<GenerateArgs> {
+    let text = super::info::png_text(path)?;
+    let s = ImageSettings::from_text(&text).map_err(|e| match e {
+        Error::Input(m) => Error::Input(format!("--from {}: {m}", path.display())),
+        e => e,
+    })?;
+    let f16 = match s.float.as_str() {
+        "f16" => true,
+        "f32" => false,
+        other => {
+            return Err(Error::Input(format!(
+                "{}: the float type `{other}` is not f32 or f16",
+                path.display()
+            )))
+        }
+    };
+    let stored = |key: &str| text.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let model = match (&args.model, s.model.as_str()) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, BUILT_IN_MODEL) => None,
+        (None, dir) => Some(PathBuf::from(dir)),
+    };
+    Ok(GenerateArgs {
+        prompt: stored(EMBEDDINGS_KEY).is_none().then_some(s.prompt),
+        embeddings: stored(EMBEDDINGS_KEY).map(PathBuf::from),
+        negative_prompt: s.negative_prompt,
+        model,
+        size: Some(format!("{}x{}", s.width, s.height)),
+        steps: Some(s.steps),
+        cfg: Some(s.guidance),
+        seed: s.seed,
+        frames: s.frames,
+        f16,
+        upscale: Some(s.upscale),
+        cache: s.cache,
+        from: None,
+        ..args.clone()
+    })
+}
+
+/// The text chunk naming the prompt embeddings a generation used instead of a prompt.
+const EMBEDDINGS_KEY: &str = "embeddings";
+
 pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
+    let args = &match &args.from {
+        Some(path) => from_png(args, path)?,
+        None => args.clone(),
+    };
     check_args(args)?;
     let from_file = args.prompt_file.as_deref().map(read_prompt).transpose()?;
     let prompt = from_file.as_deref().or(args.prompt.as_deref());
@@ -269,7 +326,28 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         .iter()
         .map(|f| f.upscale(factor))
         .collect::<Result<Vec<_>>>()?;
-    let bytes = png::encode(&frames)?;
+    let settings = ImageSettings {
+        prompt: prompt.unwrap_or_default().to_string(),
+        negative_prompt: args.negative_prompt.clone(),
+        seed: req.seed,
+        steps: req.steps,
+        guidance: req.cfg,
+        width,
+        height,
+        frames: args.frames,
+        model: match &args.model {
+            Some(dir) => dir.display().to_string(),
+            None => BUILT_IN_MODEL.to_string(),
+        },
+        float: format!("{float:?}").to_lowercase(),
+        cache: args.cache.clone(),
+        upscale: factor,
+    };
+    let mut text = settings.to_text();
+    if let Some(path) = &args.embeddings {
+        text.push((EMBEDDINGS_KEY.to_string(), path.display().to_string()));
+    }
+    let bytes = png::encode_with_text(&frames, &text)?;
     std::fs::write(&args.out, bytes).map_err(|e| Error::Io {
         path: args.out.display().to_string(),
         source: e,

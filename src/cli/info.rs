@@ -1,10 +1,55 @@
-//! `ptdit info`: what the engine would run on.
+//! `ptdit info`: what the engine would run on, or what settings made an image.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ptdit::{GpuContext, Result};
+use clap::Args;
+use ptdit::pipeline::png;
+use ptdit::{Error, GpuContext, Result};
 
-pub fn run() -> Result<ExitCode> {
+#[derive(Args)]
+pub struct InfoArgs {
+    /// A PNG written by ptdit: print the settings stored in it instead (repeat them with
+    /// `ptdit generate --from FILE`).
+    file: Option<PathBuf>,
+}
+
+/// Largest PNG read for its settings: they sit before the image data, so the read stops early
+/// in any file this engine wrote, and a huge file is not held.
+const MAX_PNG_BYTES: u64 = 256 << 20;
+
+/// The text chunks of the PNG at `path`.
+pub fn png_text(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let io = |e| Error::Io {
+        path: name.clone(),
+        source: e,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PNG_BYTES).read_to_end(&mut bytes))
+        .map_err(io)?;
+    png::read_text(&bytes).map_err(|e| e.in_file(&name))
+}
+
+pub fn run(args: &InfoArgs) -> Result<ExitCode> {
+    if let Some(file) = &args.file {
+        let text = png_text(file)?;
+        if text.is_empty() {
+            println!("{}: no text chunks (not written by ptdit)", file.display());
+        }
+        let width = text
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (k, v) in &text {
+            let v = super::printable(v).replace('\n', &format!("\n{:width$}  ", ""));
+            println!("{:width$}  {v}", super::printable(k));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let ctx = GpuContext::new_blocking()?;
     let r = &ctx.report;
     println!("adapter      {}", r.name);

@@ -4,7 +4,7 @@ mod bench;
 mod convert;
 mod encode;
 mod generate;
-mod info;
+pub(crate) mod info;
 mod quantize;
 mod random_model;
 mod tokenize;
@@ -23,8 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show the WebGPU adapter, backend, features and limits the engine would use.
-    Info,
+    /// Show the WebGPU adapter, backend, features and limits the engine would use; with a PNG
+    /// the engine wrote, the settings that made it.
+    Info(info::InfoArgs),
     /// Measure the engine against its baselines and print the figures.
     Bench(bench::BenchArgs),
     /// Convert an official PyTorch checkpoint to safetensors (without executing its pickle).
@@ -47,7 +48,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info => info::run(),
+        Command::Info(args) => info::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Generate(args) => generate::run(&args),

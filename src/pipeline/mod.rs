@@ -15,6 +15,7 @@ pub mod random_model;
 
 pub mod clean;
 pub(crate) mod sampler;
+pub mod settings;
 pub mod step_cache;
 pub mod text;
 

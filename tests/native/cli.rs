@@ -1,5 +1,5 @@
-//! The command line: `ptdit bench memory --json` (no GPU needed), `bench profile` and
-//! `bench ops`.
+//! The command line: `ptdit bench memory --json` (no GPU needed), `bench profile`, `bench ops`,
+//! `bench soak`, and the settings a PNG carries (`info FILE.png`, `generate --from`).
 
 /// Runs the CLI; its standard output, after checking that it succeeded.
 fn ptdit(args: &[&str]) -> String {
@@ -184,4 +184,56 @@ fn generations_in_one_process_do_not_grow_its_memory() {
         assert!(first > 0.0, "{f}: nothing was counted");
         assert!(second <= first + slack, "{f}: the second half grew");
     }
+}
+
+/// A PNG written by `generate` carries its settings; `info` prints them and `generate --from`
+/// repeats the generation: the same file, byte for byte (same pixels, same settings). Every
+/// setting differs from its default, so one that `--from` dropped would change the image.
+#[test]
+fn a_png_carries_its_settings_and_regenerates_to_the_same_image() {
+    let dir = std::env::temp_dir().join(format!("ptdit-from-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a.png"), dir.join("b.png"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let prompt = "red apple, \"glossy\" ☕";
+    ptdit(&[
+        "generate",
+        "--prompt",
+        prompt,
+        "--negative-prompt",
+        "blurry",
+        "--seed",
+        "7",
+        "--steps",
+        "4",
+        "--cfg",
+        "3.5",
+        "--cache",
+        "light",
+        "--upscale",
+        "2",
+        "--out",
+        a,
+    ]);
+    let info = ptdit(&["info", a]);
+    for line in [
+        format!("prompt           {prompt}"),
+        "negative prompt  blurry".into(),
+        "seed             7".into(),
+        "steps            4".into(),
+        "guidance         3.5".into(),
+        "size             32x32".into(),
+        "model            built-in emoji model".into(),
+        "float            f32".into(),
+        "step cache       light".into(),
+        "upscale          2".into(),
+        format!("Software         ptdit {}", env!("CARGO_PKG_VERSION")),
+    ] {
+        assert!(info.contains(&line), "`{line}` not in:\n{info}");
+    }
+    ptdit(&["generate", "--from", a, "--out", b]);
+    assert!(
+        std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+        "--from gave another file"
+    );
 }

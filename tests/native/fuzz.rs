@@ -454,6 +454,52 @@ fn fuzz_embeddings_and_autotune_cache() {
     });
 }
 
+/// The settings a PNG carries (`ptdit info FILE.png`, `generate --from`): its text chunks, read
+/// from the header with compressed text inflated up to a bound, then parsed as settings.
+#[test]
+fn fuzz_png_settings() {
+    use ptdit::pipeline::generate::Frame;
+    use ptdit::pipeline::png;
+    use ptdit::pipeline::settings::{ImageSettings, BUILT_IN_MODEL};
+    let frame = Frame {
+        width: 2,
+        height: 2,
+        rgb: vec![200; 12],
+    };
+    let settings = ImageSettings {
+        prompt: "red apple".into(),
+        negative_prompt: String::new(),
+        seed: 7,
+        steps: 30,
+        guidance: 4.0,
+        width: 32,
+        height: 32,
+        frames: 1,
+        model: BUILT_IN_MODEL.into(),
+        float: "f32".into(),
+        cache: "off".into(),
+        upscale: 4,
+    };
+    let with_settings =
+        png::encode_with_text(std::slice::from_ref(&frame), &settings.to_text()).unwrap();
+    // A compressed (zTXt) chunk too, so the inflation bound is exercised.
+    let mut compressed = Vec::new();
+    {
+        let mut enc = ::png::Encoder::new(&mut compressed, 2, 2);
+        enc.set_color(::png::ColorType::Rgb);
+        enc.add_ztxt_chunk("prompt".into(), "a".repeat(4096))
+            .unwrap();
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&frame.rgb).unwrap();
+        w.finish().unwrap();
+    }
+    fuzz("png-settings", vec![with_settings, compressed], |b| {
+        if let Ok(text) = png::read_text(b) {
+            let _ = ImageSettings::from_text(&text);
+        }
+    });
+}
+
 #[test]
 fn fuzz_quantized_weights_upload() {
     // The tiny transformer stored q8 (its Linears' K are multiples of 32 where packed), loaded
