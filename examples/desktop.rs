@@ -21,6 +21,7 @@ use eframe::egui;
 use ptdit::autotune::{autotune, Cache};
 use ptdit::embed::{Budget, Generation};
 use ptdit::pipeline::generate::{Frame, Request, TextToImage};
+use ptdit::pipeline::settings::{ImageSettings, BUILT_IN_MODEL};
 use ptdit::pipeline::step_cache::LEVELS;
 use ptdit::pipeline::{default_model, model_dir, png, StepCache};
 use ptdit::GpuContext;
@@ -33,6 +34,9 @@ struct Args {
     /// With --prompt: save a screenshot of the window when the image is done, then exit.
     #[arg(long)]
     screenshot: Option<PathBuf>,
+    /// With --prompt: also save the image as Save PNG does (with its settings) when it is done.
+    #[arg(long)]
+    save: Option<PathBuf>,
     /// A model directory instead of the embedded default model.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -79,12 +83,15 @@ struct App {
     cache: String,
     /// The latest image or preview, as the UI holds it, and as RGB for saving.
     shown: Option<(egui::TextureHandle, Frame)>,
+    /// The settings of the generation shown, saved with it.
+    made_with: Option<ImageSettings>,
     run: Option<Run>,
     lose_device_after_steps: Option<usize>,
     status: String,
     save_path: String,
     budget: usize,
     screenshot: Option<PathBuf>,
+    save_when_done: Option<PathBuf>,
     shot: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
     shot_requested: bool,
 }
@@ -102,12 +109,14 @@ impl App {
             req,
             cache: args.cache,
             shown: None,
+            made_with: None,
             run: None,
             lose_device_after_steps: args.lose_device_after_steps,
             status,
             save_path: "ptdit.png".into(),
             budget: args.budget,
             screenshot: args.screenshot,
+            save_when_done: args.save,
             shot: Default::default(),
             shot_requested: false,
         };
@@ -118,6 +127,23 @@ impl App {
     }
 
     fn start(&mut self) {
+        self.made_with = Some(ImageSettings {
+            prompt: self.req.prompt.clone(),
+            negative_prompt: self.req.negative_prompt.clone(),
+            seed: self.req.seed,
+            steps: self.req.steps,
+            guidance: self.req.cfg,
+            width: self.req.width,
+            height: self.req.height,
+            frames: self.req.frames,
+            model: match &self.model {
+                Some(dir) => dir.display().to_string(),
+                None => BUILT_IN_MODEL.to_string(),
+            },
+            float: "f32".into(),
+            cache: self.cache.clone(),
+            upscale: 1,
+        });
         let target = self
             .ctx
             .device
@@ -232,11 +258,22 @@ impl App {
         }
     }
 
+    /// Saves the image with the settings that made it (`ptdit info FILE.png` shows them,
+    /// `ptdit generate --from FILE.png` repeats them).
     fn save(&mut self) {
         let Some((_, f)) = &self.shown else { return };
+        let Some(settings) = &self.made_with else {
+            return;
+        };
         self.status = match Ok::<_, String>(f).and_then(|f| {
-            let f = f.upscale(f.factor_for(128)).unwrap_or_else(|_| f.clone());
-            let bytes = png::encode(&[f]).map_err(|e| e.to_string())?;
+            let factor = f.factor_for(128);
+            let f = f.upscale(factor).map_err(|e| e.to_string())?;
+            let text = ImageSettings {
+                upscale: factor,
+                ..settings.clone()
+            }
+            .to_text();
+            let bytes = png::encode_with_text(&[f], &text).map_err(|e| e.to_string())?;
             std::fs::write(&self.save_path, bytes).map_err(|e| e.to_string())
         }) {
             Ok(()) => format!("saved {}", self.save_path),
@@ -333,7 +370,17 @@ impl eframe::App for App {
             }
         });
 
-        // Automation: once the image is done, a screenshot of the window, then exit.
+        // Automation: once the image is done, the image saved and a screenshot of the window,
+        // then exit.
+        if self.run.is_none() && self.shown.is_some() {
+            if let Some(path) = self.save_when_done.take() {
+                let done = self.status.clone();
+                self.save_path = path.display().to_string();
+                self.save();
+                println!("{}", self.status);
+                self.status = done; // the screenshot shows how the generation went
+            }
+        }
         if let Some(path) = self.screenshot.clone() {
             let done = self.run.is_none() && self.shown.is_some();
             if done && !self.shot_requested {

@@ -475,7 +475,8 @@ impl App {
         // A few frames after the image is done (so it shows on every face), take the shot.
         if let (Some(done), Some(path)) = (r.done_at, &args.screenshot) {
             if r.frames >= done + 3 {
-                let shot = screenshot(gpu, t)?;
+                // At a fixed turn, not the frame's: a test checks which face is where.
+                let shot = screenshot(gpu, SHOT_TIME)?;
                 std::fs::write(path, png::encode(&[shot]).map_err(|e| e.to_string())?)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 println!("wrote {}", path.display());
@@ -487,6 +488,10 @@ impl App {
         Ok(())
     }
 }
+
+/// The scene's time in the screenshot: the cube turned 0.3 rad, its front, top and a side face
+/// in view.
+const SHOT_TIME: f32 = 0.5;
 
 /// Draws the scene once more into an offscreen texture of the window's size and reads it back.
 fn screenshot(r: &Gpu, t: f32) -> Result<Frame, String> {

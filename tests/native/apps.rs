@@ -126,8 +126,9 @@ fn game_scene_survives_a_lost_device_and_shows_the_generated_texture_on_the_cube
         coloured(w, &rgb, (w / 4, h / 4, w * 3 / 4, h * 3 / 4)) > 50,
         "no emoji colours on the cube"
     );
-    // Seen from above, a cube drawn right shows its top face at the top of its outline at any
-    // turn; one drawn inside out shows a far side face's inside there (the near faces culled).
+    // Seen from above, as in the screenshot (drawn at a fixed turn), a cube drawn right shows its
+    // top face at the top of its outline; one drawn inside out shows a far side face's inside
+    // there (the near faces culled).
     // The shader shades each face by its normal: the texture's white comes out at 230 on the
     // ±y faces (0.55 + 0.45 · 0.7 / |(0.4, 0.7, 1)| = 0.795, sRGB-encoded), 243 on ±z and 216
     // on ±x, so the top band's white tells the two apart.
@@ -178,10 +179,25 @@ fn top_band_white(w: usize, h: usize, rgb: &[u8]) -> f32 {
 fn desktop_app_survives_a_lost_device_and_shows_the_image() {
     // With the step cache on, as its menu would set it: the image still shows, and the status
     // says how many steps the cache skipped.
+    let saved = std::env::temp_dir().join(format!("ptdit-desktop-save-{}.png", std::process::id()));
     let (w, h, rgb, stdout) = run_with_screenshot(
         "desktop",
         "red apple",
-        &["--cache", "heavy", "--lose-device-after-steps", "3"],
+        &[
+            "--cache",
+            "heavy",
+            "--lose-device-after-steps",
+            "3",
+            "--save",
+            saved.to_str().unwrap(),
+        ],
+    );
+    // Save PNG writes the settings that made the image (those of the restarted generation).
+    let text = ptdit::pipeline::png::read_text(&std::fs::read(&saved).unwrap()).unwrap();
+    let s = ptdit::pipeline::settings::ImageSettings::from_text(&text).unwrap();
+    assert_eq!(
+        (s.prompt.as_str(), s.cache.as_str(), s.steps),
+        ("red apple", "heavy", 30)
     );
     assert!(
         stdout.contains("device was lost")
