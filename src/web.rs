@@ -22,7 +22,8 @@ use wasm_bindgen_futures::JsFuture;
 use crate::gpu::GpuContext;
 use crate::pipeline::embeddings::PromptEmbeddings;
 use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
-use crate::pipeline::{default_model, model_dir, StepCache};
+use crate::pipeline::settings::{ImageSettings, BUILT_IN_MODEL};
+use crate::pipeline::{default_model, limits, model_dir, png, StepCache};
 use crate::tensor::DType;
 
 // wgpu cannot wrap a `GPUDevice` made by JavaScript, but it gets its device from
@@ -251,6 +252,8 @@ fn request(o: &JsValue, defaults: Request) -> Result<Request, JsError> {
 pub struct Engine {
     ctx: GpuContext,
     pipe: Option<TextToImage>,
+    /// How the settings a PNG carries name the model loaded.
+    model_name: String,
     kernels: String,
 }
 
@@ -271,6 +274,7 @@ impl Engine {
         Ok(Engine {
             ctx,
             pipe: None,
+            model_name: String::new(),
             kernels: tuned.summary(),
         })
     }
@@ -403,6 +407,7 @@ impl Engine {
         }
         let components = stream.finish().map_err(js_err)?;
         self.pipe = Some(TextToImage::new(&self.ctx, components).map_err(js_err)?);
+        self.model_name = "a model directory loaded by the page".into();
         Ok(())
     }
 
@@ -411,6 +416,7 @@ impl Engine {
     pub fn load_default_model(&mut self) -> Result<(), JsError> {
         let components = model_dir::from_files(&default_model::files()).map_err(js_err)?;
         self.pipe = Some(TextToImage::new(&self.ctx, components).map_err(js_err)?);
+        self.model_name = BUILT_IN_MODEL.into();
         Ok(())
     }
 
@@ -457,7 +463,10 @@ impl Engine {
     }
 
     /// Generates an image. `onStep(step, total, preview)` is called after each step with a
-    /// small RGBA preview of the latents; an aborted `signal` cancels between steps.
+    /// small RGBA preview of the latents; an aborted `signal` cancels between steps. Besides
+    /// `width`, `height` and `data`, the image has `skippedSteps`, `settings` (`[key, value]`
+    /// pairs) and `png`: the image as a PNG enlarged as `ptdit generate` enlarges it, with
+    /// the settings as text chunks (`ptdit generate --from FILE.png` repeats them).
     pub async fn generate(
         &self,
         options: JsValue,
@@ -493,6 +502,42 @@ impl Engine {
             .first()
             .ok_or_else(|| JsError::new("no image was produced"))?;
         let img = image(first)?;
+        let cache = match field(&options, "cache").and_then(|v| v.as_string()) {
+            Some(c) => c,
+            None => "off".into(),
+        };
+        let settings = ImageSettings {
+            prompt: req.prompt.clone(),
+            negative_prompt: req.negative_prompt.clone(),
+            seed: req.seed,
+            steps: req.steps,
+            guidance: req.cfg,
+            width: req.width,
+            height: req.height,
+            frames: req.frames,
+            model: self.model_name.clone(),
+            float: "f32".into(),
+            cache,
+            upscale: limits::factor_for(first.width, first.height, 128),
+        };
+        let text = settings.to_text();
+        let bytes =
+            png::encode_with_text(&[first.upscale(settings.upscale).map_err(js_err)?], &text)
+                .map_err(js_err)?;
+        let pairs = js_sys::Array::new();
+        for (k, v) in &text {
+            pairs.push(&js_sys::Array::of2(
+                &JsValue::from_str(k),
+                &JsValue::from_str(v),
+            ));
+        }
+        for (k, v) in [
+            ("settings", JsValue::from(pairs)),
+            ("png", Uint8Array::from(&bytes[..]).into()),
+        ] {
+            Reflect::set(&img, &JsValue::from_str(k), &v)
+                .map_err(|_| JsError::new("cannot annotate the image"))?;
+        }
         // How many steps the step cache skipped, on the image object.
         Reflect::set(
             &img,

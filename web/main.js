@@ -52,6 +52,15 @@ async function main() {
   };
   $("generate").disabled = false;
   $("cancel").onclick = () => engine.cancel();
+  // The PNG the engine wrote, with the settings as text chunks.
+  let lastPng = null;
+  $("download").onclick = () => {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([lastPng], { type: "image/png" }));
+    a.download = `ptdit-${$("seed").value}.png`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  };
   $("generate").onclick = async () => {
     $("generate").disabled = true;
     $("cancel").disabled = false;
@@ -73,6 +82,8 @@ async function main() {
       });
       draw(image);
       window.ptditLastImage = image; // for tests: the image before scaling to the canvas
+      lastPng = image.png;
+      $("download").disabled = false;
       $("progress").value = 1;
       const skipped = image.skippedSteps ? `, step cache skipped ${image.skippedSteps} of ${opts.steps} steps` : "";
       status(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s${skipped}`);

@@ -2,7 +2,8 @@
 // prompt, clicks Generate, waits for the image, checks the canvas holds a real image (not
 // blank) and that previews were drawn, saves a screenshot ($SHOT), cancels a second generation
 // and reloads the page, whose engine must take its kernel choice from the first visit's (with
-// LOSE_DEVICE=1 it then loses its device and must restart its engine without a reload). With
+// LOSE_DEVICE=1 it then loses its device and must restart its engine without a reload; with
+// PTDIT=path/to/ptdit the Download PNG must regenerate natively with `ptdit generate --from`). With
 // EXPECT_EMOJI=1 (the built-in model) the image must be an emoji-like picture: not blank, not
 // noise, with the white background every training image has. Exits non-zero with the reason
 // on any failure.
@@ -146,6 +147,38 @@ try {
     // rounding boundary. 2 levels allow for that and the GPUs' exp/sin ulps, and still catch any
     // real difference in the computation, which shows up as tens of levels.
     if (cmp.max > 2) fail(`the browser and native images differ by up to ${cmp.max} levels`);
+  }
+  if (process.env.PTDIT) {
+    // Download PNG: the file carries its settings, and `ptdit generate --from` on it gives the
+    // same image natively (the tolerance above; the download is enlarged 4x, bilinear).
+    const fs = await import("node:fs");
+    const { execFileSync } = await import("node:child_process");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+    const file = "target/e2e-download.png", again = "target/e2e-download-regenerated.png";
+    await download.saveAs(file);
+    const info = execFileSync(process.env.PTDIT, ["info", file]).toString();
+    if (!/^prompt +red apple$/m.test(info) || !/^steps +10$/m.test(info)) fail(`the downloaded PNG lacks its settings:\n${info}`);
+    execFileSync(process.env.PTDIT, ["generate", "--from", file, "--out", again]);
+    const [a, b] = [file, again].map((f) => fs.readFileSync(f).toString("base64"));
+    const d = await page.evaluate(async ([a, b]) => {
+      const pixels = async (b64) => {
+        const img = new Image();
+        img.src = `data:image/png;base64,${b64}`;
+        await img.decode();
+        const c = document.createElement("canvas");
+        c.width = img.width; c.height = img.height;
+        c.getContext("2d").drawImage(img, 0, 0);
+        return c.getContext("2d").getImageData(0, 0, img.width, img.height);
+      };
+      const [x, y] = [await pixels(a), await pixels(b)];
+      if (x.width !== y.width || x.height !== y.height) return { error: `sizes differ: ${x.width}x${x.height} vs ${y.width}x${y.height}` };
+      let max = 0;
+      for (let i = 0; i < x.data.length; i++) max = Math.max(max, Math.abs(x.data[i] - y.data[i]));
+      return { max, size: `${x.width}x${x.height}` };
+    }, [a, b]);
+    if (d.error) fail(d.error);
+    console.log(`e2e: Download PNG (${d.size}) regenerated natively with --from: max |diff| ${d.max} levels`);
+    if (d.max > 2) fail(`--from on the downloaded PNG gave another image (${d.max} levels)`);
   }
   await page.screenshot({ path: shot });
   console.log(`e2e: ${status}; canvas mean ${stats.mean.toFixed(1)}, std ${stats.std.toFixed(1)}, ${stats.colours} colours; screenshot ${shot}`);
