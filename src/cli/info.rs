@@ -4,14 +4,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use ptdit::pipeline::png;
+use ptdit::pipeline::{model_info, png};
 use ptdit::{Error, GpuContext, Result};
 
 #[derive(Args)]
 pub struct InfoArgs {
     /// A PNG written by ptdit: print the settings stored in it instead (repeat them with
     /// `ptdit generate --from FILE`).
+    #[arg(conflicts_with = "model")]
     file: Option<PathBuf>,
+    /// A model directory: print what it holds (components, parameters, storage, sizes it
+    /// supports, what is missing) from its configs and weight headers, without a GPU.
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 /// Largest PNG read for its settings: they sit before the image data, so the read stops early
@@ -33,7 +38,43 @@ pub fn png_text(path: &std::path::Path) -> Result<Vec<(String, String)>> {
     png::read_text(&bytes).map_err(|e| e.in_file(&name))
 }
 
+fn print_model(dir: &std::path::Path) -> Result<ExitCode> {
+    let info = model_info::describe(dir)?;
+    println!("model          {}", dir.display());
+    if !info.missing.is_empty() {
+        println!("missing        {}", info.missing.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    for c in &info.components {
+        println!("{:<14} {}", c.name, super::printable(&c.summary));
+        if let Some(w) = &c.weights {
+            let dtypes: Vec<String> = w.dtypes.iter().map(|(d, n)| format!("{n} {d}")).collect();
+            println!(
+                "{:<14} {} file(s), {} tensors ({}), {:.2} M parameters, {:.1} MiB",
+                "",
+                w.files,
+                w.tensors,
+                dtypes.join(", "),
+                w.parameters as f64 / 1e6,
+                mib(w.bytes)
+            );
+        }
+    }
+    for (k, v) in &info.supports {
+        println!("{k:<14} {v}");
+    }
+    println!("missing        nothing");
+    for w in &info.warnings {
+        println!("warning        {}", super::printable(w));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: &InfoArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.model {
+        return print_model(dir);
+    }
     if let Some(file) = &args.file {
         let text = png_text(file)?;
         if text.is_empty() {

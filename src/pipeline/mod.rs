@@ -7,6 +7,8 @@ pub mod embeddings;
 pub mod generate;
 pub mod limits;
 pub mod model_dir;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod model_info;
 pub mod png;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod quantize;

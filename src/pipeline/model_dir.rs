@@ -116,7 +116,7 @@ pub fn read_dir(root: &Path) -> Result<Files> {
 }
 
 /// The files of a model directory that the pipeline uses: (relative path, path).
-fn list_dir(root: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+pub(crate) fn list_dir(root: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
     let mut files = Vec::new();
     for comp in COMPONENTS {
         let d = root.join(comp);

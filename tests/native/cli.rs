@@ -237,3 +237,41 @@ fn a_png_carries_its_settings_and_regenerates_to_the_same_image() {
         "--from gave another file"
     );
 }
+
+/// `info --model DIR` reads configs and weight headers only: the counts it prints match the
+/// weights read whole, and a directory without its configs is reported, not loaded.
+#[test]
+fn info_model_describes_a_directory_without_loading_it() {
+    let info = ptdit(&["info", "--model", "assets/emoji"]);
+    for comp in ["transformer", "text_encoder"] {
+        let f = ptdit::formats::safetensors::TensorFile::read(format!(
+            "assets/emoji/{comp}/model.safetensors"
+        ))
+        .unwrap();
+        let params: usize = f.tensors.values().map(|t| t.shape.numel()).sum();
+        let line = format!("{} tensors", f.tensors.len());
+        let count = format!("{:.2} M parameters", params as f64 / 1e6);
+        assert!(
+            info.contains(&line) && info.contains(&count),
+            "{comp}: `{line}`, `{count}` not in:\n{info}"
+        );
+    }
+    assert!(info.contains("PT-DiT: 6 layers") && info.contains("missing        nothing"));
+    let dir = std::env::temp_dir().join(format!("ptdit-info-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("transformer")).unwrap();
+    std::fs::copy(
+        "assets/emoji/transformer/config.json",
+        dir.join("transformer/config.json"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
+        .args(["info", "--model", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("missing        transformer/*.safetensors"),
+        "{stdout}"
+    );
+}
