@@ -248,6 +248,59 @@ fn request(o: &JsValue, defaults: Request) -> Result<Request, JsError> {
     Ok(r)
 }
 
+// The types of the JS API's objects, for the package's TypeScript declarations (wasm-bindgen
+// writes the rest from the signatures below; `tests/npm` type-checks an app against them).
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+/** Options of `Engine.generate`; anything left out takes the model's default. */
+export interface GenerateOptions {
+  prompt?: string;
+  negativePrompt?: string;
+  seed?: number;
+  steps?: number;
+  /** Classifier-free guidance scale. */
+  cfg?: number;
+  width?: number;
+  height?: number;
+  /** Step cache: "off", "light", "medium", "heavy", or "RULE:THRESHOLD[,key=n...]". */
+  cache?: string;
+  /** Prompt embeddings from `Engine.encode` (or `ptdit encode`) instead of the prompts. */
+  embeddings?: Uint8Array;
+}
+
+/** An RGBA image, as `new ImageData(data, width, height)` takes it. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Uint8ClampedArray;
+}
+
+/** What `Engine.generate` resolves to. */
+export interface GeneratedImage extends RgbaImage {
+  /** Steps whose middle blocks the step cache skipped. */
+  skippedSteps: number;
+  /** The settings that made it: prompt, seed, steps, guidance, size, model, … */
+  settings: [string, string][];
+  /** The image as a PNG (enlarged as `ptdit generate` does) carrying `settings`. */
+  png: Uint8Array;
+}
+
+/** A loaded model's defaults. */
+export interface ModelDefaults {
+  width: number;
+  height: number;
+  steps: number;
+  cfg: number;
+}
+
+/** One file of a model directory, or a function giving it when the engine comes to it. */
+export type ModelFileSource = Uint8Array | ArrayBuffer | Blob | Response | ReadableStream<Uint8Array>;
+export type ModelFile = ModelFileSource | (() => ModelFileSource | Promise<ModelFileSource>);
+
+/** Called after each step with a small RGBA preview of the latents. */
+export type StepCallback = (step: number, total: number, preview: RgbaImage) => void;
+"#;
+
 #[wasm_bindgen]
 pub struct Engine {
     ctx: GpuContext,
@@ -283,7 +336,9 @@ impl Engine {
     /// device. The engine never destroys it; it does install its own `onuncapturederror`
     /// handler on it (wgpu's), so set yours again afterwards if you had one.
     #[wasm_bindgen(js_name = onDevice)]
-    pub async fn on_device(device: JsValue) -> Result<Engine, JsError> {
+    pub async fn on_device(
+        #[wasm_bindgen(unchecked_param_type = "object")] device: JsValue,
+    ) -> Result<Engine, JsError> {
         lend_device(&device).map_err(|e| {
             JsError::new(
                 &e.as_string()
@@ -359,7 +414,8 @@ impl Engine {
     #[wasm_bindgen(js_name = loadModel)]
     pub async fn load_model(
         &mut self,
-        files: js_sys::Map,
+        #[wasm_bindgen(unchecked_param_type = "Map<string, ModelFile>")] files: js_sys::Map,
+        #[wasm_bindgen(unchecked_param_type = "((bytes: number, path: string) => void) | null")]
         on_progress: Option<Function>,
     ) -> Result<(), JsError> {
         let mut small = BTreeMap::new();
@@ -431,6 +487,7 @@ impl Engine {
     }
 
     /// The loaded model's defaults: `{width, height, steps, cfg}`.
+    #[wasm_bindgen(unchecked_return_type = "ModelDefaults")]
     pub fn defaults(&self) -> Result<JsValue, JsError> {
         let pipe = self
             .pipe
@@ -467,10 +524,11 @@ impl Engine {
     /// `width`, `height` and `data`, the image has `skippedSteps`, `settings` (`[key, value]`
     /// pairs) and `png`: the image as a PNG enlarged as `ptdit generate` enlarges it, with
     /// the settings as text chunks (`ptdit generate --from FILE.png` repeats them).
+    #[wasm_bindgen(unchecked_return_type = "GeneratedImage")]
     pub async fn generate(
         &self,
-        options: JsValue,
-        on_step: Option<Function>,
+        #[wasm_bindgen(unchecked_param_type = "GenerateOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StepCallback | null")] on_step: Option<Function>,
         signal: Option<web_sys::AbortSignal>,
     ) -> Result<JsValue, JsError> {
         let pipe = self
