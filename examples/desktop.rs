@@ -1,5 +1,6 @@
-//! The desktop app: prompt, steps, seed, guidance and step cache, Generate and Cancel, the live
-//! preview, Save PNG. Built on eframe (egui on wgpu). The engine advances a slice of GPU work
+//! The desktop app: a model directory to open, prompt, steps, seed, guidance and step cache,
+//! Generate and Cancel, the live preview, Save PNG (with the settings, as `ptdit generate`
+//! writes them), and the recent generations, each one click from its settings again. Built on eframe (egui on wgpu). The engine advances a slice of GPU work
 //! per UI frame, so the window stays responsive while it denoises. It runs on a device of its
 //! own, not eframe's: a device lost to a long compute job or a driver reset then takes only
 //! the engine, which the app starts again on a new device and resumes the generation (each
@@ -15,6 +16,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// Generations kept in the Recent list.
+const RECENT: usize = 8;
 
 use clap::Parser;
 use eframe::egui;
@@ -85,6 +89,10 @@ struct App {
     shown: Option<(egui::TextureHandle, Frame)>,
     /// The settings of the generation shown, saved with it.
     made_with: Option<ImageSettings>,
+    /// The last generations, newest first: settings, thumbnail, image.
+    recent: Vec<(ImageSettings, egui::TextureHandle, Frame)>,
+    /// The model directory field (empty: the built-in model).
+    model_field: String,
     run: Option<Run>,
     lose_device_after_steps: Option<usize>,
     status: String,
@@ -102,6 +110,11 @@ impl App {
         let status = format!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
         let mut req = pipe.request(args.prompt.as_deref().unwrap_or("red apple"));
         req.cache = StepCache::level(&args.cache).map_err(|e| e.to_string())?;
+        let model_field = args
+            .model
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
         let mut app = App {
             ctx,
             pipe,
@@ -110,6 +123,8 @@ impl App {
             cache: args.cache,
             shown: None,
             made_with: None,
+            recent: Vec::new(),
+            model_field,
             run: None,
             lose_device_after_steps: args.lose_device_after_steps,
             status,
@@ -184,6 +199,62 @@ impl App {
         Ok(())
     }
 
+    /// Keeps the image shown and its settings at the top of the recent generations.
+    fn remember(&mut self, ui: &egui::Context) {
+        if let (Some((_, frame)), Some(settings)) = (&self.shown, &self.made_with) {
+            // A texture of its own: the shown one is overwritten by the next generation.
+            let size = [frame.width, frame.height];
+            let image = egui::ColorImage::from_rgb(size, &frame.rgb);
+            let thumb = ui.load_texture("recent", image, egui::TextureOptions::LINEAR);
+            self.recent
+                .insert(0, (settings.clone(), thumb, frame.clone()));
+            self.recent.truncate(RECENT);
+        }
+    }
+
+    /// Makes a generation of the list current again: its settings in the controls, its image
+    /// shown and ready to save.
+    fn recall(&mut self, i: usize) {
+        let Some((s, _, frame)) = self.recent.get(i).cloned() else {
+            return;
+        };
+        let r = &mut self.req;
+        (r.prompt, r.negative_prompt) = (s.prompt.clone(), s.negative_prompt.clone());
+        (r.seed, r.steps, r.cfg) = (s.seed, s.steps, s.guidance);
+        self.cache = s.cache.clone();
+        if let Some((handle, f)) = &mut self.shown {
+            let image = egui::ColorImage::from_rgb([frame.width, frame.height], &frame.rgb);
+            handle.set(image, egui::TextureOptions::LINEAR);
+            *f = frame;
+        }
+        self.status = format!("seed {}, {} steps: {}", s.seed, s.steps, s.prompt);
+        self.made_with = Some(s);
+    }
+
+    /// Loads another model directory (empty: the built-in model) on a new engine; the one in
+    /// use stays if it fails.
+    fn open_model(&mut self) {
+        let dir = self.model_field.trim();
+        let model = (!dir.is_empty()).then(|| PathBuf::from(dir));
+        match engine(model.as_deref()) {
+            Ok((ctx, pipe)) => {
+                let prompt = std::mem::take(&mut self.req.prompt);
+                self.req = Request {
+                    cache: self.req.cache,
+                    ..pipe.request(&prompt)
+                };
+                (self.ctx, self.pipe, self.model, self.run) = (ctx, pipe, model, None);
+                self.status = format!(
+                    "model: {}",
+                    self.model
+                        .as_ref()
+                        .map_or(BUILT_IN_MODEL.to_string(), |d| d.display().to_string())
+                );
+            }
+            Err(e) => self.status = format!("cannot open {dir}: {e}"),
+        }
+    }
+
     /// After a lost device: a new engine on a new device, and the generation started again.
     fn restart(&mut self, lost: &ptdit::Error) {
         let resume = self.run.take().is_some();
@@ -229,6 +300,7 @@ impl App {
                         p.steps,
                         run.started.elapsed().as_secs_f32()
                     );
+                    self.remember(ui);
                 }
                 self.run = None;
             }
@@ -295,6 +367,19 @@ impl eframe::App for App {
             .exact_size(260.0)
             .show(ui, |ui| {
                 ui.heading("ptdit");
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.model_field)
+                            .hint_text("model directory (empty: built-in)")
+                            .desired_width(180.0),
+                    );
+                    if ui
+                        .add_enabled(self.run.is_none(), egui::Button::new("Open"))
+                        .clicked()
+                    {
+                        self.open_model();
+                    }
+                });
                 ui.label("Prompt");
                 ui.add(egui::TextEdit::multiline(&mut self.req.prompt).desired_rows(3));
                 ui.label("Negative prompt");
@@ -354,6 +439,27 @@ impl eframe::App for App {
                 });
                 ui.separator();
                 ui.label(&self.status);
+                if !self.recent.is_empty() {
+                    ui.separator();
+                    ui.label("Recent (click to use again)");
+                    let mut picked = None;
+                    for (i, (s, thumb, _)) in self.recent.iter().enumerate() {
+                        let text = format!("seed {}, {} steps: {}", s.seed, s.steps, s.prompt);
+                        let image = egui::Image::new(egui::load::SizedTexture::new(
+                            thumb.id(),
+                            egui::vec2(24.0, 24.0),
+                        ));
+                        if ui
+                            .add(egui::Button::image_and_text(image, text).truncate())
+                            .clicked()
+                        {
+                            picked = Some(i);
+                        }
+                    }
+                    if let Some(i) = picked {
+                        self.recall(i);
+                    }
+                }
             });
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some((handle, _)) = &self.shown {
@@ -410,7 +516,12 @@ impl eframe::App for App {
                 match png::encode(&[f]).map_err(|e| e.to_string()).and_then(|b| {
                     std::fs::write(&path, b).map_err(|e| format!("{}: {e}", path.display()))
                 }) {
-                    Ok(()) => println!("wrote {} ({}; {w}x{h})", path.display(), self.status),
+                    Ok(()) => println!(
+                        "wrote {} ({}; {} in Recent; {w}x{h})",
+                        path.display(),
+                        self.status,
+                        self.recent.len()
+                    ),
                     Err(e) => eprintln!("error: {e}"),
                 }
                 ctx.send_viewport_cmd(egui::ViewportCommand::Close);

@@ -192,6 +192,10 @@ fn desktop_app_survives_a_lost_device_and_shows_the_image() {
             saved.to_str().unwrap(),
         ],
     );
+    assert!(
+        stdout.contains("1 in Recent"),
+        "the generation is not in Recent: {stdout}"
+    );
     // Save PNG writes the settings that made the image (those of the restarted generation).
     let text = ptdit::pipeline::png::read_text(&std::fs::read(&saved).unwrap()).unwrap();
     let s = ptdit::pipeline::settings::ImageSettings::from_text(&text).unwrap();
