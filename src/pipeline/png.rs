@@ -67,19 +67,24 @@ pub fn read_text(bytes: &[u8]) -> Result<Vec<(String, String)>> {
     for c in &info.uncompressed_latin1_text {
         out.push((c.keyword.clone(), c.text.clone()));
     }
+    // Compressed text (zTXt, and iTXt that may be) is inflated only up to the bound first.
+    let inflated = |keyword: &str, r: std::result::Result<String, png::DecodingError>| {
+        r.map(|text| (keyword.to_string(), text))
+            .map_err(|e| bad(format!("text chunk `{keyword}`: {e}")))
+    };
     for c in &info.compressed_latin1_text {
         let mut c = c.clone();
-        c.decompress_text_with_limit(MAX_TEXT_BYTES)
-            .map_err(|e| bad(format!("text chunk `{}`: {e}", c.keyword)))?;
-        let text = c.get_text().map_err(|e| bad(e.to_string()))?;
-        out.push((c.keyword, text));
+        let text = c
+            .decompress_text_with_limit(MAX_TEXT_BYTES)
+            .and_then(|()| c.get_text());
+        out.push(inflated(&c.keyword, text)?);
     }
     for c in &info.utf8_text {
         let mut c = c.clone();
-        c.decompress_text_with_limit(MAX_TEXT_BYTES)
-            .map_err(|e| bad(format!("text chunk `{}`: {e}", c.keyword)))?;
-        let text = c.get_text().map_err(|e| bad(e.to_string()))?;
-        out.push((c.keyword, text));
+        let text = c
+            .decompress_text_with_limit(MAX_TEXT_BYTES)
+            .and_then(|()| c.get_text());
+        out.push(inflated(&c.keyword, text)?);
     }
     Ok(out)
 }

@@ -7,17 +7,13 @@
 // EXPECT_EMOJI=1 (the built-in model) the image must be an emoji-like picture: not blank, not
 // noise, with the white background every training image has. Exits non-zero with the reason
 // on any failure.
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const url = process.env.URL ?? "http://127.0.0.1:8765/index.html";
 const shot = process.env.SHOT ?? "demo.png";
 const fail = (msg) => { console.error(`e2e: FAIL: ${msg}`); process.exit(1); };
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/lib/chromium/chromium",
-  args: ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.error("page error:", e.message));

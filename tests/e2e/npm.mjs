@@ -7,7 +7,7 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const fail = (msg) => { console.error(`npm: FAIL: ${msg}`); process.exit(1); };
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -39,11 +39,7 @@ const server = http.createServer((req, res) => {
 });
 await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
 const url = `http://127.0.0.1:${server.address().port}/index.html`;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/lib/chromium/chromium",
-  args: ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.error("page error:", e.message));

@@ -55,15 +55,18 @@ fn run_command(cmd: &mut Command, limit: Duration) -> Outcome {
 /// what it did.
 fn check_refused(args: &[&str], says: &str) -> Result<(), String> {
     let o = run(args, Duration::from_secs(30));
-    let shown = format!(
-        "`ptdit {}` gave {:?}:\n{}",
-        args.join(" "),
-        o.code,
-        o.stderr
-    );
+    refusal(&o, &format!("`ptdit {}`", args.join(" ")), says)
+}
+
+/// Whether `o` is a refusal: exit status 1 and a message containing `says`; if not, what `what`
+/// did.
+fn refusal(o: &Outcome, what: &str, says: &str) -> Result<(), String> {
     match o.code == Some(1) && !o.stderr.contains("panicked") && o.stderr.contains(says) {
         true => Ok(()),
-        false => Err(format!("expected `{says}` in {shown}")),
+        false => Err(format!(
+            "expected `{says}` in {what}, which gave {:?} (None: killed by a signal):\n{}",
+            o.code, o.stderr
+        )),
     }
 }
 
@@ -187,12 +190,9 @@ fn a_request_bigger_than_the_memory_left_is_refused_not_crashed() {
             .env("PTDIT_MEMORY_BUDGET", "20M"),
         Duration::from_secs(60),
     );
-    assert!(
-        budget.code == Some(1) && budget.stderr.contains(says),
-        "under a 20 MiB budget: {:?}\n{}",
-        budget.code,
-        budget.stderr
-    );
+    if let Err(e) = refusal(&budget, "256² under a 20 MiB budget", says) {
+        panic!("{e}");
+    }
     if crate::common::gpu().report.device_type != "Cpu" {
         return; // `ulimit -v` bounds the host, not a GPU's own memory.
     }
@@ -203,12 +203,9 @@ fn a_request_bigger_than_the_memory_left_is_refused_not_crashed() {
             .args([&big[..], &["--size", "2048x2048"]].concat()),
         Duration::from_secs(120),
     );
-    assert!(
-        limited.code == Some(1) && limited.stderr.contains(says),
-        "2048² under `ulimit -v 2000000`: {:?} (None: killed by a signal)\n{}",
-        limited.code,
-        limited.stderr
-    );
+    if let Err(e) = refusal(&limited, "2048² under `ulimit -v 2000000`", says) {
+        panic!("{e}");
+    }
 }
 
 #[test]
