@@ -187,8 +187,9 @@ impl GpuContext {
         (n > 0).then_some(n as u64)
     }
 
-    /// Caps the device memory the engine's buffers may hold in all (`None`: no cap of the
-    /// host's; a CPU adapter is still held to the host memory left). Shared by clones.
+    /// Caps the memory the device's buffers may hold in all, the engine's and, on a lent
+    /// device, the host's (`None`: no cap; a CPU adapter is still held to the host memory
+    /// left). Checked before each allocation of the engine's; shared by clones.
     pub fn set_memory_budget(&self, bytes: Option<u64>) {
         if let Ok(mut slot) = self.memory_budget.lock() {
             *slot = bytes;
