@@ -53,7 +53,7 @@ fn run_with_screenshot(
     (w, h, rgb, stdout)
 }
 
-fn decode_png(path: &Path) -> (usize, usize, Vec<u8>) {
+pub(crate) fn decode_png(path: &Path) -> (usize, usize, Vec<u8>) {
     let file = std::fs::File::open(path)
         .unwrap_or_else(|e| panic!("no screenshot at {}: {e}", path.display()));
     let mut dec = png::Decoder::new(std::io::BufReader::new(file));
