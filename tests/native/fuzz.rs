@@ -493,11 +493,31 @@ fn fuzz_png_settings() {
         w.write_image_data(&frame.rgb).unwrap();
         w.finish().unwrap();
     }
+    // Each mutant is read as it is, and again with its chunks' CRCs made right: a mutant with a
+    // bad CRC stops at the first check, and the parsers behind it would go unfuzzed.
     fuzz("png-settings", vec![with_settings, compressed], |b| {
-        if let Ok(text) = png::read_text(b) {
-            let _ = ImageSettings::from_text(&text);
+        for input in [b.to_vec(), with_crcs_repaired(b)] {
+            if let Ok(text) = png::read_text(&input) {
+                let _ = ImageSettings::from_text(&text);
+            }
         }
     });
+}
+
+/// `png` with each whole chunk's CRC recomputed (length, type, data, CRC after the signature).
+fn with_crcs_repaired(png: &[u8]) -> Vec<u8> {
+    let mut out = png.to_vec();
+    let mut at = 8;
+    while at + 12 <= out.len() {
+        let len = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]) as usize;
+        let Some(end) = (at + 8).checked_add(len).filter(|e| e + 4 <= out.len()) else {
+            break;
+        };
+        let crc = crc32fast::hash(&out[at + 4..end]);
+        out[end..end + 4].copy_from_slice(&crc.to_be_bytes());
+        at = end + 4;
+    }
+    out
 }
 
 #[test]
