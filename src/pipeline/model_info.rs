@@ -200,32 +200,29 @@ pub fn describe(root: &Path) -> Result<ModelInfo> {
     })
 }
 
-/// The header of the safetensors file at `path`, read without its data.
+/// The header of the safetensors file at `path`: the file is fed to the streaming reader (its
+/// header checks) until the header is whole, and its data is not read.
 fn read_header(path: &Path) -> Result<Vec<safetensors::Entry>> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len).map_err(|e| Error::io(path, e))?;
-    let n = u64::from_le_bytes(len);
-    if n > safetensors::MAX_HEADER {
-        return Err(Error::load(LoadError::BadFile {
-            format: "safetensors",
-            detail: format!(
-                "its header claims {n} bytes, more than the {} allowed",
-                safetensors::MAX_HEADER
-            ),
-        }));
+    let mut stream = safetensors::Stream::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            // The header never completed: `end` says how the file falls short.
+            return Err(stream.end().err().unwrap_or_else(safetensors::empty));
+        }
+        let mut entries = None;
+        stream.push(&buf[..n], |piece| {
+            if let safetensors::Piece::Header(e) = piece {
+                entries = Some(e.to_vec());
+            }
+            Ok(())
+        })?;
+        if let Some(e) = entries {
+            return Ok(e);
+        }
     }
-    let mut json = Vec::new();
-    f.take(n)
-        .read_to_end(&mut json)
-        .map_err(|e| Error::io(path, e))?;
-    if json.len() as u64 != n {
-        return Err(Error::load(LoadError::Truncated(format!(
-            "the header is {n} bytes but the file ends after {}",
-            json.len()
-        ))));
-    }
-    Ok(safetensors::parse_header(&json)?.0)
 }
 
 fn summarize(
