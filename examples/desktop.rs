@@ -25,7 +25,7 @@ use eframe::egui;
 use ptdit::autotune::{autotune, Cache};
 use ptdit::embed::{Budget, Generation};
 use ptdit::pipeline::generate::{Frame, Request, TextToImage};
-use ptdit::pipeline::settings::{ImageSettings, BUILT_IN_MODEL};
+use ptdit::pipeline::settings::{model_name, ImageSettings};
 use ptdit::pipeline::step_cache::LEVELS;
 use ptdit::pipeline::{default_model, model_dir, png, StepCache};
 use ptdit::GpuContext;
@@ -142,23 +142,9 @@ impl App {
     }
 
     fn start(&mut self) {
-        self.made_with = Some(ImageSettings {
-            prompt: self.req.prompt.clone(),
-            negative_prompt: self.req.negative_prompt.clone(),
-            seed: self.req.seed,
-            steps: self.req.steps,
-            guidance: self.req.cfg,
-            width: self.req.width,
-            height: self.req.height,
-            frames: self.req.frames,
-            model: match &self.model {
-                Some(dir) => dir.display().to_string(),
-                None => BUILT_IN_MODEL.to_string(),
-            },
-            float: "f32".into(),
-            cache: self.cache.clone(),
-            upscale: 1,
-        });
+        let model = model_name(self.model.as_deref());
+        let float = self.pipe.float();
+        self.made_with = Some(ImageSettings::of(&self.req, model, float, &self.cache, 1));
         let target = self
             .ctx
             .device
@@ -244,12 +230,7 @@ impl App {
                     ..pipe.request(&prompt)
                 };
                 (self.ctx, self.pipe, self.model, self.run) = (ctx, pipe, model, None);
-                self.status = format!(
-                    "model: {}",
-                    self.model
-                        .as_ref()
-                        .map_or(BUILT_IN_MODEL.to_string(), |d| d.display().to_string())
-                );
+                self.status = format!("model: {}", model_name(self.model.as_deref()));
             }
             Err(e) => self.status = format!("cannot open {dir}: {e}"),
         }

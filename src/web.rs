@@ -564,20 +564,9 @@ impl Engine {
             Some(c) => c,
             None => "off".into(),
         };
-        let settings = ImageSettings {
-            prompt: req.prompt.clone(),
-            negative_prompt: req.negative_prompt.clone(),
-            seed: req.seed,
-            steps: req.steps,
-            guidance: req.cfg,
-            width: req.width,
-            height: req.height,
-            frames: req.frames,
-            model: self.model_name.clone(),
-            float: "f32".into(),
-            cache,
-            upscale: limits::factor_for(first.width, first.height, 128),
-        };
+        let upscale = limits::factor_for(first.width, first.height, 128);
+        let model = self.model_name.clone();
+        let settings = ImageSettings::of(&req, model, pipe.float(), &cache, upscale);
         let text = settings.to_text();
         let bytes =
             png::encode_with_text(&[first.upscale(settings.upscale).map_err(js_err)?], &text)

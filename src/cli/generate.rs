@@ -9,7 +9,7 @@ use ptdit::autotune::{autotune, Cache};
 use ptdit::pipeline::embeddings::PromptEmbeddings;
 use ptdit::pipeline::generate::{encode_prompts, Request, TextToImage};
 use ptdit::pipeline::model_dir::Part;
-use ptdit::pipeline::settings::{ImageSettings, BUILT_IN_MODEL};
+use ptdit::pipeline::settings::{model_name, ImageSettings, BUILT_IN_MODEL};
 use ptdit::pipeline::{default_model, limits, model_dir, png, StepCache};
 use ptdit::{Error, GpuContext, Result};
 
@@ -326,23 +326,8 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         .iter()
         .map(|f| f.upscale(factor))
         .collect::<Result<Vec<_>>>()?;
-    let settings = ImageSettings {
-        prompt: prompt.unwrap_or_default().to_string(),
-        negative_prompt: args.negative_prompt.clone(),
-        seed: req.seed,
-        steps: req.steps,
-        guidance: req.cfg,
-        width,
-        height,
-        frames: args.frames,
-        model: match &args.model {
-            Some(dir) => dir.display().to_string(),
-            None => BUILT_IN_MODEL.to_string(),
-        },
-        float: format!("{float:?}").to_lowercase(),
-        cache: args.cache.clone(),
-        upscale: factor,
-    };
+    let model = model_name(args.model.as_deref());
+    let settings = ImageSettings::of(&req, model, float, &args.cache, factor);
     let mut text = settings.to_text();
     if let Some(path) = &args.embeddings {
         text.push((EMBEDDINGS_KEY.to_string(), path.display().to_string()));

@@ -2,10 +2,17 @@
 //! desktop app and the demo, read by `ptdit info FILE.png`, and repeated by `ptdit generate
 //! --from FILE.png` (same settings, same model, same image).
 
+use super::generate::Request;
 use crate::error::{Error, Result};
+use crate::tensor::DType;
 
 /// The key under which the model is named when it is the built-in one.
 pub const BUILT_IN_MODEL: &str = "built-in emoji model";
+
+/// How settings name a model: its directory as given, or [`BUILT_IN_MODEL`] without one.
+pub fn model_name(dir: Option<&std::path::Path>) -> String {
+    dir.map_or(BUILT_IN_MODEL.to_string(), |d| d.display().to_string())
+}
 
 /// One generation's settings. Together with the model's files they determine the image.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +51,26 @@ const KEYS: [&str; 11] = [
 ];
 
 impl ImageSettings {
+    /// The settings `req` runs with, on the model named `model` ([`model_name`]) in `float`,
+    /// with the step cache as it was given (`cache`) and the written image enlarged `upscale`
+    /// times.
+    pub fn of(req: &Request, model: String, float: DType, cache: &str, upscale: usize) -> Self {
+        ImageSettings {
+            prompt: req.prompt.clone(),
+            negative_prompt: req.negative_prompt.clone(),
+            seed: req.seed,
+            steps: req.steps,
+            guidance: req.cfg,
+            width: req.width,
+            height: req.height,
+            frames: req.frames,
+            model,
+            float: float.name().to_string(),
+            cache: cache.to_string(),
+            upscale,
+        }
+    }
+
     /// The PNG text chunks: one per setting, plus `Software` (the engine and its version).
     pub fn to_text(&self) -> Vec<(String, String)> {
         let values = [
