@@ -4,8 +4,9 @@ engine. Also the engine's sampler (rectified flow, CFG, Euler) for evaluation an
 fixture.
 
 Layouts follow the official code: the hidden state is window-major, `(B*P, S, D)`, windows
-ordered (b, h_win, w_win) and tokens inside a window row-major. Only images (one frame) and one
-proxy per window are needed here.
+ordered (b, f_win, h_win, w_win) and tokens inside a window ordered (f, h, w). Frames are video
+frames or the views of a multi-view model (one latent, windows spanning frames); an image is
+one frame. One proxy per window is all the models here need.
 """
 
 import math
@@ -27,13 +28,13 @@ def sincos(d, pos):
     return np.concatenate([np.sin(a), np.cos(a)], axis=1)
 
 
-def positional_embedding(rows, cols, dim):
-    """(rows*cols, dim) raster order: [temporal E(D/4, 0), E_a(n mod rows), E_b(n div rows)]."""
-    n = np.arange(rows * cols)
+def positional_embedding(frames, rows, cols, dim):
+    """(frames*rows*cols, dim) raster order: [temporal E(D/4, f), E_a(n mod rows),
+    E_b(n div rows)] with n the token's raster index within its frame (spec 2.3)."""
+    n = np.tile(np.arange(rows * cols), frames)
+    f = np.repeat(np.arange(frames), rows * cols)
     dt, ds = dim // 4, 3 * dim // 8
-    pe = np.concatenate(
-        [sincos(dt, np.zeros(len(n))), sincos(ds, n % rows), sincos(ds, n // rows)], axis=1
-    )
+    pe = np.concatenate([sincos(dt, f), sincos(ds, n % rows), sincos(ds, n // rows)], axis=1)
     return torch.from_numpy(pe.astype(np.float32))
 
 
@@ -90,38 +91,52 @@ class FeedForward(nn.Module):
 
 
 class Grid:
-    """A token grid cut into windows; `shift` is half a window (spec 2.6)."""
+    """A (frames, rows, cols) token grid cut into (wf, wh, ww) windows; the shift is half a
+    window along each axis (spec 2.6)."""
 
-    def __init__(self, rows, cols, wh, ww):
-        assert rows % wh == 0 and cols % ww == 0, "the grid must be a multiple of the window"
-        self.rows, self.cols, self.wh, self.ww = rows, cols, wh, ww
-        self.nh, self.nw = rows // wh, cols // ww
-        self.windows, self.window_tokens = self.nh * self.nw, wh * ww
+    def __init__(self, frames, rows, cols, window):
+        wf, wh, ww = window
+        assert frames % wf == 0 and rows % wh == 0 and cols % ww == 0, \
+            "the grid must be a multiple of the window"
+        self.frames, self.rows, self.cols, self.window = frames, rows, cols, window
+        self.n = (frames // wf, rows // wh, cols // ww)
+        self.windows, self.window_tokens = math.prod(self.n), wf * wh * ww
+        self.shift = (wf // 2, wh // 2, ww // 2)
 
     def to_windows(self, g):
-        """(B, rows, cols, D) -> (B*P, S, D)."""
+        """(B, frames, rows, cols, D) -> (B*P, S, D)."""
+        (nf, nh, nw), (wf, wh, ww) = self.n, self.window
         b, d = g.shape[0], g.shape[-1]
-        g = g.view(b, self.nh, self.wh, self.nw, self.ww, d).permute(0, 1, 3, 2, 4, 5)
+        g = g.reshape(b, nf, wf, nh, wh, nw, ww, d).permute(0, 1, 3, 5, 2, 4, 6, 7)
         return g.reshape(b * self.windows, self.window_tokens, d)
 
     def to_grid(self, w):
-        """(B*P, S, D) -> (B, rows, cols, D)."""
+        """(B*P, S, D) -> (B, frames, rows, cols, D)."""
+        (nf, nh, nw), (wf, wh, ww) = self.n, self.window
         d = w.shape[-1]
-        g = w.view(-1, self.nh, self.nw, self.wh, self.ww, d).permute(0, 1, 3, 2, 4, 5)
-        return g.reshape(-1, self.rows, self.cols, d)
+        g = w.reshape(-1, nf, nh, nw, wf, wh, ww, d).permute(0, 1, 4, 2, 5, 3, 6, 7)
+        return g.reshape(-1, self.frames, self.rows, self.cols, d)
+
+    def roll(self, w, sign):
+        """The window-major hidden state with its grid rolled by -shift (sign -1) or back."""
+        s = tuple(sign * v for v in self.shift)
+        return self.to_windows(torch.roll(self.to_grid(w), s, (1, 2, 3)))
 
     def shift_mask(self):
         """(P, S, S): 0 where two tokens of a shifted window share a region, -10000 elsewhere."""
 
         def region(i, n, w):
             s = w // 2
-            return 0 if i < n - w else (1 if i < n - s else 2)
+            return 0 if s == 0 or i < n - w else (1 if i < n - s else 2)
 
-        lab = torch.zeros(self.rows, self.cols, dtype=torch.long)
-        for y in range(self.rows):
-            for x in range(self.cols):
-                lab[y, x] = region(y, self.rows, self.wh) * 3 + region(x, self.cols, self.ww)
-        lw = self.to_windows(lab[None, :, :, None].float())[..., 0]  # (P, S)
+        wf, wh, ww = self.window
+        lab = torch.zeros(self.frames, self.rows, self.cols)
+        for f in range(self.frames):
+            for y in range(self.rows):
+                for x in range(self.cols):
+                    lab[f, y, x] = (region(f, self.frames, wf) * 9
+                                    + region(y, self.rows, wh) * 3 + region(x, self.cols, ww))
+        lw = self.to_windows(lab[None, ..., None])[..., 0]  # (P, S)
         return torch.where(lw[:, :, None] == lw[:, None, :], 0.0, -10000.0)
 
 
@@ -161,11 +176,9 @@ class Block(nn.Module):
         # 3. window self-attention
         h = h + gate_msa * self.attn1(ln(h) * (1 + scale_msa) + shift_msa)
         # 4. shifted-window self-attention with the Swin mask
-        sh, sw_ = grid.wh // 2, grid.ww // 2
-        hs = grid.to_windows(torch.roll(grid.to_grid(h), (-sh, -sw_), (1, 2)))
+        hs = grid.roll(h, -1)
         o = self.attn3(ln(hs) * (1 + scale_sw) + shift_sw, bias=swmask)
-        o = grid.to_windows(torch.roll(grid.to_grid(o), (sh, sw_), (1, 2)))
-        h = h + self.linear_2(gate_sw * o)
+        h = h + self.linear_2(gate_sw * grid.roll(o, 1))
         # 5. text cross-attention with the padding bias
         h = h + self.attn2(h.reshape(b, P * S, D), y, bias=ybias).view(b * P, S, D)
         # 6. MLP
@@ -173,7 +186,7 @@ class Block(nn.Module):
 
 
 class PTDiT(nn.Module):
-    """`PTDiTDiffuser` for images: patch embed + sin-cos PE, adaLN-single, caption projection,
+    """`PTDiTDiffuser` in pixel space, for images and frames: patch embed + sin-cos PE, adaLN-single, caption projection,
     blocks, final modulation and unpatchify (spec 2.3-2.8). Learned-sigma layout: the output has
     `out_channels = 2*in_channels` and only the first half is trained and sampled."""
 
@@ -209,23 +222,28 @@ class PTDiT(nn.Module):
         for m in [self.adaln_single.linear, self.proj_out]:
             nn.init.zeros_(m.weight), nn.init.zeros_(m.bias)
 
-    def tables(self, rows, cols, device):
-        key = (rows, cols)
+    def tables(self, frames, rows, cols, device):
+        key = (frames, rows, cols)
         if key not in self._tables:
-            wh, ww = self.cfg["compress_ratios"][1:]
-            grid = Grid(rows, cols, wh, ww)
-            pe = positional_embedding(rows, cols, self.dim).to(device)
+            grid = Grid(frames, rows, cols, tuple(self.cfg["compress_ratios"]))
+            pe = positional_embedding(frames, rows, cols, self.dim).to(device)
             self._tables[key] = (grid, pe, grid.shift_mask().to(device))
         return self._tables[key]
 
-    def forward(self, x, t, y, ymask):
-        """x (B, C, H, W); t (B,) in [0, 1000]; y (B, L, caption_channels); ymask (B, L) of 0/1.
-        Returns the velocity, (B, C, H, W) (the trained half of the output)."""
-        b, c, H, W = x.shape
+    def forward(self, x, t, y, ymask, full=False):
+        """x (B, C, H, W) or (B, C, F, H, W); t (B,) in [0, 1000]; y (B, L, caption_channels);
+        ymask (B, L) of 0/1. Returns the velocity in x's shape (the trained half of the
+        output), or with `full` every output channel, as the official fixtures hold them."""
+        video = x.dim() == 5
+        if not video:
+            x = x[:, :, None]
+        b, c, nf, H, W = x.shape
         p = self.cfg["patch_size"]
-        grid, pe, swmask = self.tables(H // p, W // p, x.device)
-        tok = self.pos_embed.proj(x).flatten(2).transpose(1, 2) + pe  # raster (B, N, D)
-        h = grid.to_windows(tok.reshape(b, grid.rows, grid.cols, self.dim))
+        grid, pe, swmask = self.tables(nf, H // p, W // p, x.device)
+        frames = x.transpose(1, 2).reshape(b * nf, c, H, W)
+        tok = self.pos_embed.proj(frames).flatten(2).transpose(1, 2)  # (B*F, rows*cols, D)
+        tok = tok.reshape(b, nf * grid.rows * grid.cols, self.dim) + pe  # raster (B, N, D)
+        h = grid.to_windows(tok.reshape(b, nf, grid.rows, grid.cols, self.dim))
         te = self.adaln_single.emb.timestep_embedder
         temb = te.linear_2(F.silu(te.linear_1(timestep_features(round_bf16(t)))))
         t6 = self.adaln_single.linear(F.silu(temb)).view(b, 6, self.dim)
@@ -236,11 +254,13 @@ class PTDiT(nn.Module):
         for blk in self.transformer_blocks:
             h = blk(h, t6, y, ybias, grid, swmask)
         shift, scale = (self.scale_shift_table[None] + temb[:, None]).unbind(1)
-        o = layer_norm(grid.to_grid(h), self.eps) * (1 + scale[:, None, None]) + shift[:, None, None]
-        o = self.proj_out(o)  # (B, rows, cols, p*p*out): (p, q, c), c fastest
+        sc = lambda m: m[:, None, None, None]  # noqa: E731
+        o = layer_norm(grid.to_grid(h), self.eps) * (1 + sc(scale)) + sc(shift)
+        o = self.proj_out(o)  # (B, F, rows, cols, p*p*out): (p, q, c), c fastest
         oc = self.cfg["out_channels"]
-        o = o.view(b, grid.rows, grid.cols, p, p, oc).permute(0, 5, 1, 3, 2, 4)
-        return o.reshape(b, oc, H, W)[:, :c]
+        o = o.view(b, nf, grid.rows, grid.cols, p, p, oc).permute(0, 6, 1, 2, 4, 3, 5)
+        o = o.reshape(b, oc, nf, H, W)[:, : oc if full else c]
+        return o if video else o[:, :, 0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,9 +389,10 @@ def schedule(steps, height, width, base_resolution, scale):
 
 @torch.no_grad()
 def sample(model, noise, y, ymask, y_un, ymask_un, steps, cfg_scale, base_resolution, scale=1.0):
-    """Euler over the schedule from `noise` (B, C, H, W); cond and uncond in one batch."""
+    """Euler over the schedule from `noise` (B, C, H, W) or (B, C, F, H, W); cond and uncond in
+    one batch. Fewer than 17 frames add nothing to the timestep shift (sampler.rs)."""
     x = noise.clone()
-    b, _, H, W = x.shape
+    b, (H, W) = x.shape[0], x.shape[-2:]
     yy, mm = torch.cat([y, y_un]), torch.cat([ymask, ymask_un])
     for _, tm, dt in schedule(steps, H, W, base_resolution, scale):
         v = model(torch.cat([x, x]), torch.full((2 * b,), tm), yy, mm)
