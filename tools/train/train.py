@@ -1,7 +1,10 @@
-"""Trains the embedded default model: a pixel-space PT-DiT with a small T5 encoder on emoji.
+"""Trains the built-in models: pixel-space PT-DiTs with a small T5 encoder, for three tasks:
+`image` (emoji, data.py), `video` (moving emoji, clips.py: windows span 2 frames) and `views`
+(3-D objects seen from 4 sides, shapes.py: windows span the 4 views, one latent).
 
     python tools/train/train.py --steps 12000        # from scratch, or resumes where it stopped
     python tools/train/train.py --minutes 5 --batch 256 --device cuda   # sized to a time budget
+    python tools/train/train.py --task video --init assets/emoji --out assets/emoji-video
 
 Checkpoints go to --cache (resumable at any time: kill it and run the same command again); the
 exported model (f16 safetensors, configs, tokenizer) goes to --out every --export-every steps and
@@ -20,16 +23,24 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+import clips
 import data
+import shapes
 from ptdit_torch import PTDiT, T5Encoder, round_bf16
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
+# Frames per sample and the window's extent in time, per task.
+TASKS = {"image": (1, 1), "video": (clips.FRAMES, 2), "views": (shapes.VIEWS, shapes.VIEWS)}
+TASK_NAMES = {"image": "text-to-image", "video": "text-to-video", "views": "text-to-multi-view"}
+
+
 def configs(args, vocab):
     p, size = args.patch, args.size
     win = args.window
+    frames, wf = TASKS[args.task]
     transformer = {
         "num_attention_heads": args.width // 32,
         "attention_head_dim": 32,
@@ -45,8 +56,8 @@ def configs(args, vocab):
         "norm_type": "ada_norm_single",
         "norm_elementwise_affine": False,
         "norm_eps": 1e-6,
-        "compress_ratios": [1, win, win],
-        "proxy_compress_ratios": [1, win, win],
+        "compress_ratios": [wf, win, win],
+        "proxy_compress_ratios": [wf, win, win],
         "shift_window": True,
     }
     text = {
@@ -70,11 +81,14 @@ def configs(args, vocab):
         "base_resolution": size * size,
         "transform_scale": 1.0,
         "sample_size": [size, size],
+        # What the weights were trained for: the engine refuses other requests, naming these.
+        "task": TASK_NAMES[args.task],
+        "num_frames": frames,
     }
     return transformer, text, scheduler
 
 
-def export(out, models, cfgs, cache, info):
+def export(out, models, cfgs, tok_dir, info):
     """The model directory the engine loads, 16-bit weights."""
     (dit, t5), (tcfg, ecfg, scfg) = models, cfgs
     for comp, model, cfg in [("transformer", dit, tcfg), ("text_encoder", t5, ecfg)]:
@@ -87,7 +101,7 @@ def export(out, models, cfgs, cache, info):
             json.dump(cfg, f, indent=1)
     tok = os.path.join(out, "tokenizer")
     os.makedirs(tok, exist_ok=True)
-    shutil.copy(os.path.join(cache, "tokenizer", "tokenizer.json"), tok)
+    shutil.copy(os.path.join(tok_dir, "tokenizer.json"), tok)
     with open(os.path.join(tok, "tokenizer_config.json"), "w") as f:
         json.dump({"model_max_length": info["text_len"]}, f, indent=1)
     os.makedirs(os.path.join(out, "scheduler"), exist_ok=True)
@@ -95,6 +109,65 @@ def export(out, models, cfgs, cache, info):
         json.dump(scfg, f, indent=1)
     with open(os.path.join(out, "training.json"), "w") as f:
         json.dump(info, f, indent=1)
+
+
+def tokenizer_dir(args):
+    return os.path.join(args.cache, "tokenizer" if args.task == "image" else f"{args.task}-tokenizer")
+
+
+def load_task(args):
+    """The task's samples as uint8 (N, [F,] 3, H, W) "images", with token ids (N, variants,
+    L) of their captions from a word-level tokenizer over every caption word, and the empty
+    prompt's ids."""
+    if args.task == "image":
+        return data.build(args.cache, args.size, args.ptdit, tokenizer_dir(args), args.text_len)
+    npz = os.path.join(args.cache, f"{args.task}{args.size}-tokens.npz")
+    if os.path.isfile(npz):
+        d = np.load(npz, allow_pickle=False)
+        return {k: d[k] for k in d.files}
+    if args.task == "video":
+        src = clips.build(args.cache, size=args.size)
+        x = src["clips"].transpose(0, 2, 1, 3, 4)  # (N, 3, F, H, W)
+    else:
+        src = shapes.build(args.cache, size=args.size)
+        x = src["views"].transpose(0, 2, 1, 3, 4)
+    texts = [str(c) for c in src["captions"]]
+    tdir = tokenizer_dir(args)
+    vocab = data.build_tokenizer(texts, os.path.join(tdir, "tokenizer.json"))
+    ids, lens = data.engine_tokens(args.ptdit, tdir, texts + [""], args.text_len)
+    d = {"images": np.ascontiguousarray(x), "captions": np.array(texts),
+         "ids": ids[:-1, None], "lens": lens[:-1, None], "empty_ids": ids[-1],
+         "empty_len": lens[-1:], "vocab": np.array([vocab])}
+    np.savez_compressed(npz, **d)
+    return d
+
+
+def init_from(model_dir, dit, t5, tok_dir):
+    """Starts from a trained model directory (the paper builds its video model from the image
+    one): every transformer weight of the same shape, and the text encoder with each word's
+    embedding row carried over by the word (the vocabularies differ)."""
+    from safetensors.torch import load_file
+
+    sd = load_file(os.path.join(model_dir, "transformer", "model.safetensors"))
+    own = dit.state_dict()
+    same = {k: v.float() for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    dit.load_state_dict(same, strict=False)
+    tsd = {k: v.float() for k, v in
+           load_file(os.path.join(model_dir, "text_encoder", "model.safetensors")).items()}
+    with open(os.path.join(model_dir, "tokenizer", "tokenizer.json")) as f:
+        old = json.load(f)["model"]["vocab"]
+    with open(os.path.join(tok_dir, "tokenizer.json")) as f:
+        new = json.load(f)["model"]["vocab"]
+    table = t5.shared.weight.detach().clone()
+    carried = 0
+    for word, i in new.items():
+        if word in old:
+            table[i] = tsd["shared.weight"][old[word]]
+            carried += 1
+    tsd["shared.weight"] = table
+    t5.load_state_dict(tsd)
+    print(f"initialised from {model_dir}: {len(same)} of {len(own)} transformer tensors, "
+          f"{carried} of {len(new)} words")
 
 
 def lr_at(step, total, base, warmup=300, floor=0.1):
@@ -108,6 +181,8 @@ def lr_at(step, total, base, warmup=300, floor=0.1):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--task", choices=list(TASKS), default="image")
+    ap.add_argument("--init", default="", help="start from this model directory's weights")
     ap.add_argument("--steps", type=int, default=12000)
     ap.add_argument("--minutes", type=float, default=0,
                     help="instead of --steps: as many steps as fit in this many minutes, measured "
@@ -127,13 +202,16 @@ def main():
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--cache", default=os.path.join(HERE, ".cache"))
-    ap.add_argument("--out", default=os.path.join(ROOT, "assets", "emoji"))
+    ap.add_argument("--out", default="", help="the model directory to write (default: "
+                    "assets/emoji, or assets/emoji-video and assets/emoji-views)")
     ap.add_argument("--ptdit", default=os.path.join(ROOT, "target", "release", "ptdit"))
     ap.add_argument("--save-every", type=int, default=200)
     ap.add_argument("--export-every", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bench", type=int, default=0, help="time N steps and exit")
     args = ap.parse_args()
+    if not args.out:
+        args.out = os.path.join(ROOT, "assets", "emoji" + ("" if args.task == "image" else f"-{args.task}"))
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     if dev.type == "cuda":
@@ -141,21 +219,21 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    ds = data.build(
-        args.cache, args.size, args.ptdit, os.path.join(args.cache, "tokenizer"), args.text_len
-    )
+    ds = load_task(args)
     images = torch.from_numpy(data.to_unit(ds["images"])).to(dev)
     ids, lens = torch.from_numpy(ds["ids"]).to(dev), torch.from_numpy(ds["lens"]).to(dev)
     empty_ids = torch.from_numpy(ds["empty_ids"]).to(dev)
     empty_len = int(ds["empty_len"][0])
     n = len(images)
     cfgs = configs(args, int(ds["vocab"][0]))
-    print(f"{n} images, vocabulary {int(ds['vocab'][0])}, unk share "
+    print(f"{n} {args.task} samples, vocabulary {int(ds['vocab'][0])}, unk share "
           f"{float((ids == 2).sum()) / float(lens.sum()):.4f}, device {dev}")
 
     torch.manual_seed(args.seed)
     dit, t5 = PTDiT(cfgs[0]), T5Encoder(cfgs[1])
     dit.init_like_training_start()
+    if args.init:
+        init_from(args.init, dit, t5, tokenizer_dir(args))
     dit, t5 = dit.to(dev), t5.to(dev)
     params = list(dit.parameters()) + list(t5.parameters())
     print(f"parameters: transformer {sum(p.numel() for p in dit.parameters()):,}, "
@@ -164,7 +242,7 @@ def main():
                             fused=dev.type == "cuda")
     ema = [p.detach().clone() for p in params]
     step, elapsed = 0, 0.0
-    ck = os.path.join(args.cache, "run", "ckpt.pt")
+    ck = os.path.join(args.cache, "run" if args.task == "image" else f"run-{args.task}", "ckpt.pt")
     if os.path.isfile(ck) and not args.bench:
         s = torch.load(ck, map_location=dev)
         dit.load_state_dict(s["dit"]), t5.load_state_dict(s["t5"]), opt.load_state_dict(s["opt"])
@@ -197,12 +275,14 @@ def main():
                 "device": name, "batch": args.batch, "lr": args.lr,
                 "lr_schedule": "300 warm-up steps, cosine to 0.1x", "ema": args.ema,
                 "caption_dropout": args.drop, "text_len": args.text_len,
-                "data": data.PACKAGES, "images": n, "torch": torch.__version__,
+                "data": data.PACKAGES, "task": args.task, "samples": n,
+                "init": args.init or None, "torch": torch.__version__,
                 "command": "python tools/train/train.py " + " ".join(
                     f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                    if k in ("steps", "batch", "lr", "seed", "size", "patch", "window", "width",
+                    if k in ("task", "init", "steps", "batch", "lr", "seed", "size", "patch",
+                             "window", "width",
                              "layers", "text_width", "text_layers", "text_len", "device"))}
-        export(args.out, (dit, t5), cfgs, args.cache, info)
+        export(args.out, (dit, t5), cfgs, tokenizer_dir(args), info)
         with torch.no_grad():
             for p, l in zip(params, live):
                 p.copy_(l)
@@ -212,7 +292,7 @@ def main():
     t0, losses = time.time(), []
     while step < args.steps or args.bench:
         idx = torch.randint(0, n, (args.batch,), device=dev)
-        variant = torch.randint(0, 2, (args.batch,), device=dev)
+        variant = torch.randint(0, ids.shape[1], (args.batch,), device=dev)
         tok = ids[idx, variant]
         ln = lens[idx, variant]
         drop = torch.rand(args.batch, device=dev) < args.drop
@@ -223,7 +303,7 @@ def main():
         noise = torch.randn_like(x0)
         # logit-normal, as the released RFlow
         t = torch.sigmoid(torch.randn(args.batch, device=dev)) * 1000.0
-        tt = (t / 1000.0)[:, None, None, None]
+        tt = (t / 1000.0).view(-1, *[1] * (x0.dim() - 1))
         xt = (1 - tt) * x0 + tt * noise
         v = dit(xt, round_bf16(t), t5(tok, mask), mask)
         loss = F.mse_loss(v, x0 - noise)
