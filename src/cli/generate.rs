@@ -52,9 +52,10 @@ pub struct GenerateArgs {
     cfg: Option<f32>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Frames (video: 4k + 1; written as an animated PNG).
-    #[arg(long, default_value_t = 1)]
-    frames: usize,
+    /// Frames, written as an animated PNG [default: the model's: its trained count for a video
+    /// model, else 1; with a VAE, video needs 4k + 1].
+    #[arg(long)]
+    frames: Option<usize>,
     #[arg(long, default_value = "out.png")]
     out: PathBuf,
     /// Store the transformer and the VAE in f16 (half the memory; needs shader-f16).
@@ -146,7 +147,7 @@ fn check_args(args: &GenerateArgs) -> Result<()> {
         limits::check_steps(s, limits::MAX_STEPS)?;
     }
     StepCache::parse(&args.cache)?;
-    limits::check_frames(args.frames)
+    args.frames.map_or(Ok(()), limits::check_frames)
 }
 
 /// A prompt from a file or standard input: at most a few times the longest prompt taken is
@@ -216,7 +217,7 @@ fn from_png(args: &GenerateArgs, path: &std::path::Path) -> Result<GenerateArgs>
         steps: Some(s.steps),
         cfg: Some(s.guidance),
         seed: s.seed,
-        frames: s.frames,
+        frames: Some(s.frames),
         f16,
         upscale: Some(s.upscale),
         cache: s.cache,
@@ -285,7 +286,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         negative_prompt: args.negative_prompt.clone(),
         width,
         height,
-        frames: args.frames,
+        frames: args.frames.unwrap_or(defaults.frames),
         steps: args.steps.unwrap_or(defaults.steps),
         cfg: args.cfg.unwrap_or(defaults.cfg),
         seed: args.seed,

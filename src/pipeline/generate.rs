@@ -6,7 +6,7 @@ use super::denoiser::{self, Denoiser};
 use super::embeddings::PromptEmbeddings;
 use super::limits;
 use super::model_dir::{Components, Weights};
-use super::sampler::{RectifiedFlow, Step};
+use super::sampler::{RectifiedFlow, Step, Task};
 use super::step_cache::StepCache;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -190,9 +190,10 @@ impl TextToImage {
         &self.ctx
     }
 
-    /// A request with this model's defaults (size, steps, guidance) and the given prompt. The
-    /// size is the scheduler config's; without one, a latent model gets the released 1024² and
-    /// a pixel-space model (this project's, trained small) 4 windows a side.
+    /// A request with this model's defaults (size, frames, steps, guidance) and the given
+    /// prompt. The size is the scheduler config's; without one, a latent model gets the
+    /// released 1024² and a pixel-space model (this project's, trained small) 4 windows a side.
+    /// The frames are the trained count of a video or multi-view model, else 1.
     pub fn request(&self, prompt: &str) -> Request {
         let c = &self.components;
         let sampler = c.scheduler.sampler();
@@ -208,6 +209,7 @@ impl TextToImage {
             prompt: prompt.into(),
             width,
             height,
+            frames: c.scheduler.default_frames(),
             steps: sampler.steps,
             cfg: sampler.cfg,
             ..Request::default()
@@ -292,7 +294,39 @@ impl TextToImage {
             &[3, req.frames, req.height, req.width, 4],
         )?;
         limits::check_buffer("the decoded pixels", px, max)?;
+        self.check_trained_for(req)?;
         Ok((lw, lh, lt))
+    }
+
+    /// Refuses a request the weights were not trained for, naming what they were: another
+    /// size, frames from an image model, another frame or view count. Only a model whose
+    /// scheduler config declares its `task` is held to it (the built-in ones); the untrained
+    /// output such a request would give is noise that looks like a result.
+    pub fn check_trained_for(&self, req: &Request) -> Result<()> {
+        let s = &self.components.scheduler;
+        let (Some(task), Some(trained)) = (s.task, s.trained_for()) else {
+            return Ok(());
+        };
+        let refuse = |asked: String| {
+            Err(Error::Input(format!(
+                "{asked}: this model was trained for {trained} only (its \
+                 scheduler/scheduler_config.json)"
+            )))
+        };
+        let n = s.default_frames();
+        if req.frames != n {
+            let asked = format!("{} frame(s)", req.frames);
+            return match task {
+                Task::Image => refuse(format!("{asked} need a video model")),
+                _ => refuse(asked),
+            };
+        }
+        if let Some([h, w]) = s.sample_size {
+            if (req.width, req.height) != (w, h) {
+                return refuse(format!("{}×{} px", req.width, req.height));
+            }
+        }
+        Ok(())
     }
 
     /// Builds now the kernels that a request of the model's default size runs before the VAE

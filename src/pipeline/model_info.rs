@@ -173,7 +173,12 @@ pub fn describe(root: &Path) -> Result<ModelInfo> {
         None => format!("a multiple of {wt} (its windows span {wt} frame(s))"),
         Some(_) => format!("4k + 1, giving a multiple of {wt} latent frame(s)"),
     };
-    let supports = vec![
+    let mut supports = vec![];
+    if let Some(t) = c.scheduler.trained_for() {
+        // The engine refuses any other request (`TextToImage::check_trained_for`).
+        supports.push(("trained for".to_string(), format!("{t} (nothing else)")));
+    }
+    supports.extend([
         (
             "size".to_string(),
             format!(
@@ -191,7 +196,7 @@ pub fn describe(root: &Path) -> Result<ModelInfo> {
             "sampler".to_string(),
             format!("{} steps, guidance {}", sampler.steps, sampler.cfg),
         ),
-    ];
+    ]);
     Ok(ModelInfo {
         components,
         supports,

@@ -122,8 +122,37 @@ pub struct SchedulerConfig {
     pub guidance_scale: Option<f32>,
     pub base_resolution: Option<f32>,
     pub transform_scale: Option<f32>,
-    /// The default output size `[height, width]` in pixels.
+    /// The default output size `[height, width]` in pixels; with `task`, the only one the
+    /// weights were trained for.
     pub sample_size: Option<[usize; 2]>,
+    /// What the weights were trained for. A model that says (the built-in ones) is given only
+    /// requests of its task, size and frame count; one that does not (the released model, a
+    /// converted or random one) is given any request its windows allow.
+    pub task: Option<Task>,
+    /// Frames (video) or views (multi-view) per sample the weights were trained on; 1 for
+    /// images.
+    pub num_frames: Option<usize>,
+}
+
+/// The three tasks of the Qihoo-T2X family, as a model directory names them.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Task {
+    #[serde(rename = "text-to-image")]
+    Image,
+    #[serde(rename = "text-to-video")]
+    Video,
+    #[serde(rename = "text-to-multi-view")]
+    MultiView,
+}
+
+impl Task {
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Image => "text-to-image",
+            Task::Video => "text-to-video",
+            Task::MultiView => "text-to-multi-view",
+        }
+    }
 }
 
 impl SchedulerConfig {
@@ -148,6 +177,17 @@ impl SchedulerConfig {
                 return bad(format!("{name} must be a positive number"));
             }
         }
+        if let Some(n) = c.num_frames {
+            if !(1..=super::limits::MAX_FRAMES).contains(&n) {
+                return bad(format!(
+                    "num_frames {n} must be between 1 and {}",
+                    super::limits::MAX_FRAMES
+                ));
+            }
+            if c.task == Some(Task::Image) && n != 1 {
+                return bad(format!("num_frames {n}: a text-to-image model has 1"));
+            }
+        }
         if let Some([h, w]) = c.sample_size {
             let side = 1..=super::limits::MAX_IMAGE_SIDE;
             if !(side.contains(&h) && side.contains(&w)) {
@@ -158,6 +198,28 @@ impl SchedulerConfig {
             }
         }
         Ok(c)
+    }
+
+    /// The frames (or views) a request gets by default: the trained count, else 1.
+    pub fn default_frames(&self) -> usize {
+        self.num_frames.unwrap_or(1)
+    }
+
+    /// What the weights were trained for, in words ("text-to-video, 6 frames of 32×32 px"), if
+    /// the model says.
+    pub fn trained_for(&self) -> Option<String> {
+        let task = self.task?;
+        let n = self.default_frames();
+        let count = match task {
+            Task::Image => String::new(),
+            Task::Video => format!(", {n} frame{}", if n == 1 { "" } else { "s" }),
+            Task::MultiView => format!(", {n} view{}", if n == 1 { "" } else { "s" }),
+        };
+        let size = match self.sample_size {
+            Some([h, w]) => format!(" at {w}×{h} px"),
+            None => String::new(),
+        };
+        Some(format!("{}{count}{size}", task.name()))
     }
 
     /// The sampler with this model's defaults.

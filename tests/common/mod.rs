@@ -111,3 +111,20 @@ pub async fn check(
         Err(e) => panic!("{e}"),
     }
 }
+
+/// The built-in model's files without its training declaration (`task`, `num_frames`), so it
+/// takes any size its windows allow: for tests of sizes the shipped model refuses.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn undeclared_default_model() -> ptdit::pipeline::model_dir::Files {
+    const SCHED: &str = "scheduler/scheduler_config.json";
+    let mut files = ptdit::pipeline::default_model::files();
+    let mut json: serde_json::Value = serde_json::from_slice(&files[SCHED]).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    assert!(
+        fields.remove("task").is_some(),
+        "the built-in model declares its task"
+    );
+    fields.remove("num_frames");
+    files.insert(SCHED.into(), serde_json::to_vec(&json).unwrap());
+    files
+}

@@ -11,6 +11,13 @@ fn pipeline(ctx: &GpuContext) -> TextToImage {
     TextToImage::new(ctx, c).unwrap()
 }
 
+/// The built-in model without its training declaration, which would refuse a 256² request
+/// before its memory is counted.
+fn undeclared_pipeline(ctx: &GpuContext) -> TextToImage {
+    let c = model_dir::from_files(&crate::common::undeclared_default_model()).unwrap();
+    TextToImage::new(ctx, c).unwrap()
+}
+
 fn request() -> Request {
     Request {
         prompt: "red apple".into(),
@@ -34,7 +41,7 @@ fn generate(
 fn a_request_too_big_for_the_memory_left_is_an_error_and_a_smaller_one_works() {
     // A device of its own: the budget is shared by every clone of a context.
     let ctx = GpuContext::new_blocking().unwrap();
-    let pipe = pipeline(&ctx);
+    let pipe = undeclared_pipeline(&ctx);
     let held = ctx
         .buffer_bytes()
         .expect("wgpu counts buffer bytes natively");

@@ -172,8 +172,14 @@ fn absurd_sizes_steps_and_frames_are_refused_before_anything_is_allocated() {
 #[test]
 fn a_request_bigger_than_the_memory_left_is_refused_not_crashed() {
     let out = out_png("oom.png");
+    // The built-in model refuses sizes it was not trained for before counting memory.
+    let model = std::env::temp_dir().join(format!("ptdit-oom-model-{}", std::process::id()));
+    crate::common::write_model_dir(&model, &crate::common::undeclared_default_model());
+    let model = model.to_str().unwrap();
     let big = [
         "generate",
+        "--model",
+        model,
         "--prompt",
         "apple",
         "--steps",
@@ -238,6 +244,61 @@ fn a_model_without_scheduler_defaults_to_what_it_can_do() {
     let pipe = TextToImage::new(&crate::common::gpu(), c).unwrap();
     let req = pipe.request("apple");
     assert_eq!((req.width, req.height, req.steps), (32, 32, 30));
+}
+
+#[test]
+fn a_request_the_model_was_not_trained_for_is_refused_naming_what_it_was() {
+    use ptdit::pipeline::generate::{Request, TextToImage};
+    use ptdit::pipeline::{default_model, model_dir};
+    let pipe = |files| {
+        TextToImage::new(
+            &crate::common::gpu(),
+            model_dir::from_files(&files).unwrap(),
+        )
+        .unwrap()
+    };
+    let refusal = |p: &TextToImage, width, height, frames| {
+        let req = Request {
+            width,
+            height,
+            frames,
+            ..p.request("apple")
+        };
+        p.check_request(&req).map(|_| ()).map_err(|e| e.to_string())
+    };
+    // The shipped image model: 32², one frame.
+    let image = pipe(default_model::files());
+    assert_eq!(image.request("apple").frames, 1);
+    assert_eq!(refusal(&image, 32, 32, 1), Ok(()));
+    let e = refusal(&image, 32, 32, 5).unwrap_err();
+    assert!(
+        e.contains("5 frame(s) need a video model") && e.contains("text-to-image at 32×32 px"),
+        "{e}"
+    );
+    let e = refusal(&image, 64, 64, 1).unwrap_err();
+    assert!(
+        e.starts_with(
+            "invalid input: 64×64 px: this model was trained for text-to-image at 32×32 px only"
+        ),
+        "{e}"
+    );
+    // A video model gets its trained frame count by default, and only that.
+    let mut files = default_model::files();
+    files.insert(
+        "scheduler/scheduler_config.json".into(),
+        br#"{"sample_size": [32, 32], "task": "text-to-video", "num_frames": 4}"#.to_vec(),
+    );
+    let video = pipe(files);
+    assert_eq!(video.request("apple").frames, 4);
+    assert_eq!(refusal(&video, 32, 32, 4), Ok(()));
+    let e = refusal(&video, 32, 32, 2).unwrap_err();
+    assert!(
+        e.contains("2 frame(s): this model was trained for text-to-video, 4 frames at 32×32 px"),
+        "{e}"
+    );
+    // A model that declares nothing takes what its windows allow.
+    let open = pipe(crate::common::undeclared_default_model());
+    assert_eq!(refusal(&open, 64, 48, 2), Ok(()));
 }
 
 /// The tiny model directory (`common::tiny`) under a fresh folder, with `edit` applied to the
@@ -312,6 +373,9 @@ fn malformed_configs_are_refused_naming_the_file() {
         (TOK, Edit::Set("model_max_length", "1000000000"), TOK),
         (SCHED, Edit::Set("num_inference_steps", "1000000000000"), SCHED),
         (SCHED, Edit::Set("sample_size", "[100000, 100000]"), SCHED),
+        (SCHED, Edit::Set("num_frames", "0"), "num_frames 0 must be between 1 and 129"),
+        (SCHED, Edit::Set("num_frames", big), SCHED),
+        (SCHED, Edit::Set("task", r#""text-to-audio""#), "text-to-audio"),
     ];
     let out = out_png("config.png");
     let mut failed = Vec::new();
