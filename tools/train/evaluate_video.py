@@ -1,0 +1,151 @@
+"""Measures a text-to-video model: for fixed captions "<emoji> <motion>" (seeded), generate the
+clip with the engine and
+- find the motion in its frames: track the non-white centroid, the non-white area (scale) and
+  the rotation against the first frame (the best of 24 angles), and take the motion whose clean
+  clip (clips.py, no jitter, the same emoji) has the nearest track: right if it is the
+  caption's;
+- find each frame's nearest training frame by pixel distance: right if it shows the caption's
+  emoji.
+Chance is 1/8 for the motion and 1/24 for the emoji. Also writes a sample sheet.
+
+    python tools/train/evaluate_video.py --model assets/emoji-video [--captions 48]
+"""
+
+import argparse
+import os
+import subprocess
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+import clips
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+ANGLES = np.arange(0, 360, 15)
+
+
+def fixed_captions(n):
+    """(emoji, motion) pairs: every emoji in turn, the motions cycling, so each motion and each
+    emoji appear about equally."""
+    motions = list(clips.MOTIONS)
+    return [(clips.EMOJI[i % len(clips.EMOJI)], motions[(i * 3) % len(motions)]) for i in range(n)]
+
+
+def engine_clips(ptdit, model, prompts, seed, steps):
+    """(n, F, H, W, 3) uint8 from `ptdit generate` (an animated PNG's frames)."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, p in enumerate(prompts):
+            path = os.path.join(tmp, f"{i}.png")
+            cmd = [ptdit, "generate", "--model", model, "--prompt", p, "--seed", str(seed + i),
+                   "--upscale", "1", "--out", path]
+            if steps:
+                cmd += ["--steps", str(steps)]
+            subprocess.run(cmd, check=True, capture_output=True)
+            im = Image.open(path)
+            frames = []
+            for k in range(getattr(im, "n_frames", 1)):
+                im.seek(k)
+                frames.append(np.asarray(im.convert("RGB")))
+            out.append(np.stack(frames))
+    return np.stack(out)
+
+
+def track(clip):
+    """(F, 4): centroid x and y (0..1), log area and rotation (degrees) of each frame against
+    the first, for a clip (F, H, W, 3) uint8."""
+    f, h, w, _ = clip.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    first = Image.fromarray(clip[0])
+    rows = []
+    for k in range(f):
+        ink = (255 - clip[k].min(-1).astype(np.float32)) / 255  # 0 on white
+        m = ink.sum() + 1e-6
+        cx, cy = (xs * ink).sum() / m / w, (ys * ink).sum() / m / h
+        if k == 0:
+            c0 = (cx * w, cy * h)
+            angle = 0.0
+        else:
+            # rotate frame 0 about its centroid onto this frame's centroid, best angle wins
+            best = None
+            for a in ANGLES:
+                r = first.rotate(a, resample=Image.BILINEAR, center=c0, fillcolor=(255, 255, 255),
+                                 translate=(cx * w - c0[0], cy * h - c0[1]))
+                d = ((np.asarray(r, np.float32) - clip[k]) ** 2).mean()
+                if best is None or d < best[0]:
+                    best = (d, a)
+            angle = float(best[1])
+        rows.append((cx, cy, np.log(m), angle))
+    return np.array(rows)
+
+
+def features(t):
+    """A track as one vector: moves and log-scale change from the first frame, and the rotation
+    as a point on the circle (so 345 degrees is near 0)."""
+    a = np.radians(t[:, 3])
+    return np.concatenate([
+        (t[:, 0] - t[0, 0]) * 4, (t[:, 1] - t[0, 1]) * 4, t[:, 2] - t[0, 2],
+        np.cos(a) - 1, np.sin(a),
+    ])
+
+
+def classify(clip, templates):
+    """The motion whose template track is nearest the clip's."""
+    f = features(track(clip))
+    d = {m: float(((f - features(track(t))) ** 2).sum()) for m, t in templates.items()}
+    return min(d, key=d.get)
+
+
+def sheet(clips_, prompts, path, scale=3):
+    n, f, h, w, _ = clips_.shape
+    cw, ch = f * w * scale + 8, h * scale + 16
+    cols = 2
+    canvas = Image.new("RGB", (cols * cw, ((n + cols - 1) // cols) * ch), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (c, p) in enumerate(zip(clips_, prompts)):
+        x, y = (i % cols) * cw + 4, (i // cols) * ch
+        row = np.concatenate(list(c), axis=1)
+        canvas.paste(Image.fromarray(row).resize((f * w * scale, h * scale), Image.NEAREST), (x, y))
+        draw.text((x, y + h * scale + 2), p, fill="black")
+    canvas.save(path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default=os.path.join(ROOT, "assets", "emoji-video"))
+    ap.add_argument("--cache", default=os.path.join(HERE, ".cache"))
+    ap.add_argument("--ptdit", default=os.path.join(ROOT, "target", "release", "ptdit"))
+    ap.add_argument("--captions", type=int, default=48)
+    ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=0, help="0: the model's default")
+    ap.add_argument("--sheet", default="/tmp/video-samples.png")
+    args = ap.parse_args()
+    pairs = fixed_captions(args.captions)
+    prompts = [clips.caption(e, m) for e, m in pairs]
+    gen = engine_clips(args.ptdit, args.model, prompts, args.seed, args.steps)
+
+    sprites = clips.sprites(args.cache)
+    bank = clips.build(args.cache)
+    train = bank["clips"].transpose(0, 1, 3, 4, 2).reshape(-1, 32 * 32 * 3).astype(np.float32)
+    train_names = np.repeat(bank["names"], bank["clips"].shape[1])
+    motion_ok, name_hits, frames = 0, 0, 0
+    for (emoji, motion), c in zip(pairs, gen):
+        templates = {m: clips.render(sprites[emoji][0], m).transpose(0, 2, 3, 1)
+                     for m in clips.MOTIONS}
+        motion_ok += classify(c, templates) == motion
+        x = c.reshape(len(c), -1).astype(np.float32)
+        d = (x ** 2).sum(1)[:, None] - 2 * x @ train.T + (train ** 2).sum(1)[None]
+        name_hits += int((train_names[d.argmin(1)] == emoji).sum())
+        frames += len(c)
+    n = len(pairs)
+    print(f"motion right: {motion_ok}/{n} ({motion_ok / n:.1%}, chance 12.5%); emoji kept: "
+          f"{name_hits}/{frames} frames ({name_hits / frames:.1%}, chance "
+          f"{1 / len(clips.EMOJI):.1%}) (engine, seed {args.seed})")
+    sheet(gen, prompts, args.sheet)
+    print(f"wrote {args.sheet}")
+
+
+if __name__ == "__main__":
+    main()
