@@ -7,9 +7,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ptdit::autotune::{autotune, Cache};
 use ptdit::pipeline::embeddings::PromptEmbeddings;
-use ptdit::pipeline::generate::{encode_prompts, Request, TextToImage};
+use ptdit::pipeline::generate::{encode_prompts, Frame, Request, TextToImage};
 use ptdit::pipeline::model_dir::Part;
 use ptdit::pipeline::settings::{model_name, ImageSettings, BUILT_IN_MODEL};
+use ptdit::pipeline::Task;
 use ptdit::pipeline::{default_model, limits, model_dir, png, StepCache};
 use ptdit::{Error, GpuContext, Result};
 
@@ -333,11 +334,24 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
     if let Some(path) = &args.embeddings {
         text.push((EMBEDDINGS_KEY.to_string(), path.display().to_string()));
     }
-    let bytes = png::encode_with_text(&frames, &text)?;
-    std::fs::write(&args.out, bytes).map_err(|e| Error::Io {
-        path: args.out.display().to_string(),
-        source: e,
-    })?;
+    let write = |path: &std::path::Path, frames: &[Frame]| {
+        let bytes = png::encode_with_text(frames, &text)?;
+        std::fs::write(path, bytes).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })
+    };
+    // A multi-view model's views: side by side in one picture, and as a turntable next to it.
+    let frames = match pipe.task() {
+        Some(Task::MultiView) => {
+            let turntable = args.out.with_extension("turntable.png");
+            write(&turntable, &frames)?;
+            println!("wrote {} (the views as a turntable)", turntable.display());
+            vec![Frame::side_by_side(&frames)?]
+        }
+        _ => frames,
+    };
+    write(&args.out, &frames)?;
     if let Some(s) = sampler {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         let gpu = s.finish();

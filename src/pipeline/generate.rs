@@ -104,6 +104,30 @@ impl Frame {
         })
     }
 
+    /// Frames of one size side by side, left to right: a multi-view model's views as one
+    /// picture.
+    pub fn side_by_side(frames: &[Frame]) -> Result<Frame> {
+        let first = frames
+            .first()
+            .ok_or_else(|| Error::Input("no views to put side by side".into()))?;
+        let (w, h) = (first.width, first.height);
+        if frames.iter().any(|f| (f.width, f.height) != (w, h)) {
+            return Err(Error::Input("views differ in size".into()));
+        }
+        let width = limits::product("the views side by side", &[w, frames.len()])?;
+        let mut rgb = Vec::with_capacity(width * h * 3);
+        for y in 0..h {
+            for f in frames {
+                rgb.extend_from_slice(&f.rgb[y * w * 3..(y + 1) * w * 3]);
+            }
+        }
+        Ok(Frame {
+            width,
+            height: h,
+            rgb,
+        })
+    }
+
     /// The pixels as RGBA, opaque (what canvases and RGBA8 textures take).
     pub fn rgba(&self) -> Vec<u8> {
         self.rgb
@@ -178,6 +202,11 @@ impl TextToImage {
             components: std::sync::Arc::new(c),
             float,
         })
+    }
+
+    /// What the weights were trained for, if the model says (its scheduler config).
+    pub fn task(&self) -> Option<Task> {
+        self.components.scheduler.task
     }
 
     /// How the transformer and the VAE are stored.

@@ -22,5 +22,5 @@ pub mod step_cache;
 pub mod text;
 
 pub use denoiser::Denoiser;
-pub use sampler::{RectifiedFlow, SchedulerConfig, Step};
+pub use sampler::{RectifiedFlow, SchedulerConfig, Step, Task};
 pub use step_cache::StepCache;

@@ -277,3 +277,63 @@ fn info_model_describes_a_directory_without_loading_it() {
         "{stdout}"
     );
 }
+
+/// A multi-view model's views: side by side in the PNG asked for, and as an animated turntable
+/// beside it. The model is the built-in one declared as a 2-view model (its windows span one
+/// frame, so any view count runs); the layout, not the pictures, is what is checked.
+#[test]
+fn a_multi_view_model_writes_its_views_side_by_side_and_as_a_turntable() {
+    let dir = std::env::temp_dir().join(format!("ptdit-views-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut files = ptdit::pipeline::default_model::files();
+    files.insert(
+        "scheduler/scheduler_config.json".into(),
+        br#"{"sample_size": [32, 32], "task": "text-to-multi-view", "num_frames": 2}"#.to_vec(),
+    );
+    crate::common::write_model_dir(&dir.join("model"), &files);
+    let (model, out) = (dir.join("model"), dir.join("cube.png"));
+    let (model, out_s) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let args = [
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "red apple",
+        "--steps",
+        "1",
+    ];
+    ptdit(&[&args[..], &["--upscale", "1", "--out", out_s]].concat());
+    let read = |p: &std::path::Path| {
+        let file = std::io::BufReader::new(std::fs::File::open(p).unwrap());
+        let mut r = png::Decoder::new(file).read_info().unwrap();
+        let info = r.info();
+        let frames = info.animation_control.map_or(1, |a| a.num_frames);
+        let size = (info.width, info.height);
+        let mut buf = vec![0; r.output_buffer_size().unwrap()];
+        r.next_frame(&mut buf).unwrap();
+        (size, frames, buf)
+    };
+    let (size, frames, side) = read(&out);
+    assert_eq!(
+        (size, frames),
+        ((64, 32), 1),
+        "two 32 px views side by side"
+    );
+    let (size, frames, first) = read(&dir.join("cube.turntable.png"));
+    assert_eq!(
+        (size, frames),
+        ((32, 32), 2),
+        "the turntable's frames are the views"
+    );
+    for y in 0..32 {
+        let row = |b: &[u8], w: usize| b[y * w * 3..][..32 * 3].to_vec();
+        assert_eq!(row(&side, 64), row(&first, 32), "row {y} of the first view");
+    }
+    // A request for another view count is refused, naming what the model was trained for.
+    let e = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
+        .args([&args[..], &["--frames", "4", "--out", out_s]].concat())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&e.stderr);
+    assert!(e.contains("text-to-multi-view, 2 views at 32×32 px"), "{e}");
+}
