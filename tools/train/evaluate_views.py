@@ -35,7 +35,7 @@ def fixed_captions(n, seed=0):
 
 
 def engine_views(ptdit, model, prompts, seed, steps):
-    """(n, V, H, W, 3) uint8 from `ptdit generate` (the views are an animated PNG's frames)."""
+    """(n, V, H, W, 3) uint8 from `ptdit generate` (the turntable's frames)."""
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, p in enumerate(prompts):
@@ -45,7 +45,8 @@ def engine_views(ptdit, model, prompts, seed, steps):
             if steps:
                 cmd += ["--steps", str(steps)]
             subprocess.run(cmd, check=True, capture_output=True)
-            im = Image.open(path)
+            # PATH holds the views side by side; the turntable beside it has them as frames
+            im = Image.open(os.path.join(tmp, f"{i}.turntable.png"))
             frames = []
             for k in range(getattr(im, "n_frames", 1)):
                 im.seek(k)
