@@ -9,7 +9,7 @@ use ptdit::autotune::{autotune, Cache};
 use ptdit::pipeline::embeddings::PromptEmbeddings;
 use ptdit::pipeline::generate::{encode_prompts, Frame, Request, TextToImage};
 use ptdit::pipeline::model_dir::Part;
-use ptdit::pipeline::settings::{model_name, ImageSettings, BUILT_IN_MODEL};
+use ptdit::pipeline::settings::{model_name, ImageSettings};
 use ptdit::pipeline::Task;
 use ptdit::pipeline::{default_model, limits, model_dir, png, StepCache};
 use ptdit::{Error, GpuContext, Result};
@@ -24,7 +24,7 @@ pub struct GenerateArgs {
     /// model's files are now) may be given with it; the settings may not.
     #[arg(long, conflicts_with_all = [
         "prompt", "prompt_file", "embeddings", "negative_prompt", "size", "steps", "cfg",
-        "seed", "frames", "f16", "upscale", "cache",
+        "seed", "frames", "views", "f16", "upscale", "cache",
     ])]
     from: Option<PathBuf>,
     /// Reads the prompt from a UTF-8 file instead (`-`: standard input); one final newline is
@@ -53,10 +53,15 @@ pub struct GenerateArgs {
     cfg: Option<f32>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Frames, written as an animated PNG [default: the model's: its trained count for a video
-    /// model, else 1; with a VAE, video needs 4k + 1].
-    #[arg(long)]
-    frames: Option<usize>,
+    /// Frames, written as an animated PNG [default: the model's trained count]; without
+    /// --model, more than one frame (or no N) asks for the built-in video model. With a VAE,
+    /// video needs 4k + 1.
+    #[arg(long, num_args = 0..=1)]
+    frames: Option<Option<usize>>,
+    /// Views of one object from around it, written side by side and as FILE.turntable.png
+    /// [default: the model's trained count]; without --model, the built-in multi-view model.
+    #[arg(long, num_args = 0..=1, conflicts_with = "frames")]
+    views: Option<Option<usize>>,
     #[arg(long, default_value = "out.png")]
     out: PathBuf,
     /// Store the transformer and the VAE in f16 (half the memory; needs shader-f16).
@@ -148,7 +153,37 @@ fn check_args(args: &GenerateArgs) -> Result<()> {
         limits::check_steps(s, limits::MAX_STEPS)?;
     }
     StepCache::parse(&args.cache)?;
-    args.frames.map_or(Ok(()), limits::check_frames)
+    match args.count() {
+        Some(n) => limits::check_frames(n),
+        None => Ok(()),
+    }
+}
+
+impl GenerateArgs {
+    /// The task the flags ask for: `--views` multi-view, `--frames` other than 1 video.
+    fn task(&self) -> Task {
+        match (self.views, self.frames) {
+            (Some(_), _) => Task::MultiView,
+            (None, Some(Some(1)) | None) => Task::Image,
+            (None, Some(_)) => Task::Video,
+        }
+    }
+
+    /// The frame or view count given, if any.
+    fn count(&self) -> Option<usize> {
+        self.views.or(self.frames).flatten()
+    }
+}
+
+/// Refuses `--views` for a model that declares another task. (A multi-view model's views are
+/// its frames, so `--frames N` means the same there; the count is checked with the request.)
+fn check_task(wanted: Task, model: Option<Task>, trained: Option<String>) -> Result<()> {
+    match (wanted, model, trained) {
+        (Task::MultiView, Some(m), Some(trained)) if m != Task::MultiView => Err(Error::Input(
+            format!("--views needs a multi-view model: this one was trained for {trained}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A prompt from a file or standard input: at most a few times the longest prompt taken is
@@ -204,10 +239,18 @@ fn from_png(args: &GenerateArgs, path: &std::path::Path) -> Result<GenerateArgs>
         }
     };
     let stored = |key: &str| text.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-    let model = match (&args.model, s.model.as_str()) {
+    let built_in = [Task::Image, Task::Video, Task::MultiView]
+        .into_iter()
+        .find(|t| default_model::built_in_name(*t) == s.model);
+    let model = match (&args.model, built_in) {
         (Some(dir), _) => Some(dir.clone()),
-        (None, BUILT_IN_MODEL) => None,
-        (None, dir) => Some(PathBuf::from(dir)),
+        (None, Some(_)) => None,
+        (None, None) => Some(PathBuf::from(&s.model)),
+    };
+    // A multi-view model's count is its views: the flag that picks its built-in model.
+    let (frames, views) = match built_in {
+        Some(Task::MultiView) => (None, Some(Some(s.frames))),
+        _ => (Some(Some(s.frames)), None),
     };
     Ok(GenerateArgs {
         prompt: stored(EMBEDDINGS_KEY).is_none().then_some(s.prompt),
@@ -218,7 +261,8 @@ fn from_png(args: &GenerateArgs, path: &std::path::Path) -> Result<GenerateArgs>
         steps: Some(s.steps),
         cfg: Some(s.guidance),
         seed: s.seed,
-        frames: Some(s.frames),
+        frames,
+        views,
         f16,
         upscale: Some(s.upscale),
         cache: s.cache,
@@ -263,10 +307,23 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         }
         (None, None) => None,
     };
+    let wanted = args.task();
     let components = match &args.model {
         Some(dir) => model_dir::open_part(&ctx, dir, float, Part::Image)?,
         None => {
-            let mut c = model_dir::from_files(&default_model::files())?;
+            let files = default_model::built_in(wanted).ok_or_else(|| {
+                Error::Input(format!(
+                    "this build has no built-in {} model yet: give --model DIR of one \
+                     (tools/train/train.py --task {} writes one)",
+                    wanted.name().trim_start_matches("text-to-"),
+                    if wanted == Task::Video {
+                        "video"
+                    } else {
+                        "views"
+                    },
+                ))
+            })?;
+            let mut c = model_dir::from_files(&files)?;
             if embeddings.is_some() {
                 c.drop_text_encoder();
             }
@@ -277,6 +334,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         eprintln!("warning: {}", super::printable(w));
     }
     let pipe = TextToImage::with_float(&ctx, components, float)?;
+    check_task(wanted, pipe.task(), pipe.trained_for())?;
     let mut defaults = pipe.request(prompt.unwrap_or_default());
     defaults.embeddings = embeddings;
     let (width, height) = match &args.size {
@@ -287,7 +345,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         negative_prompt: args.negative_prompt.clone(),
         width,
         height,
-        frames: args.frames.unwrap_or(defaults.frames),
+        frames: args.count().unwrap_or(defaults.frames),
         steps: args.steps.unwrap_or(defaults.steps),
         cfg: args.cfg.unwrap_or(defaults.cfg),
         seed: args.seed,
@@ -328,7 +386,10 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         .iter()
         .map(|f| f.upscale(factor))
         .collect::<Result<Vec<_>>>()?;
-    let model = model_name(args.model.as_deref());
+    let model = match &args.model {
+        Some(dir) => model_name(Some(dir)),
+        None => default_model::built_in_name(wanted).to_string(),
+    };
     let settings = ImageSettings::of(&req, model, float, &args.cache, factor);
     let mut text = settings.to_text();
     if let Some(path) = &args.embeddings {

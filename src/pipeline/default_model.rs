@@ -3,6 +3,7 @@
 //! newcomer needs no download. 32×32 px, 8×8 tokens in 2×2 windows, f16 weights.
 
 use super::model_dir::Files;
+use super::sampler::Task;
 
 macro_rules! assets {
     ($($path:literal),* $(,)?) => {
@@ -29,4 +30,23 @@ pub fn files() -> Files {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_vec()))
         .collect()
+}
+
+/// The built-in model of a task, if this build has one: the emoji image model; the video and
+/// multi-view models are trained by `tools/train/train.py --task video|views` and ship once
+/// they meet their measured goals (`docs/video-and-views.md`).
+pub fn built_in(task: Task) -> Option<Files> {
+    match task {
+        Task::Image => Some(files()),
+        Task::Video | Task::MultiView => None,
+    }
+}
+
+/// How a generation's settings name the built-in model of a task.
+pub fn built_in_name(task: Task) -> &'static str {
+    match task {
+        Task::Image => super::settings::BUILT_IN_MODEL,
+        Task::Video => "built-in video model",
+        Task::MultiView => "built-in multi-view model",
+    }
 }

@@ -329,11 +329,45 @@ fn a_multi_view_model_writes_its_views_side_by_side_and_as_a_turntable() {
         let row = |b: &[u8], w: usize| b[y * w * 3..][..32 * 3].to_vec();
         assert_eq!(row(&side, 64), row(&first, 32), "row {y} of the first view");
     }
-    // A request for another view count is refused, naming what the model was trained for.
-    let e = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
-        .args([&args[..], &["--frames", "4", "--out", out_s]].concat())
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&e.stderr);
-    assert!(e.contains("text-to-multi-view, 2 views at 32×32 px"), "{e}");
+    // `--from` repeats it, side by side again.
+    let again = dir.join("again.png");
+    ptdit(&[
+        "generate",
+        "--from",
+        out_s,
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(read(&again), read(&out));
+    // Refused, each naming why: another view count; --views for an image model; a task this
+    // build has no built-in model for.
+    let refused = |extra: &[&str], says: &str| {
+        let e = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
+            .args([extra, &["--out", out_s]].concat())
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&e.stderr);
+        assert!(e.contains(says), "{extra:?}: {e}");
+    };
+    let views = |n: &'static str| [&args[..], &["--views", n]].concat();
+    refused(&views("4"), "text-to-multi-view, 2 views at 32×32 px");
+    refused(
+        &[
+            "generate",
+            "--prompt",
+            "apple",
+            "--views",
+            "--model",
+            "assets/emoji",
+        ],
+        "--views needs a multi-view model: this one was trained for text-to-image",
+    );
+    refused(
+        &["generate", "--prompt", "apple", "--frames"],
+        "no built-in video model yet",
+    );
+    refused(
+        &["generate", "--prompt", "apple", "--views", "4"],
+        "no built-in multi-view model yet",
+    );
 }

@@ -142,6 +142,17 @@ def load_task(args):
     return d
 
 
+def sample_weights(task, ds):
+    """How often each sample is drawn, or None for uniformly. Multi-view: the 36 single
+    objects as often as the 1,080 pairs together; drawn uniformly, singles were 3 % of the
+    batches and came out as blurred blobs (evaluate_views.py, sample sheet of the first run)."""
+    if task != "views":
+        return None
+    pair = np.array([" on " in str(c) for c in ds["captions"]])
+    w = np.where(pair, 1.0 / pair.sum(), 1.0 / (~pair).sum())
+    return (w / w.sum()).astype(np.float32)
+
+
 def init_from(model_dir, dit, t5, tok_dir):
     """Starts from a trained model directory (the paper builds its video model from the image
     one): every transformer weight of the same shape, and the text encoder with each word's
@@ -222,6 +233,8 @@ def main():
     ds = load_task(args)
     images = torch.from_numpy(data.to_unit(ds["images"])).to(dev)
     ids, lens = torch.from_numpy(ds["ids"]).to(dev), torch.from_numpy(ds["lens"]).to(dev)
+    weights = sample_weights(args.task, ds)
+    weights = None if weights is None else torch.from_numpy(weights).to(dev)
     empty_ids = torch.from_numpy(ds["empty_ids"]).to(dev)
     empty_len = int(ds["empty_len"][0])
     n = len(images)
@@ -291,7 +304,10 @@ def main():
     arange = torch.arange(args.text_len, device=dev)
     t0, losses = time.time(), []
     while step < args.steps or args.bench:
-        idx = torch.randint(0, n, (args.batch,), device=dev)
+        if weights is None:
+            idx = torch.randint(0, n, (args.batch,), device=dev)
+        else:
+            idx = torch.multinomial(weights, args.batch, replacement=True)
         variant = torch.randint(0, ids.shape[1], (args.batch,), device=dev)
         tok = ids[idx, variant]
         ln = lens[idx, variant]
