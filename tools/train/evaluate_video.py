@@ -13,13 +13,12 @@ Chance is 1/8 for the motion and 1/24 for the emoji. Also writes a sample sheet.
 
 import argparse
 import os
-import subprocess
-import tempfile
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import clips
+import samples
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -31,26 +30,6 @@ def fixed_captions(n):
     emoji appear about equally."""
     motions = list(clips.MOTIONS)
     return [(clips.EMOJI[i % len(clips.EMOJI)], motions[(i * 3) % len(motions)]) for i in range(n)]
-
-
-def engine_clips(ptdit, model, prompts, seed, steps):
-    """(n, F, H, W, 3) uint8 from `ptdit generate` (an animated PNG's frames)."""
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, p in enumerate(prompts):
-            path = os.path.join(tmp, f"{i}.png")
-            cmd = [ptdit, "generate", "--model", model, "--prompt", p, "--seed", str(seed + i),
-                   "--upscale", "1", "--out", path]
-            if steps:
-                cmd += ["--steps", str(steps)]
-            subprocess.run(cmd, check=True, capture_output=True)
-            im = Image.open(path)
-            frames = []
-            for k in range(getattr(im, "n_frames", 1)):
-                im.seek(k)
-                frames.append(np.asarray(im.convert("RGB")))
-            out.append(np.stack(frames))
-    return np.stack(out)
 
 
 def track(clip):
@@ -98,20 +77,6 @@ def classify(clip, templates):
     return min(d, key=d.get)
 
 
-def sheet(clips_, prompts, path, scale=3):
-    n, f, h, w, _ = clips_.shape
-    cw, ch = f * w * scale + 8, h * scale + 16
-    cols = 2
-    canvas = Image.new("RGB", (cols * cw, ((n + cols - 1) // cols) * ch), "white")
-    draw = ImageDraw.Draw(canvas)
-    for i, (c, p) in enumerate(zip(clips_, prompts)):
-        x, y = (i % cols) * cw + 4, (i // cols) * ch
-        row = np.concatenate(list(c), axis=1)
-        canvas.paste(Image.fromarray(row).resize((f * w * scale, h * scale), Image.NEAREST), (x, y))
-        draw.text((x, y + h * scale + 2), p, fill="black")
-    canvas.save(path)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "assets", "emoji-video"))
@@ -124,7 +89,7 @@ def main():
     args = ap.parse_args()
     pairs = fixed_captions(args.captions)
     prompts = [clips.caption(e, m) for e, m in pairs]
-    gen = engine_clips(args.ptdit, args.model, prompts, args.seed, args.steps)
+    gen = samples.engine_frames(args.ptdit, args.model, prompts, args.seed, args.steps)
 
     sprites = clips.sprites(args.cache)
     bank = clips.build(args.cache)
@@ -143,7 +108,7 @@ def main():
     print(f"motion right: {motion_ok}/{n} ({motion_ok / n:.1%}, chance 12.5%); emoji kept: "
           f"{name_hits}/{frames} frames ({name_hits / frames:.1%}, chance "
           f"{1 / len(clips.EMOJI):.1%}) (engine, seed {args.seed})")
-    sheet(gen, prompts, args.sheet)
+    samples.sheet(gen, prompts, args.sheet, cols=2)
     print(f"wrote {args.sheet}")
 
 

@@ -11,12 +11,10 @@ Chance for the first is one in the number of objects. Also writes a sample sheet
 
 import argparse
 import os
-import subprocess
-import tempfile
 
 import numpy as np
-from PIL import Image, ImageDraw
 
+import samples
 import shapes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,27 +32,6 @@ def fixed_captions(n, seed=0):
     return pick
 
 
-def engine_views(ptdit, model, prompts, seed, steps):
-    """(n, V, H, W, 3) uint8 from `ptdit generate` (the turntable's frames)."""
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, p in enumerate(prompts):
-            path = os.path.join(tmp, f"{i}.png")
-            cmd = [ptdit, "generate", "--model", model, "--prompt", p, "--seed", str(seed + i),
-                   "--upscale", "1", "--out", path]
-            if steps:
-                cmd += ["--steps", str(steps)]
-            subprocess.run(cmd, check=True, capture_output=True)
-            # PATH holds the views side by side; the turntable beside it has them as frames
-            im = Image.open(os.path.join(tmp, f"{i}.turntable.png"))
-            frames = []
-            for k in range(getattr(im, "n_frames", 1)):
-                im.seek(k)
-                frames.append(np.asarray(im.convert("RGB")))
-            out.append(np.stack(frames))
-    return np.stack(out)
-
-
 def score(views, objs, bank, bank_objs):
     """Per caption: (right, agree, the nearest object of each view)."""
     results = []
@@ -67,20 +44,6 @@ def score(views, objs, bank, bank_objs):
         votes = sum(n == obj for n in nearest)
         results.append((votes * 2 > len(nearest), len(set(nearest)) == 1, nearest))
     return results
-
-
-def sheet(views, prompts, path, scale=3):
-    n, v, h, w, _ = views.shape
-    cw, ch = v * w * scale + 8, h * scale + 16
-    cols = 4
-    canvas = Image.new("RGB", (cols * cw, ((n + cols - 1) // cols) * ch), "white")
-    draw = ImageDraw.Draw(canvas)
-    for i, (vs, p) in enumerate(zip(views, prompts)):
-        x, y = (i % cols) * cw + 4, (i // cols) * ch
-        row = np.concatenate(list(vs), axis=1)
-        canvas.paste(Image.fromarray(row).resize((v * w * scale, h * scale), Image.NEAREST), (x, y))
-        draw.text((x, y + h * scale + 2), p, fill="black")
-    canvas.save(path)
 
 
 def main():
@@ -99,7 +62,9 @@ def main():
     assert len(bank_objs) == len(bank), "the cached renders are of another object list"
     objs = fixed_captions(args.captions)
     prompts = [shapes.caption(o) for o in objs]
-    views = engine_views(args.ptdit, args.model, prompts, args.seed, args.steps)
+    # the side-by-side PNG's turntable sibling has the views as frames
+    views = samples.engine_frames(args.ptdit, args.model, prompts, args.seed, args.steps,
+                                  ".turntable")
     res = score(views, objs, bank, bank_objs)
     right = sum(r for r, _, _ in res)
     agree = sum(a for _, a, _ in res)
@@ -107,7 +72,7 @@ def main():
     print(f"shape and colour right: {right}/{n} ({right / n:.1%}); four views agree: "
           f"{agree}/{n} ({agree / n:.1%}); chance {1 / len(bank_objs):.2%} "
           f"(engine, seed {args.seed}, {len(bank_objs)} objects)")
-    sheet(views, prompts, args.sheet)
+    samples.sheet(views, prompts, args.sheet, cols=4)
     print(f"wrote {args.sheet}")
 
 

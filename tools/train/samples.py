@@ -1,0 +1,44 @@
+"""Generating and showing multi-frame samples for the evaluation scripts: the engine's frames of
+each caption (an animated PNG read back), and a sheet of them with their captions."""
+
+import os
+import subprocess
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def engine_frames(ptdit, model, prompts, seed, steps, suffix=""):
+    """(n, F, H, W, 3) uint8: `ptdit generate` of each prompt (seed + i), read back from the
+    animated PNG it wrote, or from PATH's `suffix` sibling (`.turntable` for multi-view)."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, p in enumerate(prompts):
+            path = os.path.join(tmp, f"{i}.png")
+            cmd = [ptdit, "generate", "--model", model, "--prompt", p, "--seed", str(seed + i),
+                   "--upscale", "1", "--out", path]
+            if steps:
+                cmd += ["--steps", str(steps)]
+            subprocess.run(cmd, check=True, capture_output=True)
+            im = Image.open(os.path.join(tmp, f"{i}{suffix}.png"))
+            frames = []
+            for k in range(getattr(im, "n_frames", 1)):
+                im.seek(k)
+                frames.append(np.asarray(im.convert("RGB")))
+            out.append(np.stack(frames))
+    return np.stack(out)
+
+
+def sheet(samples, prompts, path, cols, scale=3):
+    """Each sample's frames in a row with its caption underneath, `cols` samples a row."""
+    n, f, h, w, _ = samples.shape
+    cw, ch = f * w * scale + 8, h * scale + 16
+    canvas = Image.new("RGB", (cols * cw, ((n + cols - 1) // cols) * ch), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (s, p) in enumerate(zip(samples, prompts)):
+        x, y = (i % cols) * cw + 4, (i // cols) * ch
+        row = np.concatenate(list(s), axis=1)
+        canvas.paste(Image.fromarray(row).resize((f * w * scale, h * scale), Image.NEAREST), (x, y))
+        draw.text((x, y + h * scale + 2), p, fill="black")
+    canvas.save(path)
