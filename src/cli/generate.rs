@@ -10,8 +10,8 @@ use ptdit::pipeline::embeddings::PromptEmbeddings;
 use ptdit::pipeline::generate::{encode_prompts, Frame, Request, TextToImage};
 use ptdit::pipeline::model_dir::Part;
 use ptdit::pipeline::settings::{model_name, ImageSettings};
-use ptdit::pipeline::Task;
 use ptdit::pipeline::{default_model, limits, model_dir, png, StepCache};
+use ptdit::pipeline::{SchedulerConfig, Task};
 use ptdit::{Error, GpuContext, Result};
 
 #[derive(Args, Clone)]
@@ -177,8 +177,8 @@ impl GenerateArgs {
 
 /// Refuses `--views` for a model that declares another task. (A multi-view model's views are
 /// its frames, so `--frames N` means the same there; the count is checked with the request.)
-fn check_task(wanted: Task, model: Option<Task>, trained: Option<String>) -> Result<()> {
-    match (wanted, model, trained) {
+fn check_task(wanted: Task, model: &SchedulerConfig) -> Result<()> {
+    match (wanted, model.task, model.trained_for()) {
         (Task::MultiView, Some(m), Some(trained)) if m != Task::MultiView => Err(Error::Input(
             format!("--views needs a multi-view model: this one was trained for {trained}"),
         )),
@@ -333,8 +333,8 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
     for w in &components.warnings {
         eprintln!("warning: {}", super::printable(w));
     }
+    check_task(wanted, &components.scheduler)?;
     let pipe = TextToImage::with_float(&ctx, components, float)?;
-    check_task(wanted, pipe.task(), pipe.trained_for())?;
     let mut defaults = pipe.request(prompt.unwrap_or_default());
     defaults.embeddings = embeddings;
     let (width, height) = match &args.size {

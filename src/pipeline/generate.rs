@@ -209,12 +209,6 @@ impl TextToImage {
         self.components.scheduler.task
     }
 
-    /// The same in words, with the frame count and size ("text-to-video, 6 frames at 32×32
-    /// px").
-    pub fn trained_for(&self) -> Option<String> {
-        self.components.scheduler.trained_for()
-    }
-
     /// How the transformer and the VAE are stored.
     pub fn float(&self) -> DType {
         self.float

@@ -205,7 +205,7 @@ impl SchedulerConfig {
         self.num_frames.unwrap_or(1)
     }
 
-    /// What the weights were trained for, in words ("text-to-video, 6 frames of 32×32 px"), if
+    /// What the weights were trained for, in words ("text-to-video, 6 frames at 32×32 px"), if
     /// the model says.
     pub fn trained_for(&self) -> Option<String> {
         let task = self.task?;
