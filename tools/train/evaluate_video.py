@@ -85,11 +85,13 @@ def main():
     ap.add_argument("--captions", type=int, default=48)
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=0, help="0: the model's default")
+    ap.add_argument("--cfg", type=float, default=0, help="guidance scale; 0: the model's default")
     ap.add_argument("--sheet", default="/tmp/video-samples.png")
     args = ap.parse_args()
     pairs = fixed_captions(args.captions)
     prompts = [clips.caption(e, m) for e, m in pairs]
-    gen = samples.engine_frames(args.ptdit, args.model, prompts, args.seed, args.steps)
+    gen = samples.engine_frames(args.ptdit, args.model, prompts, args.seed, args.steps,
+                                cfg=args.cfg)
 
     sprites = clips.sprites(args.cache)
     bank = clips.build(args.cache)

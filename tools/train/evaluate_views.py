@@ -54,6 +54,7 @@ def main():
     ap.add_argument("--captions", type=int, default=48)
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=0, help="0: the model's default")
+    ap.add_argument("--cfg", type=float, default=0, help="guidance scale; 0: the model's default")
     ap.add_argument("--sheet", default="/tmp/views-samples.png")
     args = ap.parse_args()
     ds = shapes.build(args.cache)
@@ -64,7 +65,7 @@ def main():
     prompts = [shapes.caption(o) for o in objs]
     # the side-by-side PNG's turntable sibling has the views as frames
     views = samples.engine_frames(args.ptdit, args.model, prompts, args.seed, args.steps,
-                                  ".turntable")
+                                  ".turntable", cfg=args.cfg)
     res = score(views, objs, bank, bank_objs)
     right = sum(r for r, _, _ in res)
     agree = sum(a for _, a, _ in res)

@@ -1,8 +1,9 @@
-"""The agreement fixture (tests/fixtures/emoji_agreement.safetensors): the PyTorch model's
+"""An agreement fixture (tests/fixtures/emoji*_agreement.safetensors): the PyTorch model's
 whole sampling run for one prompt and one noise, with the shipped (f16-rounded) weights, for the
-engine's test to reproduce.
+engine's test to reproduce. A model whose scheduler config declares `num_frames` > 1 (video,
+multi-view) gets noise of that many frames.
 
-    python tools/train/fixture.py [--model assets/emoji] [--out tests/fixtures/...]
+    python tools/train/fixture.py [--model assets/emoji] [--prompt "red apple"] [--out ...]
 """
 
 import argparse
@@ -63,20 +64,23 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "emoji_agreement.safetensors"))
     ap.add_argument("--ptdit", default=os.path.join(ROOT, "target", "release", "ptdit"))
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--prompt", default=PROMPT)
     args = ap.parse_args()
     torch.set_num_threads(2)
     dit, t5, sched, text_len = load(args.model)
-    ids, mask = tokens(args.ptdit, args.model, [PROMPT, ""], text_len)
+    ids, mask = tokens(args.ptdit, args.model, [args.prompt, ""], text_len)
     size = sched["sample_size"]
-    noise = torch.randn(1, 3, size[0], size[1], generator=torch.Generator().manual_seed(7))
+    frames = sched.get("num_frames", 1)
+    shape = (1, 3, frames, size[0], size[1]) if frames > 1 else (1, 3, size[0], size[1])
+    noise = torch.randn(*shape, generator=torch.Generator().manual_seed(7))
     x = generate(dit, t5, sched, ids, mask, noise, steps=args.steps)
     save_file(
         {"noise": noise.contiguous(), "ids": ids.to(torch.int32), "image": x.contiguous()},
         args.out,
-        metadata={"prompt": PROMPT, "steps": str(args.steps), "cfg": str(sched["guidance_scale"]),
+        metadata={"prompt": args.prompt, "steps": str(args.steps), "cfg": str(sched["guidance_scale"]),
                   "made_by": "tools/train/fixture.py"},
     )
-    print(f"wrote {args.out}: {PROMPT!r}, {args.steps} steps, image std {x.std():.3f}")
+    print(f"wrote {args.out}: {args.prompt!r}, {frames} frame(s), {args.steps} steps, image std {x.std():.3f}")
 
 
 if __name__ == "__main__":

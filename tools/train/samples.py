@@ -9,9 +9,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
-def engine_frames(ptdit, model, prompts, seed, steps, suffix=""):
+def engine_frames(ptdit, model, prompts, seed, steps, suffix="", cfg=0.0):
     """(n, F, H, W, 3) uint8: `ptdit generate` of each prompt (seed + i), read back from the
-    animated PNG it wrote, or from PATH's `suffix` sibling (`.turntable` for multi-view)."""
+    animated PNG it wrote, or from PATH's `suffix` sibling (`.turntable` for multi-view).
+    `steps` and `cfg` of 0 leave the model's defaults."""
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, p in enumerate(prompts):
@@ -20,6 +21,8 @@ def engine_frames(ptdit, model, prompts, seed, steps, suffix=""):
                    "--upscale", "1", "--out", path]
             if steps:
                 cmd += ["--steps", str(steps)]
+            if cfg:
+                cmd += ["--cfg", str(cfg)]
             subprocess.run(cmd, check=True, capture_output=True)
             im = Image.open(os.path.join(tmp, f"{i}{suffix}.png"))
             frames = []
