@@ -4,7 +4,11 @@
 //! ```text
 //! cargo run --release --example game -- --prompt "red apple"
 //! cargo run --release --example game -- --prompt "rocket" --screenshot game.png   # and exit
+//! cargo run --release --example game -- --video --prompt "rocket moving up"      # animated
 //! ```
+//!
+//! With `--video` the texture comes from the built-in video model: its frames are the layers
+//! of an array texture, and the cube plays them by choosing the layer it samples.
 //!
 //! It renders `--baseline` frames without generation first, then generates, then prints the
 //! frame times of both phases from the same run. When the device is lost it starts over on a
@@ -18,7 +22,7 @@ use glam::{Mat4, Vec3};
 use ptdit::autotune::{autotune, Cache};
 use ptdit::embed::{Budget, Generation};
 use ptdit::pipeline::generate::{Frame, TextToImage};
-use ptdit::pipeline::{default_model, model_dir, png};
+use ptdit::pipeline::{default_model, model_dir, png, Task};
 use ptdit::GpuContext;
 use winit::application::ApplicationHandler;
 use winit::event::WindowEvent;
@@ -27,8 +31,12 @@ use winit::window::{Window, WindowId};
 
 #[derive(Parser, Clone)]
 struct Args {
-    #[arg(long, default_value = "red apple")]
-    prompt: String,
+    /// [default: "red apple", or "rocket moving up" with --video]
+    #[arg(long)]
+    prompt: Option<String>,
+    /// An animated texture from the built-in video model instead of an image.
+    #[arg(long)]
+    video: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Compute dispatches per frame given to generation.
@@ -46,10 +54,21 @@ struct Args {
     lose_device_after_steps: Option<usize>,
 }
 
+impl Args {
+    fn prompt(&self) -> &str {
+        match (&self.prompt, self.video) {
+            (Some(p), _) => p,
+            (None, false) => "red apple",
+            (None, true) => "rocket moving up",
+        }
+    }
+}
+
 const SHADER: &str = r#"
-struct U { mvp: mat4x4<f32> }
+struct U { mvp: mat4x4<f32>, layer: u32 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var tex: texture_2d<f32>;
+// One layer per frame of a video (one for an image).
+@group(0) @binding(1) var tex: texture_2d_array<f32>;
 @group(0) @binding(2) var samp: sampler;
 
 struct V { @builtin(position) pos: vec4<f32>, @location(0) uv: vec2<f32>, @location(1) shade: f32 }
@@ -82,7 +101,7 @@ fn vs(@builtin(vertex_index) i: u32) -> V {
 
 @fragment
 fn fs(v: V) -> @location(0) vec4<f32> {
-    let c = textureSample(tex, samp, v.uv).rgb;
+    let c = textureSample(tex, samp, v.uv, u.layer).rgb;
     return vec4(c * v.shade, 1.0);
 }
 "#;
@@ -92,7 +111,15 @@ struct Scene {
     bind_group: wgpu::BindGroup,
     uniform: wgpu::Buffer,
     format: wgpu::TextureFormat,
+    /// The texture's frames.
+    layers: u32,
 }
+
+/// The uniform: the 4×4 matrix, then the layer (WGSL pads the struct to 80 bytes).
+const UNIFORM_BYTES: u64 = 80;
+
+/// A video texture's frames per second.
+const FPS: f32 = 6.0;
 
 impl Scene {
     fn new(device: &wgpu::Device, format: wgpu::TextureFormat, image: &wgpu::Texture) -> Self {
@@ -131,8 +158,8 @@ impl Scene {
             cache: None,
         });
         let uniform = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("mvp"),
-            size: 64,
+            label: Some("mvp and layer"),
+            size: UNIFORM_BYTES,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -141,7 +168,11 @@ impl Scene {
             min_filter: wgpu::FilterMode::Linear,
             ..Default::default()
         });
-        let view = image.create_view(&Default::default());
+        let view = image.create_view(&wgpu::TextureViewDescriptor {
+            dimension: Some(wgpu::TextureViewDimension::D2Array),
+            ..Default::default()
+        });
+        let layers = image.depth_or_array_layers();
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("cube"),
             layout: &pipeline.get_bind_group_layout(0),
@@ -165,10 +196,12 @@ impl Scene {
             bind_group,
             uniform,
             format,
+            layers,
         }
     }
 
-    /// Draws the cube at time `t` into `target` (with a fresh depth buffer of its size).
+    /// Draws the cube at time `t` into `target` (with a fresh depth buffer of its size), showing
+    /// the texture's frame of that time.
     fn draw(&self, device: &wgpu::Device, queue: &wgpu::Queue, target: &wgpu::Texture, t: f32) {
         let size = target.size();
         let aspect = size.width as f32 / size.height.max(1) as f32;
@@ -176,7 +209,11 @@ impl Scene {
             * Mat4::look_at_rh(Vec3::new(0.0, 0.8, 4.2), Vec3::ZERO, Vec3::Y)
             * Mat4::from_rotation_y(t * 0.6)
             * Mat4::from_rotation_x(0.35);
-        queue.write_buffer(&self.uniform, 0, bytemuck::cast_slice(&mvp.to_cols_array()));
+        let layer = (t * FPS) as u32 % self.layers.max(1);
+        let mut u = [0u32; UNIFORM_BYTES as usize / 4];
+        u[..16].copy_from_slice(bytemuck::cast_slice(&mvp.to_cols_array()));
+        u[16] = layer;
+        queue.write_buffer(&self.uniform, 0, bytemuck::cast_slice(&u));
         let depth = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("depth"),
             size,
@@ -258,7 +295,7 @@ struct Gpu {
 }
 
 impl Gpu {
-    fn new(instance: &wgpu::Instance, window: &Arc<Window>) -> Result<Self, String> {
+    fn new(instance: &wgpu::Instance, window: &Arc<Window>, video: bool) -> Result<Self, String> {
         let surface = instance
             .create_surface(window.clone())
             .map_err(|e| e.to_string())?;
@@ -296,18 +333,21 @@ impl Gpu {
         device.on_uncaptured_error(Arc::new(|e: wgpu::Error| eprintln!("GPU error: {e}")));
         // Kernel variants for this GPU: measured on the first run, then read from the cache.
         pollster::block_on(autotune(&ctx, &Cache::Default)).map_err(|e| e.to_string())?;
-        let comps = model_dir::from_files(&default_model::files()).map_err(|e| e.to_string())?;
+        let task = if video { Task::Video } else { Task::Image };
+        let files = default_model::built_in(task)
+            .ok_or_else(|| format!("this build has no built-in {} model", task.name()))?;
+        let comps = model_dir::from_files(&files).map_err(|e| e.to_string())?;
         let pipe = TextToImage::new(&ctx, comps).map_err(|e| e.to_string())?;
         let req = pipe.request("");
         let image = device.create_texture(&Generation::texture_descriptor(&req));
-        let grey = vec![128u8; req.width * req.height * 4];
+        let grey = vec![128u8; req.width * req.height * req.frames * 4];
         queue.write_texture(
             image.as_image_copy(),
             &grey,
             wgpu::TexelCopyBufferLayout {
                 offset: 0,
                 bytes_per_row: Some(4 * req.width as u32),
-                rows_per_image: None,
+                rows_per_image: Some(req.height as u32),
             },
             image.size(),
         );
@@ -355,7 +395,7 @@ impl App {
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(
                 Box::new(el.owned_display_handle()),
             ));
-        let gpu = Gpu::new(&instance, &window)?;
+        let gpu = Gpu::new(&instance, &window, self.args.video)?;
         Ok(Running {
             window,
             instance,
@@ -384,7 +424,7 @@ impl App {
             r.losses += 1;
             println!("{lost}; starting again on a new device");
             r.generation = None;
-            r.gpu = Gpu::new(&r.instance, &r.window)?;
+            r.gpu = Gpu::new(&r.instance, &r.window, args.video)?;
             println!("recovered from a lost device: generating again");
             r.last = Instant::now(); // the restart is no frame's time
         }
@@ -403,13 +443,13 @@ impl App {
         if r.frames >= args.baseline && r.generation.is_none() && r.done_at.is_none() {
             let req = ptdit::pipeline::generate::Request {
                 seed: args.seed,
-                ..r.gpu.pipe.request(&args.prompt)
+                ..r.gpu.pipe.request(args.prompt())
             };
             let g = pollster::block_on(Generation::new(&r.gpu.pipe, &req, &r.gpu.image))
                 .map_err(|e| e.to_string())?;
             println!(
                 "generating {:?}: {} steps of {} dispatches, {} dispatches a frame",
-                args.prompt,
+                args.prompt(),
                 req.steps,
                 g.dispatches_per_step(),
                 args.budget

@@ -63,14 +63,15 @@ pub struct Generation {
 
 impl Generation {
     /// A texture that fits a request's output: RGBA8 (sRGB), sampled by the host, written by
-    /// copies.
+    /// copies; one array layer per frame (a video's frames, a multi-view model's views), so a
+    /// host plays a video by choosing the layer it samples.
     pub fn texture_descriptor(req: &Request) -> wgpu::TextureDescriptor<'static> {
         wgpu::TextureDescriptor {
             label: Some("ptdit image"),
             size: wgpu::Extent3d {
                 width: req.width as u32,
                 height: req.height as u32,
-                depth_or_array_layers: 1,
+                depth_or_array_layers: req.frames.max(1) as u32,
             },
             mip_level_count: 1,
             sample_count: 1,
@@ -85,7 +86,7 @@ impl Generation {
 
     /// Encodes the text and compiles the step graph (this waits for the GPU once, for the text
     /// embeddings), then returns a run that has done no denoising yet. `target` must be RGBA8
-    /// (unorm or sRGB), exactly the request's size, with `COPY_DST`.
+    /// (unorm or sRGB), exactly the request's size, with `COPY_DST` and a layer per frame.
     pub async fn new(pipe: &TextToImage, req: &Request, target: &wgpu::Texture) -> Result<Self> {
         let ctx = pipe.context().clone();
         let size = target.size();
@@ -104,6 +105,17 @@ impl Generation {
             return Err(Error::Input(format!(
                 "the target texture is {}x{} but the request makes {}x{} images",
                 size.width, size.height, req.width, req.height
+            )));
+        }
+        if size.depth_or_array_layers as usize != req.frames.max(1)
+            || target.dimension() != wgpu::TextureDimension::D2
+        {
+            return Err(Error::Input(format!(
+                "the target texture has {} layer(s) ({:?}) but the request makes {} frame(s): \
+                 it must be a 2D texture with one array layer per frame",
+                size.depth_or_array_layers,
+                target.dimension(),
+                req.frames
             )));
         }
         let Prepared { den, schedule } = pipe.prepare(req).await?;
@@ -197,21 +209,38 @@ impl Generation {
         }
         let latents = self.den.latent().await?;
         let frames = decode_frames(&self.ctx, &self.components, self.pipe_float, latents).await?;
-        let f = frames
-            .first()
-            .ok_or_else(|| Error::Model("the VAE produced no frame".into()))?;
-        let w = f.width;
-        let rgba = f.rgba();
-        self.ctx.queue.write_texture(
-            self.target.as_image_copy(),
-            &rgba,
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(4 * w as u32),
-                rows_per_image: None,
-            },
-            self.target.size(),
-        );
+        if frames.is_empty() {
+            return Err(Error::Model("the VAE produced no frame".into()));
+        }
+        let size = self.target.size();
+        for (layer, f) in frames
+            .iter()
+            .take(size.depth_or_array_layers as usize)
+            .enumerate()
+        {
+            self.ctx.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture: &self.target,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d {
+                        x: 0,
+                        y: 0,
+                        z: layer as u32,
+                    },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                &f.rgba(),
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(4 * f.width as u32),
+                    rows_per_image: None,
+                },
+                wgpu::Extent3d {
+                    depth_or_array_layers: 1,
+                    ..size
+                },
+            );
+        }
         Ok(())
     }
 
@@ -237,7 +266,8 @@ pub async fn read_texture(ctx: &GpuContext, texture: &wgpu::Texture) -> Result<F
     })
 }
 
-/// Reads an RGBA8 or BGRA8 texture back as RGBA bytes, row-major (BGRA is reordered).
+/// Reads an RGBA8 or BGRA8 texture back as RGBA bytes, row-major, layer after layer (BGRA is
+/// reordered).
 pub async fn read_texture_rgba(ctx: &GpuContext, texture: &wgpu::Texture) -> Result<Vec<u8>> {
     use wgpu::TextureFormat as F;
     let bgra = match texture.format() {
@@ -250,8 +280,10 @@ pub async fn read_texture_rgba(ctx: &GpuContext, texture: &wgpu::Texture) -> Res
         }
     };
     let (w, h) = (texture.width(), texture.height());
+    let layers = texture.depth_or_array_layers();
     let pitch = (w * 4).div_ceil(256) * 256;
-    let data = read_staged(ctx, pitch as u64 * h as u64, "a texture", |enc, buf| {
+    let bytes = pitch as u64 * h as u64 * layers as u64;
+    let data = read_staged(ctx, bytes, "a texture", |enc, buf| {
         enc.copy_texture_to_buffer(
             texture.as_image_copy(),
             wgpu::TexelCopyBufferInfo {
@@ -259,15 +291,15 @@ pub async fn read_texture_rgba(ctx: &GpuContext, texture: &wgpu::Texture) -> Res
                 layout: wgpu::TexelCopyBufferLayout {
                     offset: 0,
                     bytes_per_row: Some(pitch),
-                    rows_per_image: None,
+                    rows_per_image: Some(h),
                 },
             },
             texture.size(),
         )
     })
     .await?;
-    let mut rgba = Vec::with_capacity((w * h * 4) as usize);
-    for y in 0..h as usize {
+    let mut rgba = Vec::with_capacity((w * h * layers * 4) as usize);
+    for y in 0..(h * layers) as usize {
         for px in data[y * pitch as usize..][..w as usize * 4].chunks(4) {
             match bgra {
                 true => rgba.extend_from_slice(&[px[2], px[1], px[0], px[3]]),
@@ -285,6 +317,8 @@ struct TextureWriter {
     bind_group: wgpu::BindGroup,
     texels: wgpu::Buffer,
     pitch: u32,
+    /// Layers written: the target's, or fewer where the latents have fewer frames (a VAE's).
+    layers: u32,
     groups: (u32, u32),
 }
 
@@ -299,6 +333,10 @@ crate::param_block! {
         out_w: u32,
         out_h: u32,
         pitch: u32,
+        layers: u32,
+        pad0: u32,
+        pad1: u32,
+        pad2: u32,
     }
 }
 
@@ -314,6 +352,7 @@ impl TextureWriter {
         let scale = (size.width as usize / w).max(1) as u32;
         // copy_buffer_to_texture needs rows in multiples of 256 bytes.
         let pitch = (size.width * 4).div_ceil(256) * 64;
+        let layers = size.depth_or_array_layers.min(t as u32);
         let p = ctx.pipeline(
             &Kernel::new("to_rgba8")
                 .read("x")
@@ -328,6 +367,10 @@ impl TextureWriter {
             out_w: size.width,
             out_h: size.height,
             pitch,
+            layers,
+            pad0: 0,
+            pad1: 0,
+            pad2: 0,
         };
         let uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("to_rgba8 params"),
@@ -339,7 +382,7 @@ impl TextureWriter {
             .write_buffer(&uniform, 0, bytemuck::cast_slice(&params.words()));
         let texels = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("to_rgba8 texels"),
-            size: pitch as u64 * 4 * size.height as u64,
+            size: pitch as u64 * 4 * size.height as u64 * layers as u64,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
@@ -352,7 +395,7 @@ impl TextureWriter {
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: &uniform,
                         offset: 0,
-                        size: wgpu::BufferSize::new(32),
+                        size: wgpu::BufferSize::new(4 * params.words().len() as u64),
                     }),
                 },
                 wgpu::BindGroupEntry {
@@ -370,6 +413,7 @@ impl TextureWriter {
             bind_group,
             texels,
             pitch,
+            layers,
             groups: (size.width.div_ceil(8), size.height.div_ceil(8)),
         })
     }
@@ -382,7 +426,7 @@ impl TextureWriter {
             });
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, &self.bind_group, &[0]);
-            pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
+            pass.dispatch_workgroups(self.groups.0, self.groups.1, self.layers);
         }
         enc.copy_buffer_to_texture(
             wgpu::TexelCopyBufferInfo {
@@ -390,34 +434,40 @@ impl TextureWriter {
                 layout: wgpu::TexelCopyBufferLayout {
                     offset: 0,
                     bytes_per_row: Some(self.pitch * 4),
-                    rows_per_image: None,
+                    rows_per_image: Some(target.height()),
                 },
             },
             target.as_image_copy(),
-            target.size(),
+            wgpu::Extent3d {
+                depth_or_array_layers: self.layers,
+                ..target.size()
+            },
         );
     }
 }
 
-/// The CPU reference of the texture writer: RGBA8 bytes, row-major, of frame 0 of batch item 0
-/// of `x (B, C, T, H, W)`, each source pixel repeated `scale` times in each direction.
+/// The CPU reference of the texture writer: RGBA8 bytes, row-major, frame after frame (the
+/// layers of the texture), of batch item 0 of `x (B, C, T, H, W)`, each source pixel repeated
+/// `scale` times in each direction.
 pub fn rgba8_reference(x: &HostTensor, scale: usize) -> Vec<u8> {
     let d = x.shape.dims();
     let (c, t, h, w) = (d[1], d[2], d[3], d[4]);
     let v = x.as_f32();
     let byte = |x: f32| ((x.clamp(-1.0, 1.0) + 1.0) * 0.5 * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
-    let mut out = Vec::with_capacity(h * w * scale * scale * 4);
-    for oy in 0..h * scale {
-        for ox in 0..w * scale {
-            let (sy, sx) = (oy / scale, ox / scale);
-            for ch in 0..3 {
-                out.push(if ch < c {
-                    byte(v[(ch * t) * h * w + sy * w + sx])
-                } else {
-                    0
-                });
+    let mut out = Vec::with_capacity(t * h * w * scale * scale * 4);
+    for f in 0..t {
+        for oy in 0..h * scale {
+            for ox in 0..w * scale {
+                let (sy, sx) = (oy / scale, ox / scale);
+                for ch in 0..3 {
+                    out.push(if ch < c {
+                        byte(v[(ch * t + f) * h * w + sy * w + sx])
+                    } else {
+                        0
+                    });
+                }
+                out.push(255);
             }
-            out.push(255);
         }
     }
     out

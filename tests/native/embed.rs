@@ -159,3 +159,51 @@ fn embeddings_drive_a_generation_without_the_text_encoder() {
         .collect();
     assert_eq!(rgb, want[0].rgb);
 }
+
+/// A video's frames go to the texture's array layers, one each (a game plays them by choosing
+/// the layer it samples): the built-in model's weights without their task declaration take 3
+/// frames. Every layer is its frame of the latents as bytes and of one-shot generation, and
+/// the layers differ (not frame 0 copied three times). A texture with the wrong layer count is
+/// refused, naming both counts.
+#[test]
+fn a_videos_frames_are_written_to_the_textures_layers() {
+    let own = gpu();
+    let ctx = GpuContext::borrowed(own.device.clone(), own.queue.clone(), None);
+    let comps = model_dir::from_files(&crate::common::undeclared_default_model()).unwrap();
+    let pipe = TextToImage::new(&ctx, comps).unwrap();
+    let req = Request {
+        frames: 3,
+        ..request(&pipe)
+    };
+    let d = Generation::texture_descriptor(&req);
+    assert_eq!(d.size.depth_or_array_layers, 3);
+    let texture = ctx.device.create_texture(&d);
+    let mut g = pollster::block_on(Generation::new(&pipe, &req, &texture)).unwrap();
+    assert!(g.advance(Budget::Steps(3)).unwrap().done);
+    let got = read_texture(&ctx, &texture);
+    let l = pollster::block_on(g.latents()).unwrap();
+    assert_eq!(got, rgba8_reference(&l, 1));
+    let layer = 32 * 32 * 4;
+    assert_eq!(got.len(), 3 * layer);
+    assert!(got[..layer] != got[layer..2 * layer] && got[layer..2 * layer] != got[2 * layer..]);
+    let frames = pollster::block_on(pipe.generate(&req, |_, _, _| true, false)).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let rgb: Vec<u8> = got[i * layer..][..layer]
+            .chunks(4)
+            .flat_map(|p| p[..3].to_vec())
+            .collect();
+        assert_eq!(rgb, f.rgb, "layer {i}");
+    }
+
+    let one = ctx
+        .device
+        .create_texture(&Generation::texture_descriptor(&Request {
+            frames: 1,
+            ..req.clone()
+        }));
+    let e = pollster::block_on(Generation::new(&pipe, &req, &one))
+        .err()
+        .expect("one layer for three frames is an error")
+        .to_string();
+    assert!(e.contains("1 layer") && e.contains("3 frame"), "{e}");
+}
