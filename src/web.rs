@@ -23,7 +23,7 @@ use crate::gpu::GpuContext;
 use crate::pipeline::embeddings::PromptEmbeddings;
 use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
 use crate::pipeline::settings::{ImageSettings, BUILT_IN_MODEL};
-use crate::pipeline::{default_model, limits, model_dir, png, StepCache};
+use crate::pipeline::{default_model, limits, model_dir, png, StepCache, Task};
 use crate::tensor::DType;
 
 // wgpu cannot wrap a `GPUDevice` made by JavaScript, but it gets its device from
@@ -238,6 +238,10 @@ fn request(o: &JsValue, defaults: Request) -> Result<Request, JsError> {
     if let Some(v) = num("seed") {
         r.seed = count(v?, "seed")? as u64;
     }
+    // Video frames or views; a model that declares its task refuses other counts by name.
+    if let Some(v) = num("frames") {
+        r.frames = count(v?, "frames")?;
+    }
     if let Some(v) = num("cfg") {
         r.cfg = v? as f32;
     }
@@ -262,6 +266,8 @@ export interface GenerateOptions {
   cfg?: number;
   width?: number;
   height?: number;
+  /** Video frames or multi-view views (default: the model's). */
+  frames?: number;
   /** Step cache: "off", "light", "medium", "heavy", or "RULE:THRESHOLD[,key=n...]". */
   cache?: string;
   /** Prompt embeddings from `Engine.encode` (or `ptdit encode`) instead of the prompts. */
@@ -275,13 +281,17 @@ export interface RgbaImage {
   data: Uint8ClampedArray;
 }
 
-/** What `Engine.generate` resolves to. */
+/** What `Engine.generate` resolves to: the picture to show (the first video frame, or a
+ * multi-view model's views side by side) and every frame. */
 export interface GeneratedImage extends RgbaImage {
+  /** Every frame: one for an image, the video's frames, or the views in turn. */
+  frames: RgbaImage[];
   /** Steps whose middle blocks the step cache skipped. */
   skippedSteps: number;
   /** The settings that made it: prompt, seed, steps, guidance, size, model, … */
   settings: [string, string][];
-  /** The image as a PNG (enlarged as `ptdit generate` does) carrying `settings`. */
+  /** As a PNG (enlarged as `ptdit generate` does) carrying `settings`: an animated PNG for
+   * video, the views side by side for multi-view, as `ptdit generate` writes them. */
   png: Uint8Array;
 }
 
@@ -289,8 +299,12 @@ export interface GeneratedImage extends RgbaImage {
 export interface ModelDefaults {
   width: number;
   height: number;
+  /** Frames (video) or views (multi-view); 1 for an image model. */
+  frames: number;
   steps: number;
   cfg: number;
+  /** What the model says it was trained for, or null where its config is silent. */
+  task: "text-to-image" | "text-to-video" | "text-to-multi-view" | null;
 }
 
 /** One file of a model directory, or a function giving it when the engine comes to it. */
@@ -411,12 +425,15 @@ impl Engine {
     /// GPU buffer as it arrives, so no file is ever whole in wasm memory, and a header's wrong
     /// shapes or unexpected keys fail before the rest is downloaded. `onProgress(bytes, path)`
     /// reports the weight bytes read so far. Resolves once every weight is on the GPU.
+    /// `name` is how the settings a PNG carries name the model (`ptdit generate --from` maps
+    /// "built-in video model" and "built-in multi-view model" back to the CLI's own copies).
     #[wasm_bindgen(js_name = loadModel)]
     pub async fn load_model(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Map<string, ModelFile>")] files: js_sys::Map,
         #[wasm_bindgen(unchecked_param_type = "((bytes: number, path: string) => void) | null")]
         on_progress: Option<Function>,
+        name: Option<String>,
     ) -> Result<(), JsError> {
         let mut small = BTreeMap::new();
         let mut weights = Vec::new();
@@ -463,7 +480,7 @@ impl Engine {
         }
         let components = stream.finish().map_err(js_err)?;
         self.pipe = Some(TextToImage::new(&self.ctx, components).map_err(js_err)?);
-        self.model_name = "a model directory loaded by the page".into();
+        self.model_name = name.unwrap_or_else(|| "a model directory loaded by the page".into());
         Ok(())
     }
 
@@ -486,7 +503,7 @@ impl Engine {
         pipe.warm().await.map_err(js_err)
     }
 
-    /// The loaded model's defaults: `{width, height, steps, cfg}`.
+    /// The loaded model's defaults: `{width, height, frames, steps, cfg, task}`.
     #[wasm_bindgen(unchecked_return_type = "ModelDefaults")]
     pub fn defaults(&self) -> Result<JsValue, JsError> {
         let pipe = self
@@ -498,12 +515,18 @@ impl Engine {
         for (k, v) in [
             ("width", r.width as f64),
             ("height", r.height as f64),
+            ("frames", r.frames as f64),
             ("steps", r.steps as f64),
             ("cfg", r.cfg as f64),
         ] {
             Reflect::set(&o, &JsValue::from_str(k), &JsValue::from(v))
                 .map_err(|_| JsError::new("cannot build the defaults object"))?;
         }
+        let task = pipe
+            .task()
+            .map_or(JsValue::NULL, |t| JsValue::from_str(t.name()));
+        Reflect::set(&o, &JsValue::from_str("task"), &task)
+            .map_err(|_| JsError::new("cannot build the defaults object"))?;
         Ok(o.into())
     }
 
@@ -559,18 +582,31 @@ impl Engine {
         let first = frames
             .first()
             .ok_or_else(|| JsError::new("no image was produced"))?;
-        let img = image(first)?;
+        // What `ptdit generate` writes to its --out: the views side by side for multi-view,
+        // every frame (an animated PNG) otherwise.
+        let shown = match pipe.task() {
+            Some(Task::MultiView) => vec![Frame::side_by_side(&frames).map_err(js_err)?],
+            _ => frames.clone(),
+        };
+        let img = image(&shown[0])?;
+        let all = js_sys::Array::new();
+        for f in &frames {
+            all.push(&image(f)?);
+        }
         let cache = match field(&options, "cache").and_then(|v| v.as_string()) {
             Some(c) => c,
             None => "off".into(),
         };
         let upscale = limits::factor_for(first.width, first.height, 128);
+        let enlarged = shown
+            .iter()
+            .map(|f| f.upscale(upscale))
+            .collect::<crate::Result<Vec<_>>>()
+            .map_err(js_err)?;
         let model = self.model_name.clone();
         let settings = ImageSettings::of(&req, model, pipe.float(), &cache, upscale);
         let text = settings.to_text();
-        let bytes =
-            png::encode_with_text(&[first.upscale(settings.upscale).map_err(js_err)?], &text)
-                .map_err(js_err)?;
+        let bytes = png::encode_with_text(&enlarged, &text).map_err(js_err)?;
         let pairs = js_sys::Array::new();
         for (k, v) in &text {
             pairs.push(&js_sys::Array::of2(
@@ -580,6 +616,7 @@ impl Engine {
         }
         for (k, v) in [
             ("settings", JsValue::from(pairs)),
+            ("frames", all.into()),
             ("png", Uint8Array::from(&bytes[..]).into()),
         ] {
             Reflect::set(&img, &JsValue::from_str(k), &v)

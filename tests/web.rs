@@ -99,7 +99,7 @@ async fn load_tiny_model(engine: &mut ptdit::web::Engine) {
     for (path, bytes) in common::tiny::tiny_model_files() {
         files.set(&JsValue::from_str(&path), &Uint8Array::from(&bytes[..]));
     }
-    engine.load_model(files, None).await.unwrap();
+    engine.load_model(files, None, None).await.unwrap();
 }
 
 /// `generate`'s options for the tiny model: 64×64, seed 5, `steps` steps.
@@ -147,6 +147,19 @@ async fn js_api_generates_and_cancels() {
     assert_eq!(get("width").as_f64(), Some(64.0));
     let data: Uint8ClampedArray = get("data").dyn_into().unwrap();
     assert_eq!(data.length(), 64 * 64 * 4);
+    // Every frame comes too: one for an image, the same pixels.
+    let frames: js_sys::Array = get("frames").dyn_into().unwrap();
+    assert_eq!(frames.length(), 1);
+    let first = Reflect::get(&frames.get(0), &JsValue::from_str("data")).unwrap();
+    let first: Uint8ClampedArray = first.dyn_into().unwrap();
+    assert_eq!(first.to_vec(), data.to_vec());
+    // The model declares no task: the defaults say so, with its one frame.
+    let defaults = engine.defaults().unwrap();
+    let d = |k: &str| Reflect::get(&defaults, &JsValue::from_str(k)).unwrap();
+    assert_eq!(
+        (d("frames").as_f64(), d("task").is_null()),
+        (Some(1.0), true)
+    );
     let steps = Reflect::get(&js_sys::global(), &JsValue::from_str("__steps")).unwrap();
     assert_eq!(steps.as_f64(), Some(2.0));
 
@@ -287,7 +300,10 @@ async fn js_api_streams_weight_files_in_pieces() {
     };
 
     let mut whole = ptdit::web::Engine::create().await.unwrap();
-    whole.load_model(files(&|_| "bytes"), None).await.unwrap();
+    whole
+        .load_model(files(&|_| "bytes"), None, None)
+        .await
+        .unwrap();
     let expected = image(
         &whole
             .generate(tiny_options(2).into(), None, None)
@@ -304,7 +320,7 @@ async fn js_api_streams_weight_files_in_pieces() {
         _ => "bytes",
     };
     streamed
-        .load_model(files(&kinds), Some(progress))
+        .load_model(files(&kinds), Some(progress), None)
         .await
         .unwrap();
     let loaded = Reflect::get(&js_sys::global(), &JsValue::from_str("__loaded")).unwrap();
@@ -333,7 +349,7 @@ async fn js_api_streams_weight_files_in_pieces() {
                 true => kind,
                 false => "bytes",
             };
-        let err = match e.load_model(files(&bad), None).await {
+        let err = match e.load_model(files(&bad), None, None).await {
             Ok(()) => panic!("a {kind} weight file was accepted"),
             Err(err) => JsValue::from(err),
         };
@@ -419,7 +435,7 @@ async fn js_api_generates_from_embeddings_without_the_text_encoder() {
             files.set(&JsValue::from_str(&path), &Uint8Array::from(&bytes[..]));
         }
     }
-    engine.load_model(files, None).await.unwrap();
+    engine.load_model(files, None, None).await.unwrap();
     let no_text = engine.generate(tiny_options(2).into(), None, None).await;
     assert!(no_text.is_err(), "a prompt needs the text encoder");
     let opts = tiny_options(2);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the static web demo into web/dist/: the engine as wasm + its JS bindings (with the
-# default emoji model built in), the page, and another model (web/dist/model/, listed in
-# files.json) when one is given.
+# default emoji model built in), the page, another image model (web/dist/model/, listed in
+# files.json) when one is given, and the video and multi-view models (web/dist/models/).
 #   web/build.sh [--dev] [MODEL_DIR]
 # --dev builds the wasm in the dev profile, whose compiled dependencies the wasm32 tests share
 # (CI uses it: the release build compiled everything once more); the default is release.
@@ -25,17 +25,30 @@ rm -rf "$out"
 mkdir -p "$out"
 wasm-bindgen --target web --no-typescript --out-dir "$out" "target/wasm32-unknown-unknown/$([ "$profile" = dev ] && echo debug || echo release)/ptdit.wasm"
 cp web/index.html web/main.js web/engine.js web/worker.js "$out/"
+# A model directory's files into $out/DEST, listed in DEST/files.json for the page.
+copy_model() {
+    local model=$1 dest=$out/$2 list
+    list=$(mktemp)
+    mkdir -p "$dest"
+    (cd "$model" && find . -type f \( -name '*.json' -o -name '*.safetensors' -o -name 'spiece.model' \) | sed 's|^\./||' | sort) > "$list"
+    while read -r f; do
+        mkdir -p "$dest/$(dirname "$f")"
+        cp "$model/$f" "$dest/$f"
+    done < "$list"
+    python3 -c 'import json,sys; print(json.dumps([l.strip() for l in open(sys.argv[1]) if l.strip()]))' "$list" > "$dest/files.json"
+    echo "$2: $model ($(wc -l < "$list") files)"
+    rm -f "$list"
+}
 model=${1:-assets/model}
 if [ -d "$model" ]; then
-    mkdir -p "$out/model"
-    (cd "$model" && find . -type f \( -name '*.json' -o -name '*.safetensors' -o -name 'spiece.model' \) | sed 's|^\./||' | sort) > /tmp/ptdit-files.txt
-    while read -r f; do
-        mkdir -p "$out/model/$(dirname "$f")"
-        cp "$model/$f" "$out/model/$f"
-    done < /tmp/ptdit-files.txt
-    python3 -c 'import json,sys; print(json.dumps([l.strip() for l in open(sys.argv[1]) if l.strip()]))' /tmp/ptdit-files.txt > "$out/model/files.json"
-    echo "model: $model ($(wc -l < /tmp/ptdit-files.txt) files)"
+    copy_model "$model" model
 else
     echo "no model directory given: the page uses the engine's built-in emoji model"
 fi
+# The video and multi-view models, downloaded by the page when their task is chosen.
+for task in video views; do
+    if [ -d "assets/emoji-$task" ]; then
+        copy_model "assets/emoji-$task" "models/$task"
+    fi
+done
 echo "built $out"

@@ -1,6 +1,10 @@
 // The demo's engine, wherever it runs: `loadEngine(onStatus)` resolves to
-// `{ where, adapter, kernels, which, defaults, generate(opts, onStep) -> image, cancel(),
-// loseDevice(), close() }`.
+// `{ where, adapter, kernels, which, defaults, load(task) -> {which, defaults},
+// generate(opts, onStep) -> image, cancel(), loseDevice(), close() }`.
+// Each task's model: "image" is a model/ folder next to the page or else the emoji model built
+// into the engine; "video" and "views" are models/video/ and models/views/ next to the page
+// (web/build.sh copies them from assets/), downloaded when first chosen and kept in the Cache
+// API, so the first visit loads the engine and the image model only.
 // Loading the model and generating are the same code in a worker and on the page
 // (`startEngine`), so the page can fall back to its own thread where a worker has no WebGPU.
 import init, { Engine } from "./ptdit.js";
@@ -34,9 +38,25 @@ async function cachedResponse(cache, url, onBytes) {
   return res;
 }
 
-async function loadModel(engine, base, onStatus) {
-  const list = await fetch(new URL("model/files.json", base)).catch(() => null);
+// Where each task's model lives next to the page, and how a PNG's settings name it (the names
+// `ptdit generate --from` maps to the CLI's own copies of the built-in models).
+const TASKS = {
+  image: { folder: "model/" },
+  video: { folder: "models/video/", name: "built-in video model" },
+  views: { folder: "models/views/", name: "built-in multi-view model" },
+};
+
+async function loadModel(engine, base, onStatus, task = "image") {
+  const where = TASKS[task];
+  if (!where) throw new Error(`no task "${task}": image, video or views`);
+  const folder = where.folder;
+  const list = await fetch(new URL(`${folder}files.json`, base)).catch(() => null);
   if (!list || !list.ok) {
+    if (task !== "image") {
+      const err = new Error(`this demo has no ${task} model (${folder} is not next to the page)`);
+      err.duringModel = true;
+      throw err;
+    }
     engine.loadDefaultModel();
     return "the built-in emoji model";
   }
@@ -48,22 +68,22 @@ async function loadModel(engine, base, onStatus) {
   for (const path of paths) {
     // A function: the engine opens each file when it comes to it, so one download runs at a
     // time and nothing waits in memory.
-    files.set(path, () => cachedResponse(cache, new URL(`model/${path}`, base), (b) => {
+    files.set(path, () => cachedResponse(cache, new URL(`${folder}${path}`, base), (b) => {
       downloaded += b;
       onStatus(`downloading the model… ${mib(downloaded)} MiB`);
     }));
   }
   try {
-    await engine.loadModel(files, (bytes) => onStatus(`weights to the GPU… ${mib(bytes)} MiB`));
+    await engine.loadModel(files, (bytes) => onStatus(`weights to the GPU… ${mib(bytes)} MiB`), where.name);
   } catch (e) {
     // A file that arrived whole but wrong (cut short by a proxy, say) is in the cache now:
     // drop every file of the model, so that the next visit downloads them again.
-    if (cache) await Promise.all(paths.map((p) => cache.delete(new URL(`model/${p}`, base)).catch(() => {})));
+    if (cache) await Promise.all(paths.map((p) => cache.delete(new URL(`${folder}${p}`, base)).catch(() => {})));
     const err = new Error(`loading the model failed: ${e.message || e}; nothing was kept, reload the page to try again`);
     err.duringModel = true;
     throw err;
   }
-  return "model/";
+  return folder;
 }
 
 // The autotuner's table, kept in the Cache API (which workers have, unlike localStorage) so
@@ -105,6 +125,13 @@ export async function startEngine(base, onStatus) {
     kernels: engine.kernels(),
     which,
     defaults: engine.defaults(),
+    /** Another task's model in place of the one loaded (on the same engine and device). */
+    async load(task) {
+      const which = await loadModel(engine, base, onStatus, task);
+      onStatus("compiling kernels…");
+      await engine.warm();
+      return { which, defaults: engine.defaults() };
+    },
     async generate(opts, onStep) {
       abort = new AbortController();
       return engine.generate(opts, onStep, abort.signal);
@@ -121,6 +148,7 @@ function workerEngine(onStatus) {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
     let pending = null;
+    let loading = null;
     worker.onerror = (e) => reject(new Error(e.message || "the worker failed to start"));
     worker.onmessage = ({ data: m }) => {
       if (m.type === "status") onStatus(m.text);
@@ -130,6 +158,9 @@ function workerEngine(onStatus) {
       }
       else if (m.type === "ready") resolve({
         where: "a worker", adapter: m.adapter, kernels: m.kernels, which: m.which, defaults: m.defaults,
+        load(task) {
+          return new Promise((res, rej) => { loading = { res, rej }; worker.postMessage({ type: "load", task }); });
+        },
         generate(opts, onStep) {
           return new Promise((res, rej) => { pending = { res, rej, onStep }; worker.postMessage({ type: "generate", opts }); });
         },
@@ -140,6 +171,8 @@ function workerEngine(onStatus) {
       else if (m.type === "step" && pending) pending.onStep(m.step, m.total, m.preview);
       else if (m.type === "done" && pending) { pending.res(m.image); pending = null; }
       else if (m.type === "error" && pending) { pending.rej(new Error(m.message)); pending = null; }
+      else if (m.type === "loaded" && loading) { loading.res({ which: m.which, defaults: m.defaults }); loading = null; }
+      else if (m.type === "load-failed" && loading) { loading.rej(new Error(m.message)); loading = null; }
     };
     worker.postMessage({ type: "start", base: new URL(".", import.meta.url).href });
   });

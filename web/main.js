@@ -1,6 +1,8 @@
 // The demo page: starts the engine in a worker (or on the page where a worker has no WebGPU),
 // loads a model (a model/ folder next to the page, cached with the Cache API, or else the emoji
-// model built into the engine), then generates with a live preview every step.
+// model built into the engine), then generates with a live preview every step. The task choice
+// loads the video or multi-view model instead (engine.js says where they live); a video plays
+// on the canvas, a multi-view model's views are shown side by side.
 import { loadEngine } from "./engine.js";
 
 const $ = (id) => document.getElementById(id);
@@ -9,8 +11,25 @@ const status = (text, error = false) => {
   $("status").className = error ? "error" : "";
 };
 
+// Example prompts of each task's built-in model.
+const EXAMPLES = {
+  image: "red apple",
+  video: "rocket moving up",
+  views: "a red cube on a blue sphere",
+};
+
+// The video being played: its frames, and the timer that shows them in turn.
+let playing = null;
+const stop = () => { if (playing) clearInterval(playing); playing = null; };
+
 function draw(image) {
   const canvas = $("output");
+  // The canvas keeps the image's shape (views side by side are wider than tall).
+  const height = Math.round(canvas.width * image.height / image.width);
+  if (canvas.height !== height) {
+    canvas.height = height;
+    canvas.style.height = `${height}px`;
+  }
   const ctx = canvas.getContext("2d");
   const tmp = document.createElement("canvas");
   tmp.width = image.width;
@@ -34,9 +53,11 @@ async function main() {
     else status(`WebGPU is present but no adapter could be used: ${e.message || e}`, true);
     return;
   }
-  const defaults = engine.defaults;
+  let defaults = engine.defaults;
+  let task = "image";
   $("steps").value = defaults.steps;
-  const ready = () => `ready on ${engine.adapter} in ${engine.where} with ${engine.which} (${defaults.width}×${defaults.height})`;
+  const shape = () => defaults.frames > 1 ? `, ${defaults.frames} ${task === "views" ? "views" : "frames"}` : "";
+  const ready = () => `ready on ${engine.adapter} in ${engine.where} with ${engine.which} (${defaults.width}×${defaults.height}${shape()})`;
   status(ready());
   document.body.dataset.engine = engine.where;
   document.body.dataset.kernels = engine.kernels;
@@ -47,22 +68,47 @@ async function main() {
     status(`${why}; restarting the engine…`, true);
     engine.close();
     engine = await loadEngine((text) => status(`${why}; restarting the engine: ${text}`, true));
+    // The new engine starts with the image model: load the task's again.
+    if (task !== "image") ({ which: engine.which, defaults } = await engine.load(task));
     status(`restarted after a lost GPU device: ${ready()}`);
     document.body.dataset.restarts = `${Number(document.body.dataset.restarts || 0) + 1}`;
   };
   $("generate").disabled = false;
+  $("task").disabled = false;
+  $("task").onchange = async () => {
+    const want = $("task").value;
+    stop();
+    $("generate").disabled = true;
+    $("task").disabled = true;
+    try {
+      ({ which: engine.which, defaults } = await engine.load(want));
+      task = want;
+      $("steps").value = defaults.steps;
+      $("prompt").value = EXAMPLES[task];
+      status(ready());
+    } catch (e) {
+      $("task").value = task; // the model loaded before is still the one in use
+      status(`${e.message || e}`, true);
+    } finally {
+      $("generate").disabled = false;
+      $("task").disabled = false;
+      document.body.dataset.task = task;
+    }
+  };
   $("cancel").onclick = () => engine.cancel();
   // The PNG the engine wrote, with the settings as text chunks.
   let lastPng = null;
   $("download").onclick = () => {
     const a = document.createElement("a");
     a.href = URL.createObjectURL(new Blob([lastPng], { type: "image/png" }));
-    a.download = `ptdit-${$("seed").value}.png`;
+    a.download = `ptdit-${task}-${$("seed").value}.png`;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   };
   $("generate").onclick = async () => {
+    stop();
     $("generate").disabled = true;
+    $("task").disabled = true;
     $("cancel").disabled = false;
     $("progress").value = 0;
     const t0 = performance.now();
@@ -81,6 +127,15 @@ async function main() {
         draw(preview);
       });
       draw(image);
+      // A video plays in a loop; views stay side by side (the image is all of them).
+      if (task === "video" && image.frames.length > 1) {
+        let i = 0;
+        playing = setInterval(() => {
+          i = (i + 1) % image.frames.length;
+          draw(image.frames[i]);
+          document.body.dataset.shownFrame = `${i}`;
+        }, 1000 / 6);
+      }
       window.ptditLastImage = image; // for tests: the image before scaling to the canvas
       lastPng = image.png;
       $("download").disabled = false;
@@ -97,6 +152,7 @@ async function main() {
       else status(msg, true);
     } finally {
       $("generate").disabled = false;
+      $("task").disabled = false;
       $("cancel").disabled = true;
     }
   };

@@ -1,4 +1,4 @@
-// The engine in a dedicated worker: messages in ({type: start | generate | cancel |
+// The engine in a dedicated worker: messages in ({type: start | load | generate | cancel |
 // lose-device}), status,
 // per-step previews and the image out (pixel buffers transferred, not copied).
 import { startEngine } from "./engine.js";
@@ -18,9 +18,18 @@ self.onmessage = async ({ data: m }) => {
       const image = await engine.generate(m.opts, (step, total, preview) => {
         self.postMessage({ type: "step", step, total, preview }, [preview.data.buffer]);
       });
-      self.postMessage({ type: "done", image }, [image.data.buffer]);
+      // Every pixel buffer is moved, not copied: the image and each frame.
+      const moved = [image.data.buffer, ...image.frames.map((f) => f.data.buffer)];
+      self.postMessage({ type: "done", image }, moved);
     } catch (e) {
       self.postMessage({ type: "error", message: `${e.message || e}` });
+    }
+  } else if (m.type === "load") {
+    try {
+      const { which, defaults } = await engine.load(m.task);
+      self.postMessage({ type: "loaded", which, defaults });
+    } catch (e) {
+      self.postMessage({ type: "load-failed", message: `${e.message || e}` });
     }
   } else if (m.type === "cancel" && engine) {
     engine.cancel();
