@@ -11,7 +11,12 @@
 //! cargo run --release --example desktop
 //! cargo run --release --example desktop -- --prompt "rocket" --screenshot desktop.png   # and exit
 //! cargo run --release --example desktop -- --model path/to/model-dir
+//! cargo run --release --example desktop -- --task video --prompt "rocket moving up"
 //! ```
+//!
+//! The task choice (image, video, multi-view) loads that task's built-in model: a video plays
+//! in a loop, a multi-view model's views are shown side by side; Save PNG writes what `ptdit
+//! generate` writes (an animated PNG for video, the views side by side).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -27,7 +32,7 @@ use ptdit::embed::{Budget, Generation};
 use ptdit::pipeline::generate::{Frame, Request, TextToImage};
 use ptdit::pipeline::settings::{model_name, ImageSettings};
 use ptdit::pipeline::step_cache::LEVELS;
-use ptdit::pipeline::{default_model, model_dir, png, StepCache};
+use ptdit::pipeline::{default_model, model_dir, png, StepCache, Task};
 use ptdit::GpuContext;
 
 #[derive(Parser)]
@@ -44,6 +49,9 @@ struct Args {
     /// A model directory instead of the embedded default model.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// The built-in model of this task: image, video or views.
+    #[arg(long, default_value = "image", value_parser = parse_task)]
+    task: Task,
     /// Compute dispatches per UI frame.
     #[arg(long, default_value_t = 64)]
     budget: usize,
@@ -56,15 +64,51 @@ struct Args {
     lose_device_after_steps: Option<usize>,
 }
 
-/// The engine on a device of its own, with the model loaded: made again when the device is
-/// lost.
-fn engine(model: Option<&std::path::Path>) -> Result<(GpuContext, TextToImage), String> {
+fn parse_task(s: &str) -> Result<Task, String> {
+    TASKS
+        .iter()
+        .find(|(name, _)| *name == s)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| format!("no task {s:?}: image, video or views"))
+}
+
+/// The task choice's entries.
+const TASKS: [(&str, Task); 3] = [
+    ("image", Task::Image),
+    ("video", Task::Video),
+    ("views", Task::MultiView),
+];
+
+/// A video's frames per second as the app plays it.
+const FPS: f32 = 6.0;
+
+/// What the image panel shows of a generation's frames at `t` seconds: a multi-view model's
+/// views side by side, a video's frame of that time, or the image.
+fn picture(task: Option<Task>, frames: &[Frame], t: f32) -> Frame {
+    match task {
+        Some(Task::MultiView) if frames.len() > 1 => {
+            Frame::side_by_side(frames).unwrap_or_else(|_| frames[0].clone())
+        }
+        _ => frames[(t * FPS) as usize % frames.len()].clone(),
+    }
+}
+
+/// The engine on a device of its own, with the model loaded (a directory, or the task's
+/// built-in model): made again when the device is lost.
+fn engine(
+    model: Option<&std::path::Path>,
+    task: Task,
+) -> Result<(GpuContext, TextToImage), String> {
     let ctx = GpuContext::new_blocking().map_err(|e| e.to_string())?;
     // Kernel variants for this GPU: measured on the first run, then read from the cache.
     pollster::block_on(autotune(&ctx, &Cache::Default)).map_err(|e| e.to_string())?;
     let comps = match model {
         Some(dir) => model_dir::open(&ctx, dir, ptdit::DType::F32),
-        None => model_dir::from_files(&default_model::files()),
+        None => {
+            let files = default_model::built_in(task)
+                .ok_or_else(|| format!("this build has no built-in {} model", task.name()))?;
+            model_dir::from_files(&files)
+        }
     }
     .map_err(|e| e.to_string())?;
     let pipe = TextToImage::new(&ctx, comps).map_err(|e| e.to_string())?;
@@ -82,15 +126,19 @@ struct App {
     ctx: GpuContext,
     pipe: TextToImage,
     model: Option<PathBuf>,
+    /// The task chosen for the built-in model (a directory's model declares its own).
+    task: Task,
     req: Request,
     /// The step cache level's name (`ptdit::pipeline::step_cache::LEVELS`).
     cache: String,
-    /// The latest image or preview, as the UI holds it, and as RGB for saving.
-    shown: Option<(egui::TextureHandle, Frame)>,
+    /// The latest image or preview, as the UI holds it, and its frames as RGB for saving.
+    shown: Option<(egui::TextureHandle, Vec<Frame>)>,
+    /// When the video shown started playing, and the frame on screen.
+    playing: (Instant, usize),
     /// The settings of the generation shown, saved with it.
     made_with: Option<ImageSettings>,
-    /// The last generations, newest first: settings, thumbnail, image.
-    recent: Vec<(ImageSettings, egui::TextureHandle, Frame)>,
+    /// The last generations, newest first: settings, thumbnail, frames.
+    recent: Vec<(ImageSettings, egui::TextureHandle, Vec<Frame>)>,
     /// The model directory field (empty: the built-in model).
     model_field: String,
     run: Option<Run>,
@@ -106,7 +154,7 @@ struct App {
 
 impl App {
     fn new(_cc: &eframe::CreationContext<'_>, args: Args) -> Result<Self, String> {
-        let (ctx, pipe) = engine(args.model.as_deref())?;
+        let (ctx, pipe) = engine(args.model.as_deref(), args.task)?;
         let status = format!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
         let mut req = pipe.request(args.prompt.as_deref().unwrap_or("red apple"));
         req.cache = StepCache::level(&args.cache).map_err(|e| e.to_string())?;
@@ -119,9 +167,11 @@ impl App {
             ctx,
             pipe,
             model: args.model,
+            task: args.task,
             req,
             cache: args.cache,
             shown: None,
+            playing: (Instant::now(), 0),
             made_with: None,
             recent: Vec::new(),
             model_field,
@@ -141,8 +191,16 @@ impl App {
         Ok(app)
     }
 
+    /// How the settings name the model in use.
+    fn model_name(&self) -> String {
+        match &self.model {
+            Some(dir) => model_name(Some(dir)),
+            None => default_model::built_in_name(self.task).to_string(),
+        }
+    }
+
     fn start(&mut self) {
-        let model = model_name(self.model.as_deref());
+        let model = self.model_name();
         let float = self.pipe.float();
         self.made_with = Some(ImageSettings::of(&self.req, model, float, &self.cache, 1));
         let target = self
@@ -161,58 +219,83 @@ impl App {
         }
     }
 
-    /// Copies the engine's texture to the UI's.
+    /// Copies the engine's texture (a layer per frame) to the UI's.
     fn show(&mut self, ui: &egui::Context) -> ptdit::Result<()> {
         let Some(run) = &self.run else { return Ok(()) };
         let rgba = pollster::block_on(ptdit::embed::read_texture_rgba(&self.ctx, &run.target))?;
-        let size = [run.target.width() as usize, run.target.height() as usize];
-        let image = egui::ColorImage::from_rgba_unmultiplied(size, &rgba);
-        let frame = Frame {
-            width: size[0],
-            height: size[1],
-            rgb: rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
-        };
+        let (w, h) = (run.target.width() as usize, run.target.height() as usize);
+        let frames: Vec<Frame> = rgba
+            .chunks(w * h * 4)
+            .map(|layer| Frame {
+                width: w,
+                height: h,
+                rgb: layer.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+            })
+            .collect();
+        self.set_shown(ui, frames);
+        Ok(())
+    }
+
+    /// Shows these frames (from their first) in the image panel.
+    fn set_shown(&mut self, ui: &egui::Context, frames: Vec<Frame>) {
+        let f = picture(self.pipe.task(), &frames, 0.0);
+        let image = egui::ColorImage::from_rgb([f.width, f.height], &f.rgb);
+        self.playing = (Instant::now(), 0);
         match &mut self.shown {
-            Some((handle, f)) => {
+            Some((handle, shown)) => {
                 handle.set(image, egui::TextureOptions::LINEAR);
-                *f = frame;
+                *shown = frames;
             }
             None => {
                 let handle = ui.load_texture("image", image, egui::TextureOptions::LINEAR);
-                self.shown = Some((handle, frame));
+                self.shown = Some((handle, frames));
             }
         }
-        Ok(())
+    }
+
+    /// A finished video plays in a loop: the frame of this moment in the image panel.
+    fn play(&mut self, ui: &egui::Context) {
+        let Some((handle, frames)) = &mut self.shown else {
+            return;
+        };
+        if self.run.is_some() || frames.len() < 2 || self.pipe.task() == Some(Task::MultiView) {
+            return;
+        }
+        let t = self.playing.0.elapsed().as_secs_f32();
+        let i = (t * FPS) as usize % frames.len();
+        if i != self.playing.1 {
+            self.playing.1 = i;
+            let f = &frames[i];
+            let image = egui::ColorImage::from_rgb([f.width, f.height], &f.rgb);
+            handle.set(image, egui::TextureOptions::LINEAR);
+        }
+        ui.request_repaint_after(std::time::Duration::from_secs_f32(1.0 / FPS));
     }
 
     /// Keeps the image shown and its settings at the top of the recent generations.
     fn remember(&mut self, ui: &egui::Context) {
-        if let (Some((_, frame)), Some(settings)) = (&self.shown, &self.made_with) {
+        if let (Some((_, frames)), Some(settings)) = (&self.shown, &self.made_with) {
             // A texture of its own: the shown one is overwritten by the next generation.
-            let size = [frame.width, frame.height];
-            let image = egui::ColorImage::from_rgb(size, &frame.rgb);
+            let frame = picture(self.pipe.task(), frames, 0.0);
+            let image = egui::ColorImage::from_rgb([frame.width, frame.height], &frame.rgb);
             let thumb = ui.load_texture("recent", image, egui::TextureOptions::LINEAR);
             self.recent
-                .insert(0, (settings.clone(), thumb, frame.clone()));
+                .insert(0, (settings.clone(), thumb, frames.clone()));
             self.recent.truncate(RECENT);
         }
     }
 
     /// Makes a generation of the list current again: its settings in the controls, its image
     /// shown and ready to save.
-    fn recall(&mut self, i: usize) {
-        let Some((s, _, frame)) = self.recent.get(i).cloned() else {
+    fn recall(&mut self, ui: &egui::Context, i: usize) {
+        let Some((s, _, frames)) = self.recent.get(i).cloned() else {
             return;
         };
         let r = &mut self.req;
         (r.prompt, r.negative_prompt) = (s.prompt.clone(), s.negative_prompt.clone());
         (r.seed, r.steps, r.cfg) = (s.seed, s.steps, s.guidance);
         self.cache = s.cache.clone();
-        if let Some((handle, f)) = &mut self.shown {
-            let image = egui::ColorImage::from_rgb([frame.width, frame.height], &frame.rgb);
-            handle.set(image, egui::TextureOptions::LINEAR);
-            *f = frame;
-        }
+        self.set_shown(ui, frames);
         self.status = format!("seed {}, {} steps: {}", s.seed, s.steps, s.prompt);
         self.made_with = Some(s);
     }
@@ -222,7 +305,7 @@ impl App {
     fn open_model(&mut self) {
         let dir = self.model_field.trim();
         let model = (!dir.is_empty()).then(|| PathBuf::from(dir));
-        match engine(model.as_deref()) {
+        match engine(model.as_deref(), self.task) {
             Ok((ctx, pipe)) => {
                 let prompt = std::mem::take(&mut self.req.prompt);
                 self.req = Request {
@@ -230,7 +313,7 @@ impl App {
                     ..pipe.request(&prompt)
                 };
                 (self.ctx, self.pipe, self.model, self.run) = (ctx, pipe, model, None);
-                self.status = format!("model: {}", model_name(self.model.as_deref()));
+                self.status = format!("model: {}", self.model_name());
             }
             Err(e) => self.status = format!("cannot open {dir}: {e}"),
         }
@@ -239,7 +322,7 @@ impl App {
     /// After a lost device: a new engine on a new device, and the generation started again.
     fn restart(&mut self, lost: &ptdit::Error) {
         let resume = self.run.take().is_some();
-        match engine(self.model.as_deref()) {
+        match engine(self.model.as_deref(), self.task) {
             Ok((ctx, pipe)) => {
                 self.ctx = ctx;
                 self.pipe = pipe;
@@ -314,19 +397,30 @@ impl App {
     /// Saves the image with the settings that made it (`ptdit info FILE.png` shows them,
     /// `ptdit generate --from FILE.png` repeats them).
     fn save(&mut self) {
-        let Some((_, f)) = &self.shown else { return };
+        let Some((_, frames)) = &self.shown else {
+            return;
+        };
         let Some(settings) = &self.made_with else {
             return;
         };
-        self.status = match Ok::<_, String>(f).and_then(|f| {
+        // What `ptdit generate` writes: the views side by side, or every frame (an animated
+        // PNG for a video).
+        let frames = match self.pipe.task() {
+            Some(Task::MultiView) => vec![picture(Some(Task::MultiView), frames, 0.0)],
+            _ => frames.clone(),
+        };
+        self.status = match Ok::<_, String>(&frames[0]).and_then(|f| {
             let factor = f.factor_for(128);
-            let f = f.upscale(factor).map_err(|e| e.to_string())?;
+            let frames = frames
+                .iter()
+                .map(|f| f.upscale(factor).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
             let text = ImageSettings {
                 upscale: factor,
                 ..settings.clone()
             }
             .to_text();
-            let bytes = png::encode_with_text(&[f], &text).map_err(|e| e.to_string())?;
+            let bytes = png::encode_with_text(&frames, &text).map_err(|e| e.to_string())?;
             std::fs::write(&self.save_path, bytes).map_err(|e| e.to_string())
         }) {
             Ok(()) => format!("saved {}", self.save_path),
@@ -339,6 +433,7 @@ impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.advance(&ctx);
+        self.play(&ctx);
         if self.run.is_some() {
             ctx.request_repaint();
         }
@@ -348,6 +443,33 @@ impl eframe::App for App {
             .exact_size(260.0)
             .show(ui, |ui| {
                 ui.heading("ptdit");
+                let before = self.task;
+                egui::ComboBox::from_label("task")
+                    .selected_text(
+                        TASKS
+                            .iter()
+                            .find(|(_, t)| *t == self.task)
+                            .map_or("", |t| t.0),
+                    )
+                    .show_ui(ui, |ui| {
+                        for (name, task) in TASKS {
+                            ui.selectable_value(&mut self.task, task, name);
+                        }
+                    });
+                if self.task != before {
+                    // The task's built-in model in place of the one in use.
+                    if self.run.is_none() {
+                        self.model_field.clear();
+                        self.open_model();
+                        if self.model.is_none() && self.pipe.task() != Some(self.task) {
+                            self.task = before; // it failed: the status says why
+                        } else {
+                            self.shown = None;
+                        }
+                    } else {
+                        self.task = before;
+                    }
+                }
                 ui.horizontal(|ui| {
                     ui.add(
                         egui::TextEdit::singleline(&mut self.model_field)
@@ -428,7 +550,7 @@ impl eframe::App for App {
                         let text = format!("seed {}, {} steps: {}", s.seed, s.steps, s.prompt);
                         let image = egui::Image::new(egui::load::SizedTexture::new(
                             thumb.id(),
-                            egui::vec2(24.0, 24.0),
+                            egui::vec2(24.0 * thumb.aspect_ratio(), 24.0),
                         ));
                         if ui
                             .add(egui::Button::image_and_text(image, text).truncate())
@@ -438,18 +560,21 @@ impl eframe::App for App {
                         }
                     }
                     if let Some(i) = picked {
-                        self.recall(i);
+                        self.recall(&ctx, i);
                     }
                 }
             });
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some((handle, _)) = &self.shown {
                 let id = handle.id();
-                let side = ui.available_width().min(ui.available_height()) - 8.0;
+                // As large as fits, in the picture's shape (views side by side are wide).
+                let [w, h] = handle.size().map(|v| v.max(1) as f32);
+                let scale =
+                    ((ui.available_width() - 8.0) / w).min((ui.available_height() - 8.0) / h);
                 ui.centered_and_justified(|ui| {
                     ui.add(egui::Image::new(egui::load::SizedTexture::new(
                         id,
-                        egui::vec2(side, side),
+                        egui::vec2(w * scale, h * scale),
                     )));
                 });
             } else {
