@@ -327,6 +327,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
             if embeddings.is_some() {
                 c.drop_text_encoder();
             }
+            println!("model: the {}", default_model::built_in_name(wanted));
             c
         }
     };

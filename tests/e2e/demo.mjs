@@ -5,8 +5,9 @@
 // LOSE_DEVICE=1 it then loses its device and must restart its engine without a reload; with
 // PTDIT=path/to/ptdit the Download PNG must regenerate natively with `ptdit generate --from`). With
 // EXPECT_EMOJI=1 (the built-in model) the image must be an emoji-like picture: not blank, not
-// noise, with the white background every training image has. Exits non-zero with the reason
-// on any failure.
+// noise, with the white background every training image has. With TASKS=1 it also switches
+// to the video and multi-view models (see below). Exits non-zero with the reason on any
+// failure.
 import { launch } from "./chromium.mjs";
 
 const url = process.env.URL ?? "http://127.0.0.1:8765/index.html";
@@ -180,6 +181,71 @@ try {
   await page.screenshot({ path: shot });
   console.log(`e2e: ${status}; canvas mean ${stats.mean.toFixed(1)}, std ${stats.std.toFixed(1)}, ${stats.colours} colours; screenshot ${shot}`);
   if (stats.std < 2 || stats.colours < 16) fail("the canvas is blank");
+
+  // TASKS=1: the task choice loads the video and the multi-view model (files next to the page),
+  // each generates its frames (TASK_STEPS steps, 1 by default: the wiring, not the pictures,
+  // which tests/native/default_model.rs checks), a video plays on the canvas and the views are
+  // side by side; with NATIVE_VIDEO / NATIVE_VIEWS (the CLI's output for the same prompt and
+  // seed) the browser's pictures must be the native ones (the tolerance above).
+  if (process.env.TASKS === "1") {
+    const native = async (file) => {
+      const fs = await import("node:fs");
+      return fs.readFileSync(file).toString("base64");
+    };
+    for (const [task, prompt, frames, width, file] of [
+      ["video", "rocket moving up", 6, 32, process.env.NATIVE_VIDEO],
+      ["views", "a red cube on a blue sphere", 4, 128, process.env.NATIVE_VIEWS],
+    ]) {
+      await page.selectOption("#task", task);
+      await page.waitForFunction((t) => document.body.dataset.task === t
+          || document.getElementById("status").className === "error", task, { timeout: 300000 });
+      const loaded = await page.textContent("#status");
+      if (!loaded.startsWith("ready") || !loaded.includes(`models/${task}/`)) fail(`the ${task} model did not load: ${loaded}`);
+      await page.fill("#prompt", prompt);
+      await page.fill("#steps", process.env.TASK_STEPS ?? "1");
+      await page.evaluate(() => { document.body.dataset.done = ""; });
+      await page.click("#generate");
+      await page.waitForFunction(() => document.body.dataset.done === "1"
+          || document.getElementById("status").className === "error", null, { timeout: 600000 });
+      const done = await page.textContent("#status");
+      if (!done.startsWith("done")) fail(`${task}: generation failed: ${done}`);
+      const got = await page.evaluate(() => {
+        const im = window.ptditLastImage;
+        const differ = im.frames.slice(1).some((f) => f.data.some((v, i) => v !== im.frames[0].data[i]));
+        return { n: im.frames.length, width: im.width, height: im.height, differ };
+      });
+      if (got.n !== frames || got.width !== width || got.height !== 32) fail(`${task}: ${got.n} frames of ${got.width}x${got.height}, not ${frames} of ${width}x32`);
+      if (!got.differ) fail(`${task}: every frame is the same`);
+      if (task === "video") {
+        // The canvas plays the frames: it shows another one within a second.
+        await page.waitForFunction(() => Number(document.body.dataset.shownFrame || 0) > 0, null, { timeout: 5000 })
+          .catch(() => fail("the video does not play"));
+      }
+      if (file) {
+        // The PNG's first frame (a video's) or the picture (the views side by side).
+        const max = await page.evaluate(async (b64) => {
+          const img = new Image();
+          img.src = `data:image/png;base64,${b64}`;
+          await img.decode();
+          const c = document.createElement("canvas");
+          c.width = img.width; c.height = img.height;
+          c.getContext("2d").drawImage(img, 0, 0);
+          const a = c.getContext("2d").getImageData(0, 0, img.width, img.height).data;
+          const web = window.ptditLastImage;
+          if (web.width !== img.width || web.height !== img.height) return 999;
+          let max = 0;
+          for (let i = 0; i < a.length; i += 4) for (let k = 0; k < 3; k++) max = Math.max(max, Math.abs(a[i + k] - web.data[i + k]));
+          return max;
+        }, await native(file));
+        console.log(`e2e: ${task}: ${got.n} frames, ${done}; browser vs native: max |diff| ${max} levels`);
+        if (max > 2) fail(`${task}: the browser and native pictures differ by ${max} levels`);
+      } else {
+        console.log(`e2e: ${task}: ${got.n} frames, ${done}`);
+      }
+    }
+    await page.selectOption("#task", "image");
+    await page.waitForFunction(() => document.body.dataset.task === "image", null, { timeout: 300000 });
+  }
 
   // Cancel reaches the worker between steps: Generate again (10 steps, whatever STEPS is: it
   // stops after one or two), Cancel after the first preview.

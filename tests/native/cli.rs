@@ -362,12 +362,66 @@ fn a_multi_view_model_writes_its_views_side_by_side_and_as_a_turntable() {
         ],
         "--views needs a multi-view model: this one was trained for text-to-image",
     );
+    // The built-in models' own counts are all they take.
     refused(
-        &["generate", "--prompt", "apple", "--frames"],
-        "no built-in video model yet",
+        &["generate", "--prompt", "rocket moving up", "--frames", "8"],
+        "text-to-video, 6 frames at 32×32 px",
     );
     refused(
-        &["generate", "--prompt", "apple", "--views", "4"],
-        "no built-in multi-view model yet",
+        &["generate", "--prompt", "a red cube", "--views", "8"],
+        "text-to-multi-view, 4 views at 32×32 px",
     );
+}
+
+/// Each task runs from the first command, on its built-in model: `--frames` writes the video
+/// model's 6 frames as an animated PNG, `--views` the multi-view model's 4 views side by side
+/// (and the turntable). Two steps each: the wiring, not the pictures (`tests/native/
+/// default_model.rs` checks those against PyTorch).
+#[test]
+fn the_built_in_video_and_multi_view_models_run_from_the_first_command() {
+    let dir = std::env::temp_dir().join(format!("ptdit-tasks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let info = |p: &std::path::Path| {
+        let file = std::io::BufReader::new(std::fs::File::open(p).unwrap());
+        let r = png::Decoder::new(file).read_info().unwrap();
+        let i = r.info();
+        (
+            (i.width, i.height),
+            i.animation_control.map_or(1, |a| a.num_frames),
+        )
+    };
+    let run = |flag: &str, prompt: &str, out: &std::path::Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
+            .args([
+                "generate",
+                flag,
+                "--prompt",
+                prompt,
+                "--steps",
+                "2",
+                "--upscale",
+                "1",
+            ])
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            o.status.success(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text
+    };
+    let video = dir.join("rocket.png");
+    let said = run("--frames", "rocket moving up", &video);
+    assert!(said.contains("built-in video model"), "{said}");
+    assert_eq!(info(&video), ((32, 32), 6), "six frames of 32 px");
+    let views = dir.join("cube.png");
+    let said = run("--views", "a red cube on a blue sphere", &views);
+    assert!(said.contains("built-in multi-view model"), "{said}");
+    assert_eq!(info(&views), ((128, 32), 1), "four views side by side");
+    assert_eq!(info(&dir.join("cube.turntable.png")), ((32, 32), 4));
+    let _ = std::fs::remove_dir_all(&dir);
 }

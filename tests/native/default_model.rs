@@ -1,15 +1,19 @@
-//! The embedded default model (assets/emoji) against the PyTorch model it was trained as: the
-//! same prompt, noise and sampler must give the same image. The fixture is written by
-//! `tools/train/fixture.py` with the shipped f16 weights widened to f32 on both sides.
+//! The built-in models (assets/emoji, emoji-video, emoji-views) against the PyTorch models they
+//! were trained as: the same prompt, noise and sampler must give the same image or frames. The
+//! fixtures are written by `tools/train/fixture.py` with the shipped f16 weights widened to f32
+//! on both sides.
 
 use crate::common::gpu_async;
 use ptdit::formats::safetensors::TensorFile;
 use ptdit::pipeline::default_model;
 use ptdit::pipeline::generate::TextToImage;
 use ptdit::pipeline::model_dir;
+use ptdit::pipeline::Task;
 use ptdit::HostTensor;
 
-const FIXTURE: &[u8] = include_bytes!("../fixtures/emoji_agreement.safetensors");
+const IMAGE: &[u8] = include_bytes!("../fixtures/emoji_agreement.safetensors");
+const VIDEO: &[u8] = include_bytes!("../fixtures/emoji_video_agreement.safetensors");
+const VIEWS: &[u8] = include_bytes!("../fixtures/emoji_views_agreement.safetensors");
 
 struct Fixture {
     prompt: String,
@@ -20,8 +24,8 @@ struct Fixture {
     image: HostTensor,
 }
 
-fn fixture() -> Fixture {
-    let f = TensorFile::parse(FIXTURE).expect("the agreement fixture parses");
+fn fixture(bytes: &[u8]) -> Fixture {
+    let f = TensorFile::parse(bytes).expect("the agreement fixture parses");
     let meta = |k: &str| {
         f.metadata
             .get(k)
@@ -31,7 +35,11 @@ fn fixture() -> Fixture {
     let t = |k: &str| f.tensors.get(k).unwrap_or_else(|| panic!("fixture `{k}`"));
     let noise = t("noise");
     let d = noise.shape.dims();
-    let noise = HostTensor::f32([d[0], d[1], 1, d[2], d[3]], noise.as_f32().to_vec());
+    // An image's noise is (B, C, H, W); frames have their own axis.
+    let noise = match d.len() {
+        4 => HostTensor::f32([d[0], d[1], 1, d[2], d[3]], noise.as_f32().to_vec()),
+        _ => noise.clone(),
+    };
     Fixture {
         prompt: meta("prompt"),
         steps: meta("steps").parse().unwrap(),
@@ -42,35 +50,67 @@ fn fixture() -> Fixture {
     }
 }
 
-gpu_test! {
-    /// 10 steps of CFG sampling in f32 on both sides, the shipped f16 weights widened to f32.
-    /// The two differ only in f32 rounding order (about 1e-6 relative per op, see the PT-DiT
-    /// fixture's 2.4e-6·std, amplified by 10 guided steps; measured 2.1e-5 with the shipped
-    /// weights, 1.4e-5 with an earlier CPU-trained model); 1e-4 on pixels in [−1, 1] is an eightieth
-    /// of one 8-bit level, so the written PNGs are the same.
-    fn engine_matches_pytorch_on_the_default_model() {
-        let fx = fixture();
-        let ctx = gpu_async().await;
-        let comps = model_dir::from_files(&default_model::files()).unwrap();
-        let len = comps.text_len;
-        let tok = comps.tokenizer.as_ref().unwrap().encode(&fx.prompt, len).unwrap();
-        let empty = comps.tokenizer.as_ref().unwrap().encode("", len).unwrap();
-        let ids: Vec<u32> = tok.ids.iter().chain(&empty.ids).copied().collect();
-        assert_eq!(ids, fx.ids, "the engine's tokens are the ones PyTorch was given");
+/// 10 steps of CFG sampling in f32 on both sides, the shipped f16 weights widened to f32.
+/// The two differ only in f32 rounding order (about 1e-6 relative per op, see the PT-DiT
+/// fixture's 2.4e-6·std, amplified by 10 guided steps; measured 2.1e-5 with the shipped image
+/// weights, 1.4e-5 with an earlier CPU-trained model, 3.4e-5 for the video model's 6 frames and
+/// 5.2e-6 for the multi-view model's 4 views); 1e-4 on pixels in [−1, 1] is an eightieth of one
+/// 8-bit level, so the written PNGs are the same.
+async fn engine_matches_pytorch(task: Task, fixture_bytes: &[u8]) {
+    let fx = fixture(fixture_bytes);
+    let ctx = gpu_async().await;
+    let files = default_model::built_in(task).expect("a built-in model");
+    let comps = model_dir::from_files(&files).unwrap();
+    let len = comps.text_len;
+    let tok = comps
+        .tokenizer
+        .as_ref()
+        .unwrap()
+        .encode(&fx.prompt, len)
+        .unwrap();
+    let empty = comps.tokenizer.as_ref().unwrap().encode("", len).unwrap();
+    let ids: Vec<u32> = tok.ids.iter().chain(&empty.ids).copied().collect();
+    assert_eq!(
+        ids, fx.ids,
+        "the engine's tokens are the ones PyTorch was given"
+    );
 
-        let pipe = TextToImage::new(&ctx, comps).unwrap();
-        let mut req = pipe.request(&fx.prompt);
-        req.steps = fx.steps;
-        req.cfg = fx.cfg;
-        req.noise = Some(fx.noise.clone());
-        let x = pipe.denoise(&req, |_, _, _| true, false).await.unwrap();
-        let (a, b) = (x.as_f32(), fx.image.as_f32());
-        assert_eq!(a.len(), b.len());
-        let err = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
-        let spread = b.iter().map(|v| v.abs()).fold(0.0, f32::max);
-        assert!(spread > 0.1, "the reference image is not blank");
-        eprintln!("max |engine − pytorch| = {err:e} over pixels up to {spread}");
-        assert!(err < 1e-4, "max |engine − pytorch| = {err}");
+    let pipe = TextToImage::new(&ctx, comps).unwrap();
+    let mut req = pipe.request(&fx.prompt);
+    req.steps = fx.steps;
+    req.cfg = fx.cfg;
+    req.noise = Some(fx.noise.clone());
+    let x = pipe.denoise(&req, |_, _, _| true, false).await.unwrap();
+    let (a, b) = (x.as_f32(), fx.image.as_f32());
+    assert_eq!(a.len(), b.len());
+    let err = a
+        .iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f32::max);
+    let spread = b.iter().map(|v| v.abs()).fold(0.0, f32::max);
+    assert!(spread > 0.1, "the reference image is not blank");
+    eprintln!("{task:?}: max |engine − pytorch| = {err:e} over pixels up to {spread}");
+    assert!(err < 1e-4, "{task:?}: max |engine − pytorch| = {err}");
+}
+
+gpu_test! {
+    fn engine_matches_pytorch_on_the_default_model() {
+        engine_matches_pytorch(Task::Image, IMAGE).await;
+    }
+}
+
+gpu_test! {
+    /// Six frames in windows of two frames (the temporal axis in the windows and the shift).
+    fn engine_matches_pytorch_on_the_built_in_video_model() {
+        engine_matches_pytorch(Task::Video, VIDEO).await;
+    }
+}
+
+gpu_test! {
+    /// Four views in windows spanning all four.
+    fn engine_matches_pytorch_on_the_built_in_multi_view_model() {
+        engine_matches_pytorch(Task::MultiView, VIEWS).await;
     }
 }
 
