@@ -18,6 +18,20 @@ const browser = await launch();
 try {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.error("page error:", e.message));
+  // For the comparisons below, on every load of the page: a PNG given as base64, decoded to
+  // its RGBA pixels (`{width, height, data}`; an animated PNG's first frame).
+  await page.addInitScript(() => {
+    window.__pngPixels = async (b64) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${b64}`;
+      await img.decode();
+      const c = document.createElement("canvas");
+      c.width = img.width; c.height = img.height;
+      const ctx = c.getContext("2d");
+      ctx.drawImage(img, 0, 0);
+      return ctx.getImageData(0, 0, img.width, img.height);
+    };
+  });
   const readyIn = async () => {
     const t0 = Date.now();
     await page.waitForFunction(() => !document.getElementById("generate").disabled
@@ -118,14 +132,8 @@ try {
     const fs = await import("node:fs");
     const b64 = fs.readFileSync(process.env.NATIVE_PNG).toString("base64");
     const cmp = await page.evaluate(async (b64) => {
-      const img = new Image();
-      img.src = `data:image/png;base64,${b64}`;
-      await img.decode();
-      const c = document.createElement("canvas");
-      c.width = img.width; c.height = img.height;
-      const ctx = c.getContext("2d");
-      ctx.drawImage(img, 0, 0);
-      const native = ctx.getImageData(0, 0, img.width, img.height).data;
+      const img = await window.__pngPixels(b64);
+      const native = img.data;
       const web = window.ptditLastImage;
       if (web.width !== img.width || web.height !== img.height) return { error: `sizes differ: ${web.width}x${web.height} vs ${img.width}x${img.height}` };
       let max = 0, sum = 0, n = 0;
@@ -159,16 +167,7 @@ try {
     execFileSync(process.env.PTDIT, ["generate", "--from", file, "--out", again]);
     const [a, b] = [file, again].map((f) => fs.readFileSync(f).toString("base64"));
     const d = await page.evaluate(async ([a, b]) => {
-      const pixels = async (b64) => {
-        const img = new Image();
-        img.src = `data:image/png;base64,${b64}`;
-        await img.decode();
-        const c = document.createElement("canvas");
-        c.width = img.width; c.height = img.height;
-        c.getContext("2d").drawImage(img, 0, 0);
-        return c.getContext("2d").getImageData(0, 0, img.width, img.height);
-      };
-      const [x, y] = [await pixels(a), await pixels(b)];
+      const [x, y] = [await window.__pngPixels(a), await window.__pngPixels(b)];
       if (x.width !== y.width || x.height !== y.height) return { error: `sizes differ: ${x.width}x${x.height} vs ${y.width}x${y.height}` };
       let max = 0;
       for (let i = 0; i < x.data.length; i++) max = Math.max(max, Math.abs(x.data[i] - y.data[i]));
@@ -224,13 +223,8 @@ try {
       if (file) {
         // The PNG's first frame (a video's) or the picture (the views side by side).
         const max = await page.evaluate(async (b64) => {
-          const img = new Image();
-          img.src = `data:image/png;base64,${b64}`;
-          await img.decode();
-          const c = document.createElement("canvas");
-          c.width = img.width; c.height = img.height;
-          c.getContext("2d").drawImage(img, 0, 0);
-          const a = c.getContext("2d").getImageData(0, 0, img.width, img.height).data;
+          const img = await window.__pngPixels(b64);
+          const a = img.data;
           const web = window.ptditLastImage;
           if (web.width !== img.width || web.height !== img.height) return 999;
           let max = 0;
