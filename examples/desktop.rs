@@ -85,12 +85,9 @@ const FPS: f32 = 6.0;
 /// What the image panel shows of a generation's frames at `t` seconds: a multi-view model's
 /// views side by side, a video's frame of that time, or the image.
 fn picture(task: Option<Task>, frames: &[Frame], t: f32) -> Frame {
-    match task {
-        Some(Task::MultiView) if frames.len() > 1 => {
-            Frame::side_by_side(frames).unwrap_or_else(|_| frames[0].clone())
-        }
-        _ => frames[(t * FPS) as usize % frames.len()].clone(),
-    }
+    // Frames from one generation share their size, so only an empty list fails.
+    let shown = Frame::written(task, frames).unwrap_or_else(|_| frames.to_vec());
+    shown[(t * FPS) as usize % shown.len().max(1)].clone()
 }
 
 /// The engine on a device of its own, with the model loaded (a directory, or the task's
@@ -405,24 +402,23 @@ impl App {
         };
         // What `ptdit generate` writes: the views side by side, or every frame (an animated
         // PNG for a video).
-        let frames = match self.pipe.task() {
-            Some(Task::MultiView) => vec![picture(Some(Task::MultiView), frames, 0.0)],
-            _ => frames.clone(),
-        };
-        self.status = match Ok::<_, String>(&frames[0]).and_then(|f| {
-            let factor = f.factor_for(128);
-            let frames = frames
-                .iter()
-                .map(|f| f.upscale(factor).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()?;
-            let text = ImageSettings {
-                upscale: factor,
-                ..settings.clone()
-            }
-            .to_text();
-            let bytes = png::encode_with_text(&frames, &text).map_err(|e| e.to_string())?;
-            std::fs::write(&self.save_path, bytes).map_err(|e| e.to_string())
-        }) {
+        self.status = match Frame::written(self.pipe.task(), frames)
+            .map_err(|e| e.to_string())
+            .and_then(|frames| {
+                let f = frames.first().ok_or("no frames to save")?;
+                let factor = f.factor_for(128);
+                let frames = frames
+                    .iter()
+                    .map(|f| f.upscale(factor).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let text = ImageSettings {
+                    upscale: factor,
+                    ..settings.clone()
+                }
+                .to_text();
+                let bytes = png::encode_with_text(&frames, &text).map_err(|e| e.to_string())?;
+                std::fs::write(&self.save_path, bytes).map_err(|e| e.to_string())
+            }) {
             Ok(()) => format!("saved {}", self.save_path),
             Err(e) => format!("cannot save {}: {e}", self.save_path),
         };

@@ -23,7 +23,7 @@ use crate::gpu::GpuContext;
 use crate::pipeline::embeddings::PromptEmbeddings;
 use crate::pipeline::generate::{preview, Frame, Request, TextToImage};
 use crate::pipeline::settings::{ImageSettings, BUILT_IN_MODEL};
-use crate::pipeline::{default_model, limits, model_dir, png, StepCache, Task};
+use crate::pipeline::{default_model, limits, model_dir, png, StepCache};
 use crate::tensor::DType;
 
 // wgpu cannot wrap a `GPUDevice` made by JavaScript, but it gets its device from
@@ -582,12 +582,8 @@ impl Engine {
         let first = frames
             .first()
             .ok_or_else(|| JsError::new("no image was produced"))?;
-        // What `ptdit generate` writes to its --out: the views side by side for multi-view,
-        // every frame (an animated PNG) otherwise.
-        let shown = match pipe.task() {
-            Some(Task::MultiView) => vec![Frame::side_by_side(&frames).map_err(js_err)?],
-            _ => frames.clone(),
-        };
+        // What `ptdit generate` writes to its --out.
+        let shown = Frame::written(pipe.task(), &frames).map_err(js_err)?;
         let img = image(&shown[0])?;
         let all = js_sys::Array::new();
         for f in &frames {

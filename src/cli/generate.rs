@@ -404,15 +404,12 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
         })
     };
     // A multi-view model's views: side by side in one picture, and as a turntable next to it.
-    let frames = match pipe.task() {
-        Some(Task::MultiView) => {
-            let turntable = args.out.with_extension("turntable.png");
-            write(&turntable, &frames)?;
-            println!("wrote {} (the views as a turntable)", turntable.display());
-            vec![Frame::side_by_side(&frames)?]
-        }
-        _ => frames,
-    };
+    if pipe.task() == Some(Task::MultiView) {
+        let turntable = args.out.with_extension("turntable.png");
+        write(&turntable, &frames)?;
+        println!("wrote {} (the views as a turntable)", turntable.display());
+    }
+    let frames = Frame::written(pipe.task(), &frames)?;
     write(&args.out, &frames)?;
     if let Some(s) = sampler {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;

@@ -104,6 +104,16 @@ impl Frame {
         })
     }
 
+    /// What a generation's file holds, for a model of `task`: a multi-view model's views side
+    /// by side in one picture, every frame otherwise (an animated PNG for video). The CLI's
+    /// `--out`, the JS API's `png` and the desktop app's Save all write this.
+    pub fn written(task: Option<Task>, frames: &[Frame]) -> Result<Vec<Frame>> {
+        match task {
+            Some(Task::MultiView) => Ok(vec![Frame::side_by_side(frames)?]),
+            _ => Ok(frames.to_vec()),
+        }
+    }
+
     /// Frames of one size side by side, left to right: a multi-view model's views as one
     /// picture.
     pub fn side_by_side(frames: &[Frame]) -> Result<Frame> {
