@@ -5,6 +5,7 @@ pub mod bounds;
 pub mod config;
 pub mod config_keys;
 pub mod global_block;
+pub mod host_table;
 pub mod ptdit;
 pub mod t5;
 pub(crate) mod tables;

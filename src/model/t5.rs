@@ -11,9 +11,11 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{config_error, Error, LoadError, Result};
+use crate::formats::quantized;
 use crate::gpu::GpuContext;
 use crate::graph::{ExecOptions, Executable, Graph};
 use crate::model::bounds;
+use crate::model::host_table::{HostForm, HostTable};
 use crate::model::upload::{self, DeviceWeights, Wanted};
 use crate::model::weights;
 use crate::nn::{Attention, Epilogue, Linear};
@@ -285,7 +287,7 @@ pub fn build_as(
 /// Host-side inputs: embeddings looked up, the mask as a bias.
 pub fn feeds(
     cfg: &T5Config,
-    embed: &HostTensor,
+    embed: &HostTable,
     ids: &[u32],
     mask: &[f32],
     batch: usize,
@@ -298,17 +300,17 @@ pub fn feeds(
             mask.len()
         )));
     }
-    let table = embed.as_f32();
+    if embed.shape.dims() != [cfg.vocab_size, d] {
+        return Err(wrong_shape(EMBED_KEY, &embed.shape, [cfg.vocab_size, d]));
+    }
     let mut e = Vec::with_capacity(ids.len() * d);
     for id in ids {
-        let id = *id as usize;
-        if id >= cfg.vocab_size {
-            return Err(Error::Input(format!(
+        embed.row_into(*id as usize, &mut e).ok_or_else(|| {
+            Error::Input(format!(
                 "token id {id} is outside the vocabulary of {}",
                 cfg.vocab_size
-            )));
-        }
-        e.extend_from_slice(&table[id * d..(id + 1) * d]);
+            ))
+        })?;
     }
     let bias = mask
         .iter()
@@ -344,11 +346,22 @@ pub fn graph_params(
 /// table of L² entries are cheaper there than shipping the tables to the GPU).
 pub fn wanted(cfg: &T5Config, float: DType) -> Result<Wanted> {
     let mut w = Wanted::graph(&build_as(cfg, 1, 1, false, float)?);
+    // A component whose Linears are packed keeps its token table as q8 rows as well: it was
+    // quantized to fit, and the table is its largest host allocation (`host_table`).
+    let table_form = match quantized::linear_storage(&cfg.quantization)? {
+        Some(DType::Q8 | DType::Q4) => HostForm::Q8,
+        _ => HostForm::Exact,
+    };
     w.host = vec![
-        (EMBED_KEY.into(), vec![cfg.vocab_size, cfg.d_model]),
+        (
+            EMBED_KEY.into(),
+            vec![cfg.vocab_size, cfg.d_model],
+            table_form,
+        ),
         (
             REL_BIAS_KEY.into(),
             vec![cfg.relative_attention_num_buckets, cfg.num_heads],
+            HostForm::Exact,
         ),
     ];
     w.aliases = vec![("encoder.embed_tokens.weight".into(), EMBED_KEY.into())];
@@ -360,7 +373,7 @@ pub struct T5Encoder {
     pub config: T5Config,
     pub batch: usize,
     pub len: usize,
-    embed: HostTensor,
+    embed: HostTable,
     pub exe: Executable,
 }
 
@@ -401,7 +414,7 @@ impl T5Encoder {
                 [cfg.vocab_size, cfg.d_model],
             ));
         }
-        let table = w.host(REL_BIAS_KEY)?;
+        let table = w.host(REL_BIAS_KEY)?.to_tensor();
         if table.shape.dims() != [cfg.relative_attention_num_buckets, cfg.num_heads] {
             let buckets = cfg.relative_attention_num_buckets;
             return Err(wrong_shape(
@@ -413,7 +426,7 @@ impl T5Encoder {
         let exe = Executable::with_params(ctx, &graph, &ExecOptions::default(), &w.params)
             .await
             .map_err(|e| e.for_work(format!("the text encoder ({len} tokens)")))?;
-        exe.write(io::POSITION_BIAS, &position_bias(cfg, table, len))?;
+        exe.write(io::POSITION_BIAS, &position_bias(cfg, &table, len))?;
         Ok(T5Encoder {
             config: cfg.clone(),
             batch,

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::host_table::{HostForm, HostTable, TableBuilder};
 use crate::error::{Error, LoadError, Result};
 use crate::formats::safetensors::{self, Dtype, Entry, Piece, Stream};
 use crate::gpu::GpuContext;
@@ -21,9 +22,9 @@ use crate::tensor::{DType, HostTensor, TensorDesc};
 pub struct Wanted {
     /// Params, as the device stores them.
     pub device: BTreeMap<String, TensorDesc>,
-    /// Tensors the host reads itself (T5's token table and its bucket table), kept as f32,
-    /// with the shape each must have.
-    pub host: Vec<(String, Vec<usize>)>,
+    /// Tables the host reads itself (T5's token table and its bucket table), with the shape
+    /// each must have and how it is kept.
+    pub host: Vec<(String, Vec<usize>, HostForm)>,
     /// Other names of a key (a tied copy, e.g. T5's `encoder.embed_tokens.weight` for
     /// `shared.weight`): stored under the key; a second copy is skipped.
     pub aliases: Vec<(String, String)>,
@@ -66,11 +67,11 @@ impl Wanted {
 pub struct DeviceWeights {
     pub params: ParamBuffers,
     /// The [`Wanted::host`] tensors that were present.
-    pub host: HashMap<String, HostTensor>,
+    pub host: HashMap<String, HostTable>,
 }
 
 impl DeviceWeights {
-    pub fn host(&self, key: &str) -> Result<&HostTensor> {
+    pub fn host(&self, key: &str) -> Result<&HostTable> {
         self.host
             .get(key)
             .ok_or_else(|| Error::load(LoadError::missing(key)))
@@ -180,8 +181,7 @@ enum Target {
     },
     Host {
         key: String,
-        shape: Vec<usize>,
-        values: Vec<f32>,
+        table: TableBuilder,
     },
     Skip,
 }
@@ -394,7 +394,7 @@ impl Upload {
                 numel: desc.shape.numel(),
             }));
         }
-        if let Some((_, expect)) = self.wanted.host.iter().find(|(k, _)| *k == key) {
+        if let Some((_, expect, form)) = self.wanted.host.iter().find(|(k, ..)| *k == key) {
             if shape != expect.as_slice() {
                 return Err(Problem::Wrong(format!(
                     "{key}: expected {}, found {}",
@@ -411,11 +411,8 @@ impl Upload {
                     "{key}: dtype {src:?}; expected a float or integer type"
                 )));
             }
-            return Ok(slot(Target::Host {
-                key,
-                shape: shape.to_vec(),
-                values: Vec::new(),
-            }));
+            let table = TableBuilder::new(shape, src == Dtype::BF16, *form);
+            return Ok(slot(Target::Host { key, table }));
         }
         if self.wanted.unused(&key) {
             return Ok(slot(Target::Skip));
@@ -506,11 +503,9 @@ impl Upload {
         slot.done += values.len();
         match &mut slot.target {
             Target::Skip => {}
-            Target::Host {
-                key, values: all, ..
-            } => {
+            Target::Host { key, table } => {
                 check_values(key, &values, first, DType::F32)?;
-                all.extend_from_slice(&values);
+                table.push(&values);
             }
             Target::Device {
                 key,
@@ -545,10 +540,8 @@ impl Upload {
             }
         }
         if last {
-            if let Target::Host { key, shape, values } =
-                std::mem::replace(&mut slot.target, Target::Skip)
-            {
-                self.out.host.insert(key, HostTensor::f32(shape, values));
+            if let Target::Host { key, table } = std::mem::replace(&mut slot.target, Target::Skip) {
+                self.out.host.insert(key, table.finish());
             }
         }
         self.maybe_sync()

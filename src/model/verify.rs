@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::config::PtditConfig;
+use super::host_table::HostTable;
 use super::ptdit::{io, Shapes};
 use super::t5::{self, T5Config};
 use super::vae::{self, VaeConfig};
@@ -329,10 +330,10 @@ impl Golden for T5Fixture {
     fn graph_and_feeds(&self, float: DType) -> Result<(Graph, HashMap<String, HostTensor>)> {
         let graph = t5::build_as(&self.config, self.batch, self.len, true, float)?;
         let mut feeds = t5::graph_params(&graph, &self.file.tensors)?;
-        let embed = self.file.get(t5::EMBED_KEY)?;
+        let embed = HostTable::from_tensor(self.file.get(t5::EMBED_KEY)?.clone());
         feeds.extend(t5::feeds(
             &self.config,
-            embed,
+            &embed,
             &self.ids,
             &self.mask,
             self.batch,

@@ -115,6 +115,36 @@ fn quantized_emoji(name: &str) -> (PathBuf, PathBuf) {
     (src, out)
 }
 
+/// A packed text encoder keeps its token table on the host as q8 rows (the largest host
+/// allocation of the released pipeline: 0.49 GiB in f32), streamed in without an f32 copy:
+/// each row is the float row through q8's round trip, a little over a quarter of f32's bytes.
+#[test]
+fn a_packed_text_encoder_keeps_its_token_table_as_q8_rows() {
+    let (src, out) = quantized_emoji("table");
+    let packed = model_dir::open(&gpu(), &out, DType::F32).unwrap();
+    let weights = packed.text_encoder_weights.device().unwrap();
+    let table = weights.host(ptdit::model::t5::EMBED_KEY).unwrap();
+    let file = TensorFile::read(src.join("text_encoder/model.safetensors")).unwrap();
+    let float = file.get(ptdit::model::t5::EMBED_KEY).unwrap();
+    let (rows, width) = (float.shape.dims()[0], float.shape.dims()[1]);
+    assert_eq!(table.kept_as(), "q8");
+    assert_eq!(table.bytes(), rows * width + 2 * rows * width / 32);
+    let mut got = Vec::new();
+    for i in 0..rows {
+        table.row_into(i, &mut got).unwrap();
+    }
+    let expect = ptdit::quant::round_trip(DType::Q8, float.as_f32());
+    assert_eq!(got, expect, "a row differs from its q8 round trip");
+    let float_dir = model_dir::open(&gpu(), &src, DType::F32).unwrap();
+    let kept = float_dir.text_encoder_weights.device().unwrap();
+    let kept = kept.host(ptdit::model::t5::EMBED_KEY).unwrap();
+    assert_eq!(
+        kept.kept_as(),
+        "f32",
+        "a float component keeps its table exact"
+    );
+}
+
 /// A directory written by `ptdit quantize` loads without a flag, streamed or whole, and gives
 /// bit for bit the image of the float directory packed as it loads (the same packing, done by
 /// the upload instead of the tool), which differs from the float image.

@@ -88,7 +88,8 @@ fn heads_times_dkv_differs_from_d_model_with_padding() {
         .collect();
 
     let mut feeds = t5::graph_params(&graph, &w).unwrap();
-    feeds.extend(t5::feeds(&cfg, &w[t5::EMBED_KEY], &ids, &mask, batch).unwrap());
+    let table = ptdit::model::host_table::HostTable::from_tensor(w[t5::EMBED_KEY].clone());
+    feeds.extend(t5::feeds(&cfg, &table, &ids, &mask, batch).unwrap());
     feeds.insert(
         t5::io::POSITION_BIAS.into(),
         t5::position_bias(&cfg, &w[t5::REL_BIAS_KEY], len),
