@@ -4,7 +4,8 @@
 //! block 0) is shared by all layers, no score scaling, the padding mask on keys; then
 //! `x += wo(gelu_tanh(wi_0 n) · wi_1 n)` with `n = rms(x)`; a final RMS norm. No biases.
 //! The token embedding lookup and the position-bias table are host work: a gather of L rows
-//! from a table that for T5-XXL is 0.5 GB, and an `(H, L, L)` table computed once per length.
+//! from a table that for T5-XXL is 0.5 GB in f32 (kept smaller where the component allows:
+//! `host_table`), and an `(H, L, L)` table computed once per length.
 
 use std::collections::HashMap;
 
