@@ -2,8 +2,8 @@
 //! encoder, 0.49 GiB in f32, in wasm memory in the browser), kept as small as its component
 //! allows:
 //!
-//! - as bf16 when the file holds bf16 (the released checkpoint does): half of f32, the same
-//!   values;
+//! - as bf16 when the file holds bf16 (as `ptdit quantize --rest-bf16` writes it): half of
+//!   f32, the same values;
 //! - as q8 rows when the component's Linear weights are packed (`ptdit quantize`), in the
 //!   Linear weights' own layout (`crate::quant`: int8, one f16 scale per 32 values of a row):
 //!   about a quarter of f32, with q8's error;

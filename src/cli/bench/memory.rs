@@ -161,12 +161,12 @@ pub fn run(out: &mut Out) -> Result<()> {
     // The token table stays on the host (`model::host_table`): bf16 where the file holds bf16,
     // q8 rows when T5's Linears are packed.
     let t5c = T5Config::released_xxl();
-    let n = (t5c.vocab_size * t5c.d_model) as f64;
+    let n = t5c.vocab_size * t5c.d_model;
     out.say(format!(
         "  The host also holds T5's token table: {:.2} GiB in f32, {:.2} GiB where the file holds bf16 (`--rest-bf16`, the bf16 preset), {:.2} GiB as the q8 rows of a T5 packed q8 or q4 (the small and medium presets).",
-        gib((4.0 * n) as u64),
-        gib((2.0 * n) as u64),
-        gib((n * (1.0 + 2.0 / 32.0)) as u64)
+        gib(DType::F32.bytes_for(n)),
+        gib(DType::BF16.bytes_for(n)),
+        gib(ptdit::quant::packed_bytes(DType::Q8, n))
     ));
     Ok(())
 }
