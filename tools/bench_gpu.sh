@@ -33,6 +33,10 @@ bench profile profile
 bench forward forward --no-cpu
 bench forward-xl forward --no-cpu --width 1152 --layers 28 --latent 64
 bench payoff payoff --grids 32,64,128
+# One image of the released pipeline at 1024², 30 steps (random weights drawn on the host and
+# streamed in: about a minute a choice before the timed phases): f32 T5 with f16 PT-DiT, then
+# the smallest choice.
+bench pipeline pipeline --side 1024 --steps 30 --filter "f32 T5 + f16,--preset small"
 # The figures alone, one line each, for a quick read.
 python3 - "$all" <<'PY' || true
 import json, re, sys

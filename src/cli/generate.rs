@@ -82,34 +82,6 @@ pub struct GenerateArgs {
     cache: String,
 }
 
-/// The largest value of the device's buffer memory seen by a thread that samples it.
-struct PeakSampler {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<u64>,
-}
-
-impl PeakSampler {
-    fn start(ctx: &GpuContext) -> Self {
-        let ctx = ctx.clone();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut peak = 0;
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = ctx.buffer_bytes().unwrap_or(0).max(peak);
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            peak
-        });
-        PeakSampler { stop, thread }
-    }
-
-    fn finish(self) -> u64 {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().unwrap_or(0)
-    }
-}
-
 fn read_embeddings(path: &std::path::Path) -> Result<PromptEmbeddings> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io {
         path: path.display().to_string(),
@@ -283,7 +255,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
     let from_file = args.prompt_file.as_deref().map(read_prompt).transpose()?;
     let prompt = from_file.as_deref().or(args.prompt.as_deref());
     let ctx = GpuContext::new_blocking()?;
-    let sampler = args.stats.then(|| PeakSampler::start(&ctx));
+    let sampler = args.stats.then(|| super::PeakSampler::start(&ctx));
     let tuned = pollster::block_on(autotune(&ctx, &Cache::Default))?;
     if !tuned.cached && !tuned.forced {
         eprintln!("first run on this adapter: {}", tuned.summary());

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use ptdit::pipeline::quantize::Plan;
-use ptdit::pipeline::random_model::write_released;
+use ptdit::pipeline::random_model::RandomModel;
 use ptdit::{DType, Error, Result};
 
 #[derive(Args)]
@@ -29,7 +29,7 @@ pub fn run(args: &RandomModelArgs) -> Result<ExitCode> {
         Some(p) => Plan::preset(p)
             .ok_or_else(|| Error::Input(format!("unknown preset `{p}` (small, medium or bf16)")))?,
     };
-    let written = write_released(&args.output, plan, args.text_len, args.seed)?;
+    let written = RandomModel::released(plan, args.text_len, args.seed).write(&args.output)?;
     let name = |d: Option<DType>| d.map_or("f32", |d| d.name());
     println!(
         "released shapes, random weights (seed {}): T5-XXL {}, PT-DiT/XL {}, the rest {}",

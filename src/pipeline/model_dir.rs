@@ -504,48 +504,63 @@ pub fn open_part(
     let named = |e: Error| e.under(root.display());
     let mut small = Files::new();
     let mut weight_files = Vec::new();
-    let text = |rel: &str| rel.starts_with(&format!("{TEXT_ENCODER}/"));
     for (rel, path) in list_dir(root)? {
-        let skip = match part {
-            Part::All => false,
-            Part::Text => !text(&rel),
-            Part::Image => text(&rel),
-        };
         if rel.ends_with(".safetensors") {
-            // The image side's files are listed for Part::Text (the model is complete) but
-            // never read.
-            if !skip || part == Part::Text {
-                weight_files.push((rel, skip));
-            }
-        } else if part == Part::Image && skip {
-            continue;
-        } else {
+            weight_files.push(rel);
+        } else if part != Part::Image || !rel.starts_with(&format!("{TEXT_ENCODER}/")) {
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
             small.insert(rel, bytes);
         }
     }
-    let names: Vec<String> = weight_files.iter().map(|(r, _)| r.clone()).collect();
-    let mut s = Streamed::new(ctx, &small, &names, float).map_err(named)?;
-    if part == Part::Text {
-        // The image side's configs were read; its weights stay where they are.
-        s.uploads[0] = None;
-        s.uploads[2] = None;
-    }
     let mut buf = vec![0u8; 8 << 20];
-    for (rel, skip) in &weight_files {
-        if *skip {
-            continue;
-        }
+    let read = |rel: &str, push: &mut dyn FnMut(&[u8]) -> Result<()>| -> Result<()> {
         let path = root.join(rel);
         let mut f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
         loop {
             let n = f.read(&mut buf).map_err(|e| Error::io(&path, e))?;
             if n == 0 {
-                break;
+                return Ok(());
             }
-            s.push(rel, &buf[..n]).map_err(named)?;
+            push(&buf[..n])?;
         }
-        s.end(rel).map_err(named)?;
+    };
+    stream_part(ctx, small, &weight_files, float, part, read).map_err(named)
+}
+
+/// [`open_part`] from any source of bytes: `small` holds the configs and the tokenizer (a
+/// part's unneeded ones may be left out), `weight_files` names every `*.safetensors` file,
+/// and `read(rel, push)` hands file `rel`'s bytes to `push` in pieces of any size. Only the
+/// files of `part` are read.
+pub fn stream_part(
+    ctx: &GpuContext,
+    mut small: Files,
+    weight_files: &[String],
+    float: DType,
+    part: Part,
+    mut read: impl FnMut(&str, &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
+) -> Result<Components> {
+    let text = |rel: &str| rel.starts_with(&format!("{TEXT_ENCODER}/"));
+    if part == Part::Image {
+        small.retain(|rel, _| !text(rel));
     }
-    s.finish().map_err(named)
+    // The image side's files are listed for Part::Text (the model is complete) but never
+    // read; for Part::Image the text encoder is absent.
+    let listed: Vec<String> = (weight_files.iter())
+        .filter(|rel| part != Part::Image || !text(rel))
+        .cloned()
+        .collect();
+    let mut s = Streamed::new(ctx, &small, &listed, float)?;
+    if part == Part::Text {
+        // The image side's configs were read; its weights stay where they are.
+        s.uploads[0] = None;
+        s.uploads[2] = None;
+    }
+    for rel in &listed {
+        if part == Part::Text && !text(rel) {
+            continue;
+        }
+        read(rel, &mut |bytes| s.push(rel, bytes))?;
+        s.end(rel)?;
+    }
+    s.finish()
 }

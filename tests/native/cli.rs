@@ -1,5 +1,6 @@
 //! The command line: `ptdit bench memory --json` (no GPU needed), `bench profile`, `bench ops`,
-//! `bench soak`, and the settings a PNG carries (`info FILE.png`, `generate --from`).
+//! `bench soak`, `bench pipeline`, and the settings a PNG carries (`info FILE.png`,
+//! `generate --from`).
 
 /// Runs the CLI; its standard output, after checking that it succeeded.
 fn ptdit(args: &[&str]) -> String {
@@ -119,6 +120,78 @@ fn bench_profile_shares_cover_the_forward() {
         assert!(named("share of forward by kind: "), "no share for {kind}");
         assert!(named("GFLOP/s: "), "no rate for {kind}");
     }
+}
+
+/// `ptdit bench pipeline --miniature`: each storage choice asked for runs a whole generation
+/// (weights streamed in, text, steps, decode) and reports every phase, the total adding up to
+/// its parts and the first choice the baseline of the next; a filter that matches nothing is
+/// an error naming the choices.
+#[test]
+fn bench_pipeline_times_each_phase_of_each_storage_choice() {
+    let args = |filter: &'static str| {
+        [
+            "bench",
+            "pipeline",
+            "--miniature",
+            "--side",
+            "128",
+            "--steps",
+            "2",
+            "--filter",
+            filter,
+            "--json",
+        ]
+    };
+    let doc: serde_json::Value =
+        serde_json::from_str(&ptdit(&args("f32 T5 + f32 PT-DiT,--preset small"))).unwrap();
+    let figures = doc["figures"].as_array().unwrap();
+    let value = |choice: &str, what: &str| -> f64 {
+        let name = format!("pipeline 128x128, {choice}: {what}");
+        let f = figures.iter().find(|f| f["name"] == name.as_str());
+        f.unwrap_or_else(|| panic!("no figure {name:?} in {figures:?}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    let small = "q4 T5 + q8 PT-DiT (--preset small)";
+    for choice in [
+        "f32 T5 + f32 PT-DiT (the engine before packed weights)",
+        small,
+    ] {
+        let phases: f64 = ["text encoding", "denoising", "VAE decode"]
+            .iter()
+            .map(|w| value(choice, w))
+            .sum();
+        let total = value(choice, "total");
+        // The total is the phases plus the step graph's setup, never less.
+        assert!(
+            total >= phases && phases > 0.0,
+            "{choice}: {total} < {phases}"
+        );
+        assert!(value(choice, "denoising step (median)") <= value(choice, "denoising"));
+        assert!(
+            value(choice, "peak GPU memory") > 0.0,
+            "{choice}: no memory counted"
+        );
+    }
+    assert_eq!(figures.len(), 12, "six figures for each of two choices");
+    let baseline = figures
+        .iter()
+        .filter(|f| f["name"].as_str().unwrap().contains(small));
+    for f in baseline {
+        assert_eq!(
+            f["baseline"]["name"], "f32 T5 + f32 PT-DiT (the engine before packed weights)",
+            "{f}"
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ptdit"))
+        .args(args("no such choice"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no storage choice matches"),
+        "{err}"
+    );
 }
 
 /// `ptdit bench ops`: a filtered case is timed under the device's choice and every variant of

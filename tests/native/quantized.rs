@@ -361,18 +361,15 @@ fn the_small_preset_loads_and_draws() {
 /// for the rest as asked, and a generation streams it and draws.
 #[test]
 fn a_random_model_of_any_storage_loads_and_draws() {
-    use ptdit::model::t5::T5Config;
-    use ptdit::model::vae::VaeConfig;
-    use ptdit::pipeline::random_model;
-    let dit = crate::common::small_xl(2, 32, 1, 64);
-    let mut t5c = T5Config::released_xxl();
-    (t5c.vocab_size, t5c.d_model, t5c.d_kv, t5c.num_heads) = (32, 64, 16, 4);
-    (t5c.d_ff, t5c.num_layers) = (128, 1);
-    let mut vc = VaeConfig::released();
-    (vc.hidden_size, vc.hidden_size_mult, vc.num_res_blocks) = (32, vec![1; 4], 1);
+    use ptdit::pipeline::random_model::{self, RandomModel};
     let out = tmp("random");
-    let plan = Plan::preset("small").unwrap();
-    random_model::write(&out, (dit, t5c, vc), plan, 8, 1).unwrap();
+    let model = RandomModel {
+        configs: random_model::miniature(),
+        plan: Plan::preset("small").unwrap(),
+        text_len: 8,
+        seed: 1,
+    };
+    model.write(&out).unwrap();
     let pipe =
         TextToImage::new(&gpu(), model_dir::open(&gpu(), &out, DType::F32).unwrap()).unwrap();
     let req = Request {

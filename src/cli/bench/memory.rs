@@ -18,15 +18,16 @@ const TEXT_LEN: usize = 200;
 const TILE: usize = 64;
 const STRIDE: usize = 56;
 
-/// One way to store the pipeline: T5's Linears, PT-DiT's float type and Linears.
-struct Choice {
-    name: &'static str,
-    t5: Option<DType>,
-    float: DType,
-    dit: Option<DType>,
+/// One way to store the pipeline: T5's Linears, PT-DiT's float type and Linears (`bench
+/// pipeline` times the same ones).
+pub(super) struct Choice {
+    pub name: &'static str,
+    pub t5: Option<DType>,
+    pub float: DType,
+    pub dit: Option<DType>,
 }
 
-const CHOICES: &[Choice] = &[
+pub(super) const CHOICES: &[Choice] = &[
     Choice {
         name: "f32 T5 + f32 PT-DiT (the engine before packed weights)",
         t5: None,

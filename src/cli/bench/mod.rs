@@ -3,6 +3,7 @@
 mod cache;
 mod memory;
 mod ops;
+mod pipeline;
 mod soak;
 
 use std::process::ExitCode;
@@ -68,6 +69,10 @@ pub enum Which {
     /// PSNR against the uncached image (levels alternated); with `--released`, a skipped step
     /// against a full one on the released XL's shapes.
     Cache,
+    /// One image of the released shapes (T5-XXL, PT-DiT/XL, CausalVAE), random weights
+    /// streamed in (no files): text encoding, each denoising step, VAE decode, total and peak
+    /// GPU memory, for each storage choice, at `--side` (1024 on a real GPU) and `--steps`.
+    Pipeline,
 }
 
 #[derive(Args)]
@@ -101,7 +106,9 @@ pub struct BenchArgs {
     /// take minutes, e.g. on a real GPU); the figures then have no baseline.
     #[arg(long)]
     no_cpu: bool,
-    /// For `ops`: only the cases whose names contain this (e.g. `attention`).
+    /// For `ops`: only the cases whose names contain this (e.g. `attention`); for `pipeline`,
+    /// only the storage choices whose names contain one of its comma-separated parts (e.g.
+    /// `f32 T5 + f32,--preset small`).
     #[arg(long)]
     filter: Option<String>,
     /// For `matmul`: also time each kernel with the weight stored packed (bf16, q8, q4)
@@ -111,7 +118,7 @@ pub struct BenchArgs {
     /// For `soak`: generations through each path.
     #[arg(long, default_value_t = 100)]
     generations: usize,
-    /// For `soak`: denoising steps a generation.
+    /// For `soak` and `pipeline`: denoising steps a generation.
     #[arg(long, default_value_t = 30)]
     steps: usize,
     /// For `cache`: the levels to compare, `off` first (names or RULE:THRESHOLD specs).
@@ -129,12 +136,16 @@ pub struct BenchArgs {
     /// For `cache`: time a skipped step against a full one on the released XL's shapes.
     #[arg(long)]
     released: bool,
-    /// For `cache --released`: the image side in pixels.
+    /// For `cache --released` and `pipeline`: the image side in pixels.
     #[arg(long, default_value_t = 256)]
     side: usize,
     /// For `cache --released`: weights and activations in f16.
     #[arg(long)]
     f16: bool,
+    /// For `pipeline`: the released structure at small widths (one block, one T5 layer, thin
+    /// VAE stages), which a software GPU runs in seconds.
+    #[arg(long)]
+    miniature: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -181,6 +192,15 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
                     seed: args.seed,
                 };
                 cache::run(&ctx, &a, &mut out)?
+            }
+            Which::Pipeline => {
+                let a = pipeline::PipelineArgs {
+                    side: args.side,
+                    steps: args.steps,
+                    miniature: args.miniature,
+                    filter: args.filter.as_deref(),
+                };
+                pipeline::run(&ctx, &a, &mut out)?
             }
             Which::Memory | Which::Soak => {}
         }
