@@ -34,50 +34,14 @@ from ptdit_torch import PTDiT  # noqa: E402
 CONFIGS = [(128, 2, 32), (256, 4, 64)]  # (width, layers, latent side)
 
 
-def torch_tokens_per_s(width, layers, latent, device, min_secs=3.0):
-    cfg = {
-        "num_attention_heads": width // 64, "attention_head_dim": 64, "in_channels": 4,
-        "out_channels": 8, "num_layers": layers, "patch_size": 2, "caption_channels": width,
-        "norm_eps": 1e-6, "compress_ratios": [1, 8, 8],
-    }
+def forward_s(cfg, latent, text_len, device, bf16=False, min_secs=3.0):
+    """Seconds per forward of a random-weight PT-DiT of `cfg` on [cond, uncond] (batch 2), after
+    a warm-up; in bf16 autocast when asked."""
     torch.manual_seed(0)
     m = PTDiT(cfg).eval().to(device)
     x = torch.randn(2, 4, latent, latent, device=device)
     t = torch.full((2,), 500.0, device=device)
-    y = torch.randn(2, 32, width, device=device)
-    mask = torch.ones(2, 32, device=device)
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    with torch.no_grad():
-        m(x, t, y, mask)  # warm-up
-        sync()
-        n, start = 0, time.perf_counter()
-        while n < 2 or time.perf_counter() - start < min_secs:
-            m(x, t, y, mask)
-            n += 1
-        sync()
-    sec = (time.perf_counter() - start) / n
-    return 2 * (latent // 2) ** 2 / sec
-
-
-XL = {
-    "num_attention_heads": 16, "attention_head_dim": 72, "in_channels": 4, "out_channels": 8,
-    "num_layers": 28, "patch_size": 2, "caption_channels": 4096, "norm_eps": 1e-6,
-    "compress_ratios": [1, 8, 8],
-}
-
-
-def torch_xl_step_s(side, device, bf16, text_len=200, min_secs=3.0):
-    """Seconds per denoising step of the released XL (one forward on [cond, uncond])."""
-    torch.manual_seed(0)
-    m = PTDiT(XL).eval().to(device)
-    lat = side // 8
-    x = torch.randn(2, 4, lat, lat, device=device)
-    t = torch.full((2,), 500.0, device=device)
-    y = torch.randn(2, text_len, 4096, device=device)
+    y = torch.randn(2, text_len, cfg["caption_channels"], device=device)
     mask = torch.ones(2, text_len, device=device)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
@@ -94,6 +58,27 @@ def torch_xl_step_s(side, device, bf16, text_len=200, min_secs=3.0):
             n += 1
         sync()
     return (time.perf_counter() - start) / n
+
+
+def torch_tokens_per_s(width, layers, latent, device):
+    cfg = {
+        "num_attention_heads": width // 64, "attention_head_dim": 64, "in_channels": 4,
+        "out_channels": 8, "num_layers": layers, "patch_size": 2, "caption_channels": width,
+        "norm_eps": 1e-6, "compress_ratios": [1, 8, 8],
+    }
+    return 2 * (latent // 2) ** 2 / forward_s(cfg, latent, 32, device)
+
+
+XL = {
+    "num_attention_heads": 16, "attention_head_dim": 72, "in_channels": 4, "out_channels": 8,
+    "num_layers": 28, "patch_size": 2, "caption_channels": 4096, "norm_eps": 1e-6,
+    "compress_ratios": [1, 8, 8],
+}
+
+
+def torch_xl_step_s(side, device, bf16, text_len=200):
+    """Seconds per denoising step of the released XL (one forward on [cond, uncond])."""
+    return forward_s(XL, side // 8, text_len, device, bf16)
 
 
 def engine_xl_step_s(ptdit, side, steps):

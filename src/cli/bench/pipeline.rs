@@ -61,6 +61,18 @@ impl Phases {
     fn total(&self) -> f64 {
         self.text + self.setup + self.denoising() + self.decode
     }
+    /// The reported figures: (what, value, unit).
+    fn figures(&self) -> [(&'static str, f64, &'static str); 6] {
+        let peak = self.peaks.into_iter().max().unwrap_or(0);
+        [
+            ("text encoding", self.text, "s"),
+            ("denoising step (median)", self.median_step(), "s"),
+            ("denoising", self.denoising(), "s"),
+            ("VAE decode", self.decode, "s"),
+            ("total", self.total(), "s"),
+            ("peak GPU memory", peak as f64 / (1u64 << 30) as f64, "GiB"),
+        ]
+    }
 }
 
 pub fn run(ctx: &GpuContext, a: &PipelineArgs, out: &mut Out) -> Result<()> {
@@ -115,7 +127,6 @@ pub fn run(ctx: &GpuContext, a: &PipelineArgs, out: &mut Out) -> Result<()> {
             seed: 0,
         };
         let p = generation(ctx, &model, choice.float, side, a.steps)?;
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         out.say(format!("  {}", choice.name));
         out.say(format!(
             "    text {:.3} s | step setup {:.3} s | steps {:.3} s (median {:.3} s, first {:.3} \
@@ -137,34 +148,10 @@ pub fn run(ctx: &GpuContext, a: &PipelineArgs, out: &mut Out) -> Result<()> {
             p.load_text,
             p.load_image
         ));
-        let figures = [
-            ("text encoding", p.text, "s"),
-            ("denoising step (median)", p.median_step(), "s"),
-            ("denoising", p.denoising(), "s"),
-            ("VAE decode", p.decode, "s"),
-            ("total", p.total(), "s"),
-            (
-                "peak GPU memory",
-                gib(p.peaks.into_iter().max().unwrap_or(0)),
-                "GiB",
-            ),
-        ];
-        let base_figures = base.as_ref().map(|(name, b)| {
-            (
-                *name,
-                [
-                    b.text,
-                    b.median_step(),
-                    b.denoising(),
-                    b.decode,
-                    b.total(),
-                    gib(b.peaks.into_iter().max().unwrap_or(0)),
-                ],
-            )
-        });
-        for (i, (what, value, unit)) in figures.into_iter().enumerate() {
+        let base_figures = base.as_ref().map(|(name, b)| (*name, b.figures()));
+        for (i, (what, value, unit)) in p.figures().into_iter().enumerate() {
             let name = format!("pipeline {side}x{side}, {}: {what}", choice.name);
-            let baseline = base_figures.as_ref().map(|(n, b)| (*n, b[i]));
+            let baseline = base_figures.as_ref().map(|(n, b)| (*n, b[i].1));
             out.figure(&name, value, unit, baseline);
         }
         if base.is_none() {
