@@ -96,8 +96,9 @@ def block_scale(fmt, w):
     return d.to(torch.float16).to(torch.float64)
 
 
-def quantize_column(fmt, w, d):
-    """Integers (as the file stores them: q8 signed, q4 offset by 8) and the values they hold."""
+def quantize(fmt, w, d):
+    """Integers (as the file stores them: q8 signed, q4 offset by 8) and the values they hold,
+    for a column `w` (N,) with scales `d` (N,), or a block (N, 32) with `d` (N, 1)."""
     safe = torch.where(d == 0, torch.ones_like(d), d)
     if fmt == "q8":
         q = torch.clamp(torch.round(w / safe), -127, 127)
@@ -108,8 +109,15 @@ def quantize_column(fmt, w, d):
     return q, (q - 8) * d
 
 
+def round_to_nearest(fmt, w):
+    """The values `ptdit quantize` stores for `w` (N, K): each block rounded with its scale."""
+    blocks = [w[:, b:b + BLOCK] for b in range(0, w.shape[1], BLOCK)]
+    return torch.cat([quantize(fmt, x, block_scale(fmt, x)[:, None])[1] for x in blocks], 1)
+
+
 def gptq(fmt, weight, h, damp):
-    """GPTQ of `weight` (N, K) against `h` (K, K): the integers (N, K) and scales (N, K/32)."""
+    """GPTQ of `weight` (N, K) against `h` (K, K): the integers (N, K), scales (N, K/32) and
+    the values they hold (N, K)."""
     w = weight.double().clone()
     n, k = w.shape
     h = h.clone()
@@ -120,15 +128,16 @@ def gptq(fmt, weight, h, damp):
     # The upper Cholesky factor of H^-1: row i holds how column i's error spreads to later ones.
     hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
     q = torch.zeros(n, k, dtype=torch.float64)
+    held = torch.zeros(n, k, dtype=torch.float64)
     scales = torch.zeros(n, k // BLOCK, dtype=torch.float64)
     for i in range(k):
         if i % BLOCK == 0:
             scales[:, i // BLOCK] = block_scale(fmt, w[:, i:i + BLOCK])
         d = scales[:, i // BLOCK]
-        q[:, i], held = quantize_column(fmt, w[:, i], d)
-        err = (w[:, i] - held) / hinv[i, i]
+        q[:, i], held[:, i] = quantize(fmt, w[:, i], d)
+        err = (w[:, i] - held[:, i]) / hinv[i, i]
         w[:, i + 1:] -= err[:, None] * hinv[i, i + 1:][None, :]
-    return q, scales
+    return q, scales, held
 
 
 def file_values(fmt, q):
@@ -173,13 +182,10 @@ def main():
             if h is None:
                 raise SystemExit(f"{comp}/{key}: no calibration inputs (not an nn.Linear of the port)")
             w = floats[key].double()
-            q, scales = gptq(args.format, w, h, args.damp)
+            q, scales, held = gptq(args.format, w, h, args.damp)
             tensors[key] = file_values(args.format, q)
             tensors[key + "_scale"] = scales.to(torch.float16)
-            held = ((q - (8 if args.format == "q4" else 0)) * scales.repeat_interleave(BLOCK, 1))
-            # Round to nearest with the same scales, for the report.
-            rtn = torch.cat([quantize_column(args.format, w[:, i], block_scale(args.format, w[:, i - i % BLOCK:i - i % BLOCK + BLOCK]))[1][:, None]
-                             for i in range(w.shape[1])], 1)
+            rtn = round_to_nearest(args.format, w)  # for the report
             out_err = lambda e: float(torch.einsum("nk,kl,nl->", e, h, e))  # noqa: E731
             num["w"] += float((w ** 2).sum())
             num["rtn_w"] += float(((rtn - w) ** 2).sum())

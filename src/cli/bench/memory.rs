@@ -13,7 +13,7 @@ use ptdit::{DType, Graph, Result};
 use super::Out;
 
 /// The released text length.
-const TEXT_LEN: usize = 200;
+pub(super) const TEXT_LEN: usize = 200;
 /// The VAE decodes tiles of 64 latents every 56 (`pipeline::decode::Tiling`).
 const TILE: usize = 64;
 const STRIDE: usize = 56;

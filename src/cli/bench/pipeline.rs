@@ -20,12 +20,10 @@ use ptdit::pipeline::quantize::Plan;
 use ptdit::pipeline::random_model::{self, RandomModel, WEIGHT_FILES};
 use ptdit::{DType, Error, GpuContext, Result};
 
-use super::memory::{Choice, CHOICES};
+use super::memory::{Choice, CHOICES, TEXT_LEN};
 use super::Out;
 use crate::cli::PeakSampler;
 
-/// The released text length (the tokenizer's `model_max_length`).
-const TEXT_LEN: usize = 200;
 const PROMPT: &str = "a red apple on a wooden table";
 
 pub struct PipelineArgs<'a> {
