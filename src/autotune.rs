@@ -14,9 +14,14 @@
 //! page's lifetime, and [`memory_json`] / [`set_memory_json`] let the page keep it longer (the
 //! web demo does, with the Cache API).
 //!
-//! `PTDIT_MATMUL=registers|tiled|rows|wide|split` forces a variant without measuring (native);
-//! GELU is then fused and attention tiled with `tiled`, `wide` and `split` (meant for real GPUs),
-//! and GELU separate and attention by rows with the other two (meant for software GPUs).
+//! On a device with cooperative matrices ([`GpuContext::coop`]) the `coop` kernel is timed
+//! on f16 operands against the chosen kernel's f16 form, and f16 graphs use it where it wins
+//! (`Tuning::coop`); f32 graphs keep the chosen kernel.
+//!
+//! `PTDIT_MATMUL=registers|tiled|rows|wide|split|coop` forces a variant without measuring
+//! (native); GELU is then fused and attention tiled with `tiled`, `wide`, `split` and `coop`
+//! (meant for real GPUs), and GELU separate and attention by rows with the other two (meant for
+//! software GPUs). `coop` runs f16 graphs on cooperative matrices and f32 graphs on `tiled`.
 
 use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
@@ -58,6 +63,9 @@ pub struct Report {
     /// GFLOP/s of the chosen matmul on f16 operands multiplying in f16 and in f32 (measured
     /// where the device has `shader-f16` and the kernel has f16 math).
     pub f16_math_gflops: Option<(f64, f64)>,
+    /// GFLOP/s on f16 operands of `coop` and of the chosen kernel in its f16 form (measured
+    /// where the device has cooperative matrices).
+    pub coop_gflops: Option<(f64, f64)>,
     /// The cache key: adapter, driver, engine version, kernel source hash.
     pub key: String,
     /// Something the user may want to know (an unreadable cache file that was replaced).
@@ -98,8 +106,16 @@ impl Report {
             Some((h, f)) => format!(" (f16 {h:.1}, f32 {f:.1} GFLOP/s)"),
             None => String::new(),
         };
+        let coop = match (self.tuning.coop, self.coop_gflops) {
+            (on, Some((c, o))) => format!(
+                "; f16 graphs {} cooperative matrices ({c:.1} GFLOP/s, without {o:.1})",
+                if on { "on" } else { "not on" }
+            ),
+            (true, None) => "; f16 graphs on cooperative matrices".to_string(),
+            (false, None) => String::new(),
+        };
         format!(
-            "matmul kernel: {} ({how}); GELU {}{gelu}; f16 operands multiplied in {}{f16}; attention kernel: {}{attention}",
+            "matmul kernel: {} ({how}); GELU {}{gelu}; f16 operands multiplied in {}{f16}{coop}; attention kernel: {}{attention}",
             self.tuning.matmul.name(),
             if self.tuning.fuse_gelu {
                 "fused into the matmul"
@@ -150,6 +166,7 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         gelu_gflops: None,
         attention_gflops: Vec::new(),
         f16_math_gflops: None,
+        coop_gflops: None,
         key: key.clone(),
         note: None,
     };
@@ -157,7 +174,7 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         report.tuning.matmul = k;
         let for_real_gpus = matches!(
             k,
-            MatmulKernel::Tiled | MatmulKernel::Wide | MatmulKernel::Split
+            MatmulKernel::Tiled | MatmulKernel::Wide | MatmulKernel::Split | MatmulKernel::Coop
         );
         report.tuning.fuse_gelu = for_real_gpus;
         report.tuning.attention = if for_real_gpus {
@@ -193,6 +210,16 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         let single = time_matmul_f16(ctx, best.0, mkn, false).await?;
         report.f16_math_gflops = Some((half, single));
         report.tuning.f16_math = half > single;
+    }
+    if ctx.coop().is_some() {
+        // f16 graphs: cooperative matrices against the kernel they would otherwise run.
+        let coop = time_matmul_f16(ctx, MatmulKernel::Coop, mkn, false).await?;
+        let other = match report.f16_math_gflops {
+            Some((half, single)) => half.max(single),
+            None => time_matmul_f16(ctx, best.0, mkn, false).await?,
+        };
+        report.coop_gflops = Some((coop, other));
+        report.tuning.coop = coop > other;
     }
     let fused = time_linear_gelu(ctx, best.0, true).await?;
     let split = time_linear_gelu(ctx, best.0, false).await?;
@@ -233,7 +260,7 @@ async fn best_matmul(
     rates: &mut Vec<(MatmulKernel, f64)>,
 ) -> Result<(MatmulKernel, f64)> {
     let mut best = (MatmulKernel::default(), 0.0);
-    for k in MatmulKernel::ALL {
+    for k in MatmulKernel::ALL.into_iter().filter(|k| k.takes_f32()) {
         let g = time_matmul(ctx, k, mkn).await?;
         rates.push((k, g));
         if g > best.1 {
@@ -243,12 +270,14 @@ async fn best_matmul(
     Ok(best)
 }
 
-/// The cache's text for a tuning: `matmul+fused|split+attention[+f16]`, e.g. `rows+split+rows`
-/// or `wide+fused+tiled+f16` (f16 operands multiplied in f16).
+/// The cache's text for a tuning: `matmul+fused|split+attention[+f16][+coop]`, e.g.
+/// `rows+split+rows` or `wide+fused+tiled+f16` (f16 operands multiplied in f16) or
+/// `wide+fused+tiled+coop` (f16 graphs on cooperative matrices).
 fn format_tuning(t: Tuning) -> String {
     let g = if t.fuse_gelu { "fused" } else { "split" };
     let h = if t.f16_math { "+f16" } else { "" };
-    format!("{}+{g}+{}{h}", t.matmul.name(), t.attention.name())
+    let c = if t.coop { "+coop" } else { "" };
+    format!("{}+{g}+{}{h}{c}", t.matmul.name(), t.attention.name())
 }
 
 /// The tuning a cache entry names (what [`format_tuning`] writes); `None` for text this
@@ -256,14 +285,14 @@ fn format_tuning(t: Tuning) -> String {
 pub fn parse_tuning(v: &str) -> Option<Tuning> {
     let mut parts = v.split('+');
     let (k, g, a) = (parts.next()?, parts.next()?, parts.next()?);
-    let f16_math = match parts.next() {
-        None => false,
-        Some("f16") => true,
-        Some(_) => return None,
+    let rest: Vec<&str> = parts.collect();
+    let (f16_math, coop) = match rest.as_slice() {
+        [] => (false, false),
+        ["f16"] => (true, false),
+        ["coop"] => (false, true),
+        ["f16", "coop"] => (true, true),
+        _ => return None,
     };
-    if parts.next().is_some() {
-        return None;
-    }
     Some(Tuning {
         matmul: MatmulKernel::from_name(k)?,
         fuse_gelu: match g {
@@ -273,6 +302,7 @@ pub fn parse_tuning(v: &str) -> Option<Tuning> {
         },
         attention: AttentionKernel::from_name(a)?,
         f16_math,
+        coop,
         ..Tuning::default()
     })
 }
@@ -423,8 +453,13 @@ pub fn cache_key(ctx: &GpuContext) -> String {
             h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
         }
     }
+    // With cooperative matrices off (`PTDIT_COOP=0`) the same adapter has other choices.
+    let coop = match r.coop {
+        Some(c) => format!(" | coop {0}x{0}", c.edge),
+        None => String::new(),
+    };
     format!(
-        "{} | {} | {} | ptdit {} | kernels {h:016x}",
+        "{} | {} | {} | ptdit {} | kernels {h:016x}{coop}",
         r.name,
         r.backend,
         r.driver,

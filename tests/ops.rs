@@ -3,7 +3,9 @@
 //! under each kernel variant of the case's family, at the device's limits, under the case's
 //! small binding limit (the op must split its work, with the same result) and, natively, in f16.
 //! One test per family and mode; a failing test lists every case and variant that failed.
-//! Natively, `PTDIT_OP_CASES=text` runs only the cases whose names contain `text`.
+//! Natively, `PTDIT_OP_CASES=text` runs only the cases whose names contain `text`, and
+//! `PTDIT_OP_VARIANT=name` only that kernel variant (CI runs `coop` alone on a lavapipe that
+//! has cooperative matrices, with `PTDIT_REQUIRE_COOP=1`).
 
 #[macro_use]
 mod common;
@@ -21,6 +23,24 @@ fn filter() -> Option<String> {
     None
 }
 
+/// The one variant to run (natively, `PTDIT_OP_VARIANT=coop`), all when unset.
+fn only_variant() -> Option<String> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::env::var("PTDIT_OP_VARIANT").ok();
+    #[cfg(target_arch = "wasm32")]
+    None
+}
+
+/// Whether the run must test the `coop` matmul (natively, `PTDIT_REQUIRE_COOP=1`, which CI sets
+/// where it runs these tests on a lavapipe with cooperative matrices): then a device without
+/// them fails the f16 matmul test instead of leaving `coop` out.
+fn coop_required() -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::env::var("PTDIT_REQUIRE_COOP").is_ok_and(|v| v == "1");
+    #[cfg(target_arch = "wasm32")]
+    false
+}
+
 async fn run(family: Family, mode: Mode) {
     let ctx = common::gpu_async().await;
     let filter = filter();
@@ -33,8 +53,23 @@ async fn run(family: Family, mode: Mode) {
         !cases.is_empty() || filter.is_some(),
         "no {family:?} case in the table"
     );
+    if family == Family::Matmul && mode == Mode::F16 && coop_required() {
+        assert!(
+            ctx.coop().is_some(),
+            "PTDIT_REQUIRE_COOP is set but {} offers no cooperative matrices the engine can \
+             use (f16 x f16 -> f32 in 8x8 or 16x16, shader-f16, subgroups of one size): the \
+             `coop` kernel would go untested",
+            ctx.report.name
+        );
+    }
+    let only = only_variant();
     let mut failures = Vec::new();
+    let mut ran = 0;
     for variant in family.variants() {
+        if !variant.applies(&ctx, mode) || only.as_ref().is_some_and(|v| v != variant.name) {
+            continue;
+        }
+        ran += 1;
         // (cases run with f16 arithmetic, of which changed their result)
         let (mut math, mut changed) = (0, 0);
         for case in &cases {
@@ -57,6 +92,10 @@ async fn run(family: Family, mode: Mode) {
             );
         }
     }
+    assert!(
+        ran > 0,
+        "PTDIT_OP_VARIANT={only:?} names no {family:?} variant that runs here in {mode:?}"
+    );
     assert!(
         failures.is_empty(),
         "{} failed ({mode:?}):\n  {}",

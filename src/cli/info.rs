@@ -105,6 +105,13 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
             "no"
         }
     );
+    match r.coop {
+        Some(c) => println!(
+            "coop matrix  {0}x{0} f16 x f16 -> f32, subgroups of {1} (the `coop` matmul; PTDIT_COOP=0 turns it off)",
+            c.edge, c.subgroup
+        ),
+        None => println!("coop matrix  no (the `coop` matmul is not used)"),
+    }
     println!("features     {:?}", r.features);
     let l = &r.limits;
     println!("limits");

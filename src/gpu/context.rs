@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::kernel::{Kernel, Tuning};
+use crate::kernel::{CoopShape, Kernel, Tuning};
 
 use super::memory::{host_memory_left, Headroom};
 
@@ -32,6 +32,8 @@ pub struct AdapterReport {
     pub driver: String,
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
+    /// The cooperative-matrix shape the engine uses here, if any.
+    pub coop: Option<CoopShape>,
 }
 
 /// A device + queue and what the engine may use on it.
@@ -88,13 +90,28 @@ impl GpuContext {
     pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
-        let required_features = adapter.features() & wanted;
-        let desc = wgpu::DeviceDescriptor {
+        let mut required_features = adapter.features() & wanted;
+        let coop = coop_shape(adapter);
+        let mut desc = wgpu::DeviceDescriptor {
             label: Some("ptdit"),
             required_features,
             required_limits: adapter.limits(),
             ..Default::default()
         };
+        if coop.is_some() {
+            required_features |= COOP_FEATURES;
+            desc.required_features = required_features;
+            // SAFETY: `ExperimentalFeatures::enabled` is `unsafe` because wgpu's experimental
+            // APIs may hold bugs with undefined behaviour that otherwise safe calls can reach;
+            // the caller acknowledges that and agrees to report them. What it opens here is
+            // one thing, cooperative-matrix operations, and only one kernel uses them
+            // (`shaders/matmul/coop.wgsl`), whose every load and store addresses workgroup
+            // arrays at offsets bounded by constants (checked by naga's validation as for any
+            // shader). The risk left is a wgpu or driver bug, which the op tests would show as
+            // wrong results on the device (`tests/ops.rs` runs every case through `coop`
+            // wherever it is enabled); `PTDIT_COOP=0` keeps the feature off.
+            desc.experimental_features = unsafe { wgpu::ExperimentalFeatures::enabled() };
+        }
         let (device, queue) = adapter
             .request_device(&desc)
             .await
@@ -121,8 +138,10 @@ impl GpuContext {
                 v.push(e.to_string());
             }
         }));
+        let mut report = report(&info, &device);
+        report.coop = coop.filter(|_| device.features().contains(COOP_FEATURES));
         Ok(GpuContext {
-            report: report(&info, &device),
+            report,
             device,
             queue,
             ownership: Ownership::Owned,
@@ -151,6 +170,7 @@ impl GpuContext {
                 driver: String::new(),
                 features: device.features(),
                 limits: device.limits(),
+                coop: None,
             },
         };
         GpuContext {
@@ -225,6 +245,12 @@ impl GpuContext {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// The cooperative-matrix shape the device runs `coop` with, where it has one (see
+    /// [`CoopShape`]); always `None` on a host's device, whose adapter's shapes are not known.
+    pub fn coop(&self) -> Option<CoopShape> {
+        self.report.coop
     }
 
     /// True when `shader-f16` is enabled on the device.
@@ -436,5 +462,51 @@ fn report(info: &wgpu::AdapterInfo, device: &wgpu::Device) -> AdapterReport {
             .to_string(),
         features: device.features(),
         limits: device.limits(),
+        coop: None,
     }
+}
+
+/// What `coop` needs from a device besides a shape: f16 in shaders, the subgroup builtins that
+/// say which fragment a subgroup owns, and the cooperative matrices themselves.
+const COOP_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+
+/// The cooperative-matrix shape for `coop` on this adapter: square fragments of 16 (preferred:
+/// a quarter of the loads per multiply-add) or 8, f16 operands and f32 sums, on an adapter with
+/// [`COOP_FEATURES`] and one subgroup size (the kernel's workgroup is four subgroups, sized when
+/// it is compiled). `None` when any is missing or `PTDIT_COOP=0` (native).
+fn coop_shape(adapter: &wgpu::Adapter) -> Option<CoopShape> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if std::env::var("PTDIT_COOP").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    if !adapter.features().contains(COOP_FEATURES) {
+        return None;
+    }
+    let info = adapter.get_info();
+    let subgroup = info.subgroup_max_size;
+    let limits = adapter.limits();
+    let workgroup = 4 * subgroup; // shaders/matmul/coop.wgsl's WG: a power of two up to 512
+    if info.subgroup_min_size != subgroup
+        || !subgroup.is_power_of_two()
+        || !(4..=128).contains(&subgroup)
+        || workgroup > limits.max_compute_invocations_per_workgroup
+        || workgroup > limits.max_compute_workgroup_size_x
+    {
+        return None;
+    }
+    let props = adapter.cooperative_matrix_properties();
+    [16, 8].into_iter().find_map(|edge| {
+        props
+            .iter()
+            .any(|p| {
+                p.m_size == edge
+                    && p.n_size == edge
+                    && p.k_size == edge
+                    && p.ab_type == wgpu::CooperativeScalarType::F16
+                    && p.cr_type == wgpu::CooperativeScalarType::F32
+            })
+            .then_some(CoopShape { edge, subgroup })
+    })
 }

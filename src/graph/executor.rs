@@ -236,6 +236,7 @@ impl Executable {
         // Dispatches of every op.
         let max_groups = limits.max_compute_workgroups_per_dimension;
         let tuning = opts.tuning.unwrap_or_else(|| ctx.tuning());
+        let coop = ctx.coop();
         let region_of_node = graph.region_of_nodes()?;
         let mut dispatches: Vec<Dispatch> = Vec::new();
         let mut dispatch_ops = Vec::new();
@@ -243,7 +244,15 @@ impl Executable {
         let mut dispatch_region = Vec::new();
         for ((node, label), region) in graph.nodes.iter().zip(graph.labels()).zip(&region_of_node) {
             let float = graph.tensors[node.output.0].desc.dtype;
-            let mut cx = EncodeCx::new(node.op.name(), limit, align, max_groups, float, tuning);
+            let mut cx = EncodeCx::new(
+                node.op.name(),
+                limit,
+                align,
+                max_groups,
+                float,
+                tuning,
+                coop,
+            );
 
             let arg = |t: &TensorId| TensorArg {
                 id: *t,
@@ -267,8 +276,15 @@ impl Executable {
                 let limit = limits.max_storage_buffer_binding_size;
                 let mut gates = Vec::new();
                 for gate in &skips.gates {
-                    let mut cx =
-                        EncodeCx::new("skip_args", limit, align, max_groups, DType::F32, tuning);
+                    let mut cx = EncodeCx::new(
+                        "skip_args",
+                        limit,
+                        align,
+                        max_groups,
+                        DType::F32,
+                        tuning,
+                        coop,
+                    );
                     let flag = TensorArg {
                         id: gate.flag,
                         desc: graph.tensors[gate.flag.0].desc.clone(),

@@ -6,7 +6,7 @@
 //! start at an aligned byte offset, so `bind` starts the binding at the aligned address below
 //! and returns where the wanted data starts inside it, in elements; the kernel adds that offset.
 
-use super::{Kernel, ParamBlock, Tuning};
+use super::{CoopShape, Kernel, ParamBlock, Tuning};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, TensorDesc, TensorId};
 
@@ -44,6 +44,8 @@ pub struct EncodeCx {
     pub float: DType,
     /// The kernel variants chosen for this device.
     pub tuning: Tuning,
+    /// The device's cooperative-matrix shape, where it has one.
+    pub coop: Option<CoopShape>,
     pub(crate) bound: Vec<BindRange>,
     pub(crate) out: Vec<Dispatch>,
 }
@@ -56,6 +58,7 @@ impl EncodeCx {
         max_groups: u32,
         float: DType,
         tuning: Tuning,
+        coop: Option<CoopShape>,
     ) -> Self {
         EncodeCx {
             op,
@@ -64,6 +67,7 @@ impl EncodeCx {
             max_groups,
             float,
             tuning,
+            coop,
             bound: Vec::new(),
             out: Vec::new(),
         }

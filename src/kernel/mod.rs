@@ -19,5 +19,5 @@ pub use encode::{EncodeCx, TensorArg};
 pub use op::Op;
 pub(crate) use op::{chunks, expect_inputs};
 pub use params::ParamBlock;
-pub use tuning::{AttentionKernel, MatmulKernel, Tuning};
+pub use tuning::{AttentionKernel, CoopShape, MatmulKernel, Tuning};
 pub use wgsl::Kernel;

@@ -26,16 +26,38 @@ pub enum MatmulKernel {
     /// added in workgroup memory. For real GPUs on products with few rows, where the block
     /// kernels leave most of the GPU idle (see [`MatmulKernel::for_product`]).
     Split,
+    /// `shaders/matmul/coop.wgsl`: 64×64 blocks on cooperative matrices (tensor cores): K
+    /// slices staged in workgroup memory as f16, multiplied by the device's f16 × f16 → f32
+    /// fragments ([`CoopShape`]). f16 graphs only, on devices that have the feature; an f32
+    /// graph asked for it runs `tiled` (see [`MatmulKernel::for_product`]).
+    Coop,
+}
+
+/// The cooperative-matrix shape the engine uses on a device: square `edge`² fragments with f16
+/// operands and f32 sums, run by subgroups of `subgroup` invocations. `None` on devices without
+/// it (every browser, a host's device, most software GPUs); [`crate::gpu::GpuContext::coop`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CoopShape {
+    /// 8 or 16.
+    pub edge: u32,
+    /// The subgroup size, which the device does not vary (its minimum equals its maximum).
+    pub subgroup: u32,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 5] = [
+    pub const ALL: [MatmulKernel; 6] = [
         MatmulKernel::Registers,
         MatmulKernel::Tiled,
         MatmulKernel::Rows,
         MatmulKernel::Wide,
         MatmulKernel::Split,
+        MatmulKernel::Coop,
     ];
+
+    /// Whether the kernel multiplies f32 operands (every one but `coop`, which needs f16).
+    pub fn takes_f32(self) -> bool {
+        self != MatmulKernel::Coop
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -44,6 +66,7 @@ impl MatmulKernel {
             MatmulKernel::Rows => "rows",
             MatmulKernel::Wide => "wide",
             MatmulKernel::Split => "split",
+            MatmulKernel::Coop => "coop",
         }
     }
 
@@ -99,6 +122,10 @@ pub struct Tuning {
     /// software GPU emulates f16 and loses. The autotuner times both on devices with
     /// `shader-f16`; off until then.
     pub f16_math: bool,
+    /// In f16 graphs on a device with cooperative matrices, products run `coop` whatever
+    /// `matmul` is (which then serves f32 graphs). The autotuner times it against `matmul` on
+    /// f16 operands; off until then.
+    pub coop: bool,
 }
 
 impl Default for Tuning {
@@ -109,6 +136,7 @@ impl Default for Tuning {
             fuse_gelu: false,
             per_shape: true,
             f16_math: false,
+            coop: false,
         }
     }
 }

@@ -122,9 +122,20 @@ impl Kernel {
         for (k, v) in &slots {
             defines.insert(k.as_str(), v.clone());
         }
+        // Directives come before any declaration: `enable f16;` when a type define names f16,
+        // then those the shader states itself (`enable subgroups;`), ahead of the parameter
+        // block.
+        let body = preprocess(src, &defines)?;
+        let (enables, body): (Vec<&str>, Vec<&str>) = body
+            .lines()
+            .partition(|l| l.trim_start().starts_with("enable "));
         let mut text = String::new();
         if self.defines.values().any(|v| v == "f16") {
             text.push_str("enable f16;\n");
+        }
+        for e in enables {
+            text.push_str(e.trim());
+            text.push('\n');
         }
         for decl in self.params {
             text.push_str(decl);
@@ -138,7 +149,10 @@ impl Kernel {
                 text.push_str(&format!("alias Params = {name};\n"));
             }
         }
-        text.push_str(&preprocess(src, &defines)?);
+        for line in body {
+            text.push_str(line);
+            text.push('\n');
+        }
         Ok(text)
     }
 }

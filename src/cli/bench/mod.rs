@@ -164,7 +164,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         ));
         let tuned = pollster::block_on(autotune(&ctx, &Cache::Default))?;
         out.say(tuned.summary());
-        adapter = serde_json::json!({ "name": r.name, "backend": r.backend, "device_type": r.device_type, "driver": r.driver, "matmul_kernel": tuned.tuning.matmul.name() });
+        let coop = r.coop.map(|c| format!("{0}x{0} f16 -> f32", c.edge));
+        adapter = serde_json::json!({ "name": r.name, "backend": r.backend, "device_type": r.device_type, "driver": r.driver, "matmul_kernel": tuned.tuning.matmul.name(), "coop_matrix": coop, "f16_graphs_on_coop": tuned.tuning.coop });
         match args.which {
             Which::Matmul => {
                 let square = [args.size; 3];
@@ -271,7 +272,7 @@ fn matmul(ctx: &GpuContext, mkn: [usize; 3], with_cpu: bool, out: &mut Out) -> R
     };
     // Every kernel variant (each on this product, whatever its size), each against the CPU
     // reference; the autotuner keeps the fastest.
-    for kernel in MatmulKernel::ALL {
+    for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.takes_f32()) {
         let tuning = Tuning {
             matmul: kernel,
             fuse_gelu: false,
@@ -320,7 +321,7 @@ fn matmul_packed(ctx: &GpuContext, [m, k, n]: [usize; 3], out: &mut Out) -> Resu
     out.say(format!(
         "matmul {shape}, weights stored packed (f32 activations)"
     ));
-    for kernel in MatmulKernel::ALL {
+    for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.takes_f32()) {
         let tuning = Tuning {
             matmul: kernel,
             per_shape: false,
@@ -353,7 +354,8 @@ fn matmul_packed(ctx: &GpuContext, [m, k, n]: [usize; 3], out: &mut Out) -> Resu
     Ok(())
 }
 
-/// The kernels that can multiply in f16, on f16 operands: f16 sums against f32 sums.
+/// The kernels that can multiply in f16, on f16 operands: f16 sums against f32 sums; then,
+/// where the device has cooperative matrices, `coop` against the fastest of those.
 fn matmul_f16_math(
     ctx: &GpuContext,
     [m, k, n]: [usize; 3],
@@ -363,6 +365,7 @@ fn matmul_f16_math(
     let (g, av, wv) = product([m, k, n], DType::F16)?;
     let flops = 2.0 * (m * k * n) as f64;
     out.say(format!("matmul {m}x{k}x{n} f16 operands"));
+    let mut best: Option<(String, f64)> = None;
     for kernel in MatmulKernel::ALL.into_iter().filter(|k| k.has_f16_math()) {
         let mut rate = [0.0; 2];
         for (f16_math, r) in [(false, 0), (true, 1)] {
@@ -373,6 +376,10 @@ fn matmul_f16_math(
                 ..Default::default()
             };
             rate[r] = flops / time_product(ctx, &g, tuning, &av, &wv)? / 1e9;
+            let name = format!("{}, {} math", kernel.name(), ["f32", "f16"][r]);
+            if best.as_ref().is_none_or(|b| rate[r] > b.1) {
+                best = Some((name, rate[r]));
+            }
         }
         out.say(format!(
             "  engine, {:<9} kernel {:9.2} GFLOP/s multiplying in f16, {:.2} in f32 ({:.2}x)",
@@ -389,6 +396,25 @@ fn matmul_f16_math(
             rate[1],
             "GFLOP/s",
             Some(("f32 math, same kernel", rate[0])),
+        );
+    }
+    if let (Some(shape_c), Some((base_name, base))) = (ctx.coop(), best) {
+        let tuning = Tuning {
+            matmul: MatmulKernel::Coop,
+            per_shape: false,
+            ..Default::default()
+        };
+        let rate = flops / time_product(ctx, &g, tuning, &av, &wv)? / 1e9;
+        out.say(format!(
+            "  engine, coop      kernel {rate:9.2} GFLOP/s on {0}x{0} cooperative matrices, {1:.2}x {base_name}",
+            shape_c.edge,
+            rate / base
+        ));
+        out.figure(
+            &format!("matmul {shape} f16 operands, coop kernel"),
+            rate,
+            "GFLOP/s",
+            Some((&format!("{base_name} (the fastest without)"), base)),
         );
     }
     Ok(())

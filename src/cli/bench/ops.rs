@@ -6,7 +6,7 @@
 //! each variant's edge handling, not peak throughput (`bench matmul` times large products).
 
 use ptdit::graph::{cpu, ExecOptions};
-use ptdit::ops::cases::{Case, TABLE};
+use ptdit::ops::cases::{Case, Mode, TABLE};
 use ptdit::{DType, GpuContext, Result};
 
 use super::{time_per_call, time_runs, Out};
@@ -36,7 +36,14 @@ pub(super) fn ops(ctx: &GpuContext, filter: Option<&str>, out: &mut Out) -> Resu
                 std::hint::black_box(cpu::run(&graph, &feeds)?);
                 Ok(())
             })?;
+            let mode = match float {
+                DType::F16 => Mode::F16,
+                _ => Mode::DeviceLimits,
+            };
             for variant in case.family.variants() {
+                if !variant.applies(ctx, mode) {
+                    continue;
+                }
                 let opts = ExecOptions {
                     tuning: variant.tuning,
                     ..Default::default()

@@ -65,6 +65,7 @@ impl Variant {
                 attention: AttentionKernel::Tiled,
                 per_shape: false,
                 f16_math: false,
+                coop: false,
             }),
         }
     }
@@ -78,7 +79,18 @@ impl Variant {
                 attention: kernel,
                 per_shape: false,
                 f16_math: false,
+                coop: false,
             }),
+        }
+    }
+
+    /// Whether running a case under this variant on `ctx` in `mode` tests anything of its own:
+    /// `coop` exists only for f16 graphs on devices with cooperative matrices (elsewhere it
+    /// would run `tiled` again).
+    pub fn applies(&self, ctx: &GpuContext, mode: Mode) -> bool {
+        match self.tuning {
+            Some(t) if t.matmul == MatmulKernel::Coop => mode == Mode::F16 && ctx.coop().is_some(),
+            _ => true,
         }
     }
 
@@ -339,6 +351,19 @@ pub async fn check_case(
         }
         Mode::F16 => {
             let plain = compare(case.tol.f16, &opts).await?;
+            if variant
+                .tuning
+                .is_some_and(|t| t.matmul == MatmulKernel::Coop)
+            {
+                // `coop` runs only in f16, so its split work is checked here.
+                let small = ExecOptions {
+                    max_binding_bytes: Some(case.limit),
+                    ..opts.clone()
+                };
+                compare_to(ctx, &c.graph, &c.feeds, &want, case.tol.f16, &small)
+                    .await
+                    .map_err(|e| format!("under a {} B binding limit: {e}", case.limit))?;
+            }
             if let (true, Some(t)) = (variant.has_f16_math(), variant.tuning) {
                 let opts = ExecOptions {
                     tuning: Some(Tuning {

@@ -16,7 +16,7 @@ use super::adaln::{check_mods, AdaParams, AdaVectors, Chunk};
 use super::unary::{gelu_in_place, gelu_tanh};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, Op, TensorArg};
+use crate::kernel::{chunks, expect_inputs, EncodeCx, Kernel, MatmulKernel, Op, TensorArg};
 use crate::tensor::{DType, HostTensor, Shape, TensorDesc, TensorId};
 
 crate::param_block! {
@@ -214,7 +214,8 @@ impl Op for Matmul {
         let (a, w) = (&inputs[0], &inputs[1]);
         let d = dims(&a.desc.shape, &w.desc.shape);
         let vec4 = d.k.is_multiple_of(4);
-        let chosen = cx.tuning.matmul.for_product(&cx.tuning, d.batch, d.m, d.n);
+        let chosen = MatmulKernel::for_graph(&cx.tuning, cx.float, cx.coop)
+            .for_product(&cx.tuning, d.batch, d.m, d.n);
         let (shader, tile) = chosen.shader();
         let f16_math = cx.tuning.f16_math && cx.float == DType::F16 && chosen.has_f16_math();
         let fused = self.gelu && cx.tuning.fuse_gelu;
@@ -239,6 +240,13 @@ impl Op for Matmul {
             .flag("W_BF16", storage == DType::BF16)
             .flag("W_Q8", storage == DType::Q8)
             .flag("W_Q4", storage == DType::Q4);
+        let kernel = match (chosen, cx.coop) {
+            (MatmulKernel::Coop, Some(shape)) => kernel
+                .define("CM", shape.edge)
+                .define("FR", 32 / shape.edge)
+                .define("SG", shape.subgroup),
+            _ => kernel,
+        };
         self.encode_product(cx, inputs, out, kernel, tile)?;
         if self.gelu && !fused {
             gelu_in_place(cx, out)?;

@@ -4,7 +4,8 @@
 //! measured with `ptdit bench matmul --shapes M×K×N,…` on each kind of adapter (figures and
 //! hardware in docs/performance.md).
 
-use crate::kernel::{MatmulKernel, Tuning};
+use crate::kernel::{CoopShape, MatmulKernel, Tuning};
+use crate::tensor::DType;
 
 /// The fewest 128×128 blocks for which the `wide` kernel runs: with fewer, `tiled`'s four
 /// times as many workgroups keep more of a real GPU busy (`bench matmul --shapes
@@ -36,13 +37,28 @@ impl MatmulKernel {
             MatmulKernel::Rows => ("matmul/rows", [128, 8]),
             MatmulKernel::Wide => ("matmul/wide", [128, 128]),
             MatmulKernel::Split => ("matmul/split", [4, 32]),
+            MatmulKernel::Coop => ("matmul/coop", [64, 64]),
+        }
+    }
+
+    /// The device's kernel for a graph of float type `float` before the product's size is
+    /// considered: `coop` for f16 graphs where the device has cooperative matrices and the
+    /// tuning asks for them (`Tuning::coop`, or `coop` forced as the kernel); elsewhere the
+    /// tuning's kernel, with `tiled` (the same block) standing in for `coop`.
+    pub fn for_graph(tuning: &Tuning, float: DType, coop: Option<CoopShape>) -> MatmulKernel {
+        let asked = tuning.coop || tuning.matmul == MatmulKernel::Coop;
+        match tuning.matmul {
+            _ if asked && float == DType::F16 && coop.is_some() => MatmulKernel::Coop,
+            MatmulKernel::Coop => MatmulKernel::Tiled,
+            k => k,
         }
     }
 
     /// The kernel that runs a product of `batch` × `m` × `n` outputs, chosen as `self` (the
     /// device's kernel): the two block kernels for real GPUs trade places by the product's
     /// size: `wide` needs `WIDE_MIN_BLOCKS` of its 128×128 blocks, and a product with under
-    /// `SPLIT_BELOW_BLOCKS` 64×64 blocks runs `split`. On software GPUs `rows` hands products
+    /// `SPLIT_BELOW_BLOCKS` 64×64 blocks runs `split` (from `coop` too, whose blocks are
+    /// `tiled`'s; not yet measured on a GPU with cooperative matrices). On software GPUs `rows` hands products
     /// of under `ROWS_MIN_ROWS` rows to `registers`. `per_shape: false` keeps `self`
     /// everywhere.
     pub fn for_product(self, tuning: &Tuning, batch: usize, m: usize, n: usize) -> MatmulKernel {
@@ -50,7 +66,9 @@ impl MatmulKernel {
         match self {
             _ if !tuning.per_shape => self,
             MatmulKernel::Wide if blocks(128) >= WIDE_MIN_BLOCKS => self,
-            MatmulKernel::Wide | MatmulKernel::Tiled if blocks(64) < SPLIT_BELOW_BLOCKS => {
+            MatmulKernel::Wide | MatmulKernel::Tiled | MatmulKernel::Coop
+                if blocks(64) < SPLIT_BELOW_BLOCKS =>
+            {
                 MatmulKernel::Split
             }
             MatmulKernel::Wide => MatmulKernel::Tiled,
@@ -83,6 +101,8 @@ mod tests {
         for k in [Registers, Split] {
             assert_eq!(k.for_product(&t, 1, 1, 1), k);
         }
+        assert_eq!(Coop.for_product(&t, 1, 512, 512), Coop);
+        assert_eq!(Coop.for_product(&t, 1, 63 * 64, 64), Split);
         let fixed = Tuning {
             per_shape: false,
             ..t
@@ -91,5 +111,34 @@ mod tests {
             assert_eq!(k.for_product(&fixed, 1, 1, 1), k);
             assert_eq!(k.for_product(&fixed, 1, 1 << 14, 1 << 14), k);
         }
+    }
+
+    #[test]
+    fn coop_runs_only_f16_graphs_on_devices_that_have_it() {
+        use MatmulKernel::*;
+        let shape = Some(CoopShape {
+            edge: 8,
+            subgroup: 8,
+        });
+        let asked = Tuning {
+            matmul: Wide,
+            coop: true,
+            ..Tuning::default()
+        };
+        assert_eq!(MatmulKernel::for_graph(&asked, DType::F16, shape), Coop);
+        assert_eq!(MatmulKernel::for_graph(&asked, DType::F32, shape), Wide);
+        assert_eq!(MatmulKernel::for_graph(&asked, DType::F16, None), Wide);
+        let forced = Tuning {
+            matmul: Coop,
+            ..Tuning::default()
+        };
+        assert_eq!(MatmulKernel::for_graph(&forced, DType::F16, shape), Coop);
+        assert_eq!(MatmulKernel::for_graph(&forced, DType::F32, shape), Tiled);
+        assert_eq!(MatmulKernel::for_graph(&forced, DType::F16, None), Tiled);
+        let not_asked = Tuning {
+            matmul: Rows,
+            ..Tuning::default()
+        };
+        assert_eq!(MatmulKernel::for_graph(&not_asked, DType::F16, shape), Rows);
     }
 }
