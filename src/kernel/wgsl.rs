@@ -357,6 +357,25 @@ mod source_tests {
     use super::*;
 
     #[test]
+    fn enable_directives_open_the_text() {
+        // WGSL wants directives before any declaration; `coop` states its own.
+        let k = Kernel::new("matmul/coop")
+            .read("a")
+            .read("w")
+            .define("T", "f16")
+            .define("CM", 8)
+            .define("FR", 4)
+            .define("SG", 8);
+        let text = k.wgsl().unwrap();
+        assert!(
+            text.starts_with("enable f16;\nenable wgpu_cooperative_matrix;\n"),
+            "{}",
+            &text[..80]
+        );
+        assert_eq!(text.matches("enable ").count(), 2);
+    }
+
+    #[test]
     fn the_table_holds_every_shader_and_closures_follow_includes() {
         assert!(source("matmul/wide").is_some_and(|s| s.contains("#include matmul/io")));
         assert!(source("no/such").is_none());
