@@ -58,9 +58,9 @@ impl MatmulKernel {
     /// device's kernel): the two block kernels for real GPUs trade places by the product's
     /// size: `wide` needs `WIDE_MIN_BLOCKS` of its 128×128 blocks, and a product with under
     /// `SPLIT_BELOW_BLOCKS` 64×64 blocks runs `split` (from `coop` too, whose blocks are
-    /// `tiled`'s; not yet measured on a GPU with cooperative matrices). On software GPUs `rows` hands products
-    /// of under `ROWS_MIN_ROWS` rows to `registers`. `per_shape: false` keeps `self`
-    /// everywhere.
+    /// `tiled`'s; not yet measured on a GPU with cooperative matrices). On software GPUs
+    /// `rows` hands products of under `ROWS_MIN_ROWS` rows to `registers`. `per_shape: false`
+    /// keeps `self` everywhere.
     pub fn for_product(self, tuning: &Tuning, batch: usize, m: usize, n: usize) -> MatmulKernel {
         let blocks = |edge: usize| batch * m.div_ceil(edge) * n.div_ceil(edge);
         match self {
