@@ -15,30 +15,32 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use ptdit::ops::cases::{check_case, Family, Mode, TABLE};
 
-/// The cases' name filter (natively, from `PTDIT_OP_CASES`).
+/// An environment variable, natively; the browser has none.
+fn env(name: &str) -> Option<String> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::env::var(name).ok();
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = name;
+        None
+    }
+}
+
+/// The cases' name filter (`PTDIT_OP_CASES`).
 fn filter() -> Option<String> {
-    #[cfg(not(target_arch = "wasm32"))]
-    return std::env::var("PTDIT_OP_CASES").ok();
-    #[cfg(target_arch = "wasm32")]
-    None
+    env("PTDIT_OP_CASES")
 }
 
-/// The one variant to run (natively, `PTDIT_OP_VARIANT=coop`), all when unset.
+/// The one variant to run (`PTDIT_OP_VARIANT=coop`), all when unset.
 fn only_variant() -> Option<String> {
-    #[cfg(not(target_arch = "wasm32"))]
-    return std::env::var("PTDIT_OP_VARIANT").ok();
-    #[cfg(target_arch = "wasm32")]
-    None
+    env("PTDIT_OP_VARIANT")
 }
 
-/// Whether the run must test the `coop` matmul (natively, `PTDIT_REQUIRE_COOP=1`, which CI sets
-/// where it runs these tests on a lavapipe with cooperative matrices): then a device without
-/// them fails the f16 matmul test instead of leaving `coop` out.
+/// Whether the run must test the `coop` matmul (`PTDIT_REQUIRE_COOP=1`, which CI sets where it
+/// runs these tests on a lavapipe with cooperative matrices): then a device without them fails
+/// the f16 matmul test instead of leaving `coop` out.
 fn coop_required() -> bool {
-    #[cfg(not(target_arch = "wasm32"))]
-    return std::env::var("PTDIT_REQUIRE_COOP").is_ok_and(|v| v == "1");
-    #[cfg(target_arch = "wasm32")]
-    false
+    env("PTDIT_REQUIRE_COOP").is_some_and(|v| v == "1")
 }
 
 async fn run(family: Family, mode: Mode) {

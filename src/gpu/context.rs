@@ -90,8 +90,11 @@ impl GpuContext {
     pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY;
-        let mut required_features = adapter.features() & wanted;
         let coop = coop_shape(adapter);
+        let mut required_features = adapter.features() & wanted;
+        if coop.is_some() {
+            required_features |= COOP_FEATURES;
+        }
         let mut desc = wgpu::DeviceDescriptor {
             label: Some("ptdit"),
             required_features,
@@ -99,8 +102,6 @@ impl GpuContext {
             ..Default::default()
         };
         if coop.is_some() {
-            required_features |= COOP_FEATURES;
-            desc.required_features = required_features;
             // SAFETY: `ExperimentalFeatures::enabled` is `unsafe` because wgpu's experimental
             // APIs may hold bugs with undefined behaviour that otherwise safe calls can reach;
             // the caller acknowledges that and agrees to report them. What it opens here is
@@ -138,8 +139,9 @@ impl GpuContext {
                 v.push(e.to_string());
             }
         }));
+        // The device was created with COOP_FEATURES wherever `coop` is set: it has them.
         let mut report = report(&info, &device);
-        report.coop = coop.filter(|_| device.features().contains(COOP_FEATURES));
+        report.coop = coop;
         Ok(GpuContext {
             report,
             device,

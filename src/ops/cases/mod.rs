@@ -88,10 +88,12 @@ impl Variant {
     /// `coop` exists only for f16 graphs on devices with cooperative matrices (elsewhere it
     /// would run `tiled` again).
     pub fn applies(&self, ctx: &GpuContext, mode: Mode) -> bool {
-        match self.tuning {
-            Some(t) if t.matmul == MatmulKernel::Coop => mode == Mode::F16 && ctx.coop().is_some(),
-            _ => true,
-        }
+        !self.is_coop() || mode == Mode::F16 && ctx.coop().is_some()
+    }
+
+    /// Whether this variant forces the `coop` matmul.
+    fn is_coop(&self) -> bool {
+        self.tuning.is_some_and(|t| t.matmul == MatmulKernel::Coop)
     }
 
     /// Whether this variant has an f16-arithmetic form (`Tuning::f16_math`) worth testing.
@@ -351,10 +353,7 @@ pub async fn check_case(
         }
         Mode::F16 => {
             let plain = compare(case.tol.f16, &opts).await?;
-            if variant
-                .tuning
-                .is_some_and(|t| t.matmul == MatmulKernel::Coop)
-            {
+            if variant.is_coop() {
                 // `coop` runs only in f16, so its split work is checked here.
                 let small = ExecOptions {
                     max_binding_bytes: Some(case.limit),
