@@ -1,7 +1,8 @@
 //! Multi-head scaled-dot-product attention over `Z` independent sequences.
 //!
 //! `q` is `(Z, LQ, H·DH)`, `k` and `v` are `(Z, LK, H·DH)`, heads side by side in each row as a
-//! Linear produces them. Optional:
+//! Linear produces them. Each may also be a column range of wider rows, read in place: the
+//! output of a fused projection, `(Z, L, 3·H·DH)` for q, k and v together. Optional:
 //! - `bias` `(ZB, 1 or LQ, LK)`, added to the scores of sequence `z` from entry `z % ZB`: a
 //!   text padding mask per batch item (`ZB = B`), or a Swin mask per window (`ZB` = windows).
 //! - `head_bias` `(H, LQ, LK)`, added for every sequence (T5's relative position bias).
@@ -61,6 +62,8 @@ pub struct Attention {
     pub map_group: Option<usize>,
     /// What the model uses this attention for ("window", "text cross", ...), for profiles.
     pub kind: Option<&'static str>,
+    /// The column of its input's rows where q, k and v start.
+    pub cols: [usize; 3],
 }
 
 /// Optional parts of an attention call.
@@ -76,20 +79,34 @@ pub struct AttentionExtras {
     pub kind: Option<&'static str>,
 }
 
+/// Where q, k and v come from: tensors and the column each starts at (the same tensor thrice
+/// for a fused projection's output), `width` = heads · head_dim columns each.
+#[derive(Clone, Copy, Debug)]
+pub struct QkvSource {
+    pub q: (TensorId, usize),
+    pub k: (TensorId, usize),
+    pub v: (TensorId, usize),
+    pub width: usize,
+}
+
 struct Dims {
     z: usize,
     lq: usize,
     lk: usize,
-    ld: usize,
+    /// heads · head_dim: the output's row.
+    hd: usize,
+    /// The rows of q, k and v.
+    ld: [usize; 3],
 }
 
-fn dims(q: &TensorDesc, k: &TensorDesc) -> Dims {
+fn dims(q: &TensorDesc, k: &TensorDesc, v: &TensorDesc, hd: usize) -> Dims {
     let (qs, ks) = (q.shape.dims(), k.shape.dims());
     Dims {
         z: qs[0],
         lq: qs[1],
         lk: ks[1],
-        ld: qs[2],
+        hd,
+        ld: [qs[2], ks[2], v.shape.dims()[2]],
     }
 }
 
@@ -100,6 +117,10 @@ impl Attention {
 
     fn head_bias_index(&self) -> usize {
         3 + self.bias as usize
+    }
+
+    fn dims(&self, q: &TensorDesc, k: &TensorDesc, v: &TensorDesc) -> Dims {
+        dims(q, k, v, self.heads * self.head_dim)
     }
 
     /// Keys per tile: the K and V tiles together fill at most 16 KiB of workgroup memory,
@@ -137,24 +158,25 @@ impl Op for Attention {
                 "heads and head_dim must be positive",
             ));
         }
-        for (name, t) in [("q", q), ("k", k), ("v", v)] {
-            if t.rank() != 3 || t.dims()[2] != hd {
+        for ((name, t), col) in [("q", q), ("k", k), ("v", v)].into_iter().zip(self.cols) {
+            if t.rank() != 3 || t.dims()[2] < col + hd {
                 return Err(Error::shape(
                     "attention",
                     format!(
-                        "{name} {t} must be (sequences, length, {hd}) for {} heads of {}",
+                        "{name} {t} must be (sequences, length, {hd} from column {col}) for {} \
+                         heads of {}",
                         self.heads, self.head_dim
                     ),
                 ));
             }
         }
-        if k != v || k.dims()[0] != q.dims()[0] {
+        if k.dims()[..2] != v.dims()[..2] || k.dims()[0] != q.dims()[0] {
             return Err(Error::shape(
                 "attention",
                 format!("q {q}, k {k} and v {v} disagree on sequences or key length"),
             ));
         }
-        let d = dims(inputs[0], inputs[1]);
+        let d = self.dims(inputs[0], inputs[1], inputs[2]);
         if self.bias {
             let b = &inputs[3].shape;
             let ok = b.rank() == 3
@@ -201,11 +223,12 @@ impl Op for Attention {
                     "a row map needs self-attention (LQ = LK, got {} and {}) and a group dividing {} sequences (got {g})", d.lq, d.lk, d.z)));
             }
         }
-        Ok(inputs[0].clone())
+        Ok(TensorDesc::new([d.z, d.lq, hd], inputs[0].dtype))
     }
 
     fn cpu(&self, inputs: &[&HostTensor], out: &TensorDesc) -> HostTensor {
-        let d = dims(&inputs[0].desc(), &inputs[1].desc());
+        let d = self.dims(&inputs[0].desc(), &inputs[1].desc(), &inputs[2].desc());
+        let [cq, ck, cv] = self.cols;
         let (q, k, v) = (inputs[0].as_f32(), inputs[1].as_f32(), inputs[2].as_f32());
         let bias = self.bias.then(|| inputs[3]);
         let head_bias = self
@@ -221,9 +244,9 @@ impl Op for Attention {
             for h in 0..self.heads {
                 for i in 0..d.lq {
                     let qr = row(z, i, d.lq);
-                    let qv = &q[qr * d.ld + h * dh..][..dh];
+                    let qv = &q[qr * d.ld[0] + cq + h * dh..][..dh];
                     for (j, sj) in s.iter_mut().enumerate() {
-                        let kv = &k[row(z, j, d.lk) * d.ld + h * dh..][..dh];
+                        let kv = &k[row(z, j, d.lk) * d.ld[1] + ck + h * dh..][..dh];
                         let mut dot = 0f64;
                         for c in 0..dh {
                             dot += qv[c] as f64 * kv[c] as f64;
@@ -245,13 +268,13 @@ impl Op for Attention {
                     for (j, sj) in s.iter().enumerate() {
                         let p = (sj - m).exp();
                         denom += p;
-                        let vv = &v[row(z, j, d.lk) * d.ld + h * dh..][..dh];
+                        let vv = &v[row(z, j, d.lk) * d.ld[2] + cv + h * dh..][..dh];
                         for c in 0..dh {
                             acc[c] += p * vv[c] as f64;
                         }
                     }
                     for c in 0..dh {
-                        o[qr * d.ld + h * dh + c] = (acc[c] / denom) as f32;
+                        o[qr * d.hd + h * dh + c] = (acc[c] / denom) as f32;
                     }
                 }
             }
@@ -260,7 +283,8 @@ impl Op for Attention {
     }
 
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
-        let d = dims(&inputs[0].desc, &inputs[1].desc);
+        let d = self.dims(&inputs[0].desc, &inputs[1].desc, &inputs[2].desc);
+        let [ldq, ldk, ldv] = d.ld;
         let variant = cx.tuning.attention.for_head(self.head_dim);
         let key_tile = match variant {
             AttentionKernel::Tiled => self.key_tile(),
@@ -282,7 +306,8 @@ impl Op for Attention {
             .flag("HEAD_BIAS", self.head_bias)
             .flag("MAP", self.map_group.is_some());
         let room = cx.limit.saturating_sub(cx.align - 4) as usize;
-        let seq_bytes = 4 * d.ld * d.lq.max(d.lk);
+        // The largest of one sequence's q, k, v and output rows, bound together.
+        let seq_bytes = 4 * (ldq.max(d.hd) * d.lq).max(ldk.max(ldv) * d.lk);
         let group = self.map_group.unwrap_or(1);
         let mut per_chunk = (room / seq_bytes) / group * group;
         per_chunk = per_chunk.min(cx.max_groups as usize / group * group);
@@ -300,17 +325,17 @@ impl Op for Attention {
             return Err(Error::Limit { op: "attention", detail: format!(
                 "{group} sequences of {} rows of {} floats must be bound together (their rows are \
                  permuted among each other), which exceeds the device's storage binding limit of {} bytes",
-                d.lq, d.ld, cx.limit) });
+                d.lq, ldq.max(ldk).max(ldv), cx.limit) });
         } else {
-            if 4 * d.ld * d.lk > room {
+            if 4 * ldk.max(ldv) * d.lk > room {
                 return Err(Error::Limit {
                     op: "attention",
                     detail: format!(
                     "the keys of one sequence ({} rows of {} floats) exceed the device's storage \
-                     binding limit of {} bytes", d.lk, d.ld, cx.limit),
+                     binding limit of {} bytes", d.lk, ldk.max(ldv), cx.limit),
                 });
             }
-            let rows = cx.rows_per_chunk("q", d.ld)?;
+            let rows = cx.rows_per_chunk("q", ldq.max(d.hd))?;
             for z in 0..d.z {
                 for (i0, i1) in chunks(d.lq, rows) {
                     work.push((z, 1, i0, i1 - i0));
@@ -325,12 +350,13 @@ impl Op for Attention {
             }
             false => (1, 0),
         };
+        let [cq, ck, cv] = self.cols.map(|c| c as u32);
         for (z0, zn, i0, nq) in work {
-            let q_start = (z0 * d.lq + i0) * d.ld;
-            let q_len = if zn == 1 { nq * d.ld } else { zn * d.lq * d.ld };
-            let oq = cx.bind(&inputs[0], q_start, q_len)?;
-            let ok = cx.bind(&inputs[1], z0 * d.lk * d.ld, zn * d.lk * d.ld)?;
-            let ov = cx.bind(&inputs[2], z0 * d.lk * d.ld, zn * d.lk * d.ld)?;
+            // Query rows [first, first + rows) of the flattened (Z·LQ) rows.
+            let (first, rows) = (z0 * d.lq + i0, if zn == 1 { nq } else { zn * d.lq });
+            let oq = cx.bind(&inputs[0], first * ldq, rows * ldq)? + cq;
+            let ok = cx.bind(&inputs[1], z0 * d.lk * ldk, zn * d.lk * ldk)? + ck;
+            let ov = cx.bind(&inputs[2], z0 * d.lk * ldv, zn * d.lk * ldv)? + cv;
             let ob = if self.bias {
                 cx.bind_all(&inputs[3])?
             } else {
@@ -346,17 +372,17 @@ impl Op for Attention {
             } else {
                 0
             };
-            let oo = cx.bind(out, q_start, q_len)?;
+            let oo = cx.bind(out, first * d.hd, rows * d.hd)?;
             let u = |v: usize| v as u32;
             let params = AttentionParams {
                 lq: u(d.lq),
                 lk: u(d.lk),
                 heads: u(self.heads),
                 z0: u(z0),
-                ld_q: u(d.ld),
-                ld_k: u(d.ld),
-                ld_v: u(d.ld),
-                ld_o: u(d.ld),
+                ld_q: u(ldq),
+                ld_k: u(ldk),
+                ld_v: u(ldv),
+                ld_o: u(d.hd),
                 off_q: oq,
                 off_k: ok,
                 off_v: ov,
@@ -378,12 +404,12 @@ impl Op for Attention {
     }
 
     fn flops(&self, inputs: &[&TensorDesc], _out: &TensorDesc) -> u64 {
-        let d = dims(inputs[0], inputs[1]);
-        4 * (d.z * d.lq * d.lk * d.ld) as u64
+        let d = self.dims(inputs[0], inputs[1], inputs[2]);
+        4 * (d.z * d.lq * d.lk * d.hd) as u64
     }
 
     fn label(&self, inputs: &[&TensorDesc], _out: &TensorDesc) -> String {
-        let d = dims(inputs[0], inputs[1]);
+        let d = self.dims(inputs[0], inputs[1], inputs[2]);
         let shape = format!("{} x {}q x {}k", d.z, d.lq, d.lk);
         match self.kind {
             Some(kind) => format!("attention, {kind} ({shape})"),
@@ -402,7 +428,25 @@ impl Graph {
         heads: usize,
         extras: AttentionExtras,
     ) -> Result<TensorId> {
-        let hd = self.shape(q).last();
+        let width = self.shape(q).last();
+        let src = QkvSource {
+            q: (q, 0),
+            k: (k, 0),
+            v: (v, 0),
+            width,
+        };
+        self.attention_from(src, heads, extras)
+    }
+
+    /// Attention over q, k and v read in place from column ranges of wider rows (a fused
+    /// projection's output): no copy of them is made.
+    pub fn attention_from(
+        &mut self,
+        src: QkvSource,
+        heads: usize,
+        extras: AttentionExtras,
+    ) -> Result<TensorId> {
+        let (hd, q) = (src.width, src.q.0);
         if heads == 0 || !hd.is_multiple_of(heads) {
             return Err(Error::shape(
                 "attention",
@@ -410,7 +454,7 @@ impl Graph {
             ));
         }
         let head_dim = hd / heads;
-        let mut ins = vec![q, k, v];
+        let mut ins = vec![q, src.k.0, src.v.0];
         ins.extend(extras.bias);
         ins.extend(extras.head_bias);
         if let Some((m, group)) = extras.map {
@@ -425,6 +469,7 @@ impl Graph {
             head_bias: extras.head_bias.is_some(),
             map_group: extras.map.map(|(_, g)| g),
             kind: extras.kind,
+            cols: [src.q.1, src.k.1, src.v.1],
         };
         self.push(op, &ins)
     }
@@ -504,6 +549,71 @@ pub(crate) mod cases {
             extras.map = Some((m, group));
         }
         let o = g.attention(q, k, v, heads, extras)?;
+        g.output(o, "o")?;
+        done(g, values)
+    }
+
+    /// q, k and v read in place from a fused projection's output: self-attention over one
+    /// `(z, l, 3·hd)` tensor with a row map permuting rows within groups of `map_group`
+    /// (shifted windows), or, with `lk`, cross-attention of a `(z, l, hd)` q over a
+    /// `(z, lk, 2·hd)` k/v tensor with a per-sequence bias (text). The unused column ranges hold
+    /// values too, so a wrong column would change the result.
+    pub(crate) fn attention_fused(
+        f: DType,
+        z: usize,
+        l: usize,
+        lk: Option<usize>,
+        heads: usize,
+        dh: usize,
+        map_group: Option<usize>,
+    ) -> Result<Case> {
+        let hd = heads * dh;
+        let mut g = Graph::with_float(f);
+        let mut extras = AttentionExtras::default();
+        let (src, values) = match lk {
+            None => {
+                let qkv = g.input("qkv", g.float_desc([z, l, 3 * hd]))?;
+                let src = QkvSource {
+                    q: (qkv, 0),
+                    k: (qkv, hd),
+                    v: (qkv, 2 * hd),
+                    width: hd,
+                };
+                (src, vec![("qkv", rand(&[z, l, 3 * hd], 22, 1.0))])
+            }
+            Some(lk) => {
+                let q = g.input("q", g.float_desc([z, l, hd]))?;
+                let kv = g.input("kv", g.float_desc([z, lk, 2 * hd]))?;
+                let b = g.input("bias", g.float_desc([z, 1, lk]))?;
+                extras.bias = Some(b);
+                // Sequence i masks its last i keys.
+                let mask = (0..z * lk)
+                    .map(|i| if i % lk + i / lk < lk { 0.0 } else { -10000.0 })
+                    .collect();
+                let src = QkvSource {
+                    q: (q, 0),
+                    k: (kv, 0),
+                    v: (kv, hd),
+                    width: hd,
+                };
+                let values = vec![
+                    ("q", rand(&[z, l, hd], 23, 1.0)),
+                    ("kv", rand(&[z, lk, 2 * hd], 24, 1.0)),
+                    ("bias", HostTensor::f32([z, 1, lk], mask)),
+                ];
+                (src, values)
+            }
+        };
+        if let Some(group) = map_group {
+            // Each group's rows rotated by one: crosses sequence boundaries, as shifted windows do.
+            let span = group * l;
+            let map: Vec<u32> = (0..z * l)
+                .map(|i| ((i / span) * span + (i % span + 1) % span) as u32)
+                .collect();
+            let m = g.constant("map", HostTensor::u32([z * l], map))?;
+            extras.map = Some((m, group));
+        }
+        let o = g.attention_from(src, heads, extras)?;
         g.output(o, "o")?;
         done(g, values)
     }

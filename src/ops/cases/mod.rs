@@ -262,6 +262,8 @@ pub static TABLE: &[OpCase] = &[
     case("attention_one_long_sequence", Attention, |f| super::attention::cases::attention(f, 1, 200, 9, 2, 8, None, None)),
     case("attention_head_dim_odd", Attention, |f| super::attention::cases::attention(f, 2, 9, 7, 3, 5, None, None)),
     limited("attention_head_160_loops_kernel", Attention, 8 << 10, |f| super::attention::cases::attention(f, 2, 9, 7, 1, 160, Some((2, false)), None)),
+    limited("attention_fused_qkv_shifted_windows", Attention, 16 << 10, |f| super::attention::cases::attention_fused(f, 8, 16, None, 2, 8, Some(4))),
+    limited("attention_fused_kv_text", Attention, 4 << 10, |f| super::attention::cases::attention_fused(f, 3, 21, Some(7), 4, 16, None)),
     limited("attention_t5_head_bias_and_mask", Attention, 8 << 10, |f| super::attention::cases::attention_head_bias(f, 2, 19, 4, 16)),
     case("window_mean_one_proxy", Single, |f| super::window_mean::cases::window_mean(f, 6, [1, 4, 4], [1, 1, 1], 9)),
     case("window_mean_dilated_proxies", Single, |f| super::window_mean::cases::window_mean(f, 3, [2, 4, 4], [1, 2, 2], 7)),

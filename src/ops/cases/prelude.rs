@@ -4,7 +4,7 @@
 pub(crate) use super::{feeds, rand, Case};
 pub(crate) use crate::error::Result;
 pub(crate) use crate::graph::Graph;
-pub(crate) use crate::ops::attention::AttentionExtras;
+pub(crate) use crate::ops::attention::{AttentionExtras, QkvSource};
 pub(crate) use crate::ops::upsample::UpsampleKind;
 pub(crate) use crate::rng::Rng;
 pub(crate) use crate::tensor::{DType, HostData, HostTensor, TensorDesc};
