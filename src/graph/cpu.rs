@@ -24,9 +24,17 @@ pub fn run(
     for (i, t) in graph.tensors.iter().enumerate() {
         match &t.source {
             Source::Input | Source::Param => {
-                let v = feeds
-                    .get(&t.name)
-                    .ok_or_else(|| Error::Graph(format!("no value given for `{}`", t.name)))?;
+                // A stacked param is given whole, or as its checkpoint's parts.
+                let stacked = match feeds.get(&t.name) {
+                    Some(_) => None,
+                    None => graph.stack_value(TensorId(i), feeds).transpose()?,
+                };
+                let v = match &stacked {
+                    Some(v) => v,
+                    None => feeds
+                        .get(&t.name)
+                        .ok_or_else(|| Error::Graph(format!("no value given for `{}`", t.name)))?,
+                };
                 graph.check_feed(&t.name, v)?;
                 values[i] = Some(v.clone().rounded_to(t.desc.dtype));
             }

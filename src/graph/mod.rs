@@ -9,10 +9,12 @@ pub mod cpu;
 mod executor;
 pub(crate) mod param_buffers;
 pub mod planner;
+mod stacked;
 
 pub use executor::{ExecOptions, Executable};
 pub use param_buffers::{ParamBuffer, ParamBuffers};
 pub use planner::MemoryPlan;
+pub use stacked::{stackable, CheckpointTensor};
 
 use std::collections::HashMap;
 
@@ -77,6 +79,11 @@ pub struct Graph {
     float: Option<DType>,
     /// How the component's Linear weights are stored when not as `float` (bf16, q8, q4).
     linear_storage: Option<DType>,
+    /// Params a checkpoint stores as several tensors: their (key, shape), stacked along the
+    /// first dimension ([`Graph::param_stacked`]).
+    pub(crate) stacked: HashMap<TensorId, Vec<(String, Shape)>>,
+    /// Projections that read one input are built as separate Linears, not fused.
+    projections_apart: bool,
 }
 
 impl Graph {
@@ -106,6 +113,18 @@ impl Graph {
     /// How Linear weights are stored when not as the float type.
     pub fn linear_storage(&self) -> Option<DType> {
         self.linear_storage
+    }
+
+    /// Builds attention projections that read one input as separate Linears from now on
+    /// (`nn::Fuse`): the same result, one matmul each; the baseline `ptdit bench forward`
+    /// times the fused ones against.
+    pub fn keep_projections_apart(&mut self, apart: bool) {
+        self.projections_apart = apart;
+    }
+
+    /// Whether attention projections are kept apart ([`Graph::keep_projections_apart`]).
+    pub fn projections_apart(&self) -> bool {
+        self.projections_apart
     }
 
     /// A description of the graph's float type.

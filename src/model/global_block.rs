@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::graph::Graph;
 use crate::nn::adaln::{GATE_MLP, GATE_MSA, SCALE_MLP, SCALE_MSA, SHIFT_MLP, SHIFT_MSA};
 use crate::nn::attention::ProjectionKeys;
-use crate::nn::{AdaLn, Attention, Epilogue, Linear};
+use crate::nn::{AdaLn, Attention, Epilogue, Fuse, Linear};
 use crate::ops::attention::AttentionExtras;
 use crate::tensor::TensorDesc;
 
@@ -34,7 +34,7 @@ pub fn build(b: usize, n: usize, d: usize, heads: usize, text: usize) -> Result<
     let eps = 1e-6;
 
     let x = ada.norm_modulate(&mut g, h, eps, SHIFT_MSA, SCALE_MSA)?;
-    let attn = Attention::new(&mut g, "self", KEYS, d, heads, true)?;
+    let attn = Attention::new(&mut g, "self", KEYS, d, heads, true, Fuse::Qkv)?;
     let extras = AttentionExtras {
         kind: Some("global self"),
         ..Default::default()
@@ -46,7 +46,7 @@ pub fn build(b: usize, n: usize, d: usize, heads: usize, text: usize) -> Result<
     };
     let h = attn.forward(&mut g, x, x, extras, gated)?;
 
-    let attn = Attention::new(&mut g, "cross", KEYS, d, heads, true)?;
+    let attn = Attention::new(&mut g, "cross", KEYS, d, heads, true, Fuse::Kv)?;
     let extras = AttentionExtras {
         bias: Some(tb),
         kind: Some("text cross"),

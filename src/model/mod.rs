@@ -126,19 +126,11 @@ impl Ptdit {
 pub fn random_weights(graph: &Graph, seed: u64) -> HashMap<String, HostTensor> {
     let mut rng = crate::rng::Rng::new(seed);
     let mut out = HashMap::new();
-    for (_, info) in graph.tensors() {
-        if matches!(info.source, crate::graph::Source::Param) {
-            let std = if info.desc.shape.rank() >= 2 {
-                0.05
-            } else {
-                0.02
-            };
-            let n = info.desc.shape.numel();
-            out.insert(
-                info.name.clone(),
-                HostTensor::f32(info.desc.shape.clone(), rng.normals(n, std)),
-            );
-        }
+    // By the checkpoint's keys: a stacked param's parts, as a checkpoint holds them.
+    for t in graph.checkpoint_tensors() {
+        let std = if t.desc.shape.rank() >= 2 { 0.05 } else { 0.02 };
+        let n = t.desc.shape.numel();
+        out.insert(t.key, HostTensor::f32(t.desc.shape, rng.normals(n, std)));
     }
     out
 }

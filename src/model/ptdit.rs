@@ -13,7 +13,7 @@ use crate::nn::adaln::{
     FINAL_SCALE, FINAL_SHIFT, GATE_MLP, GATE_MSA, SCALE_MLP, SCALE_MSA, SHIFT_MLP, SHIFT_MSA,
 };
 use crate::nn::attention::ProjectionKeys;
-use crate::nn::{self, AdaLn, Attention, Epilogue, Linear};
+use crate::nn::{self, AdaLn, Attention, Epilogue, Fuse, Linear};
 use crate::ops::attention::AttentionExtras;
 use crate::tensor::{DType, TensorDesc};
 
@@ -245,11 +245,12 @@ impl<'a> Builder<'a> {
         nn::param(&mut self.g, key, shape)
     }
 
-    /// A diffusers `Attention` of the model's width under `{prefix}`.
-    fn attention(&mut self, prefix: &str) -> Result<Attention> {
+    /// A diffusers `Attention` of the model's width under `{prefix}`, its projections that
+    /// read one input fused: q/k/v for self-attention, k/v for cross-attention.
+    fn attention(&mut self, prefix: &str, fuse: Fuse) -> Result<Attention> {
         let (d, heads, bias) = (self.d, self.heads, self.cfg.attention_bias);
         let keys = ProjectionKeys::DIFFUSERS;
-        Attention::new(&mut self.g, prefix, keys, d, heads, bias)
+        Attention::new(&mut self.g, prefix, keys, d, heads, bias, fuse)
     }
 
     fn forward(&mut self) -> Result<TensorId> {
@@ -429,7 +430,7 @@ impl<'a> Builder<'a> {
             kind: Some("proxy self"),
             ..Default::default()
         };
-        let attn = self.attention(&format!("{pre}.proxy_attn1"))?;
+        let attn = self.attention(&format!("{pre}.proxy_attn1"), Fuse::Qkv)?;
         attn.forward(&mut self.g, n, n, extras, Epilogue::Residual(p))
     }
 
@@ -449,7 +450,7 @@ impl<'a> Builder<'a> {
             kind: Some("proxy to latent cross"),
             ..Default::default()
         };
-        let attn = self.attention(&format!("{pre}.pvisual_attn2"))?;
+        let attn = self.attention(&format!("{pre}.pvisual_attn2"), Fuse::Kv)?;
         let o = attn.forward(&mut self.g, a, kv, extras, Epilogue::None)?;
         let o = self.project(
             o,
@@ -468,7 +469,7 @@ impl<'a> Builder<'a> {
             kind: Some("window"),
             ..Default::default()
         };
-        let attn = self.attention(&format!("{pre}.attn1"))?;
+        let attn = self.attention(&format!("{pre}.attn1"), Fuse::Qkv)?;
         let onto = Epilogue::Gated {
             residual: h,
             ada,
@@ -499,7 +500,7 @@ impl<'a> Builder<'a> {
             kind: Some("shifted window"),
             ..Default::default()
         };
-        let attn = self.attention(&format!("{pre}.attn3"))?;
+        let attn = self.attention(&format!("{pre}.attn3"), Fuse::Qkv)?;
         let o = attn.forward(&mut self.g, n, n, extras, Epilogue::None)?;
         let o = ada.gate(&mut self.g, o, GATE_MSA)?;
         self.project(o, &format!("{pre}.linear_2"), self.d, Epilogue::Residual(h))
@@ -514,7 +515,7 @@ impl<'a> Builder<'a> {
             kind: Some("text cross"),
             ..Default::default()
         };
-        let attn = self.attention(&format!("{pre}.attn2"))?;
+        let attn = self.attention(&format!("{pre}.attn2"), Fuse::Kv)?;
         let o = attn.forward(&mut self.g, all, cx.text, extras, Epilogue::Residual(all))?;
         self.g.reshape(o, [bsz * self.p, self.win, d])
     }

@@ -19,6 +19,7 @@ use crate::model::bounds;
 use crate::model::host_table::{HostForm, HostTable};
 use crate::model::upload::{self, DeviceWeights, Wanted};
 use crate::model::weights;
+use crate::nn::attention::Projections;
 use crate::nn::{Attention, Epilogue, Linear};
 use crate::ops::attention::AttentionExtras;
 use crate::tensor::{DType, HostTensor};
@@ -248,10 +249,14 @@ pub fn build_as(
         let lin = |g: &mut Graph, key: &str, inp: usize, out: usize| {
             Linear::new(g, &format!("{sa}.{key}"), inp, out, false)
         };
+        // Kept apart: T5 runs once per prompt, and XXL's q, k and v stacked in f32 would be
+        // one 192 MiB buffer, near WebGPU's default 256 MiB per buffer.
         let attn = Attention {
-            q: lin(&mut g, "q", d, hk)?,
-            k: lin(&mut g, "k", d, hk)?,
-            v: lin(&mut g, "v", d, hk)?,
+            proj: Projections::Separate {
+                q: lin(&mut g, "q", d, hk)?,
+                k: lin(&mut g, "k", d, hk)?,
+                v: lin(&mut g, "v", d, hk)?,
+            },
             out: lin(&mut g, "o", hk, d)?,
             heads: cfg.num_heads,
         };

@@ -14,14 +14,16 @@ use super::host_table::{HostForm, HostTable, TableBuilder};
 use crate::error::{Error, LoadError, Result};
 use crate::formats::safetensors::{self, Dtype, Entry, Piece, Stream};
 use crate::gpu::GpuContext;
-use crate::graph::{Graph, ParamBuffers, Source};
+use crate::graph::{Graph, ParamBuffers};
 use crate::tensor::{DType, HostTensor, TensorDesc};
 
 /// What one component reads, by key.
 #[derive(Clone, Debug, Default)]
 pub struct Wanted {
-    /// Params, as the device stores them.
+    /// The checkpoint's tensors that go to the device, as the device stores them.
     pub device: BTreeMap<String, TensorDesc>,
+    /// Those of [`Wanted::device`] that are parts of a stacked param (a fused projection).
+    pub stacked: BTreeMap<String, StackedPart>,
     /// Tables the host reads itself (T5's token table and its bucket table), with the shape
     /// each must have and how it is kept.
     pub host: Vec<(String, Vec<usize>, HostForm)>,
@@ -34,18 +36,52 @@ pub struct Wanted {
     pub skip_prefixes: Vec<String>,
 }
 
+/// Where a checkpoint tensor goes in a stacked param.
+#[derive(Clone, Debug)]
+pub struct StackedPart {
+    /// The param's name and description.
+    pub param: String,
+    pub desc: TensorDesc,
+    /// Where the part starts, in elements.
+    pub offset: usize,
+}
+
 impl Wanted {
-    /// Every param `graph` reads, at the dtype it reads it.
+    /// Every checkpoint tensor `graph`'s params are made of, at the dtype it reads them.
     pub fn graph(graph: &Graph) -> Self {
-        let device = graph
-            .tensors()
-            .filter(|(_, t)| matches!(t.source, Source::Param))
-            .map(|(_, t)| (t.name.clone(), t.desc.clone()))
-            .collect();
-        Wanted {
-            device,
-            ..Wanted::default()
+        let mut w = Wanted::default();
+        for t in graph.checkpoint_tensors() {
+            let param = graph.info(t.param);
+            if param.name != t.key {
+                let part = StackedPart {
+                    param: param.name.clone(),
+                    desc: param.desc.clone(),
+                    offset: t.offset,
+                };
+                w.stacked.insert(t.key.clone(), part);
+            }
+            w.device.insert(t.key, t.desc);
         }
+        w
+    }
+
+    /// The param checkpoint tensor `key` (described by `desc`) goes to: its name, description
+    /// and the element the tensor starts at.
+    fn param_of(&self, key: &str, desc: &TensorDesc) -> (String, TensorDesc, usize) {
+        match self.stacked.get(key) {
+            Some(p) => (p.param.clone(), p.desc.clone(), p.offset),
+            None => (key.to_string(), desc.clone(), 0),
+        }
+    }
+
+    /// The device params, by name, with their descriptions (a stacked one once).
+    pub fn params(&self) -> BTreeMap<String, TensorDesc> {
+        (self.device.iter())
+            .map(|(k, d)| {
+                let (name, desc, _) = self.param_of(k, d);
+                (name, desc)
+            })
+            .collect()
     }
 
     fn canonical<'a>(&'a self, key: &'a str) -> &'a str {
@@ -81,7 +117,7 @@ impl DeviceWeights {
     /// and used at another is refused here, not as garbage later).
     pub fn check(&self, wanted: &Wanted) -> Result<()> {
         let (mut missing, mut wrong) = (Vec::new(), Vec::new());
-        for (k, d) in &wanted.device {
+        for (k, d) in &wanted.params() {
             match self.params.get(k) {
                 None => missing.push(k.clone()),
                 Some(p) if &p.desc != d => wrong.push(format!(
@@ -171,13 +207,18 @@ enum Form {
 /// Where one tensor's bytes go.
 enum Target {
     Device {
+        /// The checkpoint's key (for messages).
         key: String,
+        /// The param's name: the key, or a stacked param the tensor is part of.
+        param: String,
         dtype: DType,
-        /// Elements of the param done (bytes for [`Form::Values`] and [`Form::Scales`]).
+        /// Elements of the tensor done (bytes for [`Form::Values`] and [`Form::Scales`]).
         written: u64,
         form: Form,
         /// Elements of the param (where a q8/q4 param's scales start).
         numel: usize,
+        /// The param's element where the tensor starts (0 unless it is a stacked part).
+        first: usize,
     },
     Host {
         key: String,
@@ -335,13 +376,16 @@ impl Upload {
                     desc.shape
                 )));
             }
-            self.param_buffer(&base, &desc)?;
+            let (param, whole, first) = self.wanted.param_of(&base, &desc);
+            self.param_buffer(&param, &whole)?;
             return Ok(slot(Target::Device {
                 key: base,
+                param,
                 dtype: desc.dtype,
                 written: 0,
                 form: Form::Scales,
-                numel: desc.shape.numel(),
+                numel: whole.shape.numel(),
+                first,
             }));
         }
         if let Some(desc) = self.wanted.device.get(&key).cloned() {
@@ -385,13 +429,16 @@ impl Upload {
             if form == Form::Values && scaled(&desc) {
                 self.packed_values.insert(key.clone());
             }
-            self.param_buffer(&key, &desc)?;
+            let (param, whole, first) = self.wanted.param_of(&key, &desc);
+            self.param_buffer(&param, &whole)?;
             return Ok(slot(Target::Device {
                 key,
+                param,
                 dtype: desc.dtype,
                 written: 0,
                 form,
-                numel: desc.shape.numel(),
+                numel: whole.shape.numel(),
+                first,
             }));
         }
         if let Some((_, expect, form)) = self.wanted.host.iter().find(|(k, ..)| *k == key) {
@@ -474,22 +521,29 @@ impl Upload {
             )));
         }
         if let Target::Device {
-            key,
+            param,
             dtype,
             written,
             form: form @ (Form::Values | Form::Scales),
             numel,
+            first,
+            ..
         } = &mut slot.target
         {
-            // Packed data, as `ptdit quantize` wrote it: to its place in the param's buffer.
+            // Packed data, as `ptdit quantize` wrote it: to its place in the param's buffer (a
+            // stacked part's values and scales each after those of the parts before it, which
+            // fill whole words: `graph::stackable`).
             let base = match form {
-                Form::Scales => crate::quant::values_bytes(*dtype, *numel),
-                _ => 0,
+                Form::Scales => {
+                    crate::quant::values_bytes(*dtype, *numel)
+                        + 2 * (*first / crate::quant::BLOCK) as u64
+                }
+                _ => (*first as u64 * dtype.bits() as u64) / 8,
             };
             let at = base + *written;
             *written += chunk.len() as u64;
-            let key = key.clone();
-            self.write_param(&key, at, chunk.into_owned())?;
+            let param = param.clone();
+            self.write_param(&param, at, chunk.into_owned())?;
             return self.maybe_sync();
         }
         let values = safetensors::decode(slot.src, &chunk).ok_or_else(|| {
@@ -509,14 +563,16 @@ impl Upload {
             }
             Target::Device {
                 key,
+                param,
                 dtype,
                 written,
                 numel,
+                first: start,
                 ..
             } => {
                 check_values(key, &values, first, *dtype)?;
-                let key = key.clone();
-                let at = *written as usize;
+                let key = param.clone();
+                let at = *start + *written as usize;
                 *written += values.len() as u64;
                 match *dtype {
                     DType::Q8 | DType::Q4 => {

@@ -11,6 +11,7 @@ use crate::error::{config_error, Error, Result};
 use crate::graph::{Graph, TensorId};
 use crate::model::bounds;
 use crate::model::upload::Wanted;
+use crate::nn::attention::Projections;
 use crate::nn::{Attention, Epilogue, Linear};
 use crate::ops::attention::AttentionExtras;
 use crate::ops::upsample::UpsampleKind;
@@ -196,9 +197,11 @@ impl Builder<'_> {
             Linear::pointwise_conv(g, &format!("{key}.{name}.conv"), c, c, 3)
         };
         let attn = Attention {
-            q: proj(&mut self.g, "q")?,
-            k: proj(&mut self.g, "k")?,
-            v: proj(&mut self.g, "v")?,
+            proj: Projections::Separate {
+                q: proj(&mut self.g, "q")?,
+                k: proj(&mut self.g, "k")?,
+                v: proj(&mut self.g, "v")?,
+            },
             out: proj(&mut self.g, "proj_out")?,
             heads: 1,
         };

@@ -11,21 +11,19 @@ use crate::tensor::HostTensor;
 /// outputs and per-block traces): skipped when the file's weights are loaded.
 pub const FIXTURE_PREFIXES: &[&str] = &["input.", "output.", "trace."];
 
-/// Picks the params of `graph` out of `tensors`. Every problem is collected into one error:
-/// missing keys, unexpected keys (other than `ignore`d ones and anything with a prefix in
-/// `skip_prefixes`, e.g. fixtures' `input.`/`output.`), wrong shapes, non-finite values.
+/// Picks the params of `graph` out of `tensors`, by the params' names (a stacked param made of
+/// its parts). Every problem is collected into one error: missing keys, unexpected keys (other
+/// than `ignore`d ones and anything with a prefix in `skip_prefixes`, e.g. fixtures'
+/// `input.`/`output.`), wrong shapes, non-finite values.
 pub fn select_params(
     graph: &Graph,
     tensors: &HashMap<String, HostTensor>,
     ignore: &[&str],
     skip_prefixes: &[&str],
 ) -> Result<HashMap<String, HostTensor>> {
-    let mut wanted = BTreeMap::new();
-    for (_, info) in graph.tensors() {
-        if matches!(info.source, Source::Param) {
-            wanted.insert(info.name.clone(), info.desc.shape.clone());
-        }
-    }
+    let wanted: BTreeMap<String, _> = (graph.checkpoint_tensors().into_iter())
+        .map(|t| (t.key, t.desc.shape))
+        .collect();
     let mut missing = Vec::new();
     let mut wrong = Vec::new();
     let mut out = HashMap::new();
@@ -53,7 +51,19 @@ pub fn select_params(
         .collect();
     unexpected.sort();
     mismatch_report(missing, unexpected.into_iter().cloned().collect(), wrong)?;
-    Ok(out)
+    let mut params = HashMap::new();
+    for (id, info) in graph.tensors() {
+        if matches!(info.source, Source::Param) {
+            let value = match graph.stack_value(id, &out) {
+                Some(v) => v?,
+                None => out.remove(&info.name).ok_or_else(|| {
+                    Error::Model(format!("internal: `{}` was not picked", info.name))
+                })?,
+            };
+            params.insert(info.name.clone(), value);
+        }
+    }
+    Ok(params)
 }
 
 /// One error listing every missing key, unexpected key and wrong shape or value (or `Ok` when

@@ -1,18 +1,40 @@
 //! Multi-head attention with its projections: q from one sequence, k and v from another (or
 //! the same), the attention op, then the output projection (whose epilogue can add the
-//! residual).
+//! residual). Projections that read the same input can share one matmul (a fused projection,
+//! its weight the checkpoint's tensors stacked): fewer, larger products, and the attention
+//! reads q, k and v in place from the wide output.
 
 use super::linear::{Epilogue, Linear};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::{Graph, TensorId};
-use crate::ops::attention::AttentionExtras;
+use crate::ops::attention::{AttentionExtras, QkvSource};
 
-/// The four projections and the head count.
+/// The q, k and v projections.
+#[derive(Clone, Copy, Debug)]
+pub enum Projections {
+    /// Three Linears, three matmuls.
+    Separate { q: Linear, k: Linear, v: Linear },
+    /// Self-attention: one Linear `D → 3·D`, q, k and v stacked.
+    Qkv(Linear),
+    /// Cross-attention: q alone, k and v stacked `D → 2·D` (they read the same sequence).
+    QKv { q: Linear, kv: Linear },
+}
+
+/// Which projections [`Attention::new`] fuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fuse {
+    /// None: each its own matmul.
+    None,
+    /// q, k and v (self-attention: one input).
+    Qkv,
+    /// k and v (cross-attention).
+    Kv,
+}
+
+/// The projections, the output projection and the head count.
 #[derive(Clone, Copy, Debug)]
 pub struct Attention {
-    pub q: Linear,
-    pub k: Linear,
-    pub v: Linear,
+    pub proj: Projections,
     pub out: Linear,
     pub heads: usize,
 }
@@ -45,7 +67,8 @@ impl ProjectionKeys {
 
 impl Attention {
     /// Square projections of `dim` under `{prefix}.{keys.*}` (query and key/value inputs both
-    /// `dim` wide, `dim` = heads · head_dim).
+    /// `dim` wide, `dim` = heads · head_dim), `fuse`d unless the graph keeps projections apart
+    /// or the stacked weights would not fill whole words (the same result either way).
     pub fn new(
         g: &mut Graph,
         prefix: &str,
@@ -53,13 +76,39 @@ impl Attention {
         dim: usize,
         heads: usize,
         bias: bool,
+        fuse: Fuse,
     ) -> Result<Self> {
-        let mut lin = |name: &str| Linear::new(g, &format!("{prefix}.{name}"), dim, dim, bias);
+        let lin =
+            |g: &mut Graph, name: &str| Linear::new(g, &format!("{prefix}.{name}"), dim, dim, bias);
+        let stacked =
+            |g: &mut Graph, names: &[&str]| Linear::stacked(g, prefix, names, dim, dim, bias);
+        let fuse = if g.projections_apart() {
+            Fuse::None
+        } else {
+            fuse
+        };
+        let proj = match fuse {
+            Fuse::Qkv => stacked(g, &[keys.q, keys.k, keys.v])?.map(Projections::Qkv),
+            Fuse::Kv => match stacked(g, &[keys.k, keys.v])? {
+                Some(kv) => Some(Projections::QKv {
+                    q: lin(g, keys.q)?,
+                    kv,
+                }),
+                None => None,
+            },
+            Fuse::None => None,
+        };
+        let proj = match proj {
+            Some(p) => p,
+            None => Projections::Separate {
+                q: lin(g, keys.q)?,
+                k: lin(g, keys.k)?,
+                v: lin(g, keys.v)?,
+            },
+        };
         Ok(Attention {
-            q: lin(keys.q)?,
-            k: lin(keys.k)?,
-            v: lin(keys.v)?,
-            out: lin(keys.out)?,
+            proj,
+            out: lin(g, keys.out)?,
             heads,
         })
     }
@@ -87,9 +136,43 @@ impl Attention {
         xkv: TensorId,
         extras: AttentionExtras,
     ) -> Result<TensorId> {
-        let q = self.q.forward(g, xq)?;
-        let k = self.k.forward(g, xkv)?;
-        let v = self.v.forward(g, xkv)?;
-        g.attention(q, k, v, self.heads, extras)
+        let src = match self.proj {
+            Projections::Separate { q, k, v } => {
+                let (q, k, v) = (q.forward(g, xq)?, k.forward(g, xkv)?, v.forward(g, xkv)?);
+                let width = g.shape(q).last();
+                QkvSource {
+                    q: (q, 0),
+                    k: (k, 0),
+                    v: (v, 0),
+                    width,
+                }
+            }
+            Projections::Qkv(qkv) => {
+                if g.root(xq) != g.root(xkv) {
+                    return Err(Error::Graph(
+                        "a fused q/k/v projection reads one sequence: self-attention only".into(),
+                    ));
+                }
+                let width = qkv.out_features / 3;
+                let qkv = qkv.forward(g, xq)?;
+                QkvSource {
+                    q: (qkv, 0),
+                    k: (qkv, width),
+                    v: (qkv, 2 * width),
+                    width,
+                }
+            }
+            Projections::QKv { q, kv } => {
+                let width = q.out_features;
+                let (q, kv) = (q.forward(g, xq)?, kv.forward(g, xkv)?);
+                QkvSource {
+                    q: (q, 0),
+                    k: (kv, 0),
+                    v: (kv, width),
+                    width,
+                }
+            }
+        };
+        g.attention_from(src, self.heads, extras)
     }
 }

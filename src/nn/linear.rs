@@ -8,7 +8,7 @@ use super::adaln::{AdaLn, Modulation};
 use super::param;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, TensorId};
-use crate::tensor::DType;
+use crate::tensor::{DType, Shape};
 
 /// A linear layer's params in a graph.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +66,48 @@ impl Linear {
             false => None,
         };
         Self::from_params(g, weight, bias)
+    }
+
+    /// The Linears `{prefix}.{name}` of each of `names`, `in → out` each, as one Linear
+    /// `in → n·out` whose weight and bias stack theirs along the output (a fused projection:
+    /// one matmul instead of n). The stacked params are named `{prefix}.{a}+{b}+….weight` (and
+    /// `.bias`), which no checkpoint uses; loading fills them from the parts' own keys. Stored
+    /// as [`Linear::new`] would store each part; `None` when a part would not fill whole words
+    /// of the buffer (`graph::stackable`), and the caller keeps them apart.
+    pub fn stacked(
+        g: &mut Graph,
+        prefix: &str,
+        names: &[&str],
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Option<Self>> {
+        let storage = match g.linear_storage() {
+            Some(s) if crate::quant::fits_rows(s, in_features) => s,
+            _ => g.float(),
+        };
+        let float = g.float();
+        let fits = crate::graph::stackable(storage, in_features * out_features)
+            && (!bias || crate::graph::stackable(float, out_features));
+        if !fits || names.is_empty() {
+            return Ok(None);
+        }
+        let mut stack = |suffix: &str, shape: &[usize], dtype| -> Result<TensorId> {
+            let name = format!("{prefix}.{}.{suffix}", names.join("+"));
+            if let Some(t) = g.find(&name) {
+                return Ok(t);
+            }
+            let parts: Vec<_> = (names.iter())
+                .map(|n| (format!("{prefix}.{n}.{suffix}"), Shape(shape.to_vec())))
+                .collect();
+            g.param_stacked(&name, &parts, dtype)
+        };
+        let weight = stack("weight", &[out_features, in_features], storage)?;
+        let bias = match bias {
+            true => Some(stack("bias", &[out_features], float)?),
+            false => None,
+        };
+        Self::from_params(g, weight, bias).map(Some)
     }
 
     /// A convolution whose kernel covers one element (`{prefix}.weight` `(out, in, 1, …, 1)`

@@ -3,7 +3,7 @@
 //! adds its ops to a [`Graph`]; model code reads as the list of its steps.
 //!
 //! - [`Linear`]: a weight, an optional bias, and what its matmul's epilogue adds.
-//! - [`Attention`]: q, k, v and output projections around the attention op.
+//! - [`Attention`]: q, k, v (alone or fused) and output projections around the attention op.
 //! - [`AdaLn`]: the adaLN-single modulation vectors, by name (`SHIFT_MSA`, `GATE_MLP`, …).
 
 pub mod adaln;
@@ -11,7 +11,7 @@ pub mod attention;
 pub mod linear;
 
 pub use adaln::{AdaLn, Modulation};
-pub use attention::Attention;
+pub use attention::{Attention, Fuse};
 pub use linear::{Epilogue, Linear};
 
 use crate::error::Result;

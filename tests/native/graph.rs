@@ -365,3 +365,57 @@ fn what_a_skippable_region_computes_is_read_only_through_its_selects() {
         .expect_err("an empty region was made");
     assert!(err.to_string().contains("skippable region"), "{err}");
 }
+
+/// Projections are fused only where each part's values fill whole 4-byte words of the stacked
+/// buffer (it is written part by part): an f16 bias of 15 values (30 bytes) keeps them apart,
+/// the same in f32 or at width 16 stacks them.
+#[test]
+fn projections_that_cannot_stack_stay_apart() {
+    use ptdit::nn::attention::{Fuse, ProjectionKeys, Projections};
+    use ptdit::nn::Attention;
+    use ptdit::DType;
+    for (float, dim, heads, stacked) in [
+        (DType::F16, 15, 3, false),
+        (DType::F32, 15, 3, true),
+        (DType::F16, 16, 4, true),
+    ] {
+        for fuse in [Fuse::Qkv, Fuse::Kv] {
+            let mut g = Graph::with_float(float);
+            let keys = ProjectionKeys::DIFFUSERS;
+            let a = Attention::new(&mut g, "attn", keys, dim, heads, true, fuse).unwrap();
+            let fused = !matches!(a.proj, Projections::Separate { .. });
+            assert_eq!(fused, stacked, "{float:?}, width {dim}, {fuse:?}");
+            let names: Vec<String> = g.tensors().map(|(_, t)| t.name.clone()).collect();
+            assert_eq!(names.iter().any(|n| n.contains('+')), stacked, "{names:?}");
+        }
+    }
+}
+
+/// A stacked param's parts must share their trailing dimensions and not be params already.
+#[test]
+fn stacked_params_refuse_parts_that_do_not_stack() {
+    use ptdit::tensor::Shape;
+    use ptdit::DType;
+    let part = |k: &str, dims: &[usize]| (k.to_string(), Shape(dims.to_vec()));
+    let mut g = Graph::new();
+    let e = g
+        .param_stacked("a+b", &[part("a", &[4, 8]), part("b", &[4, 6])], DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`b`") && e.contains("does not stack"), "{e}");
+    g.param("c", [4, 8]).unwrap();
+    let e = g
+        .param_stacked("a+c", &[part("a", &[4, 8]), part("c", &[4, 8])], DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`c` is already a param"), "{e}");
+    let t = g
+        .param_stacked("a+b", &[part("a", &[4, 8]), part("b", &[2, 8])], DType::F32)
+        .unwrap();
+    assert_eq!(g.shape(t).dims(), &[6, 8]);
+    let parts: Vec<(String, usize)> = (g.checkpoint_tensors().into_iter())
+        .filter(|p| p.param == t)
+        .map(|p| (p.key, p.offset))
+        .collect();
+    assert_eq!(parts, [("a".to_string(), 0), ("b".to_string(), 32)]);
+}

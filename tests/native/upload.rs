@@ -77,7 +77,7 @@ fn any_piece_size_gives_the_bytes_of_a_host_upload() {
     for float in [DType::F32, DType::F16] {
         let wanted = net::wanted(&cfg, float).unwrap();
         let expected = device_bytes(&upload_host(&gpu(), wanted.clone(), &host).unwrap());
-        assert_eq!(expected.len(), wanted.device.len());
+        assert_eq!(expected.len(), wanted.params().len());
         // Pieces of 1 and 3 bytes split every element; 4099 splits tensors.
         for piece in [1, 3, 4099, f32_file.len()] {
             let got = device_bytes(&stream(&f32_file, piece, wanted.clone()).unwrap());

@@ -607,6 +607,44 @@ fn forward(ctx: &GpuContext, args: &BenchArgs, out: &mut Out) -> Result<()> {
         m.intermediate_bytes as f64 / 1048576.0,
         m.unshared_bytes as f64 / 1048576.0
     ));
+    drop(model);
+    fused_projections(ctx, &cfg, &shapes, &graph, out)
+}
+
+/// The forward with fused projections (q/k/v in self-attention, k/v in cross-attention: one
+/// matmul each) against the same graph with them apart, timed in alternation.
+fn fused_projections(
+    ctx: &GpuContext,
+    cfg: &PtditConfig,
+    shapes: &Shapes,
+    fused: &Graph,
+    out: &mut Out,
+) -> Result<()> {
+    let mut apart = Graph::with_float(DType::F32);
+    apart.keep_projections_apart(true);
+    let o = net::build_into(&mut apart, cfg, shapes)?;
+    apart.output(o, net::io::SAMPLE)?;
+    let t = time_alternating(ctx, &[fused, &apart], 3.0)?;
+    let matmuls = |g: &Graph| g.nodes().iter().filter(|n| n.op.name() == "matmul").count();
+    out.say(format!(
+        "  fused projections   {:10.1} ms ({} ops, {} matmuls)",
+        t[0] * 1e3,
+        fused.nodes().len(),
+        matmuls(fused)
+    ));
+    out.say(format!(
+        "  projections apart   {:10.1} ms ({} ops, {} matmuls); fused / apart {:.3}",
+        t[1] * 1e3,
+        apart.nodes().len(),
+        matmuls(&apart),
+        t[0] / t[1]
+    ));
+    out.figure(
+        "PT-DiT forward with fused projections (ms)",
+        t[0] * 1e3,
+        "ms",
+        Some(("the same forward, projections apart (ms)", t[1] * 1e3)),
+    );
     Ok(())
 }
 
