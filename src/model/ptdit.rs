@@ -501,8 +501,11 @@ impl<'a> Builder<'a> {
             ..Default::default()
         };
         let attn = self.attention(&format!("{pre}.attn3"), Fuse::Qkv)?;
-        let o = attn.forward(&mut self.g, n, n, extras, Epilogue::None)?;
-        let o = ada.gate(&mut self.g, o, GATE_MSA)?;
+        let gated = Epilogue::Gate {
+            ada,
+            gate: GATE_MSA,
+        };
+        let o = attn.forward(&mut self.g, n, n, extras, gated)?;
         self.project(o, &format!("{pre}.linear_2"), self.d, Epilogue::Residual(h))
     }
 

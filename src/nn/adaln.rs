@@ -59,9 +59,4 @@ impl AdaLn {
     ) -> Result<TensorId> {
         g.layer_norm_modulate(x, eps, self.mods, self.table, shift.chunk(), scale.chunk())
     }
-
-    /// `gate · y`.
-    pub fn gate(&self, g: &mut Graph, y: TensorId, gate: Modulation) -> Result<TensorId> {
-        g.gated(y, self.mods, self.table, gate.chunk())
-    }
 }

@@ -127,8 +127,7 @@ impl Attention {
         self.out.forward_into(g, o, epilogue)
     }
 
-    /// The attention before the output projection (for a caller that puts something between
-    /// the two, like PT-DiT's shifted-window gate).
+    /// The attention before the output projection.
     pub fn attend(
         &self,
         g: &mut Graph,

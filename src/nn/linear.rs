@@ -33,6 +33,8 @@ pub enum Epilogue {
     Gelu,
     /// `residual + ·`.
     Residual(TensorId),
+    /// `gate · (·)`, the gate one of the adaLN vectors.
+    Gate { ada: AdaLn, gate: Modulation },
     /// `residual + gate · (·)`, the gate one of the adaLN vectors.
     Gated {
         residual: TensorId,
@@ -158,6 +160,9 @@ impl Linear {
             Epilogue::None => g.matmul(x, w, b),
             Epilogue::Gelu => g.matmul_gelu(x, w, b),
             Epilogue::Residual(r) => g.matmul_residual(x, w, b, r),
+            Epilogue::Gate { ada, gate } => {
+                g.matmul_gated(x, w, b, ada.mods, ada.table, gate.chunk())
+            }
             Epilogue::Gated {
                 residual,
                 ada,

@@ -14,7 +14,7 @@ pub(crate) mod prelude;
 use std::collections::HashMap;
 
 use super::binary::BinaryKind::{Add, Mul, Sub};
-use super::matmul::cases::Epilogue::{GatedResidual, Gelu, Plain, Residual};
+use super::matmul::cases::Epilogue::{Gated, GatedResidual, Gelu, Plain, Residual};
 
 use crate::error::Result;
 use crate::gpu::GpuContext;
@@ -209,6 +209,8 @@ pub static TABLE: &[OpCase] = &[
     case("matmul_residual_large", Matmul, |f| super::matmul::cases::linear(f, Residual, &[2], [70, 24, 65], true)),
     case("matmul_gated_residual_bias", Matmul, |f| super::matmul::cases::linear(f, GatedResidual, &[3], [13, 24, 20], true)),
     case("matmul_gated_residual_one_item", Matmul, |f| super::matmul::cases::linear(f, GatedResidual, &[1], [37, 12, 9], false)),
+    case("matmul_gated_no_residual", Matmul, |f| super::matmul::cases::linear(f, Gated, &[2], [21, 40, 36], true)),
+    case("matmul_q8_gated_no_residual", Matmul, |f| super::matmul::cases::stored_linear(f, Some(DType::Q8), Gated, &[2], [21, 64, 36], true)),
     case("matmul_gated_residual_large", Matmul, |f| super::matmul::cases::linear(f, GatedResidual, &[3], [50, 24, 20], true)),
     // Packed weights (bf16, q8, q4), unpacked as the kernels load them: every epilogue, rows and
     // columns past a block, bf16 with K odd and K a multiple of 4 but not 16.

@@ -473,6 +473,29 @@ impl Graph {
         self.push(op, &ins)
     }
 
+    /// `gate · (x · wᵀ + bias)` in one kernel, `gate = mods[b, gate.0] + table[gate.1]` for the
+    /// batch item `b` of each row (PT-DiT's shifted-window gate before `linear_2`).
+    pub fn matmul_gated(
+        &mut self,
+        x: TensorId,
+        w: TensorId,
+        bias: Option<TensorId>,
+        mods: TensorId,
+        table: TensorId,
+        gate: Chunk,
+    ) -> Result<TensorId> {
+        let mut ins = vec![x, w];
+        ins.extend(bias);
+        ins.extend([mods, table]);
+        let op = Matmul {
+            bias: bias.is_some(),
+            gelu: false,
+            residual: false,
+            gate: Some(gate),
+        };
+        self.push(op, &ins)
+    }
+
     /// `residual + gate · (x · wᵀ + bias)` in one kernel, `gate = mods[b, gate.0] +
     /// table[gate.1]` for the batch item `b` of each row (PT-DiT's gated residual, as
     /// [`Graph::gated_residual`] computes it after a plain matmul).
@@ -545,6 +568,8 @@ pub(crate) mod cases {
         /// `r + gate · (a · wᵀ + b)`, the gate a chunk of per-item modulations plus a table row
         /// (chunks 4 and 1, so that neither index is 0); `lead` is `[items]`.
         GatedResidual,
+        /// `gate · (a · wᵀ + b)`, the same gate, no residual.
+        Gated,
     }
 
     /// `a · wᵀ (+ b)` for `a` of shape `lead + [m, k]` and `w` `[n, k]`, then `epi`.
@@ -584,6 +609,14 @@ pub(crate) mod cases {
         let y = match epi {
             Epilogue::Plain => g.matmul(a, w, b)?,
             Epilogue::Gelu => g.matmul_gelu(a, w, b)?,
+            Epilogue::Gated => {
+                let ms = dims(lead, &[6, n]);
+                let mods = g.input("m", g.float_desc(ms.clone()))?;
+                let t = g.param("t", [3, n])?;
+                v.push(("m", rand(&ms, 5, 1.0)));
+                v.push(("t", rand(&[3, n], 6, 1.0)));
+                g.matmul_gated(a, w, b, mods, t, (4, 1))?
+            }
             Epilogue::Residual | Epilogue::GatedResidual => {
                 let r = g.input("r", g.float_desc(rs.clone()))?;
                 v.push(("r", rand(&rs, 4, 3.0)));
