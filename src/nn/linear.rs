@@ -57,11 +57,9 @@ impl Linear {
     ) -> Result<Self> {
         let key = format!("{prefix}.weight");
         let shape = [out_features, in_features];
-        let weight = match (g.find(&key), g.linear_storage()) {
-            (None, Some(s)) if crate::quant::fits_rows(s, in_features) => {
-                g.param_as(&key, shape, s)?
-            }
-            _ => param(g, &key, &shape)?,
+        let weight = match g.find(&key) {
+            Some(w) => w,
+            None => g.param_as(&key, shape, weight_storage(g, in_features))?,
         };
         let bias = match bias {
             true => Some(param(g, &format!("{prefix}.bias"), &[out_features])?),
@@ -84,10 +82,7 @@ impl Linear {
         out_features: usize,
         bias: bool,
     ) -> Result<Option<Self>> {
-        let storage = match g.linear_storage() {
-            Some(s) if crate::quant::fits_rows(s, in_features) => s,
-            _ => g.float(),
-        };
+        let storage = weight_storage(g, in_features);
         let float = g.float();
         let fits = crate::graph::stackable(storage, in_features * out_features)
             && (!bias || crate::graph::stackable(float, out_features));
@@ -169,5 +164,15 @@ impl Linear {
                 gate,
             } => g.matmul_gated_residual(x, w, b, ada.mods, ada.table, gate.chunk(), residual),
         }
+    }
+}
+
+/// How a Linear weight of `in_features` columns is stored: the graph's Linear storage where its
+/// rows hold whole blocks of the format (`quant::fits_rows`: q8 and q4 need a multiple of 32),
+/// else the float type. The one place the choice is made.
+fn weight_storage(g: &Graph, in_features: usize) -> DType {
+    match g.linear_storage() {
+        Some(s) if crate::quant::fits_rows(s, in_features) => s,
+        _ => g.float(),
     }
 }
