@@ -142,14 +142,15 @@ def load_task(args):
     return d
 
 
-def sample_weights(task, ds):
-    """How often each sample is drawn, or None for uniformly. Multi-view: the 36 single
-    objects as often as the 1,080 pairs together; drawn uniformly, singles were 3 % of the
-    batches and came out as blurred blobs (evaluate_views.py, sample sheet of the first run)."""
+def sample_weights(task, ds, pair_share=0.5):
+    """How often each sample is drawn, or None for uniformly. Multi-view: the 1,080 pairs
+    together are `pair_share` of the draws and the 36 single objects the rest; drawn uniformly,
+    singles were 3 % of the batches and came out as blurred blobs (evaluate_views.py, sample
+    sheet of the first run)."""
     if task != "views":
         return None
     pair = np.array([" on " in str(c) for c in ds["captions"]])
-    w = np.where(pair, 1.0 / pair.sum(), 1.0 / (~pair).sum())
+    w = np.where(pair, pair_share / pair.sum(), (1.0 - pair_share) / (~pair).sum())
     return (w / w.sum()).astype(np.float32)
 
 
@@ -209,6 +210,8 @@ def main():
     ap.add_argument("--text-width", type=int, default=128)
     ap.add_argument("--text-layers", type=int, default=2)
     ap.add_argument("--text-len", type=int, default=32)
+    ap.add_argument("--pair-share", type=float, default=0.5,
+                    help="views: the share of draws that are two-part objects (the rest single)")
     ap.add_argument("--drop", type=float, default=0.1, help="caption dropout (CFG)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -233,7 +236,7 @@ def main():
     ds = load_task(args)
     images = torch.from_numpy(data.to_unit(ds["images"])).to(dev)
     ids, lens = torch.from_numpy(ds["ids"]).to(dev), torch.from_numpy(ds["lens"]).to(dev)
-    weights = sample_weights(args.task, ds)
+    weights = sample_weights(args.task, ds, args.pair_share)
     weights = None if weights is None else torch.from_numpy(weights).to(dev)
     empty_ids = torch.from_numpy(ds["empty_ids"]).to(dev)
     empty_len = int(ds["empty_len"][0])
@@ -288,11 +291,13 @@ def main():
                 "device": name, "batch": args.batch, "lr": args.lr,
                 "lr_schedule": "300 warm-up steps, cosine to 0.1x", "ema": args.ema,
                 "caption_dropout": args.drop, "text_len": args.text_len,
+                "pair_share": args.pair_share if args.task == "views" else None,
                 "data": data.PACKAGES, "task": args.task, "samples": n,
                 "init": args.init or None, "torch": torch.__version__,
                 "command": "python tools/train/train.py " + " ".join(
                     f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                    if k in ("task", "init", "steps", "batch", "lr", "seed", "size", "patch",
+                    if k in ("task", "init", "steps", "batch", "lr", "seed", "pair_share",
+                             "size", "patch",
                              "window", "width",
                              "layers", "text_width", "text_layers", "text_len", "device"))}
         export(args.out, (dit, t5), cfgs, tokenizer_dir(args), info)
