@@ -484,16 +484,7 @@ impl Graph {
         table: TensorId,
         gate: Chunk,
     ) -> Result<TensorId> {
-        let mut ins = vec![x, w];
-        ins.extend(bias);
-        ins.extend([mods, table]);
-        let op = Matmul {
-            bias: bias.is_some(),
-            gelu: false,
-            residual: false,
-            gate: Some(gate),
-        };
-        self.push(op, &ins)
+        self.gated_linear(x, w, bias, mods, table, gate, None)
     }
 
     /// `residual + gate · (x · wᵀ + bias)` in one kernel, `gate = mods[b, gate.0] +
@@ -510,13 +501,29 @@ impl Graph {
         gate: Chunk,
         residual: TensorId,
     ) -> Result<TensorId> {
+        self.gated_linear(x, w, bias, mods, table, gate, Some(residual))
+    }
+
+    /// The gated matmul, with or without a residual (inputs in the op's order).
+    #[allow(clippy::too_many_arguments)]
+    fn gated_linear(
+        &mut self,
+        x: TensorId,
+        w: TensorId,
+        bias: Option<TensorId>,
+        mods: TensorId,
+        table: TensorId,
+        gate: Chunk,
+        residual: Option<TensorId>,
+    ) -> Result<TensorId> {
         let mut ins = vec![x, w];
         ins.extend(bias);
-        ins.extend([mods, table, residual]);
+        ins.extend([mods, table]);
+        ins.extend(residual);
         let op = Matmul {
             bias: bias.is_some(),
             gelu: false,
-            residual: true,
+            residual: residual.is_some(),
             gate: Some(gate),
         };
         self.push(op, &ins)
