@@ -14,14 +14,16 @@
 //! page's lifetime, and [`memory_json`] / [`set_memory_json`] let the page keep it longer (the
 //! web demo does, with the Cache API).
 //!
-//! On a device with cooperative matrices ([`GpuContext::coop`]) the `coop` kernel is timed
-//! on f16 operands against the chosen kernel's f16 form, and f16 graphs use it where it wins
-//! (`Tuning::coop`); f32 graphs keep the chosen kernel.
+//! On a device with cooperative matrices ([`GpuContext::coop`]) the `coop` matmul is timed
+//! on f16 operands against the chosen kernel's f16 form, and the `coop` attention against the
+//! chosen attention kernel on f16 operands; f16 graphs use each where it wins (`Tuning::coop`,
+//! `Tuning::coop_attention`); f32 graphs keep the chosen kernels.
 //!
 //! `PTDIT_MATMUL=registers|tiled|rows|wide|split|coop` forces a variant without measuring
 //! (native); GELU is then fused and attention tiled with `tiled`, `wide`, `split` and `coop`
 //! (meant for real GPUs), and GELU separate and attention by rows with the other two (meant for
-//! software GPUs). `coop` runs f16 graphs on cooperative matrices and f32 graphs on `tiled`.
+//! software GPUs). `coop` runs f16 graphs' products and attention on cooperative matrices, and
+//! f32 graphs on `tiled`.
 
 use std::collections::HashMap;
 #[cfg(not(target_arch = "wasm32"))]
@@ -32,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::graph::{ExecOptions, Executable, Graph};
 use crate::kernel::{wgsl, AttentionKernel, MatmulKernel, Tuning};
-use crate::tensor::{DType, TensorDesc};
+use crate::tensor::DType;
 
 /// Where tuning results are kept between runs.
 #[derive(Clone, Debug)]
@@ -66,6 +68,9 @@ pub struct Report {
     /// GFLOP/s on f16 operands of `coop` and of the chosen kernel in its f16 form (measured
     /// where the device has cooperative matrices).
     pub coop_gflops: Option<(f64, f64)>,
+    /// GFLOP/s of attention on f16 operands with `coop` and with the chosen attention kernel
+    /// (measured where the device has cooperative matrices).
+    pub coop_attention_gflops: Option<(f64, f64)>,
     /// The cache key: adapter, driver, engine version, kernel source hash.
     pub key: String,
     /// Something the user may want to know (an unreadable cache file that was replaced).
@@ -114,8 +119,16 @@ impl Report {
             (true, None) => "; f16 graphs on cooperative matrices".to_string(),
             (false, None) => String::new(),
         };
+        let coop_attention = match (self.tuning.coop_attention, self.coop_attention_gflops) {
+            (on, Some((c, o))) => format!(
+                "; f16 attention {} cooperative matrices ({c:.1} GFLOP/s, without {o:.1})",
+                if on { "on" } else { "not on" }
+            ),
+            (true, None) => "; f16 attention on cooperative matrices".to_string(),
+            (false, None) => String::new(),
+        };
         format!(
-            "matmul kernel: {} ({how}); GELU {}{gelu}; f16 operands multiplied in {}{f16}{coop}; attention kernel: {}{attention}",
+            "matmul kernel: {} ({how}); GELU {}{gelu}; f16 operands multiplied in {}{f16}{coop}; attention kernel: {}{attention}{coop_attention}",
             self.tuning.matmul.name(),
             if self.tuning.fuse_gelu {
                 "fused into the matmul"
@@ -167,6 +180,7 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         attention_gflops: Vec::new(),
         f16_math_gflops: None,
         coop_gflops: None,
+        coop_attention_gflops: None,
         key: key.clone(),
         note: None,
     };
@@ -182,6 +196,7 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
         } else {
             AttentionKernel::Rows
         };
+        report.tuning.coop_attention = k == MatmulKernel::Coop;
         report.forced = true;
         ctx.set_tuning(report.tuning);
         return Ok(report);
@@ -226,14 +241,21 @@ pub async fn autotune(ctx: &GpuContext, cache: &Cache) -> Result<Report> {
     report.gelu_gflops = Some((fused, split));
     report.tuning.fuse_gelu = fused > split;
     let mut best = (AttentionKernel::default(), 0.0);
-    for k in AttentionKernel::ALL {
-        let g = time_attention(ctx, k).await?;
+    for k in AttentionKernel::ALL.into_iter().filter(|k| k.takes_f32()) {
+        let g = time_attention(ctx, k, DType::F32).await?;
         report.attention_gflops.push((k, g));
         if g > best.1 {
             best = (k, g);
         }
     }
     report.tuning.attention = best.0;
+    if ctx.coop().is_some() {
+        // f16 graphs: attention on cooperative matrices against the kernel chosen above.
+        let coop = time_attention(ctx, AttentionKernel::Coop, DType::F16).await?;
+        let other = time_attention(ctx, best.0, DType::F16).await?;
+        report.coop_attention_gflops = Some((coop, other));
+        report.tuning.coop_attention = coop > other;
+    }
     ctx.set_tuning(report.tuning);
     table.insert(key, format_tuning(report.tuning));
     if let Err(e) = store(cache, &table) {
@@ -270,29 +292,44 @@ async fn best_matmul(
     Ok(best)
 }
 
-/// The cache's text for a tuning: `matmul+fused|split+attention[+f16][+coop]`, e.g.
-/// `rows+split+rows` or `wide+fused+tiled+f16` (f16 operands multiplied in f16) or
-/// `wide+fused+tiled+coop` (f16 graphs on cooperative matrices).
+/// The cache's text for a tuning: `matmul+fused|split+attention[+f16][+coop][+coop-attention]`,
+/// e.g. `rows+split+rows` or `wide+fused+tiled+f16` (f16 operands multiplied in f16) or
+/// `wide+fused+tiled+coop+coop-attention` (f16 graphs' products and attention on cooperative
+/// matrices).
 fn format_tuning(t: Tuning) -> String {
     let g = if t.fuse_gelu { "fused" } else { "split" };
-    let h = if t.f16_math { "+f16" } else { "" };
-    let c = if t.coop { "+coop" } else { "" };
-    format!("{}+{g}+{}{h}{c}", t.matmul.name(), t.attention.name())
+    let mut text = format!("{}+{g}+{}", t.matmul.name(), t.attention.name());
+    for (on, flag) in TUNING_FLAGS.iter().map(|(name, get)| (get(&t), name)) {
+        if on {
+            text.push('+');
+            text.push_str(flag);
+        }
+    }
+    text
 }
+
+/// The optional parts of a cached tuning, in the order they are written.
+type FlagField = fn(&Tuning) -> bool;
+const TUNING_FLAGS: [(&str, FlagField); 3] = [
+    ("f16", |t| t.f16_math),
+    ("coop", |t| t.coop),
+    ("coop-attention", |t| t.coop_attention),
+];
 
 /// The tuning a cache entry names (what [`format_tuning`] writes); `None` for text this
 /// version does not know.
 pub fn parse_tuning(v: &str) -> Option<Tuning> {
     let mut parts = v.split('+');
     let (k, g, a) = (parts.next()?, parts.next()?, parts.next()?);
-    let rest: Vec<&str> = parts.collect();
-    let (f16_math, coop) = match rest.as_slice() {
-        [] => (false, false),
-        ["f16"] => (true, false),
-        ["coop"] => (false, true),
-        ["f16", "coop"] => (true, true),
-        _ => return None,
-    };
+    // Each flag at most once, in TUNING_FLAGS' order.
+    let mut on = [false; TUNING_FLAGS.len()];
+    let mut next = 0;
+    for part in parts {
+        let i = next + TUNING_FLAGS[next..].iter().position(|(n, _)| *n == part)?;
+        on[i] = true;
+        next = i + 1;
+    }
+    let [f16_math, coop, coop_attention] = on;
     Some(Tuning {
         matmul: MatmulKernel::from_name(k)?,
         fuse_gelu: match g {
@@ -303,6 +340,7 @@ pub fn parse_tuning(v: &str) -> Option<Tuning> {
         attention: AttentionKernel::from_name(a)?,
         f16_math,
         coop,
+        coop_attention,
         ..Tuning::default()
     })
 }
@@ -365,12 +403,12 @@ async fn time_linear(
     time_graph(ctx, &g, tuning).await
 }
 
-/// GFLOP/s of one attention variant on 2 sequences of 256 queries and keys, 4 heads of 64: the
-/// size of a few windows' self-attention, or a short global one.
-async fn time_attention(ctx: &GpuContext, kernel: AttentionKernel) -> Result<f64> {
+/// GFLOP/s of one attention variant on 2 sequences of 256 queries and keys, 4 heads of 64 (the
+/// size of a few windows' self-attention, or a short global one), in a graph of `float`.
+async fn time_attention(ctx: &GpuContext, kernel: AttentionKernel, float: DType) -> Result<f64> {
     let (z, l, heads, dh) = (2, 256, 4, 64);
-    let mut g = Graph::new();
-    let desc = TensorDesc::f32([z, l, heads * dh]);
+    let mut g = Graph::with_float(float);
+    let desc = g.float_desc([z, l, heads * dh]);
     let q = g.input("q", desc.clone())?;
     let k = g.input("k", desc.clone())?;
     let v = g.input("v", desc)?;
@@ -378,6 +416,7 @@ async fn time_attention(ctx: &GpuContext, kernel: AttentionKernel) -> Result<f64
     g.output(o, "y")?;
     let tuning = Tuning {
         attention: kernel,
+        coop_attention: false,
         ..ctx.tuning()
     };
     time_graph(ctx, &g, tuning).await
@@ -544,4 +583,29 @@ fn now_secs() -> f64 {
 #[cfg(target_arch = "wasm32")]
 fn now_secs() -> f64 {
     js_sys::Date::now() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tuning_is_cached_as_text_that_reads_back_the_same() {
+        for bits in 0..8u32 {
+            for matmul in MatmulKernel::ALL {
+                for attention in AttentionKernel::ALL {
+                    let t = Tuning {
+                        matmul,
+                        attention,
+                        fuse_gelu: bits == 5,
+                        f16_math: bits & 1 != 0,
+                        coop: bits & 2 != 0,
+                        coop_attention: bits & 4 != 0,
+                        ..Tuning::default()
+                    };
+                    assert_eq!(parse_tuning(&format_tuning(t)), Some(t), "{t:?}");
+                }
+            }
+        }
+    }
 }

@@ -36,9 +36,9 @@ fn only_variant() -> Option<String> {
     env("PTDIT_OP_VARIANT")
 }
 
-/// Whether the run must test the `coop` matmul (`PTDIT_REQUIRE_COOP=1`, which CI sets where it
-/// runs these tests on a lavapipe with cooperative matrices): then a device without them fails
-/// the f16 matmul test instead of leaving `coop` out.
+/// Whether the run must test the `coop` kernels (`PTDIT_REQUIRE_COOP=1`, which CI sets where
+/// it runs these tests on a lavapipe with cooperative matrices): then a device without them
+/// fails the f16 matmul and attention tests instead of leaving `coop` out.
 fn coop_required() -> bool {
     env("PTDIT_REQUIRE_COOP").is_some_and(|v| v == "1")
 }
@@ -55,12 +55,13 @@ async fn run(family: Family, mode: Mode) {
         !cases.is_empty() || filter.is_some(),
         "no {family:?} case in the table"
     );
-    if family == Family::Matmul && mode == Mode::F16 && coop_required() {
+    let has_coop = matches!(family, Family::Matmul | Family::Attention);
+    if has_coop && mode == Mode::F16 && coop_required() {
         assert!(
             ctx.coop().is_some(),
             "PTDIT_REQUIRE_COOP is set but {} offers no cooperative matrices the engine can \
              use (f16 x f16 -> f32 in 8x8 or 16x16, shader-f16, subgroups of one size): the \
-             `coop` kernel would go untested",
+             `coop` kernels would go untested",
             ctx.report.name
         );
     }

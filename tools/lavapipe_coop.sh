@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a second lavapipe, one with cooperative matrices, for testing the `coop` matmul on a
+# Sets up a second lavapipe, one with cooperative matrices, for testing the `coop` kernels on a
 # machine without a GPU. Prints the path of its Vulkan ICD file; use it as
-#   VK_ICD_FILENAMES=$(bash tools/lavapipe_coop.sh) cargo test --test ops matmul::in_f16
+#   VK_ICD_FILENAMES=$(bash tools/lavapipe_coop.sh) cargo test --test ops -- matmul::in_f16 attention::in_f16
 #
 # Why: lavapipe gained VK_KHR_cooperative_matrix in Mesa 26; Debian 12 (CI's and the developers'
 # system) has Mesa 25 at most. Debian unstable's Mesa runs on Debian 12 given three things, which

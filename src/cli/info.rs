@@ -107,7 +107,7 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
     );
     match r.coop {
         Some(c) => println!(
-            "coop matrix  {0}x{0} f16 x f16 -> f32, subgroups of {1} (the `coop` matmul; PTDIT_COOP=0 turns it off)",
+            "coop matrix  {0}x{0} f16 x f16 -> f32, subgroups of {1} (the `coop` matmul and attention; PTDIT_COOP=0 turns them off)",
             c.edge, c.subgroup
         ),
         None => println!("coop matrix  no (the `coop` matmul is not used)"),

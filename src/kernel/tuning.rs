@@ -75,7 +75,7 @@ impl MatmulKernel {
     }
 }
 
-/// The two attention kernels: the same function, keys and values read two ways.
+/// The attention kernels: the same function, keys and values read three ways.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AttentionKernel {
     /// `shaders/attention/tiled.wgsl`: an invocation per query, 64 queries per workgroup sharing
@@ -87,15 +87,30 @@ pub enum AttentionKernel {
     /// their buffers at workgroup-uniform addresses, each word serving all 8; no workgroup
     /// memory, no barriers. For software GPUs, which load lane by lane.
     Rows,
+    /// `shaders/attention/coop.wgsl`: Q·Kᵀ and P·V on cooperative matrices (tensor cores), a
+    /// subgroup per workgroup, key and value tiles in workgroup memory as f16, two passes over
+    /// the keys (see the shader). f16 graphs only, heads up to 128 wide, on devices that have
+    /// the feature; elsewhere `tiled` runs (see [`AttentionKernel::for_graph`]).
+    Coop,
 }
 
 impl AttentionKernel {
-    pub const ALL: [AttentionKernel; 2] = [AttentionKernel::Tiled, AttentionKernel::Rows];
+    pub const ALL: [AttentionKernel; 3] = [
+        AttentionKernel::Tiled,
+        AttentionKernel::Rows,
+        AttentionKernel::Coop,
+    ];
+
+    /// Whether the kernel runs f32 graphs (every one but `coop`, which needs f16).
+    pub fn takes_f32(self) -> bool {
+        self != AttentionKernel::Coop
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             AttentionKernel::Tiled => "tiled",
             AttentionKernel::Rows => "rows",
+            AttentionKernel::Coop => "coop",
         }
     }
 
@@ -126,6 +141,10 @@ pub struct Tuning {
     /// `matmul` is (which then serves f32 graphs). The autotuner times it against `matmul` on
     /// f16 operands; off until then.
     pub coop: bool,
+    /// In f16 graphs on a device with cooperative matrices, attention runs `coop` whatever
+    /// `attention` is (which then serves f32 graphs and heads `coop` does not take). Timed by
+    /// the autotuner against `attention` on f16 operands; off until then.
+    pub coop_attention: bool,
 }
 
 impl Default for Tuning {
@@ -137,6 +156,7 @@ impl Default for Tuning {
             per_shape: true,
             f16_math: false,
             coop: false,
+            coop_attention: false,
         }
     }
 }

@@ -96,11 +96,28 @@ fn measures_every_variant_then_reuses_the_cached_choice() {
             assert!(!first.tuning.coop);
         }
     }
+    match first.coop_attention_gflops {
+        Some((coop, other)) => {
+            assert!(ctx.coop().is_some());
+            assert_eq!(
+                first.tuning.coop_attention,
+                coop > other,
+                "the faster kernel is kept"
+            );
+        }
+        None => {
+            assert!(ctx.coop().is_none(), "coop attention not timed");
+            assert!(!first.tuning.coop_attention);
+        }
+    }
     let attention: Vec<AttentionKernel> = first.attention_gflops.iter().map(|(k, _)| *k).collect();
+    let for_f32: Vec<AttentionKernel> = AttentionKernel::ALL
+        .into_iter()
+        .filter(|k| k.takes_f32())
+        .collect();
     assert_eq!(
-        attention,
-        AttentionKernel::ALL.to_vec(),
-        "every attention variant is timed"
+        attention, for_f32,
+        "every attention variant for f32 is timed"
     );
     let fastest = first
         .attention_gflops
@@ -178,18 +195,21 @@ fn the_in_memory_table_is_taken_from_a_host_and_given_back() {
         (r.tuning.matmul, r.tuning.attention, r.tuning.f16_math),
         (MatmulKernel::Wide, AttentionKernel::Tiled, true)
     );
-    // So do cooperative matrices for f16 graphs, with f16 arithmetic or without.
-    for (text, f16_math) in [
-        ("wide+fused+tiled+coop", false),
-        ("wide+fused+tiled+f16+coop", true),
+    // So do cooperative matrices for f16 graphs' products and attention, with f16 arithmetic
+    // or without.
+    for (text, f16_math, coop, coop_attention) in [
+        ("wide+fused+tiled+coop", false, true, false),
+        ("wide+fused+tiled+f16+coop", true, true, false),
+        ("wide+fused+tiled+coop-attention", false, false, true),
+        ("wide+fused+tiled+f16+coop+coop-attention", true, true, true),
     ] {
         let table = serde_json::json!({ key.clone(): text });
         set_memory_json(&table.to_string()).unwrap();
         let r = pollster::block_on(autotune(&ctx, &Cache::Memory)).unwrap();
         assert!(r.cached, "{text}");
         assert_eq!(
-            (r.tuning.f16_math, r.tuning.coop),
-            (f16_math, true),
+            (r.tuning.f16_math, r.tuning.coop, r.tuning.coop_attention),
+            (f16_math, coop, coop_attention),
             "{text}"
         );
     }
@@ -197,6 +217,7 @@ fn the_in_memory_table_is_taken_from_a_host_and_given_back() {
     for text in [
         "wide+fused+tiled+coop+f16",
         "wide+fused+tiled+coop+coop",
+        "wide+fused+tiled+coop-attention+coop",
         "wide+fused+tiled+tc",
     ] {
         assert_eq!(ptdit::autotune::parse_tuning(text), None, "{text}");

@@ -165,7 +165,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         let tuned = pollster::block_on(autotune(&ctx, &Cache::Default))?;
         out.say(tuned.summary());
         let coop = r.coop.map(|c| format!("{0}x{0} f16 -> f32", c.edge));
-        adapter = serde_json::json!({ "name": r.name, "backend": r.backend, "device_type": r.device_type, "driver": r.driver, "matmul_kernel": tuned.tuning.matmul.name(), "coop_matrix": coop, "f16_graphs_on_coop": tuned.tuning.coop });
+        adapter = serde_json::json!({ "name": r.name, "backend": r.backend, "device_type": r.device_type, "driver": r.driver, "matmul_kernel": tuned.tuning.matmul.name(), "coop_matrix": coop, "f16_graphs_on_coop": tuned.tuning.coop, "f16_attention_on_coop": tuned.tuning.coop_attention });
         match args.which {
             Which::Matmul => {
                 let square = [args.size; 3];

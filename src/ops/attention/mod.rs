@@ -19,6 +19,8 @@
 
 pub(crate) mod variants;
 
+use variants::CoopBlock;
+
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Source};
 use crate::kernel::{chunks, expect_inputs, AttentionKernel, EncodeCx, Kernel, Op, TensorArg};
@@ -285,12 +287,13 @@ impl Op for Attention {
     fn encode(&self, cx: &mut EncodeCx, inputs: &[TensorArg], out: &TensorArg) -> Result<()> {
         let d = self.dims(&inputs[0].desc, &inputs[1].desc, &inputs[2].desc);
         let [ldq, ldk, ldv] = d.ld;
-        let variant = cx.tuning.attention.for_head(self.head_dim);
+        let variant = AttentionKernel::for_graph(&cx.tuning, cx.float, cx.coop, self.head_dim);
         let key_tile = match variant {
             AttentionKernel::Tiled => self.key_tile(),
-            AttentionKernel::Rows => 0,
+            AttentionKernel::Rows | AttentionKernel::Coop => 0,
         };
-        let vec4 = self.head_dim.is_multiple_of(4);
+        // `coop` loads scalars, converted to f16 as they are staged.
+        let vec4 = self.head_dim.is_multiple_of(4) && variant != AttentionKernel::Coop;
         let kernel = Kernel::new(variant.shader(self.head_dim))
             .read("qb")
             .read("kb")
@@ -305,6 +308,20 @@ impl Op for Attention {
             .flag("BIAS", self.bias)
             .flag("HEAD_BIAS", self.head_bias)
             .flag("MAP", self.map_group.is_some());
+        // Queries per workgroup.
+        let (kernel, per_group) = match (variant, cx.coop) {
+            (AttentionKernel::Coop, Some(shape)) => {
+                let b = CoopBlock::new(shape, self.head_dim);
+                let kernel = kernel
+                    .define("CM", shape.edge)
+                    .define("SG", shape.subgroup)
+                    .define("FQ", b.fq)
+                    .define("FK", b.fk)
+                    .define("FD", b.fd);
+                (kernel, b.queries(shape))
+            }
+            _ => (kernel, 64),
+        };
         let room = cx.limit.saturating_sub(cx.align - 4) as usize;
         // The largest of one sequence's q, k, v and output rows, bound together.
         let seq_bytes = 4 * (ldq.max(d.hd) * d.lq).max(ldk.max(ldv) * d.lk);
@@ -397,7 +414,7 @@ impl Op for Attention {
                 scale: self.scale,
                 off_head_bias: ohb,
             };
-            let groups = [nq.div_ceil(64) as u32, self.heads as u32, zn as u32];
+            let groups = [nq.div_ceil(per_group) as u32, self.heads as u32, zn as u32];
             cx.dispatch(kernel.clone(), &params, groups)?;
         }
         Ok(())

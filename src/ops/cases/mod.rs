@@ -66,6 +66,7 @@ impl Variant {
                 per_shape: false,
                 f16_math: false,
                 coop: false,
+                coop_attention: false,
             }),
         }
     }
@@ -80,20 +81,22 @@ impl Variant {
                 per_shape: false,
                 f16_math: false,
                 coop: false,
+                coop_attention: false,
             }),
         }
     }
 
     /// Whether running a case under this variant on `ctx` in `mode` tests anything of its own:
-    /// `coop` exists only for f16 graphs on devices with cooperative matrices (elsewhere it
-    /// would run `tiled` again).
+    /// the `coop` kernels exist only for f16 graphs on devices with cooperative matrices
+    /// (elsewhere they would run `tiled` again).
     pub fn applies(&self, ctx: &GpuContext, mode: Mode) -> bool {
         !self.is_coop() || mode == Mode::F16 && ctx.coop().is_some()
     }
 
-    /// Whether this variant forces the `coop` matmul.
+    /// Whether this variant forces a `coop` kernel (matmul or attention).
     fn is_coop(&self) -> bool {
-        self.tuning.is_some_and(|t| t.matmul == MatmulKernel::Coop)
+        self.tuning
+            .is_some_and(|t| t.matmul == MatmulKernel::Coop || t.attention == AttentionKernel::Coop)
     }
 
     /// Whether this variant has an f16-arithmetic form (`Tuning::f16_math`) worth testing.
