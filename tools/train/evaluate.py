@@ -37,7 +37,7 @@ def fixed_captions(ds, n):
     return uniq[::step][:n]
 
 
-def engine_images(ptdit, prompts, seed, steps, model=None):
+def engine_images(ptdit, prompts, seed, steps, model=None, cfg=None):
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, p in enumerate(prompts):
@@ -46,6 +46,8 @@ def engine_images(ptdit, prompts, seed, steps, model=None):
                    "--out", path]
             if steps:
                 cmd += ["--steps", str(steps)]
+            if cfg is not None:
+                cmd += ["--cfg", str(cfg)]
             if model:
                 cmd += ["--model", model]
             subprocess.run(cmd, check=True, capture_output=True)
@@ -53,13 +55,13 @@ def engine_images(ptdit, prompts, seed, steps, model=None):
     return np.stack(out)
 
 
-def torch_images(model_dir, ptdit, prompts, seed, steps):
+def torch_images(model_dir, ptdit, prompts, seed, steps, cfg=None):
     import fixture
     dit, t5, sched, text_len = fixture.load(model_dir)
     ids, mask = fixture.tokens(ptdit, model_dir, list(prompts) + [""], text_len)
     size = sched["sample_size"]
     noise = torch.randn(len(prompts), 3, *size, generator=torch.Generator().manual_seed(seed))
-    x = fixture.generate(dit, t5, sched, ids, mask, noise, steps=steps)
+    x = fixture.generate(dit, t5, sched, ids, mask, noise, steps=steps, cfg=cfg)
     x = ((x.clamp(-1, 1) + 1) / 2 * 255 + 0.5).clamp(0, 255).to(torch.uint8)
     return x.permute(0, 2, 3, 1).numpy()
 
@@ -88,6 +90,7 @@ def main():
     ap.add_argument("--captions", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=0, help="0: the model's default")
+    ap.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
     ap.add_argument("--torch", action="store_true", help="sample with PyTorch, not the engine")
     ap.add_argument("--grid", default=os.path.join(ROOT, "docs", "emoji-samples.png"))
     ap.add_argument("--images", help="score DIR/<i>.png (caption i, e.g. from `ptdit bench cache "
@@ -110,11 +113,11 @@ def main():
             return np.stack([np.asarray(Image.open(os.path.join(args.images, f"{i}.png")).convert("RGB"))
                              for i in range(len(ps))])
         if args.torch:
-            return torch_images(args.model, args.ptdit, ps, args.seed, args.steps or None)
+            return torch_images(args.model, args.ptdit, ps, args.seed, args.steps or None, args.cfg)
         # The built-in weights unless --model names another directory (e.g. one written by
         # `ptdit quantize assets/emoji DIR --transformer q8 --text-encoder q8`).
         model = None if os.path.samefile(args.model, os.path.join(ROOT, "assets", "emoji")) else args.model
-        return engine_images(args.ptdit, ps, args.seed, args.steps, model)
+        return engine_images(args.ptdit, ps, args.seed, args.steps, model, args.cfg)
 
     gen = make(prompts).astype(np.float32) / 127.5 - 1.0  # (n, H, W, 3)
     train = data.to_unit(ds["images"]).transpose(0, 2, 3, 1)
@@ -125,7 +128,8 @@ def main():
     chance = float(np.mean([np.mean(names == p) for p in prompts]))
     print(f"nearest-neighbour agreement: {hits:.3f} ({int(round(hits * len(prompts)))}/"
           f"{len(prompts)} captions) against chance {chance:.4f} "
-          f"({'engine' if not args.torch else 'pytorch'}, seed {args.seed})")
+          f"({'engine' if not args.torch else 'pytorch'}, seed {args.seed}"
+          f"{'' if args.cfg is None else f', cfg {args.cfg:g}'})")
     if args.grid and not args.images:
         grid(make(GRID_PROMPTS), GRID_PROMPTS, args.grid)
         print(f"wrote {args.grid}")
