@@ -111,22 +111,12 @@ impl Report {
             Some((h, f)) => format!(" (f16 {h:.1}, f32 {f:.1} GFLOP/s)"),
             None => String::new(),
         };
-        let coop = match (self.tuning.coop, self.coop_gflops) {
-            (on, Some((c, o))) => format!(
-                "; f16 graphs {} cooperative matrices ({c:.1} GFLOP/s, without {o:.1})",
-                if on { "on" } else { "not on" }
-            ),
-            (true, None) => "; f16 graphs on cooperative matrices".to_string(),
-            (false, None) => String::new(),
-        };
-        let coop_attention = match (self.tuning.coop_attention, self.coop_attention_gflops) {
-            (on, Some((c, o))) => format!(
-                "; f16 attention {} cooperative matrices ({c:.1} GFLOP/s, without {o:.1})",
-                if on { "on" } else { "not on" }
-            ),
-            (true, None) => "; f16 attention on cooperative matrices".to_string(),
-            (false, None) => String::new(),
-        };
+        let coop = coop_clause("f16 graphs", self.tuning.coop, self.coop_gflops);
+        let coop_attention = coop_clause(
+            "f16 attention",
+            self.tuning.coop_attention,
+            self.coop_attention_gflops,
+        );
         format!(
             "matmul kernel: {} ({how}); GELU {}{gelu}; f16 operands multiplied in {}{f16}{coop}; attention kernel: {}{attention}{coop_attention}",
             self.tuning.matmul.name(),
@@ -138,6 +128,19 @@ impl Report {
             if self.tuning.f16_math { "f16" } else { "f32" },
             self.tuning.attention.name(),
         )
+    }
+}
+
+/// The summary's clause on one use of cooperative matrices (`what`): whether it is on, and the
+/// rates with and without them where they were measured; nothing when off and unmeasured.
+fn coop_clause(what: &str, on: bool, gflops: Option<(f64, f64)>) -> String {
+    let state = if on { "on" } else { "not on" };
+    match (on, gflops) {
+        (_, Some((c, o))) => {
+            format!("; {what} {state} cooperative matrices ({c:.1} GFLOP/s, without {o:.1})")
+        }
+        (true, None) => format!("; {what} on cooperative matrices"),
+        (false, None) => String::new(),
     }
 }
 
