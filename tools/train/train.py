@@ -79,7 +79,8 @@ def configs(args, vocab):
         "num_inference_steps": 30,
         "guidance_scale": 4.0,
         "base_resolution": size * size,
-        "transform_scale": 1.0,
+        # Sampled as trained: the same shift of the timesteps towards noise (--t-shift).
+        "transform_scale": args.t_shift,
         "sample_size": [size, size],
         # What the weights were trained for: the engine refuses other requests, naming these.
         "task": TASK_NAMES[args.task],
@@ -212,6 +213,10 @@ def main():
     ap.add_argument("--text-len", type=int, default=32)
     ap.add_argument("--pair-share", type=float, default=0.5,
                     help="views: the share of draws that are two-part objects (the rest single)")
+    ap.add_argument("--t-shift", type=float, default=1.0,
+                    help="shift the training timesteps towards noise, t' = s t / (1 + (s - 1) t), "
+                         "and the sampler's by the same (its transform_scale), as Open-Sora 1.2 "
+                         "trains with the sampler's shift")
     ap.add_argument("--drop", type=float, default=0.1, help="caption dropout (CFG)")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -290,13 +295,14 @@ def main():
         info = {"steps": step, "seed": args.seed, "train_minutes": round(elapsed / 60, 1),
                 "device": name, "batch": args.batch, "lr": args.lr,
                 "lr_schedule": "300 warm-up steps, cosine to 0.1x", "ema": args.ema,
+                "t_shift": args.t_shift,
                 "caption_dropout": args.drop, "text_len": args.text_len,
                 "pair_share": args.pair_share if args.task == "views" else None,
                 "data": data.PACKAGES, "task": args.task, "samples": n,
                 "init": args.init or None, "torch": torch.__version__,
                 "command": "python tools/train/train.py " + " ".join(
                     f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                    if k in ("task", "init", "steps", "batch", "lr", "seed", "pair_share",
+                    if k in ("task", "init", "steps", "batch", "lr", "seed", "pair_share", "t_shift",
                              "size", "patch",
                              "window", "width",
                              "layers", "text_width", "text_layers", "text_len", "device"))}
@@ -322,8 +328,9 @@ def main():
         mask = (arange[None] < ln[:, None]).float()
         x0 = images[idx]
         noise = torch.randn_like(x0)
-        # logit-normal, as the released RFlow
-        t = torch.sigmoid(torch.randn(args.batch, device=dev)) * 1000.0
+        # logit-normal, as the released RFlow, shifted like the sampler when --t-shift is set
+        t = torch.sigmoid(torch.randn(args.batch, device=dev))
+        t = args.t_shift * t / (1 + (args.t_shift - 1) * t) * 1000.0
         tt = (t / 1000.0).view(-1, *[1] * (x0.dim() - 1))
         xt = (1 - tt) * x0 + tt * noise
         v = dit(xt, round_bf16(t), t5(tok, mask), mask)
