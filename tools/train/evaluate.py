@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw
 
 import data
 
-# PyTorch is needed only for --torch (the engine's score needs numpy and Pillow alone).
-torch = None
+# PyTorch is needed only for --torch (the engine's score needs numpy and Pillow alone), so it
+# and fixture.py are imported there.
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -55,17 +55,6 @@ def engine_images(ptdit, prompts, seed, steps, model=None, cfg=None):
     return np.stack(out)
 
 
-def torch_images(model_dir, ptdit, prompts, seed, steps, cfg=None):
-    import fixture
-    dit, t5, sched, text_len = fixture.load(model_dir)
-    ids, mask = fixture.tokens(ptdit, model_dir, list(prompts) + [""], text_len)
-    size = sched["sample_size"]
-    noise = torch.randn(len(prompts), 3, *size, generator=torch.Generator().manual_seed(seed))
-    x = fixture.generate(dit, t5, sched, ids, mask, noise, steps=steps, cfg=cfg)
-    x = ((x.clamp(-1, 1) + 1) / 2 * 255 + 0.5).clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).numpy()
-
-
 def grid(images, prompts, path, scale=4):
     """Samples with their prompts underneath, 8 a row."""
     cols, s = 8, images.shape[1] * scale
@@ -98,7 +87,6 @@ def main():
     ap.add_argument("--write-captions", help="write the fixed captions to FILE, one a line, and stop")
     args = ap.parse_args()
     if args.torch:
-        global torch
         import torch
         torch.set_num_threads(2)
     ds = data.build(args.cache, 32, args.ptdit, os.path.join(args.cache, "tokenizer"), 32)
@@ -113,7 +101,9 @@ def main():
             return np.stack([np.asarray(Image.open(os.path.join(args.images, f"{i}.png")).convert("RGB"))
                              for i in range(len(ps))])
         if args.torch:
-            return torch_images(args.model, args.ptdit, ps, args.seed, args.steps or None, args.cfg)
+            import fixture
+            return fixture.sample_pixels(args.model, args.ptdit, ps, args.seed,
+                                         args.steps or None, args.cfg)
         # The built-in weights unless --model names another directory (e.g. one written by
         # `ptdit quantize assets/emoji DIR --transformer q8 --text-encoder q8`).
         model = None if os.path.samefile(args.model, os.path.join(ROOT, "assets", "emoji")) else args.model

@@ -86,24 +86,6 @@ def classify(clip, templates):
     return min(d, key=d.get)
 
 
-def torch_frames(model_dir, ptdit, prompts, seed, steps, cfg, shift):
-    """(n, F, H, W, 3) uint8 from the PyTorch model, all prompts in one batch."""
-    import torch
-
-    import fixture
-    torch.set_num_threads(2)
-    dit, t5, sched, text_len = fixture.load(model_dir)
-    if shift:
-        sched["transform_scale"] = shift
-    ids, mask = fixture.tokens(ptdit, model_dir, list(prompts) + [""], text_len)
-    size, frames = sched["sample_size"], sched.get("num_frames", 1)
-    noise = torch.randn(len(prompts), 3, frames, *size,
-                        generator=torch.Generator().manual_seed(seed))
-    x = fixture.generate(dit, t5, sched, ids, mask, noise, steps=steps or None, cfg=cfg or None)
-    x = ((x.clamp(-1, 1) + 1) / 2 * 255 + 0.5).clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 4, 1).numpy()
-
-
 def shifted_model(model_dir, shift, tmp):
     """A copy of the model directory (weights linked) whose sampler shifts by `shift`."""
     out = os.path.join(tmp, "model")
@@ -137,8 +119,12 @@ def main():
     pairs = fixed_captions(args.captions)
     prompts = [clips.caption(e, m) for e, m in pairs]
     if args.torch:
-        gen = torch_frames(args.model, args.ptdit, prompts, args.seed, args.steps, args.cfg,
-                           args.shift)
+        import torch
+
+        import fixture
+        torch.set_num_threads(2)
+        gen = fixture.sample_pixels(args.model, args.ptdit, prompts, args.seed,
+                                    args.steps or None, args.cfg or None, args.shift or None)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             model = shifted_model(args.model, args.shift, tmp) if args.shift else args.model
@@ -149,20 +135,19 @@ def main():
     bank = clips.build(args.cache)
     train = bank["clips"].transpose(0, 1, 3, 4, 2).reshape(-1, 32 * 32 * 3).astype(np.float32)
     train_names = np.repeat(bank["names"], bank["clips"].shape[1])
-    motion_ok, name_hits, frames = 0, 0, 0
+    name_hits, frames = 0, 0
     per_motion = {m: [0, 0] for m in clips.MOTIONS}
     for (emoji, motion), c in zip(pairs, gen):
         templates = {m: clips.render(sprites[emoji][0], m).transpose(0, 2, 3, 1)
                      for m in clips.MOTIONS}
-        right = classify(c, templates) == motion
-        motion_ok += right
-        per_motion[motion][0] += right
+        per_motion[motion][0] += classify(c, templates) == motion
         per_motion[motion][1] += 1
         x = c.reshape(len(c), -1).astype(np.float32)
         d = (x ** 2).sum(1)[:, None] - 2 * x @ train.T + (train ** 2).sum(1)[None]
         name_hits += int((train_names[d.argmin(1)] == emoji).sum())
         frames += len(c)
     n = len(pairs)
+    motion_ok = sum(r for r, _ in per_motion.values())
     print(f"motion right: {motion_ok}/{n} ({motion_ok / n:.1%}, chance 12.5%); emoji kept: "
           f"{name_hits}/{frames} frames ({name_hits / frames:.1%}, chance "
           f"{1 / len(clips.EMOJI):.1%}) ({'pytorch' if args.torch else 'engine'}, seed "

@@ -58,6 +58,27 @@ def generate(dit, t5, sched, ids, mask, noise, steps=None, cfg=None):
     )
 
 
+def noise(sched, n, seed):
+    """Seeded noise for `n` samples of the model's size: (n, 3, H, W), or (n, 3, F, H, W) when
+    its scheduler config declares `num_frames` > 1."""
+    size, frames = sched["sample_size"], sched.get("num_frames", 1)
+    shape = (n, 3, frames, *size) if frames > 1 else (n, 3, *size)
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def sample_pixels(model_dir, ptdit, prompts, seed, steps=None, cfg=None, shift=None):
+    """The PyTorch model's samples of `prompts`, all in one batch, as uint8 channels-last:
+    (n, H, W, 3), or (n, F, H, W, 3) for frames. `shift` overrides the sampler's
+    `transform_scale`; None leaves the model's settings."""
+    dit, t5, sched, text_len = load(model_dir)
+    if shift:
+        sched["transform_scale"] = shift
+    ids, mask = tokens(ptdit, model_dir, list(prompts) + [""], text_len)
+    x = generate(dit, t5, sched, ids, mask, noise(sched, len(prompts), seed), steps=steps, cfg=cfg)
+    x = ((x.clamp(-1, 1) + 1) / 2 * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    return x.movedim(1, -1).numpy()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=os.path.join(ROOT, "assets", "emoji"))
@@ -69,13 +90,11 @@ def main():
     torch.set_num_threads(2)
     dit, t5, sched, text_len = load(args.model)
     ids, mask = tokens(args.ptdit, args.model, [args.prompt, ""], text_len)
-    size = sched["sample_size"]
     frames = sched.get("num_frames", 1)
-    shape = (1, 3, frames, size[0], size[1]) if frames > 1 else (1, 3, size[0], size[1])
-    noise = torch.randn(*shape, generator=torch.Generator().manual_seed(7))
-    x = generate(dit, t5, sched, ids, mask, noise, steps=args.steps)
+    z = noise(sched, 1, 7)
+    x = generate(dit, t5, sched, ids, mask, z, steps=args.steps)
     save_file(
-        {"noise": noise.contiguous(), "ids": ids.to(torch.int32), "image": x.contiguous()},
+        {"noise": z.contiguous(), "ids": ids.to(torch.int32), "image": x.contiguous()},
         args.out,
         metadata={"prompt": args.prompt, "steps": str(args.steps), "cfg": str(sched["guidance_scale"]),
                   "made_by": "tools/train/fixture.py"},
