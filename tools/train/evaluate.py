@@ -4,6 +4,9 @@ training image by pixel distance, and count how often it carries the caption's e
 Chance is the share of training images with that name. Also writes the README's sample grid.
 
     python tools/train/evaluate.py [--captions 64] [--grid docs/emoji-samples.png]
+
+--torch samples with the PyTorch model (the same weights and sampler, other noise) to screen
+runs; --cfg and --shift override the model's guidance scale and timestep shift for either.
 """
 
 import argparse
@@ -16,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import data
+import samples
 
 # PyTorch is needed only for --torch (the engine's score needs numpy and Pillow alone), so it
 # and fixture.py are imported there.
@@ -80,6 +84,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=0, help="0: the model's default")
     ap.add_argument("--cfg", type=float, help="guidance scale (default: the model's)")
+    ap.add_argument("--shift", type=float, default=0,
+                    help="the sampler's timestep shift; 0: the model's (transform_scale)")
     ap.add_argument("--torch", action="store_true", help="sample with PyTorch, not the engine")
     ap.add_argument("--grid", default=os.path.join(ROOT, "docs", "emoji-samples.png"))
     ap.add_argument("--images", help="score DIR/<i>.png (caption i, e.g. from `ptdit bench cache "
@@ -103,11 +109,15 @@ def main():
         if args.torch:
             import fixture
             return fixture.sample_pixels(args.model, args.ptdit, ps, args.seed,
-                                         args.steps or None, args.cfg)
+                                         args.steps or None, args.cfg, args.shift or None)
         # The built-in weights unless --model names another directory (e.g. one written by
         # `ptdit quantize assets/emoji DIR --transformer q8 --text-encoder q8`).
         model = None if os.path.samefile(args.model, os.path.join(ROOT, "assets", "emoji")) else args.model
-        return engine_images(args.ptdit, ps, args.seed, args.steps, model, args.cfg)
+        if not args.shift:
+            return engine_images(args.ptdit, ps, args.seed, args.steps, model, args.cfg)
+        with tempfile.TemporaryDirectory() as tmp:
+            model = samples.shifted_model(args.model, args.shift, tmp)
+            return engine_images(args.ptdit, ps, args.seed, args.steps, model, args.cfg)
 
     gen = make(prompts).astype(np.float32) / 127.5 - 1.0  # (n, H, W, 3)
     train = data.to_unit(ds["images"]).transpose(0, 2, 3, 1)
@@ -119,7 +129,8 @@ def main():
     print(f"nearest-neighbour agreement: {hits:.3f} ({int(round(hits * len(prompts)))}/"
           f"{len(prompts)} captions) against chance {chance:.4f} "
           f"({'engine' if not args.torch else 'pytorch'}, seed {args.seed}"
-          f"{'' if args.cfg is None else f', cfg {args.cfg:g}'})")
+          f"{'' if args.cfg is None else f', cfg {args.cfg:g}'}"
+          f"{f', shift {args.shift:g}' if args.shift else ''})")
     if args.grid and not args.images:
         grid(make(GRID_PROMPTS), GRID_PROMPTS, args.grid)
         print(f"wrote {args.grid}")

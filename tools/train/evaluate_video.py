@@ -19,7 +19,6 @@ shift (the scheduler config's `transform_scale`) for either.
 """
 
 import argparse
-import json
 import os
 import tempfile
 
@@ -86,22 +85,6 @@ def classify(clip, templates):
     return min(d, key=d.get)
 
 
-def shifted_model(model_dir, shift, tmp):
-    """A copy of the model directory (weights linked) whose sampler shifts by `shift`."""
-    out = os.path.join(tmp, "model")
-    os.makedirs(out)
-    for name in os.listdir(model_dir):
-        os.symlink(os.path.abspath(os.path.join(model_dir, name)), os.path.join(out, name))
-    os.remove(os.path.join(out, "scheduler"))
-    os.makedirs(os.path.join(out, "scheduler"))
-    with open(os.path.join(model_dir, "scheduler", "scheduler_config.json")) as f:
-        sched = json.load(f)
-    sched["transform_scale"] = shift
-    with open(os.path.join(out, "scheduler", "scheduler_config.json"), "w") as f:
-        json.dump(sched, f)
-    return out
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "assets", "emoji-video"))
@@ -127,7 +110,7 @@ def main():
                                     args.steps or None, args.cfg or None, args.shift or None)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            model = shifted_model(args.model, args.shift, tmp) if args.shift else args.model
+            model = samples.shifted_model(args.model, args.shift, tmp) if args.shift else args.model
             gen = samples.engine_frames(args.ptdit, model, prompts, args.seed, args.steps,
                                         cfg=args.cfg)
 

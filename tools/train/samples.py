@@ -1,12 +1,29 @@
 """Generating and showing multi-frame samples for the evaluation scripts: the engine's frames of
 each caption (an animated PNG read back), and a sheet of them with their captions."""
 
+import json
 import os
 import subprocess
 import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+
+def shifted_model(model_dir, shift, tmp):
+    """A copy of the model directory (weights linked) whose sampler shifts by `shift`."""
+    out = os.path.join(tmp, "model")
+    os.makedirs(out)
+    for name in os.listdir(model_dir):
+        os.symlink(os.path.abspath(os.path.join(model_dir, name)), os.path.join(out, name))
+    os.remove(os.path.join(out, "scheduler"))
+    os.makedirs(os.path.join(out, "scheduler"))
+    with open(os.path.join(model_dir, "scheduler", "scheduler_config.json")) as f:
+        sched = json.load(f)
+    sched["transform_scale"] = shift
+    with open(os.path.join(out, "scheduler", "scheduler_config.json"), "w") as f:
+        json.dump(sched, f)
+    return out
 
 
 def engine_frames(ptdit, model, prompts, seed, steps, suffix="", cfg=0.0):
