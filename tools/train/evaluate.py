@@ -113,10 +113,9 @@ def main():
         # The built-in weights unless --model names another directory (e.g. one written by
         # `ptdit quantize assets/emoji DIR --transformer q8 --text-encoder q8`).
         model = None if os.path.samefile(args.model, os.path.join(ROOT, "assets", "emoji")) else args.model
-        if not args.shift:
-            return engine_images(args.ptdit, ps, args.seed, args.steps, model, args.cfg)
         with tempfile.TemporaryDirectory() as tmp:
-            model = samples.shifted_model(args.model, args.shift, tmp)
+            if args.shift:
+                model = samples.shifted_model(args.model, args.shift, tmp)
             return engine_images(args.ptdit, ps, args.seed, args.steps, model, args.cfg)
 
     gen = make(prompts).astype(np.float32) / 127.5 - 1.0  # (n, H, W, 3)

@@ -1,5 +1,6 @@
-"""Generating and showing multi-frame samples for the evaluation scripts: the engine's frames of
-each caption (an animated PNG read back), and a sheet of them with their captions."""
+"""Generating and showing samples for the evaluation scripts: the engine's frames of each caption
+(an animated PNG read back), a sheet of them with their captions, and a model directory whose
+sampler is shifted otherwise."""
 
 import json
 import os

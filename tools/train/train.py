@@ -12,6 +12,7 @@ at the end, with `training.json` recording the seed, the data version, the steps
 """
 
 import argparse
+import collections
 import json
 import math
 import os
@@ -157,9 +158,7 @@ def sample_weights(task, ds, pair_share=0.5, balance="none"):
         if balance == "none":
             return None
         keys = [(str(a), str(b)) for a, b in zip(ds["names"], ds["styles"])]
-        count = {}
-        for k in keys:
-            count[k] = count.get(k, 0) + 1
+        count = collections.Counter(keys)
         w = np.array([1.0 / count[k] for k in keys])
         return (w / w.sum()).astype(np.float32)
     if task != "views":
